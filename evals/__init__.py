@@ -1,0 +1,1 @@
+"""Evaluation: lm-evaluation-harness benchmarks (online and offline) and task judges."""

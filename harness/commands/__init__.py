@@ -1,0 +1,5 @@
+"""Sub-commands of ``harness``; each module adds its parser and sets ``run``."""
+
+from harness.commands import data, models
+
+COMMANDS = (models, data)

@@ -1,0 +1,76 @@
+"""``harness data check``: validate a preference file and show its sizes in tokens."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.models import DEFAULT_MODEL, load_tokenizer, resolve_model
+from trainers.data import (
+    FORMATS,
+    LoadedPreferences,
+    TruncationPolicy,
+    length_statistics,
+    load_preferences,
+    tokenize_examples,
+    write_rejects,
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="check preference data")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = actions.add_parser("check", help="validate a preference file and print counts and token lengths")
+    check.add_argument("file", help="JSONL, JSON, CSV (optionally .gz), Parquet, or a hub dataset id")
+    add_loading_arguments(check)
+    check.add_argument("--model", default=DEFAULT_MODEL, help=f"model whose tokenizer counts tokens (default {DEFAULT_MODEL})")
+    check.add_argument("--max-length", type=int, default=1024, help="truncation: prompt + completion tokens")
+    check.add_argument("--max-prompt-length", type=int, default=512, help="truncation: prompt tokens (left-truncated)")
+    check.set_defaults(run=_check)
+
+
+def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every command that reads preference data shares."""
+    parser.add_argument("--format", default="auto", choices=FORMATS, help="record format (default: auto)")
+    parser.add_argument("--split", default="train", help="split of a hub dataset (default: train)")
+    parser.add_argument("--skip-invalid", action="store_true",
+                        help="skip malformed records instead of stopping; they are counted and written to --rejects")
+    parser.add_argument("--rejects", help="where skipped records go (default: ./<name>.rejects.jsonl)")
+
+
+def load_reporting_rejects(args: argparse.Namespace) -> LoadedPreferences:
+    """Load ``args.file``; when records were skipped, say how many and write them out."""
+    loaded = load_preferences(args.file, fmt=args.format, split=args.split, skip_invalid=args.skip_invalid)
+    if loaded.rejected:
+        name = Path(args.file).name.split(".")[0] or "data"
+        rejects = Path(args.rejects or f"{name}.rejects.jsonl")
+        write_rejects(loaded.rejected, rejects)
+        print(f"skipped {len(loaded.rejected)} invalid records of {loaded.total}; written to {rejects}", file=sys.stderr)
+        for item in loaded.rejected[:5]:
+            print(f"  {item.error}", file=sys.stderr)
+    return loaded
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        policy = TruncationPolicy(args.max_length, args.max_prompt_length)
+    except ValueError as error:
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"--max-length/--max-prompt-length: {error}") from error
+    loaded = load_reporting_rejects(args)
+    tokenizer = load_tokenizer(resolve_model(args.model))
+    pairs = tokenize_examples(loaded.examples, tokenizer, policy)
+    conversational = sum(example.conversational for example in loaded.examples)
+    print(f"file:        {args.file}")
+    print(f"records:     {loaded.total}  valid: {len(loaded.examples)}  skipped: {len(loaded.rejected)}")
+    print(f"format:      {len(loaded.examples) - conversational} standard, {conversational} conversational")
+    print(f"tokenizer:   {args.model}")
+    print(f"\n{'tokens':18}{'min':>8}{'mean':>10}{'p50':>8}{'p95':>8}{'max':>8}")
+    for name, stats in length_statistics(pairs).items():
+        print(f"{name:18}{stats['min']:8.0f}{stats['mean']:10.1f}{stats['p50']:8.0f}{stats['p95']:8.0f}{stats['max']:8.0f}")
+    truncated = sum(pair.truncated for pair in pairs)
+    print(f"\ntruncated at max_length={policy.max_length}, max_prompt_length={policy.max_prompt_length}: "
+          f"{truncated} of {len(pairs)} pairs ({100 * truncated / len(pairs):.1f}%)")
+    return 0

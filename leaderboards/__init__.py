@@ -1,0 +1,1 @@
+"""Leaderboards against the DPO baseline, with confidence intervals, and a regression gate."""

@@ -1,0 +1,1 @@
+"""Preference-optimisation trainers: DPO, TDPO, SparsePO and TI-DPO for any causal LM."""
