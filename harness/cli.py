@@ -14,8 +14,9 @@ from harness import __version__
 from harness.commands import COMMANDS
 from harness.errors import HarnessError
 from trainers.data.errors import DataError
+from trainers.errors import TrainingError
 
-USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError)
+USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, TrainingError)
 
 
 def build_parser() -> argparse.ArgumentParser:
