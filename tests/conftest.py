@@ -46,3 +46,14 @@ def smollm2_path() -> str:
     from harness.models import resolve_model
 
     return resolve_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory) -> dict[str, str]:
+    """Saved tiny Llama and GPT-2 folders (what ``trainers.train`` loads from a path)."""
+    from harness.models.tiny import save_tiny_model
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    for family in ("llama", "gpt2"):
+        save_tiny_model(family, root / family)
+    return {family: str(root / family) for family in ("llama", "gpt2")}

@@ -102,19 +102,20 @@ class MaskHead(nn.Module):
 
     One LayerNorm shared by all layers; per layer a linear scorer (w_ℓ, b_ℓ); a bias-free mixer a.
     ``heads`` independent copies of scorers and mixer give m_u and m_d separately ("independent")
-    or one mask for both ("common"); the LayerNorm is shared. Initialised as ``nn.Linear`` would
-    be, so some masks are exactly zero from the start. Inputs are detached: no gradient reaches
-    the reference.
+    or one mask for both ("common"); the LayerNorm is shared. Scorers start as ``nn.Linear(H, 1)``
+    would; the mixer starts at 1/L (the layers' average), so a token's mask is zero only where
+    every layer's score is, and no head starts dead (a mixer with negative weights can zero every
+    token, and ReLU then passes no gradient). Inputs are detached: no gradient reaches the reference.
     """
 
     def __init__(self, num_layers: int, hidden_size: int, heads: int = 1, dropout: float = 0.01):
         super().__init__()
         self.num_layers, self.hidden_size, self.heads = num_layers, hidden_size, heads
         self.norm = nn.LayerNorm(hidden_size)
-        bound, mix_bound = 1 / math.sqrt(hidden_size), 1 / math.sqrt(num_layers)
+        bound = 1 / math.sqrt(hidden_size)
         self.weight = nn.Parameter(torch.empty(heads, num_layers, hidden_size).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(heads, num_layers).uniform_(-bound, bound))
-        self.mixer = nn.Parameter(torch.empty(heads, num_layers).uniform_(-mix_bound, mix_bound))
+        self.mixer = nn.Parameter(torch.full((heads, num_layers), 1 / num_layers))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
