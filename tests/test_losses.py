@@ -23,10 +23,10 @@ def test_token_logps_equals_log_softmax_gather_values_and_gradients():
     weights = torch.randn(3, 5, dtype=torch.float64)
     ours = L.token_logps(logits, targets, block=4)  # 15 positions in blocks of 4: a ragged last block
     expected = F.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
-    torch.testing.assert_close(ours, expected.float(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-12)
     (grad_ours,) = torch.autograd.grad((ours * weights).sum(), logits)
     (grad_expected,) = torch.autograd.grad((expected * weights).sum(), logits)
-    torch.testing.assert_close(grad_ours, grad_expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(grad_ours, grad_expected, rtol=0, atol=1e-12)
 
 
 def test_token_logps_in_bfloat16_keeps_float32_precision_of_the_logsumexp():
@@ -42,11 +42,11 @@ def test_token_kl_matches_the_definition_and_its_gradient():
     ours = L.token_kl(policy, reference, block=4)
     log_ref, log_pol = F.log_softmax(reference, -1), F.log_softmax(policy, -1)
     expected = (log_ref.exp() * (log_ref - log_pol)).sum(-1)
-    torch.testing.assert_close(ours, expected.float(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-12)
     assert (ours >= 0).all()
     (grad_ours,) = torch.autograd.grad(ours.sum(), policy)
     (grad_expected,) = torch.autograd.grad(expected.sum(), policy)
-    torch.testing.assert_close(grad_ours, grad_expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(grad_ours, grad_expected, rtol=0, atol=1e-12)
     assert L.token_kl(reference, reference).abs().max() < 1e-6
 
 

@@ -42,6 +42,11 @@ def _blocks(rows: int, size: int) -> range:
     return range(0, rows, size)
 
 
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half-precision logits; float64 stays float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 class _TargetLogProbs(torch.autograd.Function):
     """log softmax(logits)[target] = logit[target] − logsumexp(logits), block by block.
 
@@ -53,11 +58,12 @@ class _TargetLogProbs(torch.autograd.Function):
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, block: int) -> torch.Tensor:
         flat = logits.reshape(-1, logits.shape[-1])
         flat_targets = targets.reshape(-1, 1)
-        out = torch.empty(flat.shape[0], dtype=torch.float32, device=logits.device)
+        dtype = _accumulation_dtype(logits.dtype)
+        out = torch.empty(flat.shape[0], dtype=dtype, device=logits.device)
         lse = torch.empty_like(out)
         for start in _blocks(flat.shape[0], block):
             rows = slice(start, start + block)
-            values = flat[rows].float()
+            values = flat[rows].to(dtype)
             lse[rows] = torch.logsumexp(values, dim=-1)
             out[rows] = values.gather(-1, flat_targets[rows]).squeeze(-1) - lse[rows]
         ctx.save_for_backward(logits, targets, lse)
@@ -69,25 +75,25 @@ class _TargetLogProbs(torch.autograd.Function):
         logits, targets, lse = ctx.saved_tensors
         flat = logits.reshape(-1, logits.shape[-1])
         flat_targets = targets.reshape(-1, 1)
-        flat_grad = grad.reshape(-1, 1).float()
+        flat_grad = grad.reshape(-1, 1).to(lse.dtype)
         grad_logits = torch.empty_like(flat)
         for start in _blocks(flat.shape[0], ctx.block):
             rows = slice(start, start + ctx.block)
-            block_grad = torch.exp(flat[rows].float() - lse[rows, None]).mul_(-flat_grad[rows])
+            block_grad = torch.exp(flat[rows].to(lse.dtype) - lse[rows, None]).mul_(-flat_grad[rows])
             block_grad.scatter_add_(-1, flat_targets[rows], flat_grad[rows])
             grad_logits[rows] = block_grad
         return grad_logits.view_as(logits), None, None
 
 
 def token_logps(logits: torch.Tensor, targets: torch.Tensor, block: int = 512) -> torch.Tensor:
-    """log π(target_t | ·) for every position, in float32, without a full log-softmax.
+    """log π(target_t | ·) for every position, without a full log-softmax.
 
     Args:
         logits: (N, T, V) scores at each position (any float dtype).
         targets: (N, T) token ids whose log-probabilities are wanted (int64).
         block: positions processed at once; bounds the float32 working memory to block × V.
     Returns:
-        (N, T) float32 log-probabilities.
+        (N, T) log-probabilities in float32 (float64 for float64 logits).
     """
     return _TargetLogProbs.apply(logits, targets, block)
 
@@ -103,11 +109,12 @@ class _TokenKL(torch.autograd.Function):
         vocab = policy_logits.shape[-1]
         policy = policy_logits.reshape(-1, vocab)
         reference = reference_logits.reshape(-1, vocab)
-        out = torch.empty(policy.shape[0], dtype=torch.float32, device=policy.device)
+        dtype = _accumulation_dtype(policy_logits.dtype)
+        out = torch.empty(policy.shape[0], dtype=dtype, device=policy.device)
         for start in _blocks(policy.shape[0], block):
             rows = slice(start, start + block)
-            log_ref = F.log_softmax(reference[rows].float(), dim=-1)
-            log_policy = F.log_softmax(policy[rows].float(), dim=-1)
+            log_ref = F.log_softmax(reference[rows].to(dtype), dim=-1)
+            log_policy = F.log_softmax(policy[rows].to(dtype), dim=-1)
             out[rows] = (log_ref.exp() * (log_ref - log_policy)).sum(dim=-1)
         ctx.save_for_backward(policy_logits, reference_logits)
         ctx.block = block
@@ -119,23 +126,24 @@ class _TokenKL(torch.autograd.Function):
         vocab = policy_logits.shape[-1]
         policy = policy_logits.reshape(-1, vocab)
         reference = reference_logits.reshape(-1, vocab)
-        flat_grad = grad.reshape(-1, 1).float()
+        dtype = _accumulation_dtype(policy_logits.dtype)
+        flat_grad = grad.reshape(-1, 1).to(dtype)
         grad_policy = torch.empty_like(policy)
         for start in _blocks(policy.shape[0], ctx.block):
             rows = slice(start, start + ctx.block)
-            difference = F.softmax(policy[rows].float(), dim=-1) - F.softmax(reference[rows].float(), dim=-1)
+            difference = F.softmax(policy[rows].to(dtype), dim=-1) - F.softmax(reference[rows].to(dtype), dim=-1)
             grad_policy[rows] = difference.mul_(flat_grad[rows])
         return grad_policy.view_as(policy_logits), None, None
 
 
 def token_kl(policy_logits: torch.Tensor, reference_logits: torch.Tensor, block: int = 512) -> torch.Tensor:
-    """KL_t = KL(πref(·|t) ‖ πθ(·|t)) at every position, in float32; memory bounded by ``block`` × V.
+    """KL_t = KL(πref(·|t) ‖ πθ(·|t)) at every position; memory bounded by ``block`` × V.
 
     Args:
         policy_logits: (N, T, V), with gradients.
         reference_logits: (N, T, V), no gradients flow into it.
     Returns:
-        (N, T) float32, ≥ 0.
+        (N, T) in float32 (float64 for float64 logits), ≥ 0.
     """
     return _TokenKL.apply(policy_logits, reference_logits, block)
 
