@@ -62,8 +62,14 @@ def load_config(cls: type[T], path: str | Path | None, overrides: Sequence[str] 
     try:
         return from_mapping(cls, data)
     except _ConfigProblem as problem:
-        origin = next((f" (override {text!r})" for key, text in overridden.items()
-                       if problem.path == key or problem.path.startswith(key + ".")), "")
+        origin = next(
+            (
+                f" (override {text!r})"
+                for key, text in overridden.items()
+                if problem.path == key or problem.path.startswith(key + ".")
+            ),
+            "",
+        )
         raise HarnessError(f"{source}{origin}: {problem.path}: {problem.problem}") from None
 
 
@@ -72,7 +78,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise HarnessError(f"override {text!r}: expected KEY=VALUE with KEY a dotted path such as method.beta")
+        raise HarnessError(
+            f"override {text!r}: expected KEY=VALUE with KEY a dotted path such as method.beta"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as error:
@@ -197,10 +205,13 @@ def _convert_tagged(options: list[type], value: Any, path: str) -> Any:
         for literal in typing.get_args(typing.get_type_hints(option)[tag]):
             by_tag[literal] = option
     if tag not in value:
-        raise _ConfigProblem(f"{path}.{tag}" if path else tag, f"required key is missing; one of {', '.join(by_tag)}")
+        raise _ConfigProblem(
+            f"{path}.{tag}" if path else tag, f"required key is missing; one of {', '.join(by_tag)}"
+        )
     if value[tag] not in by_tag:
-        raise _ConfigProblem(f"{path}.{tag}" if path else tag,
-                             f"expected one of {', '.join(by_tag)}; got {value[tag]!r}")
+        raise _ConfigProblem(
+            f"{path}.{tag}" if path else tag, f"expected one of {', '.join(by_tag)}; got {value[tag]!r}"
+        )
     return _convert_dataclass(by_tag[value[tag]], value, path)
 
 
@@ -216,7 +227,9 @@ def _convert_dataclass(cls: type, value: Any, path: str) -> Any:
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        raise _ConfigProblem(path or cls.__name__, f"expected a mapping of keys, got {_kind(value)} {value!r}")
+        raise _ConfigProblem(
+            path or cls.__name__, f"expected a mapping of keys, got {_kind(value)} {value!r}"
+        )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     prefix = f"{path}." if path else ""
@@ -242,7 +255,9 @@ def _convert_dataclass(cls: type, value: Any, path: str) -> Any:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", type(None): "null"}.get(type(value), type(value).__name__)
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _one_line(error: Exception) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+from typing import Literal
 
 import pytest
 
@@ -42,9 +42,9 @@ class Dog:
 class Outer:
     name: str
     inner: Inner = field(default_factory=Inner)
-    optional: Optional[float] = None
+    optional: float | None = None
     table: dict[str, int] = field(default_factory=dict)
-    pet: Union[Cat, Dog] = field(default_factory=Cat)
+    pet: Cat | Dog = field(default_factory=Cat)
     mode: Literal["a", "b"] = "a"
 
 
@@ -72,9 +72,16 @@ def test_an_override_can_switch_the_member_of_a_tagged_union(tmp_path):
     ("text", "overrides", "message"),
     [
         ("name: x\ninner: {ratio: abc}\n", [], "cfg.yaml: inner.ratio: expected a number, got 'abc'"),
-        ("name: x\n", ["inner.ratio=abc"],
-         "cfg.yaml (override 'inner.ratio=abc'): inner.ratio: expected a number, got 'abc'"),
-        ("name: x\ninner: {sise: 3}\n", [], "cfg.yaml: inner.sise: unknown key; expected one of: size, ratio, tags"),
+        (
+            "name: x\n",
+            ["inner.ratio=abc"],
+            "cfg.yaml (override 'inner.ratio=abc'): inner.ratio: expected a number, got 'abc'",
+        ),
+        (
+            "name: x\ninner: {sise: 3}\n",
+            [],
+            "cfg.yaml: inner.sise: unknown key; expected one of: size, ratio, tags",
+        ),
         ("name: x\ninner: {size: 2.5}\n", [], "cfg.yaml: inner.size: expected an integer, got 2.5"),
         ("name: x\ninner: {size: true}\n", [], "cfg.yaml: inner.size: expected an integer, got True"),
         ("name: x\ninner: {size: 101}\n", [], "cfg.yaml: inner.size: must be at most 100, got 101"),
@@ -85,7 +92,11 @@ def test_an_override_can_switch_the_member_of_a_tagged_union(tmp_path):
         ("inner: {}\n", [], "cfg.yaml: name: required key is missing"),
         ("- a\n- b\n", [], "cfg.yaml: expected a mapping of keys at the top, got a list"),
         ("name: [\n", [], "cfg.yaml: invalid YAML"),
-        ("name: x\ninner: 3\n", ["inner.size=2"], "cfg.yaml: inner: is int, so inner.size cannot be set inside it"),
+        (
+            "name: x\ninner: 3\n",
+            ["inner.size=2"],
+            "cfg.yaml: inner: is int, so inner.size cannot be set inside it",
+        ),
     ],
 )
 def test_errors_are_one_line_and_name_the_key_path(tmp_path, monkeypatch, text, overrides, message):
@@ -110,7 +121,9 @@ def test_a_missing_file_is_one_line(tmp_path):
 
 
 def test_train_job_round_trips_through_yaml_with_every_default_filled_in(tmp_path):
-    job = load_config(TrainJob, write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\nmethod: {name: sparsepo}\n"))
+    job = load_config(
+        TrainJob, write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\nmethod: {name: sparsepo}\n")
+    )
     assert isinstance(job.method, SparsePOConfig) and job.method.lambda_u == 0.001
     again = load_config(TrainJob, write(tmp_path, dump_yaml(job)))
     assert again == job
@@ -123,20 +136,37 @@ def test_train_job_round_trips_through_yaml_with_every_default_filled_in(tmp_pat
         ("method.label_smoothing=0.5", "method.label_smoothing: must be in [0, 0.5), got 0.5"),
         ("training.max_prompt_length=2000", "training.max_prompt_length: must be below max_length (1024)"),
         ("training.lora.r=0", "training.lora.r: must be positive, got 0"),
-        ("training.report_to=[mlflow]", "training.report_to[0]: expected one of tensorboard, wandb; got 'mlflow'"),
+        (
+            "training.report_to=[mlflow]",
+            "training.report_to[0]: expected one of tensorboard, wandb; got 'mlflow'",
+        ),
     ],
 )
 def test_train_job_values_are_validated_with_the_key_named(tmp_path, override, message):
-    with pytest.raises(HarnessError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
-        load_config(TrainJob, write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\nmethod: {name: dpo}\n"),
-                    [override])
+    with pytest.raises(
+        HarnessError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
+        load_config(
+            TrainJob,
+            write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\nmethod: {name: dpo}\n"),
+            [override],
+        )
 
 
 def test_method_defaults_are_the_papers_values():
     tidpo = TIDPOConfig()
     assert (tidpo.beta, tidpo.gamma, tidpo.importance_lambda, tidpo.prior_sigma, tidpo.normalisation) == (
-        0.1, 0.1, 0.7, 0.25, "sum")
+        0.1,
+        0.1,
+        0.7,
+        0.25,
+        "sum",
+    )
     sparsepo = SparsePOConfig()
     assert (sparsepo.lambda_u, sparsepo.lambda_d, sparsepo.mask_dropout, sparsepo.head_weight_decay) == (
-        0.001, 0.001, 0.01, 0.01)
+        0.001,
+        0.001,
+        0.01,
+        0.01,
+    )
     assert DPOConfig().beta == 0.1

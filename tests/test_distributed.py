@@ -27,8 +27,14 @@ METHODS = {
 
 
 def training(per_device: int, accumulation: int = 1) -> TrainingConfig:
-    return TrainingConfig(learning_rate=3e-3, per_device_batch_size=per_device,
-                          gradient_accumulation_steps=accumulation, max_steps=3, seed=5, token_scores_examples=0)
+    return TrainingConfig(
+        learning_rate=3e-3,
+        per_device_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        max_steps=3,
+        seed=5,
+        token_scores_examples=0,
+    )
 
 
 _LAUNCHED = """
@@ -41,8 +47,9 @@ from accelerate import Accelerator
 state = Accelerator().state
 assert (state.num_processes, state.backend) == (2, "gloo"), (state.num_processes, state.backend)
 for name, method in {methods!r}.items():
-    config = TrainConfig(method, TrainingConfig(learning_rate=3e-3, per_device_batch_size=2, max_steps=3, seed=5,
-                                                token_scores_examples=0))
+    settings = TrainingConfig(learning_rate=3e-3, per_device_batch_size=2, max_steps=3, seed=5,
+                              token_scores_examples=0)
+    config = TrainConfig(method, settings)
     train(config, {model!r}, examples, {root!r} + "/" + name, progress=False)
 """
 
@@ -67,20 +74,44 @@ def _assert_same_run(run, other, tolerance: float) -> None:
 
 def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_model_dirs, tmp_path):
     model, data = tiny_model_dirs["llama"], examples(8)
-    script = _LAUNCHED.format(data=str(write_jsonl(tmp_path / "data.jsonl", data)), methods=METHODS, model=model,
-                              root=str(tmp_path / "two"))
+    script = _LAUNCHED.format(
+        data=str(write_jsonl(tmp_path / "data.jsonl", data)),
+        methods=METHODS,
+        model=model,
+        root=str(tmp_path / "two"),
+    )
     (tmp_path / "launched.py").write_text(textwrap.dedent(script))
     # accelerate's own CPU launcher needs MPI; its torchrun launcher (--multi_gpu) with
     # ACCELERATE_USE_CPU=1 starts two CPU processes that join a gloo process group.
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(_free_port()), str(tmp_path / "launched.py")]
-    done = subprocess.run(launch, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"})
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        str(tmp_path / "launched.py"),
+    ]
+    done = subprocess.run(
+        launch,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for name, method in METHODS.items():
-        single = train(TrainConfig(method, training(per_device=4)), model, data, tmp_path / "one" / name,
-                       progress=False)
+        single = train(
+            TrainConfig(method, training(per_device=4)), model, data, tmp_path / "one" / name, progress=False
+        )
         _assert_same_run(tmp_path / "two" / name, single.run_dir, 1e-5)
 
 
@@ -88,6 +119,11 @@ def test_gradient_accumulation_equals_a_larger_micro_batch(tiny_model_dirs, tmp_
     model, data = tiny_model_dirs["llama"], examples(8)
     method = METHODS["sparsepo"]
     big = train(TrainConfig(method, training(per_device=4)), model, data, tmp_path / "big", progress=False)
-    small = train(TrainConfig(method, training(per_device=2, accumulation=2)), model, data, tmp_path / "small",
-                  progress=False)
+    small = train(
+        TrainConfig(method, training(per_device=2, accumulation=2)),
+        model,
+        data,
+        tmp_path / "small",
+        progress=False,
+    )
     _assert_same_run(small.run_dir, big.run_dir, 1e-5)

@@ -94,7 +94,9 @@ def _token_batch(seed: int = 0):
     torch.manual_seed(seed)
     logratios = torch.randn(4, 6)
     kl = torch.rand(4, 6)
-    mask = torch.tensor([[0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1], [0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]]).float()
+    mask = torch.tensor(
+        [[0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1], [0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]]
+    ).float()
     return logratios, kl, mask
 
 
@@ -143,14 +145,24 @@ def test_weighted_dpo_with_unit_weights_is_dpo_and_by_hand_with_weights():
     ones = torch.ones_like(mask)
     weighted = L.weighted_dpo_loss(logratios, ones, mask, beta=0.2)
     torch.testing.assert_close(weighted.losses, L.dpo_loss(L.masked_sum(logratios, mask), beta=0.2).losses)
-    result = L.weighted_dpo_loss(torch.tensor([[1.0, 2.0], [4.0, 0.0]]), torch.tensor([[0.5, 0.25], [0.5, 0.0]]),
-                                 torch.tensor([[1.0, 1.0], [1.0, 0.0]]), beta=1.0)
+    result = L.weighted_dpo_loss(
+        torch.tensor([[1.0, 2.0], [4.0, 0.0]]),
+        torch.tensor([[0.5, 0.25], [0.5, 0.0]]),
+        torch.tensor([[1.0, 1.0], [1.0, 0.0]]),
+        beta=1.0,
+    )
     assert result.losses.item() == pytest.approx(softplus(1.0 - 2.0), abs=1e-6)
 
 
 def test_weighted_dpo_with_the_tdpo2_kl_variant_by_hand():
-    result = L.weighted_dpo_loss(torch.tensor([[1.0], [0.0]]), torch.ones(2, 1), torch.ones(2, 1), beta=1.0,
-                                 sequence_kl=torch.tensor([0.2, 0.6]), kl_alpha=0.5)
+    result = L.weighted_dpo_loss(
+        torch.tensor([[1.0], [0.0]]),
+        torch.ones(2, 1),
+        torch.ones(2, 1),
+        beta=1.0,
+        sequence_kl=torch.tensor([0.2, 0.6]),
+        kl_alpha=0.5,
+    )
     assert result.losses.item() == pytest.approx(softplus(1.0 - 0.5 * (0.6 - 0.2)), abs=1e-6)
 
 
@@ -166,8 +178,12 @@ def test_tidpo_with_lambda_zero_and_flat_prior_is_uniformly_weighted_dpo():
     # The paper's sum-to-1 normalisation gives weight 1/T: DPO on length-normalised log-ratios.
     sum_weights = L.importance_weights(attribution, flat, mask, importance_lambda=0.0, how="sum")
     normalised = L.masked_sum(logratios, mask) / mask.sum(-1)
-    torch.testing.assert_close(L.weighted_dpo_loss(logratios, sum_weights, mask, beta=0.1).losses,
-                               L.dpo_loss(normalised, beta=0.1).losses, rtol=0, atol=1e-7)
+    torch.testing.assert_close(
+        L.weighted_dpo_loss(logratios, sum_weights, mask, beta=0.1).losses,
+        L.dpo_loss(normalised, beta=0.1).losses,
+        rtol=0,
+        atol=1e-7,
+    )
 
 
 def test_gaussian_prior_by_hand():
@@ -197,7 +213,9 @@ def test_triplet_hinge_is_zero_when_the_anchor_sits_on_the_chosen_and_far_from_t
 def test_triplet_hinge_is_positive_by_hand_when_the_anchor_is_nearer_the_rejected():
     anchor, anchor_mask = torch.tensor([[0.0, 0.0]]), torch.ones(1, 2)
     pair = torch.tensor([[1.0, 2.0], [0.5, 0.0]])  # ‖d − b‖² = 5, ‖d − c‖² = 0.25
-    assert L.triplet_loss(anchor, anchor_mask, pair, torch.ones(2, 2), margin=0.5).item() == pytest.approx(5.25)
+    assert L.triplet_loss(anchor, anchor_mask, pair, torch.ones(2, 2), margin=0.5).item() == pytest.approx(
+        5.25
+    )
 
 
 def test_triplet_truncate_alignment_compares_only_the_shared_prefix():

@@ -29,7 +29,9 @@ RUNS = {
 
 
 def training(**extra) -> TrainingConfig:
-    return TrainingConfig(learning_rate=3e-3, per_device_batch_size=2, max_steps=6, save_every=2, seed=3, **extra)
+    return TrainingConfig(
+        learning_rate=3e-3, per_device_batch_size=2, max_steps=6, save_every=2, seed=3, **extra
+    )
 
 
 _KILLED_RUN = """
@@ -38,12 +40,12 @@ import trainers.run
 from trainers import TrainConfig, TrainingConfig, {method_class}
 from trainers.data import load_preferences
 
-original = trainers.run._Trainer._log
+original = trainers.run.Trainer._log
 def log_then_die(self, row):
     original(self, row)
     if row["step"] == {kill_after}:
         os.kill(os.getpid(), signal.SIGKILL)
-trainers.run._Trainer._log = log_then_die
+trainers.run.Trainer._log = log_then_die
 config = TrainConfig({method!r}, TrainingConfig(learning_rate=3e-3, per_device_batch_size=2, max_steps=6,
                                                 save_every=2, seed=3))
 trainers.train(config, {model!r}, load_preferences({data!r}).examples, {run!r}, progress=False)
@@ -58,8 +60,14 @@ def test_resume_after_sigkill_equals_a_straight_run(tiny_model_dirs, tmp_path, n
     straight = train(TrainConfig(method, training()), model, data, tmp_path / "straight", progress=False)
 
     run = tmp_path / "resumed"
-    script = _KILLED_RUN.format(method_class=type(method).__name__, method=method, kill_after=KILL_AFTER_STEP,
-                                model=model, data=str(write_jsonl(tmp_path / "data.jsonl", data)), run=str(run))
+    script = _KILLED_RUN.format(
+        method_class=type(method).__name__,
+        method=method,
+        kill_after=KILL_AFTER_STEP,
+        model=model,
+        data=str(write_jsonl(tmp_path / "data.jsonl", data)),
+        run=str(run),
+    )
     killed = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (run / "DONE").exists() and not (run / "final").exists()
@@ -75,7 +83,12 @@ def test_resume_after_sigkill_equals_a_straight_run(tiny_model_dirs, tmp_path, n
     if isinstance(method, SparsePOConfig):
         from safetensors.torch import load_file
 
-        head, other = load_file(str(run / "final" / HEAD_FILE)), load_file(str(straight.run_dir / "final" / HEAD_FILE))
+        head, other = (
+            load_file(str(run / "final" / HEAD_FILE)),
+            load_file(str(straight.run_dir / "final" / HEAD_FILE)),
+        )
         assert all(torch.equal(head[key], other[key]) for key in head)
     tokens = [json.loads(line) for line in (run / "token_scores.jsonl").read_text().splitlines()]
-    assert tokens == [json.loads(line) for line in (straight.run_dir / "token_scores.jsonl").read_text().splitlines()]
+    assert tokens == [
+        json.loads(line) for line in (straight.run_dir / "token_scores.jsonl").read_text().splitlines()
+    ]

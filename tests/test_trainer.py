@@ -32,15 +32,23 @@ METHODS = {
     "sparsepo-learned-common": SparsePOConfig(beta=0.5, lambda_u=0.0, lambda_d=0.0),
     "sparsepo-learned-independent": SparsePOConfig(beta=0.5, heads="independent"),
     "tidpo": TIDPOConfig(beta=0.5, normalisation="mean", anchor_max_new_tokens=8),
-    "tidpo-reference-cached": TIDPOConfig(beta=0.5, normalisation="mean", importance_source="reference",
-                                          anchor_every=2, anchor_max_new_tokens=8),
+    "tidpo-reference-cached": TIDPOConfig(
+        beta=0.5, normalisation="mean", importance_source="reference", anchor_every=2, anchor_max_new_tokens=8
+    ),
     "tidpo-tdpo2kl": TIDPOConfig(beta=0.5, normalisation="mean", variant="tdpo2-kl", gamma=0.0),
 }
 
 
 def settings(**overrides) -> TrainingConfig:
-    values = dict(learning_rate=3e-3, per_device_batch_size=4, max_steps=6, warmup_ratio=0.0,
-                  lr_scheduler="constant", token_scores_examples=2, seed=7)
+    values = dict(
+        learning_rate=3e-3,
+        per_device_batch_size=4,
+        max_steps=6,
+        warmup_ratio=0.0,
+        lr_scheduler="constant",
+        token_scores_examples=2,
+        seed=7,
+    )
     values.update(overrides)
     return TrainingConfig(**values)
 
@@ -58,8 +66,19 @@ def test_every_method_learns_the_training_pairs(tiny_model_dirs, tmp_path, name)
     assert last["rewards/accuracies"] > 0.5
     if not name.startswith("ipo"):  # IPO's loss is a squared distance to 1/(2β), not a likelihood
         assert last["loss"] < first["loss"]
-    expected_keys = {"step", "epoch", "loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
-                     "rewards/accuracies", "logps/chosen", "logps/rejected", "grad_norm", "learning_rate"}
+    expected_keys = {
+        "step",
+        "epoch",
+        "loss",
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/margins",
+        "rewards/accuracies",
+        "logps/chosen",
+        "logps/rejected",
+        "grad_norm",
+        "learning_rate",
+    }
     assert expected_keys <= set(last)
     if name.startswith(("tdpo", "sparsepo")):
         assert {"kl/chosen", "kl/rejected"} <= set(last) and last["kl/chosen"] > 0
@@ -74,17 +93,30 @@ def test_the_run_folder_follows_the_file_formats(tiny_model_dirs, tmp_path):
     result = train(config, tiny_model_dirs["llama"], examples(8), tmp_path / "run", progress=False)
     run = result.run_dir
     assert sorted(p.name for p in run.iterdir()) == [
-        "DONE", "checkpoints", "config.yaml", "final", "metrics.jsonl", "token_scores.jsonl"]
+        "DONE",
+        "checkpoints",
+        "config.yaml",
+        "final",
+        "metrics.jsonl",
+        "token_scores.jsonl",
+    ]
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-2"]
     for folder in (run / "final", run / "checkpoints" / "step-2"):
         assert {"config.json", "model.safetensors", "tokenizer.json", "mask_head.safetensors"} <= {
-            p.name for p in folder.iterdir()}
+            p.name for p in folder.iterdir()
+        }
     assert {p.name for p in (run / "checkpoints" / "step-2" / "state").iterdir()} >= {
-        "optimizer.bin", "random_states_0.pkl"}
+        "optimizer.bin",
+        "random_states_0.pkl",
+    }
     assert "model.safetensors" not in {p.name for p in (run / "checkpoints" / "step-2" / "state").iterdir()}
     rows = [json.loads(line) for line in (run / "token_scores.jsonl").read_text().splitlines()]
-    assert [(r["example"], r["side"]) for r in rows] == [(0, "chosen"), (1, "chosen"), (0, "rejected"),
-                                                          (1, "rejected")]
+    assert [(r["example"], r["side"]) for r in rows] == [
+        (0, "chosen"),
+        (1, "chosen"),
+        (0, "rejected"),
+        (1, "rejected"),
+    ]
     for row in rows:
         assert row["method"] == "sparsepo-learned-independent"
         assert set(row["scores"]) == {"logratio", "mask_u", "mask_d"}
@@ -103,13 +135,20 @@ def test_a_finished_run_is_returned_as_it_is_and_another_config_is_refused(tiny_
     again = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False)
     assert again.already_done and again.steps == 2 and (first.run_dir / "DONE").stat().st_mtime_ns == stamp
     with pytest.raises(TrainingError, match="finished run of another configuration"):
-        train(TrainConfig(DPOConfig(beta=0.2), settings(max_steps=2)), tiny_model_dirs["llama"], examples(4),
-              tmp_path / "run", progress=False)
+        train(
+            TrainConfig(DPOConfig(beta=0.2), settings(max_steps=2)),
+            tiny_model_dirs["llama"],
+            examples(4),
+            tmp_path / "run",
+            progress=False,
+        )
 
 
 def test_a_non_finite_loss_stops_naming_the_step_and_leaves_nothing_half_written(tiny_model_dirs, tmp_path):
     # A huge learning rate blows the weights up after the first update: step 2's loss is not finite.
-    config = TrainConfig(DPOConfig(), settings(learning_rate=1e30, max_grad_norm=None, max_steps=4, save_every=1))
+    config = TrainConfig(
+        DPOConfig(), settings(learning_rate=1e30, max_grad_norm=None, max_steps=4, save_every=1)
+    )
     with pytest.raises(TrainingError, match=r"^step 2: the (loss|gradient norm) is not finite"):
         train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False)
     run = tmp_path / "run"
@@ -122,9 +161,17 @@ def test_cached_reference_log_probs_equal_a_live_reference(tiny_model_dirs, tmp_
     # DPO caches reference log-probs once; TDPO-1 with α-free KL runs the reference live. At step 1
     # both compare the policy with itself, and after it their rewards must agree to float precision.
     rows = {}
-    for name, method in {"cached": DPOConfig(beta=0.5), "live": TDPOConfig(beta=0.5, variant=2, alpha=0.0)}.items():
-        result = train(TrainConfig(method, settings(max_steps=3)), tiny_model_dirs["llama"], examples(8),
-                       tmp_path / name, progress=False)
+    for name, method in {
+        "cached": DPOConfig(beta=0.5),
+        "live": TDPOConfig(beta=0.5, variant=2, alpha=0.0),
+    }.items():
+        result = train(
+            TrainConfig(method, settings(max_steps=3)),
+            tiny_model_dirs["llama"],
+            examples(8),
+            tmp_path / name,
+            progress=False,
+        )
         rows[name] = metrics(result.run_dir)
     for cached, live in zip(rows["cached"], rows["live"], strict=True):
         for key in ("loss", "rewards/chosen", "rewards/rejected", "logps/chosen"):
@@ -132,7 +179,9 @@ def test_cached_reference_log_probs_equal_a_live_reference(tiny_model_dirs, tmp_
 
 
 def test_lora_uses_the_base_model_as_reference_and_saves_merged_weights(tiny_model_dirs, tmp_path):
-    config = TrainConfig(DPOConfig(beta=0.5), settings(learning_rate=2e-2, lora=LoraSettings(r=4, alpha=8, dropout=0.0)))
+    config = TrainConfig(
+        DPOConfig(beta=0.5), settings(learning_rate=2e-2, lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    )
     result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False)
     rows = metrics(result.run_dir)
     assert rows[0]["rewards/margins"] == pytest.approx(0.0, abs=1e-6)  # adapters start at zero: policy = base
@@ -162,7 +211,9 @@ def test_sparsepo_masks_train_on_llama_and_gpt2_families(tiny_model_dirs, tmp_pa
     initial = MaskHead(model_config.num_hidden_layers, model_config.hidden_size, heads=2).state_dict()
     for name in ("weight", "bias", "mixer"):
         assert not torch.equal(head[name], initial[name]), f"the mask head's {name} did not train"
-    config = TrainConfig(SparsePOConfig(beta=0.5, mask="activation", hooks=["mlp", "attention", "residual", "logits"]),
-                         settings(max_steps=2))
+    config = TrainConfig(
+        SparsePOConfig(beta=0.5, mask="activation", hooks=["mlp", "attention", "residual", "logits"]),
+        settings(max_steps=2),
+    )
     result = train(config, tiny_model_dirs[family], examples(4), tmp_path / "activation", progress=False)
     assert metrics(result.run_dir)[-1]["mask/u_chosen_mean"] > 0

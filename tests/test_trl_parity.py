@@ -27,11 +27,24 @@ def _trl_metrics(policy, reference, tokenizer, records, loss_type, tmp_path):
     from trl import DPOConfig as TRLConfig
     from trl import DPOTrainer
 
-    args = TRLConfig(output_dir=str(tmp_path / "trl"), beta=BETA, loss_type=[loss_type], report_to=[],
-                     per_device_train_batch_size=len(records), max_length=None, use_cpu=True, bf16=False,
-                     disable_dropout=True)
-    trainer = DPOTrainer(model=copy.deepcopy(policy), ref_model=copy.deepcopy(reference), args=args, train_dataset=Dataset.from_list(records),
-                         processing_class=tokenizer)
+    args = TRLConfig(
+        output_dir=str(tmp_path / "trl"),
+        beta=BETA,
+        loss_type=[loss_type],
+        report_to=[],
+        per_device_train_batch_size=len(records),
+        max_length=None,
+        use_cpu=True,
+        bf16=False,
+        disable_dropout=True,
+    )
+    trainer = DPOTrainer(
+        model=copy.deepcopy(policy),
+        ref_model=copy.deepcopy(reference),
+        args=args,
+        train_dataset=Dataset.from_list(records),
+        processing_class=tokenizer,
+    )
     rows = [trainer.train_dataset[i] for i in range(len(records))]
     batch = trainer.data_collator(rows)
     with torch.no_grad():
@@ -41,8 +54,9 @@ def _trl_metrics(policy, reference, tokenizer, records, loss_type, tmp_path):
     return float(loss), logged, rows
 
 
-@pytest.mark.parametrize(("loss_type", "dtype"), [("sigmoid", torch.float32), ("ipo", torch.float32),
-                                                  ("sigmoid", torch.float64)])
+@pytest.mark.parametrize(
+    ("loss_type", "dtype"), [("sigmoid", torch.float32), ("ipo", torch.float32), ("sigmoid", torch.float64)]
+)
 def test_dpo_loss_and_rewards_equal_trl(tmp_path, loss_type, dtype):
     from accelerate import Accelerator
 
@@ -62,19 +76,36 @@ def test_dpo_loss_and_rewards_equal_trl(tmp_path, loss_type, dtype):
     pairs = tokenize_examples(data, tokenizer, TruncationPolicy(max_length=512, max_prompt_length=256))
     for pair, row in zip(pairs, trl_rows, strict=True):  # both sides train on the same token ids
         assert (pair.prompt_ids, pair.chosen_ids, pair.rejected_ids) == (
-            row["prompt_ids"], row["chosen_ids"], row["rejected_ids"])
+            row["prompt_ids"],
+            row["chosen_ids"],
+            row["rejected_ids"],
+        )
 
     config = TrainConfig(DPOConfig(beta=BETA, loss=loss_type), TrainingConfig(per_device_batch_size=4))
     method = build_method(config.method, policy.config)
-    engine = Engine(config, method, Accelerator(cpu=True), policy.eval(), reference.eval(), pairs,
-                    tokenizer.pad_token_id, tokenizer.eos_token_id)
+    engine = Engine(
+        config,
+        method,
+        Accelerator(cpu=True),
+        policy.eval(),
+        reference.eval(),
+        pairs,
+        tokenizer.pad_token_id,
+        tokenizer.eos_token_id,
+    )
     engine.precompute()
     with torch.no_grad():
         out, tensors = engine.micro_step([0, 1, 2, 3])
     ours = engine.pair_stats(out, tensors)
     assert float(out.result.losses.mean()) == pytest.approx(trl_loss, abs=1e-5)
-    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                "logps/chosen", "logps/rejected"):
+    for key in (
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/margins",
+        "rewards/accuracies",
+        "logps/chosen",
+        "logps/rejected",
+    ):
         value = float(ours[key][0] / ours[key][1])
         assert value == pytest.approx(trl[key], abs=1e-5), key
     assert abs(trl["rewards/margins"]) > 0.01  # a real comparison, not 0 == 0

@@ -19,21 +19,41 @@ PROMPTS = [
     "Say something about the quick brown fox.",
     "Which capital is Rome?",
 ]
-GOOD = [" Paris is the capital of France.", " Practise a little every day.", " It was wonderful and moving.",
-        " 48 + 24 = 72.", " def add(a, b): return a + b", " The next token of a text.",
-        " It jumps over the lazy dog.", " Rome is the capital of Italy."]
-BAD = [" Rome, I think.", " Never try.", " It was terrible and boring, far too long.", " 100.",
-       " add = 3", " Nothing at all.", " The dog is quick.", " Madrid."]
+GOOD = [
+    " Paris is the capital of France.",
+    " Practise a little every day.",
+    " It was wonderful and moving.",
+    " 48 + 24 = 72.",
+    " def add(a, b): return a + b",
+    " The next token of a text.",
+    " It jumps over the lazy dog.",
+    " Rome is the capital of Italy.",
+]
+BAD = [
+    " Rome, I think.",
+    " Never try.",
+    " It was terrible and boring, far too long.",
+    " 100.",
+    " add = 3",
+    " Nothing at all.",
+    " The dog is quick.",
+    " Madrid.",
+]
 
 
 def examples(count: int = 8) -> list[PreferenceExample]:
-    return [PreferenceExample(PROMPTS[i % 8], GOOD[i % 8], BAD[i % 8], source="test", location=i + 1)
-            for i in range(count)]
+    return [
+        PreferenceExample(PROMPTS[i % 8], GOOD[i % 8], BAD[i % 8], source="test", location=i + 1)
+        for i in range(count)
+    ]
 
 
 def write_jsonl(path: Path, items: list[PreferenceExample]) -> Path:
-    path.write_text("".join(json.dumps({"prompt": e.prompt, "chosen": e.chosen, "rejected": e.rejected}) + "\n"
-                            for e in items))
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": e.prompt, "chosen": e.chosen, "rejected": e.rejected}) + "\n" for e in items
+        )
+    )
     return path
 
 

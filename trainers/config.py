@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+from typing import Literal
 
 HookType = Literal["mlp", "attention", "residual", "logits"]
 
@@ -51,10 +51,16 @@ class DPOConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "beta")
-        _require(0.0 <= self.label_smoothing < 0.5, "label_smoothing",
-                 f"must be in [0, 0.5), got {self.label_smoothing}")
-        _require(self.loss == "sigmoid" or self.label_smoothing == 0.0, "label_smoothing",
-                 "applies to the sigmoid loss only; set it to 0 with loss: ipo")
+        _require(
+            0.0 <= self.label_smoothing < 0.5,
+            "label_smoothing",
+            f"must be in [0, 0.5), got {self.label_smoothing}",
+        )
+        _require(
+            self.loss == "sigmoid" or self.label_smoothing == 0.0,
+            "label_smoothing",
+            "applies to the sigmoid loss only; set it to 0 with loss: ipo",
+        )
 
     @property
     def label(self) -> str:
@@ -93,18 +99,20 @@ class SparsePOConfig:
     mask: Literal["activation", "learned"] = "learned"
     heads: Literal["common", "independent"] = "common"
     hooks: list[HookType] = field(default_factory=lambda: ["mlp", "attention", "residual"])
-    layers: Optional[list[int]] = None
+    layers: list[int] | None = None
     lambda_u: float = 0.001
     lambda_d: float = 0.001
     mask_dropout: float = 0.01
-    head_learning_rate: Optional[float] = None
+    head_learning_rate: float | None = None
     head_weight_decay: float = 0.01
 
     def __post_init__(self) -> None:
         _positive(self, "beta")
         _require(len(self.hooks) > 0, "hooks", "needs at least one hook type")
         _require(len(set(self.hooks)) == len(self.hooks), "hooks", f"lists a hook type twice: {self.hooks}")
-        _require(self.layers is None or len(self.layers) > 0, "layers", "must be null (all layers) or non-empty")
+        _require(
+            self.layers is None or len(self.layers) > 0, "layers", "must be null (all layers) or non-empty"
+        )
         for name in ("lambda_u", "lambda_d", "head_weight_decay"):
             value = getattr(self, name)
             _require(value >= 0, name, f"must be non-negative, got {value}")
@@ -161,7 +169,7 @@ class TIDPOConfig:
         return self.gamma > 0
 
 
-MethodConfig = Union[DPOConfig, TDPOConfig, SparsePOConfig, TIDPOConfig]
+MethodConfig = DPOConfig | TDPOConfig | SparsePOConfig | TIDPOConfig
 
 
 @dataclass
@@ -171,7 +179,7 @@ class LoraSettings:
     r: int = 16
     alpha: float = 32.0
     dropout: float = 0.05
-    target_modules: Union[str, list[str]] = "all-linear"
+    target_modules: str | list[str] = "all-linear"
 
     def __post_init__(self) -> None:
         _positive(self, "r", "alpha")
@@ -187,28 +195,36 @@ class TrainingConfig:
     per_device_batch_size: int = 4
     gradient_accumulation_steps: int = 1
     epochs: float = 1.0
-    max_steps: Optional[int] = None
+    max_steps: int | None = None
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
-    max_grad_norm: Optional[float] = 1.0
+    max_grad_norm: float | None = 1.0
     max_length: int = 1024
     max_prompt_length: int = 512
     model_dtype: Literal["float32", "bfloat16"] = "float32"
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_checkpointing: bool = False
     disable_dropout: bool = True
-    lora: Optional[LoraSettings] = None
+    lora: LoraSettings | None = None
     save_every: int = 0
-    keep_checkpoints: Optional[int] = None
+    keep_checkpoints: int | None = None
     resume: Literal["auto", "never"] = "auto"
     vocab_chunk_tokens: int = 512
     token_scores_examples: int = 4
     report_to: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        _positive(self, "learning_rate", "per_device_batch_size", "gradient_accumulation_steps",
-                  "epochs", "max_length", "max_prompt_length", "vocab_chunk_tokens")
+        _positive(
+            self,
+            "learning_rate",
+            "per_device_batch_size",
+            "gradient_accumulation_steps",
+            "epochs",
+            "max_length",
+            "max_prompt_length",
+            "vocab_chunk_tokens",
+        )
         if self.max_steps is not None:
             _positive(self, "max_steps")
         if self.max_grad_norm is not None:
@@ -217,12 +233,22 @@ class TrainingConfig:
             _positive(self, "keep_checkpoints")
         _fraction(self, "warmup_ratio", upper_open=True)
         _require(self.weight_decay >= 0, "weight_decay", f"must be non-negative, got {self.weight_decay}")
-        _require(self.save_every >= 0, "save_every", f"must be 0 (only the final model) or positive, got {self.save_every}")
-        _require(self.token_scores_examples >= 0, "token_scores_examples",
-                 f"must be non-negative, got {self.token_scores_examples}")
-        _require(self.max_prompt_length < self.max_length, "max_prompt_length",
-                 f"must be below max_length ({self.max_length}) so every completion keeps a token, "
-                 f"got {self.max_prompt_length}")
+        _require(
+            self.save_every >= 0,
+            "save_every",
+            f"must be 0 (only the final model) or positive, got {self.save_every}",
+        )
+        _require(
+            self.token_scores_examples >= 0,
+            "token_scores_examples",
+            f"must be non-negative, got {self.token_scores_examples}",
+        )
+        _require(
+            self.max_prompt_length < self.max_length,
+            "max_prompt_length",
+            f"must be below max_length ({self.max_length}) so every completion keeps a token, "
+            f"got {self.max_prompt_length}",
+        )
 
 
 @dataclass

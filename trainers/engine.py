@@ -44,8 +44,10 @@ class Schedule:
         t = config.training
         global_batch = t.per_device_batch_size * processes * t.gradient_accumulation_steps
         if examples < global_batch:
-            raise TrainingError(f"training data: {examples} pairs, fewer than one global batch of {global_batch} "
-                                f"(per_device_batch_size × processes × gradient_accumulation_steps)")
+            raise TrainingError(
+                f"training data: {examples} pairs, fewer than one global batch of {global_batch} "
+                f"(per_device_batch_size × processes × gradient_accumulation_steps)"
+            )
         steps_per_epoch = examples // global_batch
         total = t.max_steps if t.max_steps is not None else max(1, math.ceil(t.epochs * steps_per_epoch))
         return cls(examples, t.per_device_batch_size, processes, t.gradient_accumulation_steps, t.seed, total)
@@ -69,8 +71,10 @@ class Schedule:
 
     def micro_batches(self, step: int, process: int) -> list[list[int]]:
         batch = self.step_examples(step)
-        return [batch[(a * self.processes + process) * self.micro_batch :][: self.micro_batch]
-                for a in range(self.accumulation)]
+        return [
+            batch[(a * self.processes + process) * self.micro_batch :][: self.micro_batch]
+            for a in range(self.accumulation)
+        ]
 
 
 class Engine:
@@ -98,8 +102,11 @@ class Engine:
 
     def precompute(self, progress: Callable[[int], None] | None = None) -> None:
         """Per-example reference log-probs (and reference attribution) once, shared by all processes."""
-        wanted = [index for index in range(len(self.pairs)) if index % self.accelerator.num_processes
-                  == self.accelerator.process_index]
+        wanted = [
+            index
+            for index in range(len(self.pairs))
+            if index % self.accelerator.num_processes == self.accelerator.process_index
+        ]
         local = []
         size = self.config.training.per_device_batch_size
         for start in range(0, len(wanted), size):
@@ -114,14 +121,21 @@ class Engine:
         batch = self._collate(indices)
         grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
         attribution = self.method.attribution == "reference"
-        with reference_of(self._unwrapped_policy(), self.reference) as reference, \
-                torch.set_grad_enabled(attribution), self.accelerator.autocast():
+        with (
+            reference_of(self._unwrapped_policy(), self.reference) as reference,
+            torch.set_grad_enabled(attribution),
+            self.accelerator.autocast(),
+        ):
             embeds = None
             if attribution:
                 embeds = input_embeddings(reference)(batch["input_ids"]).detach().requires_grad_(True)
-            output = grid_forward(reference, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds)
+            output = grid_forward(
+                reference, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds
+            )
             logps = L.token_logps(output.logits.detach(), grid.targets, self.block)
-            scores = self._attribution(output.logits, grid, batch, embeds, retain=False) if attribution else None
+            scores = (
+                self._attribution(output.logits, grid, batch, embeds, retain=False) if attribution else None
+            )
         return self._split_rows(indices, grid.mask, logps=logps, attribution=scores)
 
     @staticmethod
@@ -157,12 +171,16 @@ class Engine:
     def _unwrapped_policy(self) -> nn.Module:
         return self.accelerator.unwrap_model(self.policy)
 
-    def micro_step(self, indices: list[int], policy: nn.Module | None = None) -> tuple[MethodOutput, StepTensors]:
+    def micro_step(
+        self, indices: list[int], policy: nn.Module | None = None
+    ) -> tuple[MethodOutput, StepTensors]:
         """Forwards and the method's loss for the pairs ``indices`` (no backward)."""
         policy = policy if policy is not None else self.policy
         pool = self.method.anchors
         anchored = [i for i in indices if pool is not None and i in pool.anchors]
-        batch = self._collate(indices, [(self.pairs[i].prompt_ids, pool.anchors[i].completion_ids) for i in anchored])
+        batch = self._collate(
+            indices, [(self.pairs[i].prompt_ids, pool.anchors[i].completion_ids) for i in anchored]
+        )
         grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
         pair_rows = 2 * len(indices)
         with self.accelerator.autocast():
@@ -171,16 +189,23 @@ class Engine:
                 embeds = input_embeddings(policy)(batch["input_ids"])
                 if not embeds.requires_grad:  # frozen embeddings (LoRA): attribution still needs the path
                     embeds.requires_grad_(True)
-            output = grid_forward(policy, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds)
+            output = grid_forward(
+                policy, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds
+            )
             policy_logps = L.token_logps(output.logits, grid.targets, self.block)
             tensors = StepTensors(
-                targets=grid.targets, mask=grid.mask, policy_logits=output.logits, policy_logps=policy_logps,
-                reference_logps=torch.zeros_like(policy_logps), block=self.block,
+                targets=grid.targets,
+                mask=grid.mask,
+                policy_logits=output.logits,
+                policy_logps=policy_logps,
+                reference_logps=torch.zeros_like(policy_logps),
+                block=self.block,
                 anchor_pairs=[indices.index(i) for i in anchored],
             )
             if self.method.attribution == "policy":
-                tensors.attribution = self._attribution(output.logits[:pair_rows], grid, batch, embeds, retain=True,
-                                                        rows=pair_rows)
+                tensors.attribution = self._attribution(
+                    output.logits[:pair_rows], grid, batch, embeds, retain=True, rows=pair_rows
+                )
             self._reference_terms(tensors, batch, grid, indices, anchored)
             return self.method.compute(tensors), tensors
 
@@ -193,11 +218,18 @@ class Engine:
             x.reference_logps[:pair_rows] = self._from_cache("logps", indices, grid.mask[:pair_rows])
         else:
             hooks = m.activation_hooks
-            with torch.no_grad(), reference_of(self._unwrapped_policy(), self.reference) as reference, \
-                    captured_activations(reference, *hooks) if hooks else contextlib.nullcontext([]) as scores:
-                output = grid_forward(reference, batch["input_ids"][:pair_rows], batch["attention_mask"][:pair_rows],
-                                      CompletionGrid(grid.start, grid.targets[:pair_rows], grid.mask[:pair_rows]),
-                                      output_hidden_states=m.reference_hidden_states)
+            with (
+                torch.no_grad(),
+                reference_of(self._unwrapped_policy(), self.reference) as reference,
+                captured_activations(reference, *hooks) if hooks else contextlib.nullcontext([]) as scores,
+            ):
+                output = grid_forward(
+                    reference,
+                    batch["input_ids"][:pair_rows],
+                    batch["attention_mask"][:pair_rows],
+                    CompletionGrid(grid.start, grid.targets[:pair_rows], grid.mask[:pair_rows]),
+                    output_hidden_states=m.reference_hidden_states,
+                )
             x.reference_logps[:pair_rows] = L.token_logps(output.logits, grid.targets[:pair_rows], self.block)
             if m.reference_logits:
                 x.reference_logits = output.logits
@@ -210,7 +242,9 @@ class Engine:
             logps = torch.tensor(m.anchors.anchors[index].reference_logps, device=x.mask.device)
             x.reference_logps[pair_rows + row][x.mask[pair_rows + row].bool()] = logps
 
-    def _attribution(self, logits, grid: CompletionGrid, batch, embeds, retain: bool, rows: int | None = None):
+    def _attribution(
+        self, logits, grid: CompletionGrid, batch, embeds, retain: bool, rows: int | None = None
+    ):
         """TI-DPO: I_t = ‖∂ max_v logits(last valid position) / ∂e_t‖₁ for each token embedding e_t."""
         rows = rows if rows is not None else logits.shape[0]
         last = batch["attention_mask"][:rows].sum(-1) - 1
@@ -230,7 +264,9 @@ class Engine:
         prompts = [self.pairs[i].prompt_ids for i in indices]
         completions = pool.sample(policy, prompts, self.pad_token_id, self.eos_token_id)
         rows = [(prompt, completion) for prompt, completion in zip(prompts, completions, strict=True)]
-        batch = {k: v.to(self.accelerator.device) for k, v in collate_sequences(rows, self.pad_token_id).items()}
+        batch = {
+            k: v.to(self.accelerator.device) for k, v in collate_sequences(rows, self.pad_token_id).items()
+        }
         grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
         with torch.no_grad(), reference_of(policy, self.reference) as reference, self.accelerator.autocast():
             output = grid_forward(reference, batch["input_ids"], batch["attention_mask"], grid)
@@ -247,7 +283,9 @@ class Engine:
     def pair_stats(out: MethodOutput, x: StepTensors) -> dict[str, Stat]:
         """TRL's metric names plus the method's own, as (sum, count) over pairs."""
         r = out.result
-        chosen_logps, rejected_logps = L.split_pairs(L.masked_sum(x.pair_rows(x.policy_logps), x.pair_rows(x.mask)))
+        chosen_logps, rejected_logps = L.split_pairs(
+            L.masked_sum(x.pair_rows(x.policy_logps), x.pair_rows(x.mask))
+        )
         count = torch.tensor(float(r.losses.numel()), device=r.losses.device)
         stats = {
             "loss": (r.losses.detach().float().sum(), count),

@@ -46,8 +46,13 @@ def _with_lora(model: PreTrainedModel, lora: LoraSettings, weights_from: str | N
 
     if weights_from is not None:
         return PeftModel.from_pretrained(model, weights_from, is_trainable=True)
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, config)
 
 
@@ -125,7 +130,7 @@ class CompletionGrid:
         return positions - self.start
 
     def take(self, per_position: torch.Tensor) -> torch.Tensor:
-        """(N, L, ...) values at each sequence position → (N, K, ...) on the grid (zeros in the pad column)."""
+        """(N, L, ...) values per sequence position → (N, K, ...) on the grid (zeros in the pad column)."""
         values = per_position[:, self.start :]
         pad = values.new_zeros(values.shape[0], 1, *values.shape[2:])
         return torch.cat([values, pad], dim=1)

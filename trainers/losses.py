@@ -131,7 +131,9 @@ class _TokenKL(torch.autograd.Function):
         grad_policy = torch.empty_like(policy)
         for start in _blocks(policy.shape[0], ctx.block):
             rows = slice(start, start + ctx.block)
-            difference = F.softmax(policy[rows].to(dtype), dim=-1) - F.softmax(reference[rows].to(dtype), dim=-1)
+            difference = F.softmax(policy[rows].to(dtype), dim=-1) - F.softmax(
+                reference[rows].to(dtype), dim=-1
+            )
             grad_policy[rows] = difference.mul_(flat_grad[rows])
         return grad_policy.view_as(policy_logits), None, None
 
@@ -233,7 +235,11 @@ def sparsepo_loss(
     chosen_kl, rejected_kl = split_pairs(kl)
     l1_u = sum(split_pairs(masked_sum(mask_u.abs(), mask)))
     l1_d = sum(split_pairs(masked_sum(mask_d.abs(), mask)))
-    losses = -F.logsigmoid(beta * (chosen - rejected - (rejected_kl - chosen_kl))) + lambda_u * l1_u + lambda_d * l1_d
+    losses = (
+        -F.logsigmoid(beta * (chosen - rejected - (rejected_kl - chosen_kl)))
+        + lambda_u * l1_u
+        + lambda_d * l1_d
+    )
     return PairLosses(losses, *_rewards(beta, rewards))
 
 

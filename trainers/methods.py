@@ -122,8 +122,13 @@ class TDPO(Method):
         mask = x.pair_rows(x.mask)
         token_logratios = self._logratios(x)
         sequence_kl = L.masked_sum(self._sequence_kl(x), mask)
-        result = L.tdpo_loss(L.masked_sum(token_logratios, mask), sequence_kl, self.config.beta,
-                             self.config.variant, self.config.alpha)
+        result = L.tdpo_loss(
+            L.masked_sum(token_logratios, mask),
+            sequence_kl,
+            self.config.beta,
+            self.config.variant,
+            self.config.alpha,
+        )
         return MethodOutput(result, self._kl_stats(sequence_kl), {"logratio": token_logratios})
 
 
@@ -159,7 +164,9 @@ class SparsePO(Method):
         token_logratios = self._logratios(x)
         token_kl = self._sequence_kl(x)
         mask_u, mask_d = self.masks(x)
-        result = L.sparsepo_loss(token_logratios, token_kl, mask_u, mask_d, mask, c.beta, c.lambda_u, c.lambda_d)
+        result = L.sparsepo_loss(
+            token_logratios, token_kl, mask_u, mask_d, mask, c.beta, c.lambda_u, c.lambda_d
+        )
         stats = self._kl_stats(L.masked_sum(token_kl, mask))
         chosen_mask, rejected_mask = L.split_pairs(mask)
         kinds = {"u": mask_u} if self.head is None or c.heads == "common" else {"u": mask_u, "d": mask_d}
@@ -182,7 +189,9 @@ class TIDPO(Method):
             self.reference = "live"
             self.reference_logits = True
         if config.uses_anchors:
-            self.anchors = AnchorPool(config.anchor_every, config.anchor_max_new_tokens, config.anchor_temperature)
+            self.anchors = AnchorPool(
+                config.anchor_every, config.anchor_max_new_tokens, config.anchor_temperature
+            )
 
     def weights(self, x: StepTensors) -> torch.Tensor:
         c = self.config
@@ -215,13 +224,22 @@ class TIDPO(Method):
             pairs = torch.tensor(x.anchor_pairs, device=mask.device)
             rows = torch.cat([pairs, pairs + x.pairs])
             anchor_logratios = (x.policy_logps - x.reference_logps)[2 * x.pairs :]
-            values = L.triplet_loss(anchor_logratios, x.mask[2 * x.pairs :], token_logratios[rows], mask[rows],
-                                    c.triplet_margin, c.triplet_alignment)
+            values = L.triplet_loss(
+                anchor_logratios,
+                x.mask[2 * x.pairs :],
+                token_logratios[rows],
+                mask[rows],
+                c.triplet_margin,
+                c.triplet_alignment,
+            )
             triplet = triplet.index_put((pairs,), values)
             stats["triplet/loss"] = _mean_stat(values)
             stats["triplet/active"] = _mean_stat((values > 0).float())
-        stats["triplet/anchored"] = _mean_stat(torch.zeros_like(triplet).index_fill(
-            0, torch.tensor(x.anchor_pairs, dtype=torch.long, device=mask.device), 1.0))
+        stats["triplet/anchored"] = _mean_stat(
+            torch.zeros_like(triplet).index_fill(
+                0, torch.tensor(x.anchor_pairs, dtype=torch.long, device=mask.device), 1.0
+            )
+        )
         return L.PairLosses(result.losses + c.gamma * triplet, result.chosen_rewards, result.rejected_rewards)
 
 

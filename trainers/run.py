@@ -41,7 +41,6 @@ from trainers.data import PreferenceExample, TokenizedPair, TruncationPolicy, to
 from trainers.engine import Engine, Schedule, add_stats
 from trainers.errors import TrainingError
 from trainers.forward import load_policy, load_reference
-from trainers.masks import HEAD_FILE
 from trainers.methods import Method, build_method
 
 # Settings that change how a run is kept or shown, not what it computes.
@@ -80,7 +79,11 @@ class RunFolder:
     def checkpoint_steps(self) -> list[int]:
         if not self.checkpoints.is_dir():
             return []
-        return [int(p.name[5:]) for p in self.checkpoints.iterdir() if p.name.startswith("step-") and p.name[5:].isdigit()]
+        return [
+            int(p.name[5:])
+            for p in self.checkpoints.iterdir()
+            if p.name.startswith("step-") and p.name[5:].isdigit()
+        ]
 
     def remove_partials(self) -> None:
         for folder in (self.root, self.checkpoints):
@@ -105,7 +108,9 @@ def fingerprint_of(config: TrainConfig, model_path: str, pairs: Sequence[Tokeniz
     settings = dataclasses.asdict(config)
     for key in _NOT_FINGERPRINTED:
         settings["training"].pop(key)
-    digest = hashlib.sha256(json.dumps({"config": settings, "model": str(model_path)}, sort_keys=True).encode())
+    digest = hashlib.sha256(
+        json.dumps({"config": settings, "model": str(model_path)}, sort_keys=True).encode()
+    )
     for pair in pairs:
         digest.update(json.dumps([pair.prompt_ids, pair.chosen_ids, pair.rejected_ids]).encode())
     return digest.hexdigest()[:32]
@@ -142,45 +147,66 @@ def train(
     finished = run.finished_fingerprint()
     if finished is not None:
         if finished != fingerprint:
-            raise TrainingError(f"{run.root}: holds a finished run of another configuration, model or data; "
-                                "choose another output folder")
+            raise TrainingError(
+                f"{run.root}: holds a finished run of another configuration, model or data; "
+                "choose another output folder"
+            )
         steps = json.loads(run.done.read_text())["steps"]
         return TrainResult(run.root, run.final, run.metrics, steps, already_done=True)
-    accelerator = Accelerator(mixed_precision=t.mixed_precision, log_with=t.report_to or None,
-                              project_dir=str(run.root))
+    accelerator = Accelerator(
+        mixed_precision=t.mixed_precision, log_with=t.report_to or None, project_dir=str(run.root)
+    )
     resume_from = _resume_point(run, config, fingerprint, accelerator)
     if accelerator.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)
         run.checkpoints.mkdir(exist_ok=True)
         run.remove_partials()
-        write_atomic(run.config, yaml.safe_dump(dict(config_record or dataclasses.asdict(config)), sort_keys=False))
+        write_atomic(
+            run.config, yaml.safe_dump(dict(config_record or dataclasses.asdict(config)), sort_keys=False)
+        )
     accelerator.wait_for_everyone()
-    trainer = _Trainer(config, model_path, pairs, tokenizer, run, accelerator, fingerprint, progress)
+    trainer = Trainer(config, model_path, pairs, tokenizer, run, accelerator, fingerprint, progress)
     return trainer.run(resume_from)
 
 
-def _resume_point(run: RunFolder, config: TrainConfig, fingerprint: str, accelerator: Accelerator) -> Path | None:
+def _resume_point(
+    run: RunFolder, config: TrainConfig, fingerprint: str, accelerator: Accelerator
+) -> Path | None:
     latest = run.latest_checkpoint()
     if latest is None:
         if config.training.resume == "never" and run.metrics.is_file():
-            raise TrainingError(f"{run.root}: holds an unfinished run and training.resume is 'never'; "
-                                "choose another output folder")
+            raise TrainingError(
+                f"{run.root}: holds an unfinished run and training.resume is 'never'; "
+                "choose another output folder"
+            )
         return None
     if config.training.resume == "never":
-        raise TrainingError(f"{run.root}: holds checkpoints of an unfinished run and training.resume is 'never'")
+        raise TrainingError(
+            f"{run.root}: holds checkpoints of an unfinished run and training.resume is 'never'"
+        )
     state = json.loads((latest / "trainer_state.json").read_text())
     if state["fingerprint"] != fingerprint:
-        raise TrainingError(f"{run.root}: holds checkpoints of another configuration, model or data "
-                            f"({latest.name}); choose another output folder")
+        raise TrainingError(
+            f"{run.root}: holds checkpoints of another configuration, model or data "
+            f"({latest.name}); choose another output folder"
+        )
     return latest
 
 
-class _Trainer:
+class Trainer:
     """Wires model, method, optimiser, schedule and run folder for one ``train()`` call."""
 
-    def __init__(self, config: TrainConfig, model_path: str, pairs: Sequence[TokenizedPair],
-                 tokenizer: PreTrainedTokenizerBase, run: RunFolder, accelerator: Accelerator,
-                 fingerprint: str, progress: bool):
+    def __init__(
+        self,
+        config: TrainConfig,
+        model_path: str,
+        pairs: Sequence[TokenizedPair],
+        tokenizer: PreTrainedTokenizerBase,
+        run: RunFolder,
+        accelerator: Accelerator,
+        fingerprint: str,
+        progress: bool,
+    ):
         self.config, self.model_path, self.pairs, self.tokenizer = config, model_path, pairs, tokenizer
         self.run_folder, self.accelerator, self.fingerprint = run, accelerator, fingerprint
         self.progress = progress and accelerator.is_local_main_process
@@ -188,7 +214,7 @@ class _Trainer:
 
     # ---------------------------------------------------------------- set-up
 
-    def _build(self, resume_from: Path | None) -> None:
+    def build(self, resume_from: Path | None) -> None:
         t, acc = self.config.training, self.accelerator
         set_seed(t.seed)
         policy = load_policy(self.model_path, t, weights_from=str(resume_from) if resume_from else None)
@@ -198,20 +224,31 @@ class _Trainer:
             for head in heads.values():
                 head.load(resume_from)
         reference = None
-        needs_reference = (self.method.reference == "live" or self.method.anchors is not None
-                           or self._needs_cache())
+        needs_reference = (
+            self.method.reference == "live" or self.method.anchors is not None or self.needs_cache()
+        )
         if t.lora is None and needs_reference:
             reference = acc.prepare_model(load_reference(self.model_path, t), evaluation_mode=True)
-        groups = [{"params": [p for p in policy.parameters() if p.requires_grad], "weight_decay": t.weight_decay}]
+        groups = [
+            {"params": [p for p in policy.parameters() if p.requires_grad], "weight_decay": t.weight_decay}
+        ]
         for head in heads.values():
             method = self.config.method
-            groups.append({"params": list(head.parameters()), "weight_decay": method.head_weight_decay,
-                           "lr": method.head_learning_rate or t.learning_rate})
+            groups.append(
+                {
+                    "params": list(head.parameters()),
+                    "weight_decay": method.head_weight_decay,
+                    "lr": method.head_learning_rate or t.learning_rate,
+                }
+            )
         optimizer = torch.optim.AdamW(groups, lr=t.learning_rate)
         # Stepped by hand once per optimiser step: accelerate's wrapper would step it once per process.
-        self.scheduler = get_scheduler(t.lr_scheduler, optimizer,
-                                       num_warmup_steps=math.ceil(t.warmup_ratio * self.schedule.total_steps),
-                                       num_training_steps=self.schedule.total_steps)
+        self.scheduler = get_scheduler(
+            t.lr_scheduler,
+            optimizer,
+            num_warmup_steps=math.ceil(t.warmup_ratio * self.schedule.total_steps),
+            num_training_steps=self.schedule.total_steps,
+        )
         prepared = acc.prepare(policy, *heads.values(), optimizer)
         self.policy, self.optimizer = prepared[0], prepared[-1]
         self.heads = dict(zip(heads, prepared[1:-1], strict=True))
@@ -221,16 +258,36 @@ class _Trainer:
         # Model weights go to the Hugging Face files of the checkpoint; accelerate keeps the rest.
         acc.register_save_state_pre_hook(lambda models, weights, folder: weights.clear())
         acc.register_load_state_pre_hook(lambda models, folder: models.clear())
-        self.engine = Engine(self.config, self.method, acc, self.policy, reference, self.pairs,
-                             self.tokenizer.pad_token_id, self.tokenizer.eos_token_id)
+        self.engine = Engine(
+            self.config,
+            self.method,
+            acc,
+            self.policy,
+            reference,
+            self.pairs,
+            self.tokenizer.pad_token_id,
+            self.tokenizer.eos_token_id,
+        )
 
-    def _needs_cache(self) -> bool:
+    def needs_cache(self) -> bool:
         return self.method.reference == "cached" or self.method.attribution == "reference"
+
+    def precompute(self) -> None:
+        """Reference log-probs (and reference attribution) once per example; then free the frozen
+        reference unless the method still runs it (live terms, anchors)."""
+        if not self.needs_cache():
+            return
+        with tqdm(
+            total=len(self.pairs), desc="reference log-probs", unit="pair", disable=not self.progress
+        ) as bar:
+            self.engine.precompute(bar.update)
+        if self.method.reference == "cached" and self.method.anchors is None:
+            self.engine.reference = None
 
     # ---------------------------------------------------------------- the loop
 
     def run(self, resume_from: Path | None) -> TrainResult:
-        self._build(resume_from)
+        self.build(resume_from)
         start = 0
         if resume_from is not None:
             self.accelerator.load_state(str(resume_from / "state"))
@@ -238,17 +295,21 @@ class _Trainer:
             if self.method.anchors is not None:
                 self.method.anchors.load_state_dict(json.loads((resume_from / "anchors.json").read_text()))
         self._keep_metrics_until(start)
-        if self._needs_cache():
-            with tqdm(total=len(self.pairs), desc="reference log-probs", unit="pair",
-                      disable=not self.progress) as bar:
-                self.engine.precompute(bar.update)
+        self.precompute()
         if self.config.training.report_to:
-            self.accelerator.init_trackers(self.run_folder.root.name, config=_flat(dataclasses.asdict(self.config)))
+            self.accelerator.init_trackers(
+                self.run_folder.root.name, config=_flat(dataclasses.asdict(self.config))
+            )
         total = self.schedule.total_steps
-        with tqdm(total=total, initial=start, desc=f"training {self.method_label}", unit="step",
-                  disable=not self.progress) as bar:
+        with tqdm(
+            total=total,
+            initial=start,
+            desc=f"training {self.method_label}",
+            unit="step",
+            disable=not self.progress,
+        ) as bar:
             for step in range(start, total):
-                row = self._step(step)
+                row = self.step(step)
                 self._log(row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['rewards/accuracies']:.2f}")
                 bar.update()
@@ -256,14 +317,20 @@ class _Trainer:
                 if every and (step + 1) % every == 0 and step + 1 < total:
                     self._save_checkpoint(step + 1)
         self._finish(total)
-        return TrainResult(self.run_folder.root, self.run_folder.final, self.run_folder.metrics, total,
-                           resumed_from=start if resume_from is not None else None)
+        return TrainResult(
+            self.run_folder.root,
+            self.run_folder.final,
+            self.run_folder.metrics,
+            total,
+            resumed_from=start if resume_from is not None else None,
+        )
 
     @property
     def method_label(self) -> str:
         return self.config.method.label
 
-    def _step(self, step: int) -> dict:
+    def step(self, step: int) -> dict:
+        """One optimiser step (0-based ``step``); returns its metrics row."""
         acc, t = self.accelerator, self.config.training
         micro_batches = self.schedule.micro_batches(step, acc.process_index)
         self.engine.refresh_anchors(step, [i for batch in micro_batches for i in batch])
@@ -280,27 +347,48 @@ class _Trainer:
             add_stats(stats, self.engine.pair_stats(out, tensors))
         learning_rate = self.scheduler.get_last_lr()[0]
         if acc.reduce(nonfinite, reduction="sum").item() > 0:
-            raise TrainingError(f"step {step + 1}: the loss is not finite; stopped before updating the weights "
-                                f"(the run folder keeps the last checkpoint)")
+            raise TrainingError(
+                f"step {step + 1}: the loss is not finite; stopped before updating the weights "
+                f"(the run folder keeps the last checkpoint)"
+            )
         parameters = [p for module in modules for p in module.parameters() if p.requires_grad]
-        grad_norm = acc.clip_grad_norm_(parameters, t.max_grad_norm if t.max_grad_norm is not None else math.inf)
+        grad_norm = acc.clip_grad_norm_(
+            parameters, t.max_grad_norm if t.max_grad_norm is not None else math.inf
+        )
         grad_norm = float(grad_norm)
         if not math.isfinite(grad_norm):
-            raise TrainingError(f"step {step + 1}: the gradient norm is not finite ({grad_norm}); stopped before "
-                                "updating the weights (the run folder keeps the last checkpoint)")
+            raise TrainingError(
+                f"step {step + 1}: the gradient norm is not finite ({grad_norm}); stopped before "
+                "updating the weights (the run folder keeps the last checkpoint)"
+            )
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"step": step + 1, "epoch": round(self.schedule.epoch(step + 1), 6),
-                **self._reduce(stats), "grad_norm": grad_norm, "learning_rate": learning_rate}
+        return {
+            "step": step + 1,
+            "epoch": round(self.schedule.epoch(step + 1), 6),
+            **self._reduce(stats),
+            "grad_norm": grad_norm,
+            "learning_rate": learning_rate,
+        }
 
     def _reduce(self, stats: dict) -> dict[str, float]:
         keys = sorted(stats)
         values = torch.stack([torch.stack([stats[k][0].float(), stats[k][1].float()]) for k in keys])
         values = self.accelerator.reduce(values.to(self.accelerator.device), reduction="sum")
-        ordered = ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                   "logps/chosen", "logps/rejected"]
-        result = {k: float(v[0] / v[1]) if v[1] > 0 else float("nan") for k, v in zip(keys, values.tolist(), strict=True)}
+        ordered = [
+            "loss",
+            "rewards/chosen",
+            "rewards/rejected",
+            "rewards/margins",
+            "rewards/accuracies",
+            "logps/chosen",
+            "logps/rejected",
+        ]
+        result = {
+            k: float(v[0] / v[1]) if v[1] > 0 else float("nan")
+            for k, v in zip(keys, values.tolist(), strict=True)
+        }
         return {**{k: result[k] for k in ordered}, **{k: result[k] for k in keys if k not in ordered}}
 
     # ---------------------------------------------------------------- outputs
@@ -373,8 +461,12 @@ class _Trainer:
         if acc.is_main_process:
             replace_directory(partial, run.final)
             write_atomic(run.token_scores, "".join(json.dumps(row) + "\n" for row in rows))
-            write_atomic(run.done, json.dumps({"fingerprint": self.fingerprint, "steps": steps,
-                                               "method": self.method_label}, indent=1))
+            write_atomic(
+                run.done,
+                json.dumps(
+                    {"fingerprint": self.fingerprint, "steps": steps, "method": self.method_label}, indent=1
+                ),
+            )
         if self.config.training.report_to:
             acc.end_training()
         acc.wait_for_everyone()
@@ -399,14 +491,18 @@ class _Trainer:
         rows = []
         for row in range(2 * count):
             ids = targets[row][mask[row]].tolist()
-            rows.append({
-                "example": row % count,
-                "side": "chosen" if row < count else "rejected",
-                "method": self.method_label,
-                "tokens": [self.tokenizer.decode([token]) for token in ids],
-                "scores": {kind: [round(v, 6) for v in values[row][mask[row]].detach().float().tolist()]
-                           for kind, values in out.token_scores.items()},
-            })
+            rows.append(
+                {
+                    "example": row % count,
+                    "side": "chosen" if row < count else "rejected",
+                    "method": self.method_label,
+                    "tokens": [self.tokenizer.decode([token]) for token in ids],
+                    "scores": {
+                        kind: [round(v, 6) for v in values[row][mask[row]].detach().float().tolist()]
+                        for kind, values in out.token_scores.items()
+                    },
+                }
+            )
         return rows
 
 

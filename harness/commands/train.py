@@ -12,7 +12,7 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from harness.commands.data import load_reporting_rejects
 from harness.config import load_config, to_mapping
@@ -27,7 +27,7 @@ class DataSettings:
     format: Literal["auto", "standard", "conversational", "hh-rlhf", "hh-rlhf-chat"] = "auto"
     split: str = "train"
     skip_invalid: bool = False
-    limit: Optional[int] = None  # the first N valid pairs (quick runs)
+    limit: int | None = None  # the first N valid pairs (quick runs)
 
 
 @dataclass
@@ -43,11 +43,14 @@ class TrainJob:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a model with DPO, TDPO, SparsePO or TI-DPO",
+        "train",
+        help="train a model with DPO, TDPO, SparsePO or TI-DPO",
         description="Train with the YAML configuration FILE plus key=value overrides (e.g. method.beta=0.2).",
     )
     parser.add_argument("--config", help="YAML file: model, data, output_dir, method, training")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a key, e.g. training.max_steps=10")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="override a key, e.g. training.max_steps=10"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=_train)
 
@@ -56,18 +59,31 @@ def _train(args: argparse.Namespace) -> int:
     job = load_config(TrainJob, args.config, args.overrides)
     model_path = resolve_model(job.model)
     output = Path(job.output_dir)
-    loading = argparse.Namespace(file=job.data.path, format=job.data.format, split=job.data.split,
-                                 skip_invalid=job.data.skip_invalid, rejects=str(output / "rejects.jsonl"))
+    loading = argparse.Namespace(
+        file=job.data.path,
+        format=job.data.format,
+        split=job.data.split,
+        skip_invalid=job.data.skip_invalid,
+        rejects=str(output / "rejects.jsonl"),
+    )
     examples = load_reporting_rejects(loading).examples
     if job.data.limit is not None:
         examples = examples[: job.data.limit]
-    result = train(TrainConfig(job.method, job.training), str(model_path), examples, output,
-                   progress=not args.no_progress, config_record=to_mapping(job))
+    result = train(
+        TrainConfig(job.method, job.training),
+        str(model_path),
+        examples,
+        output,
+        progress=not args.no_progress,
+        config_record=to_mapping(job),
+    )
     if result.already_done:
         print(f"{output}: already holds this finished run ({result.steps} steps); nothing to do")
     else:
         resumed = f", resumed from step {result.resumed_from}" if result.resumed_from is not None else ""
         print(f"trained {result.steps} steps{resumed}")
-    print(f"run folder:  {result.run_dir}\nfinal model: {result.final_dir}\nmetrics:     {result.metrics_path}",
-          file=sys.stdout)
+    print(
+        f"run folder:  {result.run_dir}\nfinal model: {result.final_dir}\nmetrics:     {result.metrics_path}",
+        file=sys.stdout,
+    )
     return 0

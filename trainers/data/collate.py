@@ -20,8 +20,10 @@ def collate_pairs(pairs: Sequence[TokenizedPair], pad_token_id: int) -> dict[str
     return collate_sequences(sequences, pad_token_id)
 
 
-def collate_sequences(sequences: Sequence[tuple[list[int], list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded rows of (prompt ids, completion ids), with the same three tensors as :func:`collate_pairs`."""
+def collate_sequences(
+    sequences: Sequence[tuple[list[int], list[int]]], pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """Right-padded (prompt ids, completion ids) rows: the same three tensors as :func:`collate_pairs`."""
     width = max(len(prompt) + len(completion) for prompt, completion in sequences)
     input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
