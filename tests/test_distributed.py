@@ -72,6 +72,7 @@ def _assert_same_run(run, other, tolerance: float) -> None:
         assert torch.allclose(final[key], value, rtol=0, atol=tolerance), key
 
 
+@pytest.mark.slow  # two fresh processes importing torch + transformers: ~20 s on 2 cores
 def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_model_dirs, tmp_path):
     model, data = tiny_model_dirs["llama"], examples(8)
     script = _LAUNCHED.format(

@@ -22,20 +22,17 @@ from trainers import (
     train,
 )
 
+# One run per loss and per way of getting reference terms; variants that differ only inside a
+# loss (conservative DPO, TDPO-1, ...) are pinned by hand in test_losses.py.
 METHODS = {
     "dpo": DPOConfig(beta=0.5),
     "ipo": DPOConfig(beta=0.5, loss="ipo"),
-    "cdpo": DPOConfig(beta=0.5, label_smoothing=0.1),
-    "tdpo1": TDPOConfig(beta=0.5, variant=1),
     "tdpo2": TDPOConfig(beta=0.5),
     "sparsepo-activation": SparsePOConfig(beta=0.5, mask="activation"),
-    "sparsepo-learned-common": SparsePOConfig(beta=0.5, lambda_u=0.0, lambda_d=0.0),
-    "sparsepo-learned-independent": SparsePOConfig(beta=0.5, heads="independent"),
+    "sparsepo-learned-common": SparsePOConfig(beta=0.5),
     "tidpo": TIDPOConfig(beta=0.5, normalisation="mean", anchor_max_new_tokens=8),
-    "tidpo-reference-cached": TIDPOConfig(
-        beta=0.5, normalisation="mean", importance_source="reference", anchor_every=2, anchor_max_new_tokens=8
-    ),
-    "tidpo-tdpo2kl": TIDPOConfig(beta=0.5, normalisation="mean", variant="tdpo2-kl", gamma=0.0),
+    "tidpo-tdpo2kl-reference-cached": TIDPOConfig(beta=0.5, normalisation="mean", importance_source="reference",
+                                                  anchor_every=2, anchor_max_new_tokens=8, variant="tdpo2-kl"),
 }
 
 
@@ -43,7 +40,7 @@ def settings(**overrides) -> TrainingConfig:
     values = dict(
         learning_rate=3e-3,
         per_device_batch_size=4,
-        max_steps=6,
+        max_steps=5,
         warmup_ratio=0.0,
         lr_scheduler="constant",
         token_scores_examples=2,
@@ -59,7 +56,7 @@ def test_every_method_learns_the_training_pairs(tiny_model_dirs, tmp_path, name)
     config = TrainConfig(METHODS[name], settings())
     result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False)
     rows = metrics(result.run_dir)
-    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5]
     first, last = rows[0], rows[-1]
     assert first["rewards/margins"] == pytest.approx(0.0, abs=1e-5)  # policy = reference at step 1
     assert last["rewards/margins"] > first["rewards/margins"] + 0.05
@@ -158,8 +155,8 @@ def test_a_non_finite_loss_stops_naming_the_step_and_leaves_nothing_half_written
 
 
 def test_cached_reference_log_probs_equal_a_live_reference(tiny_model_dirs, tmp_path):
-    # DPO caches reference log-probs once; TDPO-1 with α-free KL runs the reference live. At step 1
-    # both compare the policy with itself, and after it their rewards must agree to float precision.
+    # DPO caches reference log-probs once; TDPO-2 with α = 0 is the same loss with the reference run
+    # live every step. The two runs must agree step after step, to float precision.
     rows = {}
     for name, method in {
         "cached": DPOConfig(beta=0.5),
@@ -191,29 +188,3 @@ def test_lora_uses_the_base_model_as_reference_and_saves_merged_weights(tiny_mod
     assert set(final) == set(base)  # merged: plain weights, no lora_A/lora_B
     changed = [k for k in base if not torch.equal(final[k], base[k])]
     assert changed and all("proj" in k for k in changed)
-
-
-@pytest.mark.parametrize("family", ["llama", "gpt2"])
-def test_sparsepo_masks_train_on_llama_and_gpt2_families(tiny_model_dirs, tmp_path, family):
-    from trainers.masks import HEAD_FILE
-
-    config = TrainConfig(SparsePOConfig(beta=0.5, heads="independent"), settings(max_steps=3))
-    result = train(config, tiny_model_dirs[family], examples(4), tmp_path / "run", progress=False)
-    from safetensors.torch import load_file
-
-    head = load_file(str(result.final_dir / HEAD_FILE))
-    torch.manual_seed(7)  # the seed the run starts from: the head's initial values
-    from transformers import AutoConfig
-
-    from trainers.masks import MaskHead
-
-    model_config = AutoConfig.from_pretrained(tiny_model_dirs[family])
-    initial = MaskHead(model_config.num_hidden_layers, model_config.hidden_size, heads=2).state_dict()
-    for name in ("weight", "bias", "mixer"):
-        assert not torch.equal(head[name], initial[name]), f"the mask head's {name} did not train"
-    config = TrainConfig(
-        SparsePOConfig(beta=0.5, mask="activation", hooks=["mlp", "attention", "residual", "logits"]),
-        settings(max_steps=2),
-    )
-    result = train(config, tiny_model_dirs[family], examples(4), tmp_path / "activation", progress=False)
-    assert metrics(result.run_dir)[-1]["mask/u_chosen_mean"] > 0

@@ -63,7 +63,7 @@ def test_dpo_loss_and_rewards_equal_trl(tmp_path, loss_type, dtype):
     from harness.models.tiny import build_tiny_model
     from trainers.config import DPOConfig, TrainConfig, TrainingConfig
     from trainers.data import TruncationPolicy, tokenize_examples
-    from trainers.engine import Engine
+    from trainers.engine import PAIR_METRICS, Engine
     from trainers.methods import build_method
 
     policy, tokenizer = build_tiny_model("llama", seed=1)
@@ -98,14 +98,7 @@ def test_dpo_loss_and_rewards_equal_trl(tmp_path, loss_type, dtype):
         out, tensors = engine.micro_step([0, 1, 2, 3])
     ours = engine.pair_stats(out, tensors)
     assert float(out.result.losses.mean()) == pytest.approx(trl_loss, abs=1e-5)
-    for key in (
-        "rewards/chosen",
-        "rewards/rejected",
-        "rewards/margins",
-        "rewards/accuracies",
-        "logps/chosen",
-        "logps/rejected",
-    ):
+    for key in PAIR_METRICS[1:]:
         value = float(ours[key][0] / ours[key][1])
         assert value == pytest.approx(trl[key], abs=1e-5), key
     assert abs(trl["rewards/margins"]) > 0.01  # a real comparison, not 0 == 0

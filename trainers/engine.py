@@ -28,6 +28,11 @@ from trainers.masks import captured_activations
 from trainers.methods import Method, MethodOutput, Stat, StepTensors
 
 
+# TRL's metric names, in TRL's order: what every metrics.jsonl row starts with.
+PAIR_METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+                "logps/chosen", "logps/rejected")
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Which examples each optimiser step uses, on each process and micro-batch."""

@@ -38,7 +38,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 
 from trainers.config import TrainConfig
 from trainers.data import PreferenceExample, TokenizedPair, TruncationPolicy, tokenize_examples
-from trainers.engine import Engine, Schedule, add_stats
+from trainers.engine import PAIR_METRICS, Engine, Schedule, add_stats
 from trainers.errors import TrainingError
 from trainers.forward import load_policy, load_reference
 from trainers.methods import Method, build_method
@@ -376,20 +376,11 @@ class Trainer:
         keys = sorted(stats)
         values = torch.stack([torch.stack([stats[k][0].float(), stats[k][1].float()]) for k in keys])
         values = self.accelerator.reduce(values.to(self.accelerator.device), reduction="sum")
-        ordered = [
-            "loss",
-            "rewards/chosen",
-            "rewards/rejected",
-            "rewards/margins",
-            "rewards/accuracies",
-            "logps/chosen",
-            "logps/rejected",
-        ]
         result = {
             k: float(v[0] / v[1]) if v[1] > 0 else float("nan")
             for k, v in zip(keys, values.tolist(), strict=True)
         }
-        return {**{k: result[k] for k in ordered}, **{k: result[k] for k in keys if k not in ordered}}
+        return {**{k: result[k] for k in PAIR_METRICS}, **{k: result[k] for k in keys if k not in PAIR_METRICS}}
 
     # ---------------------------------------------------------------- outputs
 
