@@ -57,3 +57,18 @@ def tiny_model_dirs(tmp_path_factory) -> dict[str, str]:
     for family in ("llama", "gpt2"):
         save_tiny_model(family, root / family)
     return {family: str(root / family) for family in ("llama", "gpt2")}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_for_tiny_models(request):
+    """Tiny models gain nothing from several threads and lose much when the cores are shared (threads
+    spin at every barrier). Slow tests on the real model keep torch's default."""
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

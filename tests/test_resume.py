@@ -8,6 +8,7 @@ checkpoint is step 2), so the resumed run must restore weights, optimiser, sched
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -73,7 +74,9 @@ def test_resume_after_sigkill_equals_a_straight_run(tiny_model_dirs, tmp_path, n
         data=str(write_jsonl(tmp_path / "data.jsonl", data)),
         run=str(run),
     )
-    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True)
+    # One thread, as in this process (conftest): the same float summation order on both sides.
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (run / "DONE").exists() and not (run / "final").exists()
     assert [row["step"] for row in metrics(run)] == [1, 2, 3]
