@@ -59,8 +59,16 @@ def test_masks_on_real_architectures_and_gradients_reach_the_head(family, tiny_l
         with torch.no_grad():
             for parameter in reference.parameters():
                 parameter.add_(0.01 * torch.randn_like(parameter))
-        engine = Engine(config, method, Accelerator(cpu=True), model, reference, pairs, tokenizer.pad_token_id,
-                        tokenizer.eos_token_id)
+        engine = Engine(
+            config,
+            method,
+            Accelerator(cpu=True),
+            model,
+            reference,
+            pairs,
+            tokenizer.pad_token_id,
+            tokenizer.eos_token_id,
+        )
         out, tensors = engine.micro_step([0, 1, 2, 3])
         completion = tensors.mask.bool()
         for kind in ("mask_u", "mask_d"):

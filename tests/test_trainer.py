@@ -31,8 +31,14 @@ METHODS = {
     "sparsepo-activation": SparsePOConfig(beta=0.5, mask="activation"),
     "sparsepo-learned-common": SparsePOConfig(beta=0.5),
     "tidpo": TIDPOConfig(beta=0.5, normalisation="mean", anchor_max_new_tokens=8),
-    "tidpo-tdpo2kl-reference-cached": TIDPOConfig(beta=0.5, normalisation="mean", importance_source="reference",
-                                                  anchor_every=2, anchor_max_new_tokens=8, variant="tdpo2-kl"),
+    "tidpo-tdpo2kl-reference-cached": TIDPOConfig(
+        beta=0.5,
+        normalisation="mean",
+        importance_source="reference",
+        anchor_every=2,
+        anchor_max_new_tokens=8,
+        variant="tdpo2-kl",
+    ),
 }
 
 
@@ -188,3 +194,23 @@ def test_lora_uses_the_base_model_as_reference_and_saves_merged_weights(tiny_mod
     assert set(final) == set(base)  # merged: plain weights, no lora_A/lora_B
     changed = [k for k in base if not torch.equal(final[k], base[k])]
     assert changed and all("proj" in k for k in changed)
+
+
+def test_gradient_checkpointing_changes_no_number_even_with_policy_attribution(tiny_model_dirs, tmp_path):
+    # TI-DPO takes a gradient to the input embeddings and then the loss's backward through the same
+    # graph: non-reentrant checkpointing must recompute both exactly.
+    method = TIDPOConfig(beta=0.5, normalisation="mean", gamma=0.0)
+    runs = [
+        train(
+            TrainConfig(method, settings(max_steps=3, gradient_checkpointing=flag)),
+            tiny_model_dirs["llama"],
+            examples(4),
+            tmp_path / str(flag),
+            progress=False,
+        )
+        for flag in (False, True)
+    ]
+    plain, checkpointed = (metrics(run.run_dir) for run in runs)
+    for row, other in zip(plain, checkpointed, strict=True):
+        for key in ("loss", "rewards/margins", "grad_norm", "weights/max"):
+            assert row[key] == pytest.approx(other[key], rel=1e-5, abs=1e-7), key
