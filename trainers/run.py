@@ -349,7 +349,7 @@ class Trainer:
         if acc.reduce(nonfinite, reduction="sum").item() > 0:
             raise TrainingError(
                 f"step {step + 1}: the loss is not finite; stopped before updating the weights "
-                f"(the run folder keeps the last checkpoint)"
+                f"(earlier checkpoints are kept)"
             )
         parameters = [p for module in modules for p in module.parameters() if p.requires_grad]
         grad_norm = acc.clip_grad_norm_(
@@ -359,7 +359,7 @@ class Trainer:
         if not math.isfinite(grad_norm):
             raise TrainingError(
                 f"step {step + 1}: the gradient norm is not finite ({grad_norm}); stopped before "
-                "updating the weights (the run folder keeps the last checkpoint)"
+                "updating the weights (earlier checkpoints are kept)"
             )
         self.optimizer.step()
         self.scheduler.step()
