@@ -27,7 +27,6 @@ from trainers.forward import CompletionGrid, grid_forward, input_embeddings, ref
 from trainers.masks import captured_activations
 from trainers.methods import Method, MethodOutput, Stat, StepTensors
 
-
 # TRL's metric names, in TRL's order: what every metrics.jsonl row starts with.
 PAIR_METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
                 "logps/chosen", "logps/rejected")

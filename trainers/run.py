@@ -380,7 +380,8 @@ class Trainer:
             k: float(v[0] / v[1]) if v[1] > 0 else float("nan")
             for k, v in zip(keys, values.tolist(), strict=True)
         }
-        return {**{k: result[k] for k in PAIR_METRICS}, **{k: result[k] for k in keys if k not in PAIR_METRICS}}
+        extra = {k: result[k] for k in keys if k not in PAIR_METRICS}
+        return {**{k: result[k] for k in PAIR_METRICS}, **extra}
 
     # ---------------------------------------------------------------- outputs
 
