@@ -214,3 +214,11 @@ def test_gradient_checkpointing_changes_no_number_even_with_policy_attribution(t
     for row, other in zip(plain, checkpointed, strict=True):
         for key in ("loss", "rewards/margins", "grad_norm", "weights/max"):
             assert row[key] == pytest.approx(other[key], rel=1e-5, abs=1e-7), key
+
+
+def test_one_process_trains_runs_with_different_precisions_one_after_another(tiny_model_dirs, tmp_path):
+    # accelerate's settings are process-wide; a pipeline trains several runs in one process.
+    for index, precision in enumerate(("no", "bf16", "no")):
+        config = TrainConfig(DPOConfig(), settings(max_steps=1, mixed_precision=precision))
+        result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / str(index), progress=False)
+        assert metrics(result.run_dir)[0]["loss"] == pytest.approx(0.6931472, abs=1e-6)  # log 2 at step 1

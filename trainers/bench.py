@@ -10,11 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from accelerate import Accelerator
-
 from trainers.config import TrainConfig
 from trainers.data import PreferenceExample, TruncationPolicy, tokenize_examples
-from trainers.run import RunFolder, Trainer, load_training_tokenizer
+from trainers.run import RunFolder, Trainer, load_training_tokenizer, new_accelerator
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def benchmark_steps(
     t = config.training
     tokenizer = load_training_tokenizer(model_path)
     pairs = tokenize_examples(examples, tokenizer, TruncationPolicy(t.max_length, t.max_prompt_length))
-    accelerator = Accelerator(mixed_precision=t.mixed_precision)
+    accelerator = new_accelerator(t.mixed_precision)
     trainer = Trainer(
         config, model_path, pairs, tokenizer, RunFolder(scratch), accelerator, "bench", progress=False
     )

@@ -153,9 +153,7 @@ def train(
             )
         steps = json.loads(run.done.read_text())["steps"]
         return TrainResult(run.root, run.final, run.metrics, steps, already_done=True)
-    accelerator = Accelerator(
-        mixed_precision=t.mixed_precision, log_with=t.report_to or None, project_dir=str(run.root)
-    )
+    accelerator = new_accelerator(t.mixed_precision, log_with=t.report_to or None, project_dir=str(run.root))
     resume_from = _resume_point(run, config, fingerprint, accelerator)
     if accelerator.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)
@@ -167,6 +165,15 @@ def train(
     accelerator.wait_for_everyone()
     trainer = Trainer(config, model_path, pairs, tokenizer, run, accelerator, fingerprint, progress)
     return trainer.run(resume_from)
+
+
+def new_accelerator(mixed_precision: str, **kwargs) -> Accelerator:
+    """An Accelerator for one run. accelerate keeps its settings process-wide; a process that trains
+    several runs (a pipeline) resets them, keeping the process group of a distributed launch."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=mixed_precision, **kwargs)
 
 
 def _resume_point(
