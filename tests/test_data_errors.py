@@ -23,7 +23,8 @@ def _record(**changes) -> bytes:
 
 
 MALFORMED = [
-    ("invalid JSON", b'{"prompt": "a", "chosen": "b" "rejected": "c"}', "json: invalid JSON: Expecting ',' delimiter at column 31"),
+    ("invalid JSON", b'{"prompt": "a", "chosen": "b" "rejected": "c"}',
+     "json: invalid JSON: Expecting ',' delimiter at column 31"),
     ("missing field", _record(rejected=...), "rejected: missing"),
     ("wrong type", _record(chosen=42), "chosen: expected a string, got int"),
     ("null value", _record(prompt=None), "prompt: expected a string, got null"),

@@ -24,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     check = actions.add_parser("check", help="validate a preference file and print counts and token lengths")
     check.add_argument("file", help="JSONL, JSON, CSV (optionally .gz), Parquet, or a hub dataset id")
     add_loading_arguments(check)
-    check.add_argument("--model", default=DEFAULT_MODEL, help=f"model whose tokenizer counts tokens (default {DEFAULT_MODEL})")
+    check.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"model whose tokenizer counts tokens (default {DEFAULT_MODEL})")
     check.add_argument("--max-length", type=int, default=1024, help="truncation: prompt + completion tokens")
     check.add_argument("--max-prompt-length", type=int, default=512, help="truncation: prompt tokens (left-truncated)")
     check.set_defaults(run=_check)
@@ -46,7 +47,8 @@ def load_reporting_rejects(args: argparse.Namespace) -> LoadedPreferences:
         name = Path(args.file).name.split(".")[0] or "data"
         rejects = Path(args.rejects or f"{name}.rejects.jsonl")
         write_rejects(loaded.rejected, rejects)
-        print(f"skipped {len(loaded.rejected)} invalid records of {loaded.total}; written to {rejects}", file=sys.stderr)
+        skipped = f"skipped {len(loaded.rejected)} invalid records of {loaded.total}; written to {rejects}"
+        print(skipped, file=sys.stderr)
         for item in loaded.rejected[:5]:
             print(f"  {item.error}", file=sys.stderr)
     return loaded

@@ -41,6 +41,8 @@ def _list(args: argparse.Namespace) -> int:
     store = ModelStore(args.cache_dir)
     print(f"cache: {store.root}")
     for entry in store.entries():
-        status = f"pulled ({entry.manifest['source']}, {store.size(entry) / 1e6:.0f} MB)" if entry.pulled else "not pulled"
+        status = "not pulled"
+        if entry.pulled:
+            status = f"pulled ({entry.manifest['source']}, {store.size(entry) / 1e6:.0f} MB)"
         print(f"{entry.model.name:24} {status:28} {entry.model.description}")
     return 0

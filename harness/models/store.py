@@ -19,7 +19,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hub_reachable(repo_id: str, timeout: float = 5.0) -> bool:
     """True when the hub answers for ``repo_id``; False offline (HF_HUB_OFFLINE=1, no network)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from trainers.data.errors import DataError
 from trainers.data.readers import RawRecord
 
 Message = dict[str, str]
-Text = Union[str, list[Message]]
+Text = str | list[Message]
 FORMATS = ("auto", "standard", "conversational", "hh-rlhf", "hh-rlhf-chat")
 ROLES = ("system", "user", "assistant", "tool")
 HH_ASSISTANT = "\n\nAssistant:"
@@ -129,7 +129,7 @@ def _split_hh(record: dict[str, Any], fail) -> tuple[str, str, str]:
     chosen, rejected = _string(record, "chosen", fail), _string(record, "rejected", fail)
     if chosen == rejected:
         raise fail("rejected", "identical to chosen")
-    shared = os.path.commonprefix([chosen, rejected])
+    shared = os.path.commonprefix([chosen, rejected])  # noqa: RUF071 (character-wise is what we want)
     cut = shared.rfind(HH_ASSISTANT)
     if cut < 0:
         raise fail("chosen", 'chosen and rejected share no "\\n\\nAssistant:" turn to split the prompt at')
@@ -144,7 +144,9 @@ def _hh_messages(prompt: str) -> list[Message]:
         {"role": "user" if speaker == "Human" else "assistant", "content": text.strip()}
         for speaker, text in zip(parts[1::2], parts[2::2])
     ]
-    return messages[:-1] if messages and messages[-1]["role"] == "assistant" and not messages[-1]["content"] else messages
+    if messages and messages[-1]["role"] == "assistant" and not messages[-1]["content"]:
+        messages.pop()  # the prompt ends with the open "Assistant:" turn the completion fills
+    return messages
 
 
 def _reply(text: str) -> list[Message]:
