@@ -23,7 +23,10 @@ def _config(tmp_path, model: str) -> str:
 def test_train_writes_the_run_folder_and_then_finds_it_done(tiny_model_dirs, tmp_path, capsys):
     config = _config(tmp_path, tiny_model_dirs["gpt2"])
     assert main(["train", "--config", config, "--no-progress", "method.beta=0.2"]) == 0
-    assert "trained 2 steps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "trained 2 steps" in out
+    top = [line for line in out.splitlines() if line.startswith("highest mask_u (chosen): ")]
+    assert len(top) == 1 and top[0].count(", '") == 7  # the 8 highest-masked chosen tokens
     run = tmp_path / "run"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [1, 2] and (run / "DONE").is_file()

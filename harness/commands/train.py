@@ -9,6 +9,7 @@ model, loads and validates the data, and hands both to :func:`trainers.train`. R
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,4 +87,22 @@ def _train(args: argparse.Namespace) -> int:
         f"run folder:  {result.run_dir}\nfinal model: {result.final_dir}\nmetrics:     {result.metrics_path}",
         file=sys.stdout,
     )
+    for line in top_token_lines(result.run_dir / "token_scores.jsonl"):
+        print(line)
     return 0
+
+
+def top_token_lines(path: Path, kinds: tuple[str, ...] = ("mask_u", "mask_d", "weight"), count: int = 8) -> list[str]:
+    """The tokens with the highest mask or weight over the pairs in token_scores.jsonl, per kind and side."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    lines = []
+    for kind in kinds:
+        for side in ("chosen", "rejected"):
+            scored = [(value, token) for row in rows if row["side"] == side and kind in row["scores"]
+                      for token, value in zip(row["tokens"], row["scores"][kind], strict=True)]
+            if scored:
+                top = sorted(scored, key=lambda item: -item[0])[:count]
+                lines.append(f"highest {kind} ({side}): " + ", ".join(f"{token!r} {value:.3g}" for value, token in top))
+    return lines
