@@ -19,18 +19,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = Path(os.environ.get("HARNESS_BENCHMARKS", REPO.parent / "shared" / "benchmarks"))
 
-# (label, method settings, steps measured): anchors every 8 steps need 8 steps to show their average.
+# (label, method settings, training settings, steps measured): anchors every 8 steps need 8 steps
+# to show their average; "dpo-live-reference" is DPO as TRL runs it by default.
 METHODS = [
-    ("dpo", {"name": "dpo"}, None),
-    ("tdpo2", {"name": "tdpo"}, None),
-    ("sparsepo-activation", {"name": "sparsepo", "mask": "activation"}, None),
-    ("sparsepo-learned-common", {"name": "sparsepo", "mask": "learned", "heads": "common"}, None),
-    ("tidpo-policy-importance", {"name": "tidpo", "importance_source": "policy", "gamma": 0.0}, None),
-    (
-        "tidpo-reference-importance-anchors-every-8",
-        {"name": "tidpo", "importance_source": "reference", "anchor_every": 8, "anchor_max_new_tokens": 64},
-        8,
-    ),
+    ("dpo", {"name": "dpo"}, {}, None),
+    ("dpo-live-reference", {"name": "dpo"}, {"precompute_reference": False}, None),
+    ("tdpo2", {"name": "tdpo"}, {}, None),
+    ("sparsepo-activation", {"name": "sparsepo", "mask": "activation"}, {}, None),
+    ("sparsepo-learned-common", {"name": "sparsepo", "mask": "learned", "heads": "common"}, {}, None),
+    ("tidpo-policy-importance", {"name": "tidpo", "importance_source": "policy", "gamma": 0.0}, {}, None),
+    ("tidpo-reference-importance-anchors-every-8",
+     {"name": "tidpo", "importance_source": "reference", "anchor_every": 8, "anchor_max_new_tokens": 64}, {}, 8),
 ]
 
 
@@ -53,7 +52,7 @@ def select_pairs(model_path: str, count: int = 4, length: int = 256, prompt: int
     raise SystemExit(f"fewer than {count} HH pairs reach {length} tokens")
 
 
-def run_one(label: str, method: dict, steps: int, model_path: str, queue) -> None:
+def run_one(label: str, method: dict, training: dict, steps: int, model_path: str, queue) -> None:
     from harness.config import from_mapping
     from trainers.bench import benchmark_steps
     from trainers.config import TrainConfig
@@ -99,12 +98,12 @@ def main() -> int:
     model_path = str(resolve_model("smollm2-135m-instruct"))
     context = multiprocessing.get_context("spawn")
     results = []
-    for label, method, steps in METHODS:
+    for label, method, training, steps in METHODS:
         if args.only and label not in args.only:
             continue
         queue = context.Queue()
         process = context.Process(
-            target=run_one, args=(label, method, steps or args.steps, model_path, queue)
+            target=run_one, args=(label, method, training, steps or args.steps, model_path, queue)
         )
         process.start()
         results.append(queue.get())

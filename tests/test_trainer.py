@@ -160,27 +160,6 @@ def test_a_non_finite_loss_stops_naming_the_step_and_leaves_nothing_half_written
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-1"]
 
 
-def test_cached_reference_log_probs_equal_a_live_reference(tiny_model_dirs, tmp_path):
-    # DPO caches reference log-probs once; TDPO-2 with α = 0 is the same loss with the reference run
-    # live every step. The two runs must agree step after step, to float precision.
-    rows = {}
-    for name, method in {
-        "cached": DPOConfig(beta=0.5),
-        "live": TDPOConfig(beta=0.5, variant=2, alpha=0.0),
-    }.items():
-        result = train(
-            TrainConfig(method, settings(max_steps=3)),
-            tiny_model_dirs["llama"],
-            examples(8),
-            tmp_path / name,
-            progress=False,
-        )
-        rows[name] = metrics(result.run_dir)
-    for cached, live in zip(rows["cached"], rows["live"], strict=True):
-        for key in ("loss", "rewards/chosen", "rewards/rejected", "logps/chosen"):
-            assert cached[key] == pytest.approx(live[key], abs=2e-5), key
-
-
 def test_lora_uses_the_base_model_as_reference_and_saves_merged_weights(tiny_model_dirs, tmp_path):
     config = TrainConfig(
         DPOConfig(beta=0.5), settings(learning_rate=2e-2, lora=LoraSettings(r=4, alpha=8, dropout=0.0))
@@ -222,3 +201,14 @@ def test_one_process_trains_runs_with_different_precisions_one_after_another(tin
         config = TrainConfig(DPOConfig(), settings(max_steps=1, mixed_precision=precision))
         result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / str(index), progress=False)
         assert metrics(result.run_dir)[0]["loss"] == pytest.approx(0.6931472, abs=1e-6)  # log 2 at step 1
+
+
+def test_dpo_with_a_live_reference_equals_dpo_with_cached_reference_log_probs(tiny_model_dirs, tmp_path):
+    rows = {}
+    for precompute in (True, False):
+        config = TrainConfig(DPOConfig(beta=0.5), settings(max_steps=3, precompute_reference=precompute))
+        result = train(config, tiny_model_dirs["llama"], examples(8), tmp_path / str(precompute), progress=False)
+        rows[precompute] = metrics(result.run_dir)
+    for cached, live in zip(rows[True], rows[False], strict=True):
+        for key in ("loss", "rewards/chosen", "rewards/rejected", "grad_norm"):
+            assert cached[key] == pytest.approx(live[key], abs=2e-5), key

@@ -205,6 +205,7 @@ class TrainingConfig:
     model_dtype: Literal["float32", "bfloat16"] = "float32"
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_checkpointing: bool = False
+    precompute_reference: bool = True
     disable_dropout: bool = True
     lora: LoraSettings | None = None
     save_every: int = 0

@@ -99,6 +99,9 @@ class Engine:
         self.policy, self.reference, self.pairs = policy, reference, pairs
         self.pad_token_id, self.eos_token_id = pad_token_id, eos_token_id
         self.block = config.training.vocab_chunk_tokens
+        # Reference log-probs come from a per-example cache unless the method reads the reference's
+        # logits or hidden states every step, or the user asks for a live reference.
+        self.cached_reference = method.reference == "cached" and config.training.precompute_reference
         self.cache: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
         self.heads: dict[str, nn.Module] = {}
 
@@ -218,7 +221,7 @@ class Engine:
         m = self.method
         if m.attribution == "reference":
             x.attribution = self._from_cache("attribution", indices, grid.mask[:pair_rows])
-        if m.reference == "cached":
+        if self.cached_reference:
             x.reference_logps[:pair_rows] = self._from_cache("logps", indices, grid.mask[:pair_rows])
         else:
             hooks = m.activation_hooks

@@ -231,10 +231,7 @@ class Trainer:
             for head in heads.values():
                 head.load(resume_from)
         reference = None
-        needs_reference = (
-            self.method.reference == "live" or self.method.anchors is not None or self.needs_cache()
-        )
-        if t.lora is None and needs_reference:
+        if t.lora is None:  # every method reads the reference (once, or every step); LoRA disables adapters
             reference = acc.prepare_model(load_reference(self.model_path, t), evaluation_mode=True)
         groups = [
             {"params": [p for p in policy.parameters() if p.requires_grad], "weight_decay": t.weight_decay}
@@ -277,7 +274,7 @@ class Trainer:
         )
 
     def needs_cache(self) -> bool:
-        return self.method.reference == "cached" or self.method.attribution == "reference"
+        return self.engine.cached_reference or self.method.attribution == "reference"
 
     def precompute(self) -> None:
         """Reference log-probs (and reference attribution) once per example; then free the frozen
@@ -288,7 +285,7 @@ class Trainer:
             total=len(self.pairs), desc="reference log-probs", unit="pair", disable=not self.progress
         ) as bar:
             self.engine.precompute(bar.update)
-        if self.method.reference == "cached" and self.method.anchors is None:
+        if self.engine.cached_reference and self.method.anchors is None:
             self.engine.reference = None
 
     # ---------------------------------------------------------------- the loop
