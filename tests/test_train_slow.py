@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 METHODS = {
     "dpo": DPOConfig(beta=0.1),
-    "sparsepo-learned-common": SparsePOConfig(beta=0.1, head_learning_rate=1e-2),
+    "sparsepo-learned-common": SparsePOConfig(beta=0.1, head_learning_rate=2e-3),
     "tidpo": TIDPOConfig(
         beta=0.1,
         normalisation="mean",
