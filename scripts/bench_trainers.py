@@ -83,6 +83,8 @@ def run_one(label: str, method: dict, training: dict, steps: int, model_path: st
             "precompute_s": round(result.precompute_seconds, 2),
             "peak_rss_gb": round(result.peak_rss_gb, 2),
             "tokens_per_step": result.tokens_per_step,
+            # Other work on the machine inflates step times: the 1-minute load average at the end.
+            "load_average_1min": round(os.getloadavg()[0], 2),
         }
     )
 
