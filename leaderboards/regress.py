@@ -168,7 +168,7 @@ def format_report(report: RegressReport) -> str:
         f"candidate: {report.candidate.source}",
         f"gate: a metric fails when it dropped by more than {report.max_drop:g} points with Holm-adjusted "
         f"p < {report.alpha:g},",
-        f"      i.e. its {level:g}% interval lies entirely below {-report.max_drop if report.max_drop else 0:g}",
+        f"      i.e. its {level:g}% interval lies entirely below {-report.max_drop or 0:g}",
         "",
     ]
     header = (

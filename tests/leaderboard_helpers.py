@@ -17,7 +17,7 @@ from leaderboards.results import ItemScores, MetricValue, Result
 
 
 def _num_den(scores: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    if scores and isinstance(scores[0], (list, tuple)):
+    if len(scores) and isinstance(scores[0], (list, tuple)):
         return (np.array([float(sum(s)) for s in scores]), np.array([float(len(s)) for s in scores]))
     values = np.asarray(scores, dtype=float)
     return values, np.ones_like(values)
