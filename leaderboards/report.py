@@ -7,6 +7,7 @@ pictures from ``token_scores.jsonl`` (each token shaded by its SparsePO mask or 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
@@ -90,7 +91,10 @@ def build_html(board: Leaderboard, runs: Sequence[TrainingRun] = ()) -> str:
 
 
 def _method_colours(board: Leaderboard) -> dict[str, str]:
-    methods = list(dict.fromkeys([board.baseline, *(row.method for row in board.rows)]))
+    # Every method of the results, not only leaderboard rows: judge-only ones appear in the frontier.
+    methods = list(
+        dict.fromkeys([board.baseline, *(row.method for row in board.rows), *board.tidy["method"]])
+    )
     return {method: PALETTE[i % len(PALETTE)] for i, method in enumerate(methods)}
 
 
@@ -193,7 +197,7 @@ def _frontier_section(board: Leaderboard, colours: dict[str, str]) -> str | None
     for task, group in wide.groupby("task"):
         points, lines = [], []
         for method, runs in group.groupby("method"):
-            colour = colours.get(method, PALETTE[-1])
+            colour = colours[method]
             for _, run in runs.iterrows():
                 seed = f" seed {run['seed']}" if run["seed"] else ""
                 points.append((f"{method}{seed}", float(run[KL_METRIC]), float(run[REWARD_METRIC]), colour))
@@ -360,7 +364,9 @@ _BYTE_DECODER = _byte_decoder()
 
 def _display(token: str, byte_level: bool) -> str:
     if byte_level and all(ch in _BYTE_DECODER for ch in token):
-        token = bytes(_BYTE_DECODER[ch] for ch in token).decode("utf-8", errors="replace")
+        # A token holding part of a multi-byte character does not decode alone: shown as is.
+        with contextlib.suppress(UnicodeDecodeError):
+            token = bytes(_BYTE_DECODER[ch] for ch in token).decode("utf-8")
     return token.replace("\n", "⏎").replace("\t", "⇥")
 
 

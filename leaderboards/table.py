@@ -238,12 +238,17 @@ class _Builder:
             row = grouped.setdefault((result.model, result.method), Row(result.model, result.method, []))
             row.runs.append(result)
             row.is_baseline = result.method == self.baseline
+        rows = []
         for row in grouped.values():
             for benchmark in self.registry:
                 cell = self._cell(row, benchmark)
                 if cell is not None:
                     row.cells[benchmark.name] = cell
-        return list(grouped.values())
+            if row.cells:
+                rows.append(row)
+            else:  # e.g. a judge-only result (sentiment): its numbers stay in the tidy table
+                self.notes.append(f"{row.label}: none of the leaderboard's benchmarks (tidy table only)")
+        return rows
 
     def _task_of(self, run: Result, benchmark: Benchmark) -> str | None:
         return next((task for task in benchmark.tasks if task in run.tasks), None)
