@@ -14,8 +14,6 @@ Accepted paths (see docs/file-formats.md):
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from leaderboards.errors import ResultsError
+from leaderboards.files import finite_number, json_lines, read_json
 
 _LMEVAL_RESULTS = re.compile(r"^results_(?P<ts>.+)\.json$")
 # Reproduction tolerance for "Σ per-item scores / n equals the reported value" (float sums only).
@@ -153,7 +152,7 @@ def _latest_lmeval_file(folder: Path) -> Path | None:
 
 
 def _load_results_file(path: Path, method: str | None) -> Result:
-    data = _read_json(path)
+    data = read_json(path)
     for key in ("results",):
         if not isinstance(data.get(key), Mapping):
             raise ResultsError(f"{path}: {key}: missing or not an object (is this lm-eval output?)")
@@ -199,24 +198,6 @@ def _seed(path: Path, harness: Mapping) -> int | None:
     return seed
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ResultsError(f"{path}: cannot read: {error.strerror or error}") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ResultsError(f"{path}: invalid JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a JSON object")
-    return data
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def _read_metrics(path: Path, data: Mapping, result: Result) -> None:
     n_samples = data.get("n-samples") or {}
     for task, entry in data["results"].items():
@@ -226,13 +207,13 @@ def _read_metrics(path: Path, data: Mapping, result: Result) -> None:
         for key, raw in entry.items():
             if "," not in key or key.split(",")[0].endswith("_stderr"):
                 continue
-            value = _number(raw)
+            value = finite_number(raw)
             if value is None:
                 if raw not in (None, "N/A"):
                     raise ResultsError(f"{path}: results.{task}.{key}: expected a number, got {raw!r}")
                 continue
             metric, filter_name = key.split(",", 1)
-            stderr = _number(entry.get(f"{metric}_stderr,{filter_name}"))
+            stderr = finite_number(entry.get(f"{metric}_stderr,{filter_name}"))
             result.metrics[(task, key)] = MetricValue(value=value, stderr=stderr, n=n)
     for task, entry in (data.get("higher_is_better") or {}).items():
         for metric, higher in (entry or {}).items():
@@ -285,11 +266,11 @@ def _samples_file(results_path: Path, task: str) -> Path | None:
 
 def _item_score(value: object) -> tuple[float, float] | None:
     """``(num, den)`` of one item's score: a number, a bool, or a list of them (parts of the item)."""
-    number = _number(value) if not isinstance(value, bool) else float(value)
+    number = finite_number(value) if not isinstance(value, bool) else float(value)
     if number is not None:
         return number, 1.0
     if isinstance(value, list):
-        parts = [float(v) if isinstance(v, bool) else _number(v) for v in value]
+        parts = [float(v) if isinstance(v, bool) else finite_number(v) for v in value]
         if all(part is not None for part in parts):
             return float(sum(parts)), float(len(parts))
     return None
@@ -304,41 +285,28 @@ def _read_samples(path: Path, task: str, result: Result) -> dict[str, ItemScores
         filters_of.setdefault(metric, []).append(filter_name)
     collected: dict[str, dict[int, tuple[float, float]]] = {key: {} for key in wanted}
     unusable: set[str] = set()
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as error:
-        raise ResultsError(f"{path}: cannot read: {error.strerror or error}") from error
-    with handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
+    for line_number, row in json_lines(path):
+        doc_id = row.get("doc_id")
+        if isinstance(doc_id, bool) or not isinstance(doc_id, int):
+            raise ResultsError(f"{path}:{line_number}: doc_id: missing or not an integer")
+        row_filter = row.get("filter")
+        for key in wanted:
+            metric, filter_name = key.split(",", 1)
+            if key in row:
+                raw = row[key]
+            elif metric in row and (
+                row_filter == filter_name or (row_filter is None and len(filters_of[metric]) == 1)
+            ):
+                raw = row[metric]
+            else:
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ResultsError(f"{path}:{line_number}: invalid JSON: {error.msg}") from error
-            if not isinstance(row, dict):
-                raise ResultsError(f"{path}:{line_number}: expected a JSON object")
-            doc_id = row.get("doc_id")
-            if isinstance(doc_id, bool) or not isinstance(doc_id, int):
-                raise ResultsError(f"{path}:{line_number}: doc_id: missing or not an integer")
-            row_filter = row.get("filter")
-            for key in wanted:
-                metric, filter_name = key.split(",", 1)
-                if key in row:
-                    raw = row[key]
-                elif metric in row and (
-                    row_filter == filter_name or (row_filter is None and len(filters_of[metric]) == 1)
-                ):
-                    raw = row[metric]
-                else:
-                    continue
-                score = _item_score(raw)
-                if score is None:
-                    unusable.add(key)
-                    continue
-                if doc_id in collected[key]:
-                    raise ResultsError(f"{path}:{line_number}: doc_id {doc_id} repeated for metric {key!r}")
-                collected[key][doc_id] = score
+            score = _item_score(raw)
+            if score is None:
+                unusable.add(key)
+                continue
+            if doc_id in collected[key]:
+                raise ResultsError(f"{path}:{line_number}: doc_id {doc_id} repeated for metric {key!r}")
+            collected[key][doc_id] = score
     scores = {}
     for key, by_doc in collected.items():
         if key in unusable:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +10,7 @@ import pandas as pd
 import yaml
 
 from leaderboards.errors import ResultsError
+from leaderboards.files import finite_number, json_lines
 
 SIDES = ("chosen", "rejected")
 
@@ -71,39 +70,17 @@ def _method(config: Path) -> str | None:
     return method if isinstance(method, str) else None
 
 
-def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as error:
-        raise ResultsError(f"{path}: cannot read: {error.strerror or error}") from error
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ResultsError(f"{path}:{number}: invalid JSON: {error.msg}") from error
-            if not isinstance(row, dict):
-                raise ResultsError(f"{path}:{number}: expected a JSON object")
-            yield number, row
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _metric_rows(path: Path) -> Iterator[dict]:
-    for number, row in _json_lines(path):
+    for number, row in json_lines(path):
         step = row.get("step")
         if isinstance(step, bool) or not isinstance(step, int):
             raise ResultsError(f"{path}:{number}: step: missing or not an integer")
         # Non-numeric values (a phase name, NaN from a diverged step) are not plotted.
-        yield {key: value for key, value in row.items() if _is_number(value)}
+        yield {key: value for key, value in row.items() if finite_number(value) is not None}
 
 
 def _token_scores(path: Path) -> Iterator[TokenScores]:
-    for number, row in _json_lines(path):
+    for number, row in json_lines(path):
         where = f"{path}:{number}"
         example, side, method, tokens, scores = (
             row.get(k) for k in ("example", "side", "method", "tokens", "scores")
@@ -119,7 +96,7 @@ def _token_scores(path: Path) -> Iterator[TokenScores]:
         if not isinstance(scores, dict) or not scores:
             raise ResultsError(f"{where}: scores: expected an object of score lists")
         for kind, values in scores.items():
-            if not isinstance(values, list) or not all(_is_number(v) for v in values):
+            if not isinstance(values, list) or not all(finite_number(v) is not None for v in values):
                 raise ResultsError(f"{where}: scores.{kind}: expected a list of numbers")
             if len(values) != len(tokens):
                 raise ResultsError(f"{where}: scores.{kind}: {len(values)} values for {len(tokens)} tokens")

@@ -124,7 +124,7 @@ def write_tasks(folder: Path, benchmarks: Path) -> Path:
     return folder
 
 
-def evaluate(model, tokenizer, name: str, tasks_dir: Path, output: Path) -> Path:
+def evaluate(model, tokenizer, name: str, tasks_dir: Path, output: Path, limit: int = LIMIT) -> Path:
     """Run lm-eval on the tiny tasks and save as ``lm_eval --output_path output --log_samples``."""
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
@@ -135,7 +135,7 @@ def evaluate(model, tokenizer, name: str, tasks_dir: Path, output: Path) -> Path
     # Our tasks only: indexing all of lm-eval's built-in tasks would take ~9 s more.
     manager = TaskManager(include_path=str(tasks_dir), include_defaults=False)
     output_dict = simple_evaluate(
-        model=lm, tasks=["tiny_mmlu", "tiny_gsm8k"], task_manager=manager, limit=LIMIT, log_samples=True
+        model=lm, tasks=["tiny_mmlu", "tiny_gsm8k"], task_manager=manager, limit=limit, log_samples=True
     )
     tracker = EvaluationTracker(output_path=str(output))
     tracker.general_config_tracker.log_experiment_args(

@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,18 @@ from lmeval_output import TEST_BENCHMARKS
 
 from leaderboards.report import KL_METRIC, REWARD_METRIC, write_report
 
+CHROMIUM = Path("/usr/bin/chromium")
+# The environment's flags for a headless Chromium that talks to nothing.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Made-up pairs (not benchmark data): chosen, rejected.
 PAIRS = (
     ("Practise a little every day and read books you enjoy.", "Just give up, languages are too hard."),
@@ -65,3 +80,75 @@ def build_demo_report(folder: Path, lmeval_dir: Path, tokenizer) -> Path:
         benchmarks=TEST_BENCHMARKS,
         n_boot=500,
     )
+
+
+def main() -> None:
+    """Rebuild docs/report-screenshot.png: real lm-eval output of SmolLM2-135M-Instruct (the real
+    built-in model) and the two tiny models on the offline MMLU/GSM8K subsets, plus the SYNTHETIC
+    runs and sentiment results. Run from the repository root:
+    ``flock /tmp/heavy-cpu.lock python tests/report_demo.py OUT_DIR docs/report-screenshot.png``.
+    """
+    import os
+    import sys
+
+    from lmeval_output import evaluate, write_tasks
+
+    from harness.models import load_causal_lm, load_tokenizer, resolve_model
+    from harness.models.tiny import build_tiny_model
+
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out, screenshot = Path(sys.argv[1]), Path(sys.argv[2])
+    benchmarks = Path(
+        os.environ.get("HARNESS_BENCHMARKS", Path(__file__).parents[1].parent / "shared" / "benchmarks")
+    )
+    tasks = write_tasks(out / "tasks", benchmarks)
+    lmeval_dir = out / "lmeval"
+    path = resolve_model("smollm2-135m-instruct")
+    evaluate(
+        load_causal_lm(path), load_tokenizer(path), "SmolLM2-135M-Instruct", tasks, lmeval_dir, limit=100
+    )
+    for seed in (0, 1):
+        evaluate(
+            *build_tiny_model("llama", seed=seed), f"tiny-llama-seed{seed}", tasks, lmeval_dir, limit=100
+        )
+    results, runs = write_demo_inputs(out, lmeval_dir, build_tiny_model("llama")[1])
+    results.insert(0, str(lmeval_dir / "SmolLM2-135M-Instruct"))
+    report = write_report(
+        results=results,
+        runs=runs,
+        baseline="SmolLM2-135M-Instruct",
+        out=out / "report.html",
+        benchmarks=TEST_BENCHMARKS,
+    )
+    take_screenshot(report, screenshot)
+    print(f"wrote {report} and {screenshot}")
+
+
+@contextlib.contextmanager
+def chromium_page(profile: Path, width: int = 1400) -> Iterator:
+    """A Playwright page in Debian's headless Chromium with a fresh profile folder."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            user_data_dir=str(profile),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_FLAGS,
+            headless=True,
+            viewport={"width": width, "height": 900},
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def take_screenshot(report: Path, png: Path) -> None:
+    with tempfile.TemporaryDirectory() as profile, chromium_page(Path(profile)) as page:
+        page.goto(report.as_uri(), wait_until="load")
+        page.screenshot(path=str(png), full_page=True)
+
+
+if __name__ == "__main__":
+    main()

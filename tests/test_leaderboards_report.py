@@ -6,12 +6,11 @@ import json
 import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 from leaderboard_helpers import make_result, write_run
 from lmeval_output import lmeval_output  # noqa: F401 (fixture)
-from report_demo import build_demo_report
+from report_demo import CHROMIUM, build_demo_report, chromium_page
 
 from leaderboards.errors import ResultsError
 from leaderboards.registry import Benchmark
@@ -20,18 +19,6 @@ from leaderboards.runs import load_run
 from leaderboards.svg import nice_ticks
 from leaderboards.table import build_leaderboard
 
-CHROMIUM = Path("/usr/bin/chromium")
-# The environment's flags for a headless Chromium that talks to nothing.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
 
 
@@ -137,19 +124,9 @@ def test_report_section_for_training_curves(tmp_path):
     not CHROMIUM.exists(), reason=f"Chromium not installed at {CHROMIUM} (.ci/install-browser installs it)"
 )
 def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):  # noqa: F811
-    from playwright.sync_api import sync_playwright
-
     report = build_demo_report(tmp_path / "demo", lmeval_output, tiny_tokenizer)
     problems, requests = [], []
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "profile"),  # fresh profile
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_FLAGS,
-            headless=True,
-            viewport={"width": 1400, "height": 900},
-        )
-        page = context.new_page()
+    with chromium_page(tmp_path / "profile") as page:  # fresh profile
         page.on(
             "console", lambda message: message.type in ("error", "warning") and problems.append(message.text)
         )
@@ -178,7 +155,6 @@ def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):  
         assert shaded > 50
         screenshot = tmp_path / "report.png"
         page.screenshot(path=str(screenshot), full_page=True)
-        context.close()
     assert problems == []
     assert requests == [report.as_uri()]  # the page fetched nothing but itself
     assert screenshot.stat().st_size > 50_000
