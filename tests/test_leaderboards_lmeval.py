@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from lmeval_output import LIMIT, SUBJECTS, TEST_BENCHMARKS, lmeval_output  # noqa: F401 (fixture)
+from lmeval_output import LIMIT, SUBJECTS, TEST_BENCHMARKS
 
 from harness.cli import main
 from leaderboards.registry import normalise
@@ -18,7 +18,7 @@ def _sample_rows(folder, task):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_reads_lmeval_output_folder_with_group_and_filters(lmeval_output):  # noqa: F811
+def test_reads_lmeval_output_folder_with_group_and_filters(lmeval_output):
     results = {r.model: r for r in load_results(lmeval_output)}
     assert sorted(results) == ["tiny-llama-seed0", "tiny-llama-seed1"]
     result = results["tiny-llama-seed0"]
@@ -39,7 +39,7 @@ def test_reads_lmeval_output_folder_with_group_and_filters(lmeval_output):  # no
     assert not result.notes
 
 
-def test_leaderboard_on_lmeval_output_matches_a_hand_computation(lmeval_output):  # noqa: F811
+def test_leaderboard_on_lmeval_output_matches_a_hand_computation(lmeval_output):
     base_dir, cand_dir = lmeval_output / "tiny-llama-seed0", lmeval_output / "tiny-llama-seed1"
     board = build_leaderboard([f"dpo={base_dir}", f"tdpo={cand_dir}"], benchmarks=TEST_BENCHMARKS, n_boot=500)
     assert [row.method for row in board.rows] == ["dpo", "tdpo"]
@@ -56,7 +56,7 @@ def test_leaderboard_on_lmeval_output_matches_a_hand_computation(lmeval_output):
     assert board.rows[0].cells["tiny_mmlu"].raw == pytest.approx(accuracy(base_dir))
 
 
-def test_regress_on_lmeval_output(lmeval_output, capsys):  # noqa: F811
+def test_regress_on_lmeval_output(lmeval_output, capsys):
     run = lmeval_output / "tiny-llama-seed0"
     assert main(["regress", "--baseline", str(run), "--candidate", str(run)]) == 0
     out = capsys.readouterr().out

@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 from leaderboard_helpers import make_result, write_run
-from lmeval_output import lmeval_output  # noqa: F401 (fixture)
 from report_demo import CHROMIUM, build_demo_report, chromium_page
 
 from leaderboards.errors import ResultsError
@@ -123,7 +122,7 @@ def test_report_section_for_training_curves(tmp_path):
 @pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"Chromium not installed at {CHROMIUM} (.ci/install-browser installs it)"
 )
-def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):  # noqa: F811
+def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):
     report = build_demo_report(tmp_path / "demo", lmeval_output, tiny_tokenizer)
     problems, requests = [], []
     with chromium_page(tmp_path / "profile") as page:  # fresh profile
