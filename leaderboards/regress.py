@@ -118,6 +118,9 @@ def compare(
     for comparison, p_adjusted in zip(tested, holm([c.test.p_value for c in tested]), strict=True):
         comparison.p_adjusted = p_adjusted
         comparison.regressed = p_adjusted < alpha
+    extra = sorted(set(candidate.top_level_tasks) - set(baseline.tasks))
+    if extra:
+        report.notes.append(f"not gated (the baseline lacks them): {', '.join(extra)}")
     report.notes.extend(baseline.notes + candidate.notes)
     return report
 
@@ -153,7 +156,9 @@ def _compare_metric(report: RegressReport, task: str, metric: str) -> Comparison
         se = math.hypot(base_value.stderr, cand_value.stderr) * POINTS
         comparison.test = drop_test(delta, se, report.max_drop, report.alpha)
         comparison.n = cand_value.n
-        comparison.how = "stderr z (no per-item scores)"
+        comparison.how = (
+            "stderr z (no shared items)" if base_items and cand_items else "stderr z (no per-item scores)"
+        )
         return comparison
     comparison.how = "untested: no per-item scores and no stderr"
     report.notes.append(f"{task} {metric}: untested (no per-item scores in both and no stderr)")

@@ -183,3 +183,18 @@ def test_regress_candidate_missing_a_task_is_bad_input(folders, tmp_path, capsys
     partial = write_result(tmp_path / "partial", {"mc_task": {"acc,none": _scores(40, 80)}}, "new")
     assert main(["regress", "--baseline", str(dpo), "--candidate", str(partial)]) == 2
     assert "lacks what the baseline has: gen_task exact_match,strict-match" in capsys.readouterr().err
+
+
+def test_regress_notes_candidate_tasks_the_baseline_lacks(folders, tmp_path, capsys):
+    _, dpo, _ = folders
+    bigger = write_result(
+        tmp_path / "bigger",
+        {
+            "mc_task": {"acc,none": _scores(40, 80)},
+            "gen_task": {"exact_match,strict-match": _scores(20, 80)},
+            "new_task": {"acc,none": _scores(1, 2)},
+        },
+        "new",
+    )
+    assert main(["regress", "--baseline", str(dpo), "--candidate", str(bigger)]) == 0
+    assert "note: not gated (the baseline lacks them): new_task" in capsys.readouterr().out
