@@ -110,7 +110,9 @@ def _table_section(board: Leaderboard, colours: dict[str, str]) -> str:
                 cells.append('<td class="missing">missing</td>')
                 continue
             cells.append(
-                _score_cell(cell.score, cell.score_sd, cell.delta, f"{b.label}: {cell.task}, n={cell.n}")
+                _score_cell(
+                    cell.score, cell.score_sd, cell.delta, f"{b.label}: {cell.task}, n={cell.n}", raw=cell.raw
+                )
             )
         cells.append(_score_cell(row.average, row.average_sd, row.average_delta, "average", extra="average"))
         name = escape(row.method) + (' <span class="tag">baseline</span>' if row.is_baseline else "")
@@ -130,13 +132,16 @@ def _table_section(board: Leaderboard, colours: dict[str, str]) -> str:
     )
 
 
-def _score_cell(score, sd, delta, title: str, extra: str = "") -> str:
+def _score_cell(score, sd, delta, title: str, extra: str = "", raw: float | None = None) -> str:
+    """Normalised score (± sd over seeds), its interval, the raw headline value, the Δ to baseline."""
     if score is None:
         return f'<td class="missing {extra}">—</td>'
     parts = [
         f'<span class="score">{escape(fmt_score(score, sd))}</span>',
         f'<span class="ci">{escape(fmt_interval(score))}</span>',
     ]
+    if raw is not None:
+        parts.append(f'<span class="ci">raw {raw:.4f}</span>')
     if delta is not None:
         kind = "up" if delta.significant and delta.value > 0 else "down" if delta.significant else "flat"
         parts.append(f'<span class="delta {kind}">Δ {escape(fmt_delta(delta))}</span>')
