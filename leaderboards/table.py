@@ -183,6 +183,8 @@ def build_leaderboard(
     """
     if not 0.5 <= confidence < 1:
         raise ResultsError(f"confidence: {confidence} is not in [0.5, 1)")
+    if n_boot < 10:
+        raise ResultsError(f"bootstrap: {n_boot} resamples; need at least 10 (2000 is the default)")
     loaded = [r for r in results if isinstance(r, Result)]
     paths = [r for r in results if not isinstance(r, Result)]
     loaded += read_results(paths) if paths else []

@@ -198,3 +198,18 @@ def test_regress_notes_candidate_tasks_the_baseline_lacks(folders, tmp_path, cap
     )
     assert main(["regress", "--baseline", str(dpo), "--candidate", str(bigger)]) == 0
     assert "note: not gated (the baseline lacks them): new_task" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--runs", "x"], "--runs: training runs are drawn by --format html only"),
+        (["--tidy"], "--tidy: the tidy table is written as --format csv or json"),
+        (["--bootstrap", "0"], "bootstrap: 0 resamples; need at least 10"),
+        (["--confidence", "1.2"], "confidence: 1.2 is not in [0.5, 1)"),
+    ],
+)
+def test_leaderboard_bad_options_exit_2(folders, capsys, extra, message):
+    registry, dpo, _ = folders
+    assert main(["leaderboard", str(dpo), "--benchmarks", str(registry), *extra]) == 2
+    assert message in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.errors import HarnessError
 from leaderboards.render import FORMATS, render
 from leaderboards.report import write_atomically
 from leaderboards.runs import load_runs
@@ -46,6 +47,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.runs and args.format != "html":
+        raise HarnessError("--runs: training runs are drawn by --format html only")
+    if args.tidy and args.format not in ("csv", "json"):
+        raise HarnessError("--tidy: the tidy table is written as --format csv or json")
     board = build_leaderboard(
         args.results,
         baseline=args.baseline,
