@@ -37,7 +37,8 @@ TEST_BENCHMARKS = (
         ("tiny_gsm8k",),
         ("exact_match,flexible-extract",),
         0.0,
-        note="GSM8K subset: exact_match, flexible-extract filter (the tiny models never write '#### N').",
+        note="GSM8K subset, 12 generated tokens: exact_match, flexible-extract filter "
+        "(tiny models never write '#### N').",
     ),
 )
 
