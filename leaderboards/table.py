@@ -91,7 +91,11 @@ class Leaderboard:
         """One line per row and benchmark (plus ``benchmark == "average"``), for csv/json."""
         records = []
         for row in self.rows:
-            base = {"model": row.model, "method": row.method, "seeds": ",".join(map(str, row.seeds))}
+            base = {
+                "model": row.model,
+                "method": row.method,
+                "seeds": ",".join(str(s) for s in row.seeds if s is not None),
+            }
             for cell in row.cells.values():
                 records.append(
                     base
