@@ -114,16 +114,17 @@ def markdown(board: Leaderboard) -> str:
                 ]
             )
         )
-    out += ["", f"### Δ vs {board.baseline} (normalised points, {board.confidence * 100:g}% CI)", ""]
-    out += [
-        _md_row(["method", "model", *[b.label for b in columns], "average"]),
-        _md_row(["---"] * (len(columns) + 3)),
-    ]
-    for row in board.rows:
-        if row.is_baseline:
-            continue
-        cells = [fmt_delta(c.delta) if (c := cell_of(row, b.name)) else "missing" for b in columns]
-        out.append(_md_row([row.method, row.model, *cells, fmt_delta(row.average_delta)]))
+    if any(row.is_baseline for row in board.rows):
+        out += ["", f"### Δ vs {board.baseline} (normalised points, {board.confidence * 100:g}% CI)", ""]
+        out += [
+            _md_row(["method", "model", *[b.label for b in columns], "average"]),
+            _md_row(["---"] * (len(columns) + 3)),
+        ]
+        for row in board.rows:
+            if row.is_baseline:
+                continue
+            cells = [fmt_delta(c.delta) if (c := cell_of(row, b.name)) else "missing" for b in columns]
+            out.append(_md_row([row.method, row.model, *cells, fmt_delta(row.average_delta)]))
     out += ["", "### Headline metrics, raw (mean over seeds)", ""]
     out += [
         _md_row(["method", "model", *[f"{b.label} ({'+'.join(b.metrics)})" for b in columns]]),
