@@ -118,8 +118,8 @@ def _table_section(board: Leaderboard, colours: dict[str, str]) -> str:
         name = escape(row.method) + (' <span class="tag">baseline</span>' if row.is_baseline else "")
         swatch = f'<span class="swatch" style="background:{colours[row.method]}"></span>'
         body.append(
-            f'<tr><th scope="row">{swatch}{name}</th><td>{escape(row.model)}</td>'
-            f"<td>{escape(seeds_text(row))}</td>{''.join(cells)}</tr>"
+            f'<tr><th scope="row">{swatch}{name}</th><td class="text">{escape(row.model)}</td>'
+            f'<td class="text">{escape(seeds_text(row))}</td>{"".join(cells)}</tr>'
         )
     legend = "".join(f"<li>{escape(line)}</li>" for line in legend_lines(board))
     notes = "".join(f"<li>{escape(note)}</li>" for note in board.notes)
@@ -387,7 +387,8 @@ table.leaderboard th[scope=row],table.leaderboard thead th{text-align:left;backg
 td .score{display:block;font-weight:600} td .ci{display:block;color:#777;font-size:12px}
 td .delta{display:block;font-size:12px} .delta.up{color:#087f23} .delta.down{color:#b00020}
 .delta.flat{color:#555}
-td.missing{color:#b00020;text-align:center} td.average{background:#fafafa}
+td.missing{color:#b00020;text-align:center} table.leaderboard td.text{text-align:left}
+td.average{background:#fafafa}
 .tag{font-size:11px;background:#eee;border-radius:3px;padding:0 4px;margin-left:4px;font-weight:400}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px}
 ul.legend,ul.notes{font-size:12px;color:#444;padding-left:18px} ul.notes{color:#7a4b00}
