@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from harness import __version__
 from harness.commands import COMMANDS
 from harness.errors import HarnessError
+from leaderboards.errors import ResultsError
 from trainers.data.errors import DataError
 
-USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError)
+USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, ResultsError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,3 +46,7 @@ def smollm2_path() -> str:
     from harness.models import resolve_model
 
     return resolve_model("smollm2-135m-instruct")
+
+
+# Real lm-eval output made at test time, shared by the leaderboard tests (one session fixture).
+from lmeval_output import lmeval_output  # noqa: E402, F401
