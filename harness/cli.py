@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from harness import __version__
 from harness.commands import COMMANDS
 from harness.errors import HarnessError
+from leaderboards.errors import ResultsError
 from trainers.data.errors import DataError
 from trainers.errors import TrainingError
 
-USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, TrainingError)
+USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, TrainingError, ResultsError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -73,3 +73,7 @@ def _one_thread_for_tiny_models(request):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# Real lm-eval output made at test time, shared by the leaderboard tests (one session fixture).
+from lmeval_output import lmeval_output  # noqa: E402, F401

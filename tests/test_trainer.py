@@ -125,7 +125,10 @@ def test_the_run_folder_follows_the_file_formats(tiny_model_dirs, tmp_path):
         assert set(row["scores"]) == {"logratio", "mask_u", "mask_d"}
         assert all(len(values) == len(row["tokens"]) for values in row["scores"].values())
         assert min(row["scores"]["mask_u"]) >= 0.0
-    assert "".join(rows[0]["tokens"]) == examples(1)[0].chosen + "<|im_end|>"
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs["llama"])  # tokens as convert_ids_to_tokens gives
+    assert tokenizer.convert_tokens_to_string(rows[0]["tokens"]) == examples(1)[0].chosen + "<|im_end|>"
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(run / "final")  # loads as a plain HF model

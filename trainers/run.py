@@ -492,7 +492,7 @@ class Trainer:
                     "example": row % count,
                     "side": "chosen" if row < count else "rejected",
                     "method": self.method_label,
-                    "tokens": [self.tokenizer.decode([token]) for token in ids],
+                    "tokens": self.tokenizer.convert_ids_to_tokens(ids),
                     "scores": {
                         kind: [round(v, 6) for v in values[row][mask[row]].detach().float().tolist()]
                         for kind, values in out.token_scores.items()
