@@ -15,8 +15,9 @@ from harness.commands import COMMANDS
 from harness.errors import HarnessError
 from leaderboards.errors import ResultsError
 from trainers.data.errors import DataError
+from trainers.errors import TrainingError
 
-USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, ResultsError)
+USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, TrainingError, ResultsError)
 
 
 def build_parser() -> argparse.ArgumentParser:
