@@ -93,6 +93,15 @@ def from_mapping(cls: type[T], data: Any, path: str = "") -> T:
     return _convert(cls, data, path)
 
 
+def from_mapping_at(cls: type[T], data: Any, source: str, path: str) -> T:
+    """``cls`` from plain ``data`` found at key ``path`` of ``source``; problems raise a HarnessError
+    naming ``source: path.key`` (for configs assembled from parts, e.g. per-method overrides)."""
+    try:
+        return _convert(cls, data, path)
+    except _ConfigProblem as problem:
+        raise HarnessError(f"{source}: {problem.path}: {problem.problem}") from None
+
+
 def to_mapping(config: Any) -> Any:
     """Plain data (dicts, lists, scalars) for a config tree: what ``from_mapping`` reads back."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):

@@ -25,7 +25,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,12 +131,14 @@ def train(
     output_dir: str | os.PathLike[str],
     progress: bool = True,
     config_record: Mapping | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Train ``model_path`` (a local folder or hub id) on ``examples`` into the run folder ``output_dir``.
 
     Resumes from the latest checkpoint when the folder holds an unfinished run of the same
     fingerprint (``training.resume: auto``); returns at once when it holds the finished run.
     ``config_record`` is what ``config.yaml`` records (default: ``config`` itself).
+    ``on_step(done, total)`` is called after every optimiser step (for a caller's own progress display).
     Raises :class:`TrainingError` on a non-finite loss or gradient, naming the step.
     """
     run = RunFolder(output_dir)
@@ -164,6 +166,7 @@ def train(
         )
     accelerator.wait_for_everyone()
     trainer = Trainer(config, model_path, pairs, tokenizer, run, accelerator, fingerprint, progress)
+    trainer.on_step = on_step
     return trainer.run(resume_from)
 
 
@@ -218,6 +221,7 @@ class Trainer:
         self.run_folder, self.accelerator, self.fingerprint = run, accelerator, fingerprint
         self.progress = progress and accelerator.is_local_main_process
         self.schedule = Schedule.of(config, len(pairs), accelerator.num_processes)
+        self.on_step: Callable[[int, int], None] | None = None
 
     # ---------------------------------------------------------------- set-up
 
@@ -317,6 +321,8 @@ class Trainer:
                 self._log(row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['rewards/accuracies']:.2f}")
                 bar.update()
+                if self.on_step is not None:
+                    self.on_step(step + 1, total)
                 every = self.config.training.save_every
                 if every and (step + 1) % every == 0 and step + 1 < total:
                     self._save_checkpoint(step + 1)
