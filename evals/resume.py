@@ -45,7 +45,7 @@ def read_journal(path: Path) -> dict[str, Any]:
 class ResumableLM(LM):
     """An ``LM`` that answers from ``journal`` when it can and records every new answer there."""
 
-    def __init__(self, inner: LM, journal: Path, chunk_size: int = 64):
+    def __init__(self, inner: LM, journal: Path, chunk_size: int = 32):
         super().__init__()
         self.inner, self.journal, self.chunk_size = inner, Path(journal), chunk_size
         self.journal.parent.mkdir(parents=True, exist_ok=True)

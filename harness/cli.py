@@ -12,10 +12,11 @@ from collections.abc import Sequence
 
 from harness import __version__
 from harness.commands import COMMANDS
+from evals.errors import EvalError
 from harness.errors import HarnessError
 from trainers.data.errors import DataError
 
-USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError)
+USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, EvalError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,3 +46,11 @@ def smollm2_path() -> str:
     from harness.models import resolve_model
 
     return resolve_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def prepared_benchmarks(benchmarks_dir, tmp_path_factory) -> Path:
+    """The benchmarks converted by ``harness data prepare`` into a temporary folder (offline evals)."""
+    from evals.data import prepare_benchmarks
+
+    return prepare_benchmarks(benchmarks_dir, tmp_path_factory.mktemp("prepared")).data_dir

@@ -11,7 +11,9 @@ the harness: this is the last trusted code before the untrusted program.
 2. Fork. The child gets the resource limits (CPU seconds, address space, file size, process count,
    open files, no core dumps), a fresh working folder, and — when we are root — an unprivileged
    uid of its own (root ignores RLIMIT_NPROC, and the uid cannot write outside its folder), then
-   execs Python on the program with a scrubbed environment.
+   execs Python on the program with a scrubbed environment. In a PID namespace the child is PID 1
+   and runs the program as its own child, so the program gets ordinary signal semantics.
+   Every other mount is remounted read-only in the mount namespace.
 3. The launcher waits and exits with the child's status (128 + signal when killed).
 
 The first line on stderr is ``sandbox-isolation: …`` naming what was achieved.
@@ -43,6 +45,28 @@ def _write(path, text):
         handle.write(text)
 
 
+MS_BIND, MS_REMOUNT, MS_RDONLY = 0x1000, 0x20, 0x1
+KEEP_WRITABLE = ("/proc", "/sys", "/dev")
+
+
+def _read_only_elsewhere():
+    """Remount every other mount read-only in our namespace: the program can write only its tmpfs dirs."""
+    with open("/proc/self/mountinfo") as handle:
+        points = [line.split()[4] for line in handle]
+    ok = True
+    for point in sorted(set(points), key=len):
+        if point in PRIVATE_DIRS or point.startswith(tuple(d + "/" for d in PRIVATE_DIRS)):
+            continue
+        if point.startswith(KEEP_WRITABLE):
+            continue
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+        if libc.mount(None, point.encode(), None, flags, None) != 0:
+            # a bind-remount must keep the mount's other lock flags: retry with nosuid/nodev/noexec
+            ok = any(libc.mount(None, point.encode(), None, flags | extra, None) == 0
+                     for extra in (MS_NOSUID, MS_NOSUID | MS_NODEV, MS_NOSUID | MS_NODEV | 0x8)) and ok
+    return ok
+
+
 def isolate(root):
     """Enter new namespaces; returns the names of those achieved."""
     achieved = []
@@ -63,7 +87,7 @@ def isolate(root):
             for d in PRIVATE_DIRS
             if os.path.isdir(d)
         )
-        if mounted:
+        if mounted and _read_only_elsewhere():
             achieved.append("mount")
     if _unshare(CLONE_NEWPID):
         achieved.append("pid")
@@ -102,6 +126,13 @@ def main():
     sys.stderr.flush()
 
     child = os.fork()
+    if child == 0 and "pid" in achieved:
+        # We are PID 1 of the new namespace, which ignores signals it has no handler for (SIGXCPU
+        # would not stop a busy loop): run the program as our child and pass its status on.
+        grandchild = os.fork()
+        if grandchild != 0:
+            _, status = os.waitpid(grandchild, 0)
+            os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
     if child == 0:
         try:
             if uid is not None:
@@ -118,6 +149,8 @@ def main():
         finally:
             os._exit(126)
     _, status = os.waitpid(child, 0)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) > 128 and "pid" in achieved:
+        os._exit(os.WEXITSTATUS(status))  # the namespace's PID 1 passed on "killed by signal N"
     if not job.get("keep_workdir") and "mount" not in achieved:
         import shutil
 
