@@ -102,10 +102,6 @@ def evaluate(
             raise EvalError(str(data_dir), missing[0], "task not available offline (its benchmark is not prepared "
                             f"there, or it is not mirrored); available: {', '.join(sorted(configs.tasks))[:400]}")
         verify_checksums(data_dir, configs.checksums)
-    if any(n.startswith("ifeval") for n in names):
-        from evals.punkt import install_punkt_tab
-
-        install_punkt_tab((data_dir or cache) / "nltk_data")
     code.SANDBOX["limits"] = sandbox
 
     weights = weights_sha256(model)

@@ -77,7 +77,16 @@ class TaskConfigs:
     checksums: dict[str, str] = field(default_factory=dict)  # data file -> sha256
 
     def task_manager(self):
+        """lm-eval's TaskManager over these configs (offline: only these; online: lm-eval's too).
+
+        IFEval's module downloads NLTK's Punkt model when it is imported and finds none: the
+        model is installed from a local source first, so no download is ever attempted.
+        """
         from lm_eval.tasks import TaskManager
+
+        from evals.punkt import install_punkt_tab
+
+        install_punkt_tab(self.folder / "nltk_data")
 
         folders = [str(self.folder), *map(str, self.extra_folders)]
         return TaskManager(include_path=folders, include_defaults=not self.offline)
