@@ -72,7 +72,7 @@ def evaluate(
     num_fewshot: int | None = None,
     apply_chat_template: bool | None = None,
     seed: int = 0,
-    sandbox: SandboxLimits = SandboxLimits(),
+    sandbox: SandboxLimits | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> EvalRun:
     """Evaluate ``model`` on ``tasks`` or a ``suite`` and write a result folder (docs/file-formats.md).
@@ -89,6 +89,7 @@ def evaluate(
     from evals.tasks import code
     from evals.tasks.configs import verify_checksums, write_task_configs
 
+    sandbox = sandbox or SandboxLimits()
     chosen = _select(tasks, suite)
     output_dir = Path(output_dir).resolve()
     cache = output_dir / CACHE
@@ -99,14 +100,20 @@ def evaluate(
     if configs.offline:
         missing = [n for n in names if n not in configs.tasks]
         if missing:
-            raise EvalError(str(data_dir), missing[0], "task not available offline (its benchmark is not prepared "
-                            f"there, or it is not mirrored); available: {', '.join(sorted(configs.tasks))[:400]}")
+            raise EvalError(
+                str(data_dir),
+                missing[0],
+                "task not available offline (its benchmark is not prepared "
+                f"there, or it is not mirrored); available: {', '.join(sorted(configs.tasks))[:400]}",
+            )
         verify_checksums(data_dir, configs.checksums)
     code.SANDBOX["limits"] = sandbox
 
     weights = weights_sha256(model)
-    lm = ResumableLM(build_lm(backend, model, tokenizer, batch_size=batch_size, device=device),
-                     cache / f"requests-{weights[:16]}-{backend}.jsonl")
+    lm = ResumableLM(
+        build_lm(backend, model, tokenizer, batch_size=batch_size, device=device),
+        cache / f"requests-{weights[:16]}-{backend}.jsonl",
+    )
     random.seed(seed)
     results = simple_evaluate(
         model=lm,
@@ -117,7 +124,10 @@ def evaluate(
         log_samples=True,
         apply_chat_template=chosen.apply_chat_template if apply_chat_template is None else apply_chat_template,
         confirm_run_unsafe_code=True,  # code runs only inside our sandbox (evals.tasks.code)
-        random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
         bootstrap_iters=1000,
     )
     used = {configs.tasks.get(n) for n in results["results"]} | {configs.tasks.get(n) for n in names}

@@ -15,8 +15,15 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def build_lm(backend: str, model: Any, tokenizer: Any = None, batch_size: int = 8, device: str | None = None,
-             dtype: str = "auto", max_length: int | None = None):
+def build_lm(
+    backend: str,
+    model: Any,
+    tokenizer: Any = None,
+    batch_size: int = 8,
+    device: str | None = None,
+    dtype: str = "auto",
+    max_length: int | None = None,
+):
     """An lm-eval ``LM`` for ``model``: a path / hub id, or (``hf`` only) an in-memory ``PreTrainedModel``.
 
     ``hf`` batches generation and scoring with ``batch_size`` on ``device`` (default: CUDA when

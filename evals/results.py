@@ -62,8 +62,13 @@ def write_results(out_dir: Path, results: Mapping[str, Any], harness: Mapping[st
     return path
 
 
-def judge_results(task: str, metrics: Mapping[str, tuple[float, float]], n: int, config: Mapping[str, Any],
-                  higher_is_better: Mapping[str, bool]) -> dict[str, Any]:
+def judge_results(
+    task: str,
+    metrics: Mapping[str, tuple[float, float]],
+    n: int,
+    config: Mapping[str, Any],
+    higher_is_better: Mapping[str, bool],
+) -> dict[str, Any]:
     """A judge's scores in lm-eval's shape: ``{"results": {task: {"METRIC,none": v, "METRIC_stderr,none": se}}, …}``."""
     row: dict[str, Any] = {"alias": task}
     for name, (value, stderr) in metrics.items():

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from evals.errors import EvalError
 from harness import __version__
 from harness.commands import COMMANDS
-from evals.errors import EvalError
 from harness.errors import HarnessError
 from trainers.data.errors import DataError
 

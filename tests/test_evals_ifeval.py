@@ -62,7 +62,11 @@ def test_rebuilt_punkt_agrees_with_an_independent_implementation_on_the_ifeval_p
 
 def test_all_25_checkers_run_offline_on_real_prompts(ifeval_modules, prompts):
     registry, _ = ifeval_modules
-    from lm_eval.tasks.ifeval.utils import InputExample, test_instruction_following_loose, test_instruction_following_strict
+    from lm_eval.tasks.ifeval.utils import (
+        InputExample,
+        test_instruction_following_loose,
+        test_instruction_following_strict,
+    )
 
     seen = set()
     response = "HELLO WORLD. This is a Response. P.S. it has * bullets\n\n***\n\nand a second section. THE END"
@@ -70,7 +74,11 @@ def test_all_25_checkers_run_offline_on_real_prompts(ifeval_modules, prompts):
         example = InputExample(record["key"], record["instruction_id_list"], record["prompt"], record["kwargs"])
         strict = test_instruction_following_strict(example, response)
         loose = test_instruction_following_loose(example, response)
-        assert len(strict.follow_instruction_list) == len(record["instruction_id_list"]) == len(loose.follow_instruction_list)
+        assert (
+            len(strict.follow_instruction_list)
+            == len(record["instruction_id_list"])
+            == len(loose.follow_instruction_list)
+        )
         seen.update(record["instruction_id_list"])
     assert seen == set(registry.INSTRUCTION_DICT) and len(seen) == 25
 

@@ -50,8 +50,9 @@ def test_vader_separates_clearly_positive_from_clearly_negative(benchmarks_dir):
     positive = [s for s, r in zip(scores, reviews, strict=True) if r["label"] == "positive"]
     negative = [s for s, r in zip(scores, reviews, strict=True) if r["label"] == "negative"]
     assert sum(positive) / len(positive) > sum(negative) / len(negative) + 0.2
-    clear = sentiment.score_texts(["This movie was wonderful, I loved every minute of it!",
-                                   "Terrible, boring and awful. I hated it."])
+    clear = sentiment.score_texts(
+        ["This movie was wonderful, I loved every minute of it!", "Terrible, boring and awful. I hated it."]
+    )
     assert clear[0] > 0.9 and clear[1] < 0.1
     assert sentiment.is_positive(clear[0]) and not sentiment.is_positive(clear[1])
 
@@ -81,7 +82,9 @@ def test_sequence_kl_is_zero_to_itself_and_matches_a_direct_computation(tiny_lla
 
 def test_cli_sentiment_and_rouge_write_result_folders(tmp_path):
     texts = tmp_path / "texts.jsonl"
-    texts.write_text(json.dumps({"text": "I love this, it is great!"}) + "\n" + json.dumps({"text": "Awful and sad."}) + "\n")
+    texts.write_text(
+        json.dumps({"text": "I love this, it is great!"}) + "\n" + json.dumps({"text": "Awful and sad."}) + "\n"
+    )
     assert main(["judge", "sentiment", "--texts", str(texts), "--out", str(tmp_path / "s")]) == 0
     result = json.loads((tmp_path / "s" / "results.json").read_text())
     assert result["results"]["sentiment"]["positive_rate,none"] == 0.5
@@ -90,11 +93,37 @@ def test_cli_sentiment_and_rouge_write_result_folders(tmp_path):
 
     (tmp_path / "pred.txt").write_text("the cat sat on the mat\nhello world\n")
     (tmp_path / "ref.txt").write_text("the cat is on the mat\nhello world\n")
-    assert main(["judge", "rouge", "--predictions", str(tmp_path / "pred.txt"), "--references",
-                 str(tmp_path / "ref.txt"), "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "judge",
+                "rouge",
+                "--predictions",
+                str(tmp_path / "pred.txt"),
+                "--references",
+                str(tmp_path / "ref.txt"),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "r" / "results.json").read_text())["results"]["rouge"]
     assert result["rouge1,none"] == pytest.approx((5 / 6 + 1) / 2)
     assert result["rouge1_ci95_low,none"] <= result["rouge1,none"] <= result["rouge1_ci95_high,none"]
     (tmp_path / "ref.txt").write_text("only one\n")
-    assert main(["judge", "rouge", "--predictions", str(tmp_path / "pred.txt"), "--references",
-                 str(tmp_path / "ref.txt"), "--out", str(tmp_path / "r2")]) == 2
+    assert (
+        main(
+            [
+                "judge",
+                "rouge",
+                "--predictions",
+                str(tmp_path / "pred.txt"),
+                "--references",
+                str(tmp_path / "ref.txt"),
+                "--out",
+                str(tmp_path / "r2"),
+            ]
+        )
+        == 2
+    )

@@ -67,9 +67,11 @@ def test_mbpp_problems_use_their_test_list_and_imports(benchmarks_dir):
     problems = {str(p["task_id"]): p for p in json.loads((benchmarks_dir / "mbpp" / "sanitized-mbpp.json").read_text())}
     needs_import = next(p for p in problems.values() if p["test_imports"] and 11 <= p["task_id"] <= 510)
     plain = problems["11"]
-    samples = [{"task_id": str(needs_import["task_id"]), "completion": needs_import["code"]},
-               {"task_id": "11", "completion": plain["code"]},
-               {"task_id": "11", "completion": "def remove_Occ(s, ch):\n    return s\n"}]
+    samples = [
+        {"task_id": str(needs_import["task_id"]), "completion": needs_import["code"]},
+        {"task_id": "11", "completion": plain["code"]},
+        {"task_id": "11", "completion": "def remove_Occ(s, ch):\n    return s\n"},
+    ]
     scores = {s.task_id: s for s in score_samples(problems, samples, [1], FAST)}
     assert scores[str(needs_import["task_id"])].c == 1
     assert (scores["11"].n, scores["11"].c, scores["11"].pass_at[1]) == (2, 1, 0.5)
@@ -90,14 +92,48 @@ def test_cli_passk_writes_a_result_folder(humaneval, tmp_path):
     problems = tmp_path / "problems.jsonl"
     problems.write_text(json.dumps(humaneval["HumanEval/0"]) + "\n")
     samples = tmp_path / "samples.jsonl"
-    samples.write_text("".join(json.dumps({"task_id": "HumanEval/0", "completion": c}) + "\n"
-                               for c in [humaneval["HumanEval/0"]["canonical_solution"], "    return 1\n"]))
-    assert main(["judge", "passk", "--problems", str(problems), "--samples", str(samples), "--k", "1,2",
-                 "--out", str(tmp_path / "out")]) == 0
+    samples.write_text(
+        "".join(
+            json.dumps({"task_id": "HumanEval/0", "completion": c}) + "\n"
+            for c in [humaneval["HumanEval/0"]["canonical_solution"], "    return 1\n"]
+        )
+    )
+    assert (
+        main(
+            [
+                "judge",
+                "passk",
+                "--problems",
+                str(problems),
+                "--samples",
+                str(samples),
+                "--k",
+                "1,2",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["results"]["passk"]["pass@1,none"] == 0.5
     assert results["results"]["passk"]["pass@2,none"] == 1.0
     row = json.loads((tmp_path / "out" / "samples" / "passk.jsonl").read_text())
     assert row["doc_id"] == 0 and row["pass@1"] == 0.5 and [o["passed"] for o in row["outcomes"]] == [True, False]
-    assert main(["judge", "passk", "--problems", str(problems), "--samples", str(samples), "--k", "0",
-                 "--out", str(tmp_path / "o2")]) == 2
+    assert (
+        main(
+            [
+                "judge",
+                "passk",
+                "--problems",
+                str(problems),
+                "--samples",
+                str(samples),
+                "--k",
+                "0",
+                "--out",
+                str(tmp_path / "o2"),
+            ]
+        )
+        == 2
+    )

@@ -20,8 +20,15 @@ def rows(folder: Path, hub_id: str, config: str, split: str) -> list[dict]:
 def test_row_counts_match_the_source_files(prepared_benchmarks):
     manifest = load_manifest(prepared_benchmarks)
     counts = {name: sum(f["rows"] for f in entry["files"].values()) for name, entry in manifest["benchmarks"].items()}
-    assert counts == {"gsm8k": 1319 + 7473, "mmlu": 14042, "gpqa": 198, "truthfulqa": 817 * 2,
-                      "ifeval": 541, "humaneval": 164, "mbpp": 257}
+    assert counts == {
+        "gsm8k": 1319 + 7473,
+        "mmlu": 14042,
+        "gpqa": 198,
+        "truthfulqa": 817 * 2,
+        "ifeval": 541,
+        "humaneval": 164,
+        "mbpp": 257,
+    }
     for entry in manifest["benchmarks"].values():
         for name, info in entry["files"].items():
             assert len(info["sha256"]) == 64 and (prepared_benchmarks / name).is_file()
@@ -32,8 +39,10 @@ def test_mmlu_has_the_hub_schema_and_the_official_subject_configs(prepared_bench
 
     from evals.tasks.configs import official_tasks_dir
 
-    official = {load_yaml(p, resolve_func=False)["dataset_name"]
-                for p in (official_tasks_dir() / "mmlu" / "default").glob("mmlu_*.yaml")}
+    official = {
+        load_yaml(p, resolve_func=False)["dataset_name"]
+        for p in (official_tasks_dir() / "mmlu" / "default").glob("mmlu_*.yaml")
+    }
     ours = {p.name for p in (prepared_benchmarks / "cais" / "mmlu").iterdir()}
     assert ours == official and len(ours) == 57
     first = rows(prepared_benchmarks, "cais/mmlu", "abstract_algebra", "test")[0]
@@ -92,9 +101,15 @@ def test_malformed_record_names_file_line_and_field(tmp_path):
 def test_cli_prepare_exit_codes(tmp_path, capsys, benchmarks_dir):
     assert main(["data", "prepare", "--from", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 2
     assert "no such folder" in capsys.readouterr().err
-    assert main(["data", "prepare", "--from", str(benchmarks_dir), "--out", str(tmp_path / "o"), "--only", "gsm8k,nope"]) == 2
+    assert (
+        main(["data", "prepare", "--from", str(benchmarks_dir), "--out", str(tmp_path / "o"), "--only", "gsm8k,nope"])
+        == 2
+    )
     assert "unknown benchmark" in capsys.readouterr().err
-    assert main(["data", "prepare", "--from", str(benchmarks_dir), "--out", str(tmp_path / "o"), "--only", "humaneval"]) == 0
+    assert (
+        main(["data", "prepare", "--from", str(benchmarks_dir), "--out", str(tmp_path / "o"), "--only", "humaneval"])
+        == 0
+    )
     manifest = load_manifest(tmp_path / "o")
     assert list(manifest["benchmarks"]) == ["humaneval"]
     assert (tmp_path / "o" / "lm_eval_tasks" / "humaneval" / "humaneval.yaml").is_file()

@@ -61,8 +61,13 @@ def render(task) -> str:
     task.set_fewshot_seed(1234)
     doc = task.eval_docs[0]
     context = task.fewshot_context(doc, num_fewshot=task.config.num_fewshot or 0)
-    return context + "\x00" + repr(task.doc_to_target(doc)) + "\x00" + repr(task.doc_to_choice(doc)
-                                                                         if task.config.doc_to_choice else None)
+    return (
+        context
+        + "\x00"
+        + repr(task.doc_to_target(doc))
+        + "\x00"
+        + repr(task.doc_to_choice(doc) if task.config.doc_to_choice else None)
+    )
 
 
 @pytest.mark.parametrize("name", list(TASKS))

@@ -11,24 +11,48 @@ from evals import evaluate
 from evals.suites import load_suite
 from harness.cli import main
 
-SIX = {"mmlu_abstract_algebra", "gsm8k", "gpqa_diamond_zeroshot", "humaneval", "truthfulqa_mc1",
-       "truthfulqa_mc2", "truthfulqa_gen", "ifeval"}
+SIX = {
+    "mmlu_abstract_algebra",
+    "gsm8k",
+    "gpqa_diamond_zeroshot",
+    "humaneval",
+    "truthfulqa_mc1",
+    "truthfulqa_mc2",
+    "truthfulqa_gen",
+    "ifeval",
+}
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tiny_llama, prepared_benchmarks, tmp_path_factory):
     model, tokenizer = tiny_llama
     out = tmp_path_factory.mktemp("smoke")
-    first = evaluate(model, tokenizer, suite="smoke", data_dir=prepared_benchmarks, output_dir=out, batch_size=4,
-                     metadata={"model_spec": "tiny-llama", "method": "base", "run": "test"})
+    first = evaluate(
+        model,
+        tokenizer,
+        suite="smoke",
+        data_dir=prepared_benchmarks,
+        output_dir=out,
+        batch_size=4,
+        metadata={"model_spec": "tiny-llama", "method": "base", "run": "test"},
+    )
     return out, first
 
 
 def test_every_benchmark_runs_offline_and_writes_lm_evals_schema(smoke_run):
-    out, run = smoke_run
+    out, _ = smoke_run
     results = json.loads((out / "results.json").read_text())
     assert set(results["results"]) == SIX
-    for key in ("results", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "config"):
+    for key in (
+        "results",
+        "group_subtasks",
+        "configs",
+        "versions",
+        "n-shot",
+        "higher_is_better",
+        "n-samples",
+        "config",
+    ):
         assert key in results, key
     assert all(results["n-samples"][t]["effective"] == 2 for t in SIX)
     assert results["n-shot"]["gsm8k"] == 5 and results["n-shot"]["ifeval"] == 0
@@ -81,7 +105,8 @@ def test_rerun_into_the_same_folder_reuses_every_answer(smoke_run, tiny_llama, p
     assert again.computed_requests == 0 and again.reused_requests == first.computed_requests
     for task in SIX:
         assert {k: v for k, v in again.results["results"][task].items() if "stderr" not in k} == pytest.approx(
-            {k: v for k, v in first.results["results"][task].items() if "stderr" not in k}), task
+            {k: v for k, v in first.results["results"][task].items() if "stderr" not in k}
+        ), task
 
 
 def test_a_killed_run_resumes_from_its_journal(tiny_llama, prepared_benchmarks, tmp_path):
@@ -105,8 +130,12 @@ def test_humaneval_is_scored_by_the_sandboxed_judge(prepared_benchmarks, benchma
 
     from evals.tasks import write_task_configs
 
-    problems = [json.loads(line) for line in gzip.decompress(
-        (benchmarks_dir / "humaneval" / "HumanEval.jsonl.gz").read_bytes()).decode().splitlines()]
+    problems = [
+        json.loads(line)
+        for line in gzip.decompress((benchmarks_dir / "humaneval" / "HumanEval.jsonl.gz").read_bytes())
+        .decode()
+        .splitlines()
+    ]
     solutions = {p["prompt"]: p["canonical_solution"] for p in problems}
 
     class Oracle(LM):
@@ -125,8 +154,13 @@ def test_humaneval_is_scored_by_the_sandboxed_judge(prepared_benchmarks, benchma
 
     configs = write_task_configs(tmp_path / "tasks", prepared_benchmarks)
     for right, expected in ((True, 1.0), (False, 0.0)):
-        results = simple_evaluate(model=Oracle(right), tasks=["humaneval"], limit=4, task_manager=configs.task_manager(),
-                                  confirm_run_unsafe_code=True)
+        results = simple_evaluate(
+            model=Oracle(right),
+            tasks=["humaneval"],
+            limit=4,
+            task_manager=configs.task_manager(),
+            confirm_run_unsafe_code=True,
+        )
         assert results["results"]["humaneval"]["pass@1,create_test"] == expected
 
 
@@ -134,14 +168,18 @@ def test_online_configs_swap_only_the_code_scorer(tmp_path):
     from evals.tasks import write_task_configs
 
     configs = write_task_configs(tmp_path, None)
-    assert not configs.offline and set(configs.tasks) == {"humaneval", "humaneval_64", "humaneval_instruct",
-                                                          "humaneval_64_instruct"}
+    assert not configs.offline and set(configs.tasks) == {
+        "humaneval",
+        "humaneval_64",
+        "humaneval_instruct",
+        "humaneval_64_instruct",
+    }
     text = (tmp_path / "humaneval" / "humaneval.yaml").read_text()
     assert "dataset_path: openai/openai_humaneval" in text and "!function 'evals.tasks.code.pass_at_k'" in text
 
 
 def test_official_filters_are_restated_exactly():
-    """Our build_predictions* equal the official ones (compiled from lm-eval's source, which cannot be imported offline)."""
+    """Our build_predictions* equal the official ones (compiled from lm-eval's source; it can't be imported)."""
     import ast
 
     from evals.tasks import code
@@ -161,19 +199,57 @@ def test_official_filters_are_restated_exactly():
 def test_suites_are_valid_and_cover_the_six_benchmarks():
     smoke, paper = load_suite("smoke"), load_suite("paper")
     names = {t if isinstance(t, str) else t["task"] for t in paper.tasks}
-    assert names == {"mmlu", "gsm8k", "gpqa_diamond_zeroshot", "humaneval", "truthfulqa_mc1", "truthfulqa_mc2",
-                     "truthfulqa_gen", "ifeval"}
+    assert names == {
+        "mmlu",
+        "gsm8k",
+        "gpqa_diamond_zeroshot",
+        "humaneval",
+        "truthfulqa_mc1",
+        "truthfulqa_mc2",
+        "truthfulqa_gen",
+        "ifeval",
+    }
     assert smoke.limit == 2 and paper.limit is None
 
 
 def test_cli_eval_and_its_errors(prepared_benchmarks, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["eval", "--model", "tiny-llama", "--tasks", "truthfulqa_mc1", "--limit", "1",
-                 "--data-dir", str(prepared_benchmarks), "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "tiny-llama",
+                "--tasks",
+                "truthfulqa_mc1",
+                "--limit",
+                "1",
+                "--data-dir",
+                str(prepared_benchmarks),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "results.json").read_text())["harness"]["model_spec"] == "tiny-llama"
     capsys.readouterr()
-    assert main(["eval", "--model", "tiny-llama", "--tasks", "nope", "--data-dir", str(prepared_benchmarks),
-                 "--output", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "tiny-llama",
+                "--tasks",
+                "nope",
+                "--data-dir",
+                str(prepared_benchmarks),
+                "--output",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "nope: task not available offline" in capsys.readouterr().err
     assert main(["eval", "--model", "tiny-llama", "--tasks", "gsm8k", "--data-dir", str(tmp_path)]) == 2
     assert "not a prepared data folder" in capsys.readouterr().err
@@ -190,8 +266,14 @@ def test_vllm_backend(prepared_benchmarks, tmp_path):
         pytest.skip("vLLM is not installed (optional extra `vllm`; it pins transformers<5.20, see README)")
     from harness.models import resolve_model
 
-    run = evaluate(resolve_model("tiny-llama"), tasks=["gsm8k"], limit=1, data_dir=prepared_benchmarks,
-                   output_dir=tmp_path, backend="vllm")
+    run = evaluate(
+        resolve_model("tiny-llama"),
+        tasks=["gsm8k"],
+        limit=1,
+        data_dir=prepared_benchmarks,
+        output_dir=tmp_path,
+        backend="vllm",
+    )
     assert "exact_match,strict-match" in run.results["results"]["gsm8k"]
 
 

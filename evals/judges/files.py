@@ -57,12 +57,23 @@ def _string_field(where: str, record: dict[str, Any], name: str) -> str:
 
 
 def _meta(inputs: Sequence[Path], extra: dict[str, Any]) -> dict[str, Any]:
-    return {"data_source": "files", "data_checksums": {str(p): sha256_file(Path(p)) for p in inputs},
-            "harness_version": harness_version(), **extra}
+    return {
+        "data_source": "files",
+        "data_checksums": {str(p): sha256_file(Path(p)) for p in inputs},
+        "harness_version": harness_version(),
+        **extra,
+    }
 
 
-def judge_passk(problems_file: Path, samples_file: Path, ks: Sequence[int], out_dir: Path,
-                limits: SandboxLimits = SandboxLimits(), workers: int | None = None) -> dict[str, Any]:
+def judge_passk(
+    problems_file: Path,
+    samples_file: Path,
+    ks: Sequence[int],
+    out_dir: Path,
+    limits: SandboxLimits | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    limits = limits or SandboxLimits()
     problems: dict[str, dict[str, Any]] = {}
     for where, record in read_records(problems_file):
         task_id = record.get("task_id")
@@ -76,38 +87,56 @@ def judge_passk(problems_file: Path, samples_file: Path, ks: Sequence[int], out_
             raise EvalError(where, "task_id", "missing")
         samples.append({"task_id": str(task_id), "completion": _string_field(where, record, "completion")})
     scores = passk.score_samples(problems, samples, ks, limits, workers, progress=True)
-    rows = [{
-        "doc_id": index, "task_id": score.task_id, "n": score.n, "c": score.c,
-        **{f"pass@{k}": value for k, value in score.pass_at.items()},
-        "outcomes": [{"passed": o.passed, "reason": o.reason, "seconds": o.seconds, "isolation": o.isolation}
-                     for o in score.outcomes],
-    } for index, score in enumerate(scores)]
+    rows = [
+        {
+            "doc_id": index,
+            "task_id": score.task_id,
+            "n": score.n,
+            "c": score.c,
+            **{f"pass@{k}": value for k, value in score.pass_at.items()},
+            "outcomes": [
+                {"passed": o.passed, "reason": o.reason, "seconds": o.seconds, "isolation": o.isolation}
+                for o in score.outcomes
+            ],
+        }
+        for index, score in enumerate(scores)
+    ]
     metrics = {f"pass@{k}": passk.mean_and_stderr([s.pass_at[k] for s in scores]) for k in ks}
-    results = judge_results("passk", metrics, len(scores), {"k": list(ks), "sandbox": limits.__dict__},
-                            {f"pass@{k}": True for k in ks})
+    results = judge_results(
+        "passk", metrics, len(scores), {"k": list(ks), "sandbox": limits.__dict__}, {f"pass@{k}": True for k in ks}
+    )
     write_samples(out_dir, "passk", rows)
     write_results(out_dir, results, _meta([problems_file, samples_file], {"judge": "passk"}))
     return results
 
 
-def judge_sentiment(texts_file: Path, out_dir: Path, model: str | None = None,
-                    kl_models: tuple[Any, Any, Any] | None = None) -> dict[str, Any]:
+def judge_sentiment(
+    texts_file: Path, out_dir: Path, model: str | None = None, kl_models: tuple[Any, Any, Any] | None = None
+) -> dict[str, Any]:
     """P(positive) per text; with ``kl_models`` = (policy, reference, tokenizer), also the sequence KL.
 
     KL needs records with ``prompt`` and ``completion`` (the text scored is the completion).
     """
-    records = read_records(texts_file) if not Path(texts_file).suffix == ".txt" else None
+    records = read_records(texts_file) if Path(texts_file).suffix != ".txt" else None
     if kl_models is not None:
         if records is None:
             raise EvalError(str(texts_file), "format", "the KL needs JSONL records with prompt and completion")
         prompts = [_string_field(w, r, "prompt") for w, r in records]
         texts = [_string_field(w, r, "completion") for w, r in records]
     else:
-        texts = read_texts(texts_file) if records is None else [
-            r["text"] if isinstance(r.get("text"), str) else _string_field(w, r, "completion") for w, r in records]
+        texts = (
+            read_texts(texts_file)
+            if records is None
+            else [
+                r["text"] if isinstance(r.get("text"), str) else _string_field(w, r, "completion") for w, r in records
+            ]
+        )
     p_positive = sentiment.score_texts(texts, model)
     positive = [float(sentiment.is_positive(p, model)) for p in p_positive]
-    rows = [{"doc_id": i, "p_positive": p, "positive": pos} for i, (p, pos) in enumerate(zip(p_positive, positive, strict=True))]
+    rows = [
+        {"doc_id": i, "p_positive": p, "positive": pos}
+        for i, (p, pos) in enumerate(zip(p_positive, positive, strict=True))
+    ]
     metrics = {"p_positive": passk.mean_and_stderr(p_positive), "positive_rate": passk.mean_and_stderr(positive)}
     if kl_models is not None:
         policy, reference, tokenizer = kl_models
@@ -115,15 +144,26 @@ def judge_sentiment(texts_file: Path, out_dir: Path, model: str | None = None,
         for row, value in zip(rows, kl, strict=True):
             row["sequence_kl"] = value
         metrics["sequence_kl"] = passk.mean_and_stderr(kl)
-    results = judge_results("sentiment", metrics, len(texts), {"classifier": model or "vader"},
-                            {"p_positive": True, "positive_rate": True, "sequence_kl": False})
+    results = judge_results(
+        "sentiment",
+        metrics,
+        len(texts),
+        {"classifier": model or "vader"},
+        {"p_positive": True, "positive_rate": True, "sequence_kl": False},
+    )
     write_samples(out_dir, "sentiment", rows)
     write_results(out_dir, results, _meta([texts_file], {"judge": "sentiment", "classifier": model or "vader"}))
     return results
 
 
-def judge_rouge(predictions_file: Path, references_file: Path, out_dir: Path, stemming: bool = True,
-                resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+def judge_rouge(
+    predictions_file: Path,
+    references_file: Path,
+    out_dir: Path,
+    stemming: bool = True,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Predictions and references: ``.txt`` (one per line) or JSONL/JSON with ``prediction`` / ``reference``."""
     predictions = read_texts(predictions_file, "prediction")
     references = read_texts(references_file, "reference")
@@ -133,8 +173,13 @@ def judge_rouge(predictions_file: Path, references_file: Path, out_dir: Path, st
         interval = rouge.bootstrap([s[name] for s in scores], resamples, seed=seed)
         metrics[name] = (interval.mean, interval.stderr)
         extra[f"{name}_ci95_low,none"], extra[f"{name}_ci95_high,none"] = interval.low, interval.high
-    results = judge_results("rouge", metrics, len(scores), {"stemming": stemming, "bootstrap_resamples": resamples},
-                            dict.fromkeys(rouge.ROUGE_TYPES, True))
+    results = judge_results(
+        "rouge",
+        metrics,
+        len(scores),
+        {"stemming": stemming, "bootstrap_resamples": resamples},
+        dict.fromkeys(rouge.ROUGE_TYPES, True),
+    )
     results["results"]["rouge"].update(extra)
     write_samples(out_dir, "rouge", [{"doc_id": i, **s} for i, s in enumerate(scores)])
     write_results(out_dir, results, _meta([predictions_file, references_file], {"judge": "rouge"}))

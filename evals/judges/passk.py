@@ -40,8 +40,11 @@ def program_for(problem: Mapping[str, Any], completion: str) -> str:
     if "test_list" in problem:
         imports = "\n".join(problem.get("test_imports") or [])
         return f"{completion}\n\n{imports}\n" + "\n".join(problem["test_list"]) + "\n"
-    raise EvalError(f"problem {problem.get('task_id', '?')}", "fields",
-                    "expected HumanEval (prompt, test, entry_point) or MBPP (test_list) fields")
+    raise EvalError(
+        f"problem {problem.get('task_id', '?')}",
+        "fields",
+        "expected HumanEval (prompt, test, entry_point) or MBPP (test_list) fields",
+    )
 
 
 @dataclass(frozen=True)
@@ -58,15 +61,16 @@ def check_ks(ks: Sequence[int], n_min: int) -> None:
         if k < 1:
             raise EvalError("--k", str(k), "k must be a positive integer")
         if k > n_min:
-            raise EvalError("--k", str(k), f"pass@{k} needs at least {k} samples per problem; "
-                            f"the fewest any problem has is {n_min}")
+            raise EvalError(
+                "--k", str(k), f"pass@{k} needs at least {k} samples per problem; the fewest any problem has is {n_min}"
+            )
 
 
 def score_samples(
     problems: Mapping[str, Mapping[str, Any]],
     samples: Sequence[Mapping[str, Any]],
     ks: Sequence[int],
-    limits: SandboxLimits = SandboxLimits(),
+    limits: SandboxLimits | None = None,
     workers: int | None = None,
     progress: bool = False,
 ) -> list[ProblemScore]:
@@ -79,6 +83,7 @@ def score_samples(
         by_task.setdefault(task_id, []).append(index)
     if not by_task:
         raise EvalError("samples", "task_id", "no samples")
+    limits = limits or SandboxLimits()
     check_ks(ks, min(len(indices) for indices in by_task.values()))
     programs = [program_for(problems[s["task_id"]], s["completion"]) for s in samples]
     outcomes = run_many(programs, limits, workers, progress=progress, description="pass@k")

@@ -30,8 +30,9 @@ def score_pairs(predictions: Sequence[str], references: Sequence[str], stemming:
     from rouge_score import rouge_scorer
 
     if len(predictions) != len(references):
-        raise EvalError("--predictions/--references", "count",
-                        f"{len(predictions)} predictions but {len(references)} references")
+        raise EvalError(
+            "--predictions/--references", "count", f"{len(predictions)} predictions but {len(references)} references"
+        )
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=stemming)
     return [
         {name: score.fmeasure for name, score in scorer.score(reference, prediction).items()}
@@ -48,6 +49,6 @@ def bootstrap(values: Sequence[float], resamples: int = 1000, confidence: float 
     means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
     tail = (1 - confidence) / 2
     low = means[int(tail * (resamples - 1))]
-    high = means[int(round((1 - tail) * (resamples - 1)))]
+    high = means[round((1 - tail) * (resamples - 1))]
     mean, stderr = mean_and_stderr(values)
     return Interval(mean, stderr, low, high)

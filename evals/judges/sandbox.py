@@ -20,6 +20,7 @@ returns an :class:`Outcome`; it never raises because of the program.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -143,7 +144,8 @@ def _classify(returncode: int | None, timed_out: bool, stderr: str, limits: Sand
         return False, f"process limit of {limits.max_processes}: {last}"
     if signal_number is not None:
         return False, f"killed by signal {signal.Signals(signal_number).name}" if signal_number in set(
-            signal.Signals) else f"killed by signal {signal_number}"
+            signal.Signals
+        ) else f"killed by signal {signal_number}"
     if last.startswith("AssertionError") or last == "AssertionError":
         return False, f"failed: {last}"
     return False, f"error (exit {returncode}): {last[:300]}" if last else f"error: exit code {returncode}"
@@ -162,7 +164,10 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Outcom
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             process = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(LAUNCHER)],
-                stdin=subprocess.PIPE, stdout=out, stderr=err, start_new_session=True,
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
             )
             timed_out = False
@@ -179,10 +184,13 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Outcom
             isolation, _, stderr = stderr.partition("\n") if stderr.startswith(ISOLATION_PREFIX) else ("", "", stderr)
             passed, reason = _classify(process.returncode, timed_out, stderr, limits)
             return Outcome(
-                passed=passed, reason=reason, returncode=process.returncode,
+                passed=passed,
+                reason=reason,
+                returncode=process.returncode,
                 seconds=round(time.monotonic() - started, 3),
                 isolation=isolation.removeprefix(ISOLATION_PREFIX) or "unknown",
-                stdout=_read_head(out), stderr=stderr[-_OUTPUT_KEPT:],
+                stdout=_read_head(out),
+                stderr=stderr[-_OUTPUT_KEPT:],
             )
     finally:
         if uid is not None:
@@ -190,14 +198,17 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Outcom
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
-def run_many(programs: Sequence[str], limits: SandboxLimits = SandboxLimits(), workers: int | None = None,
-             progress: bool = False, description: str = "sandbox") -> list[Outcome]:
+def run_many(
+    programs: Sequence[str],
+    limits: SandboxLimits = SandboxLimits(),
+    workers: int | None = None,
+    progress: bool = False,
+    description: str = "sandbox",
+) -> list[Outcome]:
     """Run every program in its own sandbox, ``workers`` at a time (default: the CPU count)."""
     workers = max(1, workers or os.cpu_count() or 1)
     results: list[Outcome | None] = [None] * len(programs)

@@ -55,8 +55,9 @@ def is_positive(p_positive: float, model: str | None = None) -> bool:
     return p_positive >= ((VADER_POSITIVE + 1) / 2 if model is None else 0.5)
 
 
-def sequence_kl(policy, reference, tokenizer, prompts: Sequence[str], completions: Sequence[str],
-                batch_size: int = 8) -> list[float]:
+def sequence_kl(
+    policy, reference, tokenizer, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 8
+) -> list[float]:
     """Σ over completion tokens of KL(π_policy ‖ π_reference) over the full vocabulary, per (prompt, completion)."""
     import torch
 
@@ -66,7 +67,9 @@ def sequence_kl(policy, reference, tokenizer, prompts: Sequence[str], completion
     values: list[float] = []
     for start in range(0, len(prompts), batch_size):
         rows, masks = [], []
-        for prompt, completion in zip(prompts[start:start + batch_size], completions[start:start + batch_size], strict=True):
+        for prompt, completion in zip(
+            prompts[start : start + batch_size], completions[start : start + batch_size], strict=True
+        ):
             prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
             completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
             rows.append(prompt_ids + completion_ids)

@@ -48,7 +48,9 @@ def parse_tasks(where: str, tasks: Any) -> list[str | dict[str, Any]]:
             raise EvalError(where, at, "expected a task name or a mapping with a 'task' name")
         unknown = sorted(set(spec) - TASK_OVERRIDE_KEYS)
         if unknown:
-            raise EvalError(where, f"{at}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(TASK_OVERRIDE_KEYS))}")
+            raise EvalError(
+                where, f"{at}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(TASK_OVERRIDE_KEYS))}"
+            )
         if "num_fewshot" in spec and (not isinstance(spec["num_fewshot"], int) or spec["num_fewshot"] < 0):
             raise EvalError(where, f"{at}.num_fewshot", "expected a non-negative integer")
         if "repeats" in spec and (not isinstance(spec["repeats"], int) or spec["repeats"] < 1):
@@ -82,7 +84,11 @@ def load_suite(name_or_path: str) -> Suite:
     if not isinstance(headline, dict) or not all(isinstance(v, str) for v in headline.values()):
         raise EvalError(str(path), "headline", "expected a mapping of task to 'METRIC,FILTER'")
     return Suite(
-        name=path.stem, tasks=parse_tasks(str(path), raw.get("tasks")), description=str(raw.get("description", "")),
-        limit=limit, num_fewshot=raw.get("num_fewshot"), apply_chat_template=bool(raw.get("apply_chat_template", False)),
+        name=path.stem,
+        tasks=parse_tasks(str(path), raw.get("tasks")),
+        description=str(raw.get("description", "")),
+        limit=limit,
+        num_fewshot=raw.get("num_fewshot"),
+        apply_chat_template=bool(raw.get("apply_chat_template", False)),
         headline=dict(headline),
     )

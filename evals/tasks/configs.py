@@ -35,8 +35,12 @@ OFFICIAL_FILES: dict[str, tuple[str, ...]] = {
     "gpqa": ("gpqa/*/gpqa_diamond_*.yaml",),
     "truthfulqa": ("truthfulqa/truthfulqa_*.yaml",),
     "ifeval": ("ifeval/ifeval.yaml",),
-    "humaneval": ("humaneval/humaneval.yaml", "humaneval/humaneval_instruct.yaml",
-                  "humaneval/humaneval_64.yaml", "humaneval/humaneval_64_instruct.yaml"),
+    "humaneval": (
+        "humaneval/humaneval.yaml",
+        "humaneval/humaneval_instruct.yaml",
+        "humaneval/humaneval_64.yaml",
+        "humaneval/humaneval_64_instruct.yaml",
+    ),
 }
 CODE_FUNCTIONS = {
     "pass_at_k": "evals.tasks.code.pass_at_k",
@@ -153,7 +157,9 @@ def write_task_configs(folder: Path, data_dir: Path | None = None) -> TaskConfig
     official_dir = official_tasks_dir()
     manifest = load_manifest(data_dir) if data_dir is not None else None
     if data_dir is not None and manifest is None:
-        raise EvalError(str(data_dir), "--data-dir", "not a prepared data folder (run `harness data prepare --from DIR`)")
+        raise EvalError(
+            str(data_dir), "--data-dir", "not a prepared data folder (run `harness data prepare --from DIR`)"
+        )
     result = TaskConfigs(folder, offline=data_dir is not None)
     for benchmark, patterns in OFFICIAL_FILES.items():
         mirror = MIRRORS[benchmark]

@@ -30,8 +30,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--max-prompt-length", type=int, default=512, help="truncation: prompt tokens (left-truncated)")
     check.set_defaults(run=_check)
 
-    prepare = actions.add_parser("prepare", help="convert benchmark files (laid out as shared/benchmarks) for offline evals")
-    prepare.add_argument("--from", dest="source", required=True, help="folder with gsm8k/, mmlu/, gpqa/, … as in shared/benchmarks")
+    prepare = actions.add_parser(
+        "prepare", help="convert benchmark files (laid out as shared/benchmarks) for offline evals"
+    )
+    prepare.add_argument(
+        "--from", dest="source", required=True, help="folder with gsm8k/, mmlu/, gpqa/, … as in shared/benchmarks"
+    )
     prepare.add_argument("--out", help="prepared data folder (default: $HARNESS_DATA, else <cache>/benchmarks)")
     prepare.add_argument("--only", help="comma-separated benchmarks (default: every one present)")
     prepare.set_defaults(run=_prepare)
@@ -95,7 +99,8 @@ def _prepare(args: argparse.Namespace) -> int:
     prepared = prepare_benchmarks(Path(args.source), out, only)
     for name, entry in sorted(prepared.manifest["benchmarks"].items()):
         rows = sum(info["rows"] for info in entry["files"].values())
-        print(f"{name:12} {rows:6} rows in {len(entry['files'])} files" + (f"  ({entry['note']})" if entry["note"] else ""))
+        note = f"  ({entry['note']})" if entry["note"] else ""
+        print(f"{name:12} {rows:6} rows in {len(entry['files'])} files{note}")
     if prepared.skipped:
         print(f"skipped (no folder in {args.source}): {', '.join(prepared.skipped)}")
     install_punkt_tab(prepared.data_dir / "nltk_data")

@@ -24,10 +24,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     passk.set_defaults(run=_passk)
 
     sentiment = judges.add_parser("sentiment", help="P(positive) per text, and the policy's sequence KL to a reference")
-    sentiment.add_argument("--texts", required=True, help="JSONL/JSON records with text (or prompt + completion), or .txt")
+    sentiment.add_argument(
+        "--texts", required=True, help="JSONL/JSON records with text (or prompt + completion), or .txt"
+    )
     sentiment.add_argument("--out", required=True, help=out_help)
     sentiment.add_argument("--classifier", help="a Hugging Face text-classification model (default: VADER, offline)")
-    sentiment.add_argument("--policy", help="model spec of the policy (with --reference: sequence KL on prompt+completion)")
+    sentiment.add_argument(
+        "--policy", help="model spec of the policy (with --reference: sequence KL on prompt+completion)"
+    )
     sentiment.add_argument("--reference", help="model spec of the reference")
     sentiment.set_defaults(run=_sentiment)
 
@@ -63,8 +67,9 @@ def _passk(args: argparse.Namespace) -> int:
     from evals.judges.sandbox import SandboxLimits
 
     try:
-        limits = SandboxLimits(wall_seconds=args.timeout, cpu_seconds=max(1, int(args.timeout)),
-                               memory_bytes=args.memory_mb << 20)
+        limits = SandboxLimits(
+            wall_seconds=args.timeout, cpu_seconds=max(1, int(args.timeout)), memory_bytes=args.memory_mb << 20
+        )
     except ValueError as error:
         raise HarnessError(f"sandbox limits: {error}") from error
     _print(judge_passk(Path(args.problems), Path(args.samples), _ks(args.k), Path(args.out), limits, args.workers))
@@ -82,8 +87,11 @@ def _sentiment(args: argparse.Namespace) -> int:
         from harness.models import load_causal_lm, load_tokenizer, resolve_model
 
         policy_path = resolve_model(args.policy)
-        kl_models = (load_causal_lm(policy_path).eval(), load_causal_lm(resolve_model(args.reference)).eval(),
-                     load_tokenizer(policy_path))
+        kl_models = (
+            load_causal_lm(policy_path).eval(),
+            load_causal_lm(resolve_model(args.reference)).eval(),
+            load_tokenizer(policy_path),
+        )
     _print(judge_sentiment(Path(args.texts), Path(args.out), args.classifier, kl_models))
     print(f"written: {args.out}")
     return 0
@@ -94,7 +102,15 @@ def _rouge(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 1:
         raise HarnessError("--bootstrap: expected a positive integer")
-    _print(judge_rouge(Path(args.predictions), Path(args.references), Path(args.out), not args.no_stemming,
-                       args.bootstrap, args.seed))
+    _print(
+        judge_rouge(
+            Path(args.predictions),
+            Path(args.references),
+            Path(args.out),
+            not args.no_stemming,
+            args.bootstrap,
+            args.seed,
+        )
+    )
     print(f"written: {args.out}")
     return 0
