@@ -93,37 +93,10 @@ def test_cli_sentiment_and_rouge_write_result_folders(tmp_path):
 
     (tmp_path / "pred.txt").write_text("the cat sat on the mat\nhello world\n")
     (tmp_path / "ref.txt").write_text("the cat is on the mat\nhello world\n")
-    assert (
-        main(
-            [
-                "judge",
-                "rouge",
-                "--predictions",
-                str(tmp_path / "pred.txt"),
-                "--references",
-                str(tmp_path / "ref.txt"),
-                "--out",
-                str(tmp_path / "r"),
-            ]
-        )
-        == 0
-    )
+    rouge_cli = ["judge", "rouge", "--predictions", str(tmp_path / "pred.txt"), "--references", str(tmp_path / "ref.txt")]
+    assert main([*rouge_cli, "--out", str(tmp_path / "r")]) == 0
     result = json.loads((tmp_path / "r" / "results.json").read_text())["results"]["rouge"]
     assert result["rouge1,none"] == pytest.approx((5 / 6 + 1) / 2)
     assert result["rouge1_ci95_low,none"] <= result["rouge1,none"] <= result["rouge1_ci95_high,none"]
     (tmp_path / "ref.txt").write_text("only one\n")
-    assert (
-        main(
-            [
-                "judge",
-                "rouge",
-                "--predictions",
-                str(tmp_path / "pred.txt"),
-                "--references",
-                str(tmp_path / "ref.txt"),
-                "--out",
-                str(tmp_path / "r2"),
-            ]
-        )
-        == 2
-    )
+    assert main([*rouge_cli, "--out", str(tmp_path / "r2")]) == 2

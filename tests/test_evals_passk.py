@@ -98,42 +98,11 @@ def test_cli_passk_writes_a_result_folder(humaneval, tmp_path):
             for c in [humaneval["HumanEval/0"]["canonical_solution"], "    return 1\n"]
         )
     )
-    assert (
-        main(
-            [
-                "judge",
-                "passk",
-                "--problems",
-                str(problems),
-                "--samples",
-                str(samples),
-                "--k",
-                "1,2",
-                "--out",
-                str(tmp_path / "out"),
-            ]
-        )
-        == 0
-    )
+    passk_cli = ["judge", "passk", "--problems", str(problems), "--samples", str(samples)]
+    assert main([*passk_cli, "--k", "1,2", "--out", str(tmp_path / "out")]) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["results"]["passk"]["pass@1,none"] == 0.5
     assert results["results"]["passk"]["pass@2,none"] == 1.0
     row = json.loads((tmp_path / "out" / "samples" / "passk.jsonl").read_text())
     assert row["doc_id"] == 0 and row["pass@1"] == 0.5 and [o["passed"] for o in row["outcomes"]] == [True, False]
-    assert (
-        main(
-            [
-                "judge",
-                "passk",
-                "--problems",
-                str(problems),
-                "--samples",
-                str(samples),
-                "--k",
-                "0",
-                "--out",
-                str(tmp_path / "o2"),
-            ]
-        )
-        == 2
-    )
+    assert main([*passk_cli, "--k", "0", "--out", str(tmp_path / "o2")]) == 2
