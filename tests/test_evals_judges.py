@@ -93,7 +93,8 @@ def test_cli_sentiment_and_rouge_write_result_folders(tmp_path):
 
     (tmp_path / "pred.txt").write_text("the cat sat on the mat\nhello world\n")
     (tmp_path / "ref.txt").write_text("the cat is on the mat\nhello world\n")
-    rouge_cli = ["judge", "rouge", "--predictions", str(tmp_path / "pred.txt"), "--references", str(tmp_path / "ref.txt")]
+    pred, ref = str(tmp_path / "pred.txt"), str(tmp_path / "ref.txt")
+    rouge_cli = ["judge", "rouge", "--predictions", pred, "--references", ref]
     assert main([*rouge_cli, "--out", str(tmp_path / "r")]) == 0
     result = json.loads((tmp_path / "r" / "results.json").read_text())["results"]["rouge"]
     assert result["rouge1,none"] == pytest.approx((5 / 6 + 1) / 2)
