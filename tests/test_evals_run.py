@@ -204,13 +204,11 @@ def test_suites_are_valid_and_cover_the_six_benchmarks():
 
 
 def test_cli_eval_and_its_errors(prepared_benchmarks, tmp_path, capsys):
-    out = tmp_path / "out"
+    out, tiny = tmp_path / "out", ["eval", "--model", "tiny-llama"]
     assert (
         main(
             [
-                "eval",
-                "--model",
-                "tiny-llama",
+                *tiny,
                 "--tasks",
                 "truthfulqa_mc1",
                 "--limit",
@@ -226,20 +224,7 @@ def test_cli_eval_and_its_errors(prepared_benchmarks, tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["harness"]["model_spec"] == "tiny-llama"
     capsys.readouterr()
     assert (
-        main(
-            [
-                "eval",
-                "--model",
-                "tiny-llama",
-                "--tasks",
-                "nope",
-                "--data-dir",
-                str(prepared_benchmarks),
-                "--output",
-                str(tmp_path / "x"),
-            ]
-        )
-        == 2
+        main([*tiny, "--tasks", "nope", "--data-dir", str(prepared_benchmarks), "--output", str(tmp_path / "x")]) == 2
     )
     assert "nope: task not available offline" in capsys.readouterr().err
     assert main(["eval", "--model", "tiny-llama", "--tasks", "gsm8k", "--data-dir", str(tmp_path)]) == 2
