@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,11 @@ def weights_sha256(model: Any) -> str:
                 for block in iter(lambda h=handle: h.read(1 << 22), b""):
                     digest.update(block)
         return digest.hexdigest()
+    import torch
+
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(__import__("torch").uint8).numpy().tobytes())
+        digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -114,7 +115,6 @@ def evaluate(
         build_lm(backend, model, tokenizer, batch_size=batch_size, device=device),
         cache / f"requests-{weights[:16]}-{backend}.jsonl",
     )
-    random.seed(seed)
     results = simple_evaluate(
         model=lm,
         tasks=[task_name(spec) for spec in chosen.tasks],

@@ -101,3 +101,30 @@ def test_cli_sentiment_and_rouge_write_result_folders(tmp_path):
     assert result["rouge1_ci95_low,none"] <= result["rouge1,none"] <= result["rouge1_ci95_high,none"]
     (tmp_path / "ref.txt").write_text("only one\n")
     assert main([*rouge_cli, "--out", str(tmp_path / "r2")]) == 2
+
+
+def test_classifier_pipeline_reports_its_positive_labels_probability(tiny_tokenizer, tmp_path):
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_labels=2,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
+        pad_token_id=tiny_tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForSequenceClassification(config).eval()
+    model.save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
+    texts = ["good movie", "a much longer and rather bad movie"]
+    scores = sentiment.score_texts(texts, model=str(tmp_path), batch_size=1)
+    for text, score in zip(texts, scores, strict=True):
+        with torch.no_grad():
+            logits = model(**tiny_tokenizer(text, return_tensors="pt")).logits[0]
+        assert score == pytest.approx(float(torch.softmax(logits, -1)[1]), rel=1e-4)

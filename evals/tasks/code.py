@@ -35,6 +35,8 @@ def pass_at_k(references: list[str], predictions: list[list[str]], k: list[int] 
     """lm-eval metric: ``{"pass@K": value}`` for one problem, each candidate run with its tests in the sandbox."""
     ks = [k] if isinstance(k, int) else list(k or [1])
     (tests,), (candidates,) = references, predictions
+    if isinstance(candidates, str):  # a task without a filter hands over its one response as a string
+        candidates = [candidates]
     outcomes = run_many([f"{candidate}\n{tests}" for candidate in candidates], SANDBOX["limits"], SANDBOX["workers"])
     n, c = len(outcomes), sum(o.passed for o in outcomes)
     return {f"pass@{kk}": estimate_pass_at_k(n, c, kk) for kk in ks if kk <= n}
