@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evals.data.prepare import write_atomic
+from evals.io import write_atomic
 
 RESOURCE = "tokenizers/punkt_tab/english"
 FILES = ("abbrev_types.txt", "collocations.tab", "sent_starters.txt", "ortho_context.tab")

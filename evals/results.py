@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from evals.data.prepare import write_atomic
+from evals.io import write_atomic
 
 RESULTS = "results.json"
 SAMPLES = "samples"

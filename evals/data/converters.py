@@ -8,7 +8,6 @@ them unchanged. A malformed record raises :class:`EvalError` naming the file, li
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 from collections.abc import Iterator
@@ -16,25 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from evals.errors import EvalError
+from evals.io import read_text
 
 Records = dict[tuple[str, str], list[dict[str, Any]]]
 
 
-def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise EvalError(str(path), "file", "no such file")
-    raw = path.read_bytes()
-    if path.name.endswith(".gz"):
-        raw = gzip.decompress(raw)
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise EvalError(str(path), "encoding", f"not UTF-8 at byte {error.start}") from error
-
-
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, record)`` for every non-blank line of a JSONL file (optionally gzipped)."""
-    for number, line in enumerate(_read_text(path).split("\n"), start=1):
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -48,7 +36,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     """``(line number, row)`` for every row of a CSV file with a header (quoted newlines allowed)."""
-    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
     for row in reader:
         if None in row:
             raise EvalError(f"{path}:{reader.line_num}", "row", "more cells than the header has columns")
@@ -226,7 +214,7 @@ def mbpp(source: Path) -> Records:
     """
     path = source / "sanitized-mbpp.json"
     try:
-        rows = json.loads(_read_text(path))
+        rows = json.loads(read_text(path))
     except json.JSONDecodeError as error:
         raise EvalError(f"{path}:{error.lineno}", "json", error.msg) from error
     if not isinstance(rows, list):

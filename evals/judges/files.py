@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from evals.data.converters import read_jsonl
-from evals.data.prepare import sha256_file
 from evals.errors import EvalError
+from evals.io import read_text, sha256_file
 from evals.judges import passk, rouge, sentiment
 from evals.judges.sandbox import SandboxLimits
 from evals.results import harness_version, judge_results, write_results, write_samples
@@ -23,10 +23,8 @@ def read_records(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """``(where, record)`` for a JSONL file (optionally .gz) or a JSON array of objects."""
     path = Path(path)
     if path.name.endswith((".json", ".json.gz")):
-        from evals.data.converters import _read_text
-
         try:
-            rows = json.loads(_read_text(path))
+            rows = json.loads(read_text(path))
         except json.JSONDecodeError as error:
             raise EvalError(f"{path}:{error.lineno}", "json", error.msg) from error
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):

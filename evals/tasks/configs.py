@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 
 from evals.data.mirror import MIRRORS, DatasetMirror, mirror_folder
-from evals.data.prepare import load_manifest, sha256_file, write_atomic
+from evals.data.prepare import load_manifest
 from evals.errors import EvalError
+from evals.io import sha256_file, write_atomic
 
 # Official task files per benchmark, relative to lm_eval/tasks.
 OFFICIAL_FILES: dict[str, tuple[str, ...]] = {
