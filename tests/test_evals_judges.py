@@ -128,3 +128,16 @@ def test_classifier_pipeline_reports_its_positive_labels_probability(tiny_tokeni
         with torch.no_grad():
             logits = model(**tiny_tokenizer(text, return_tensors="pt")).logits[0]
         assert score == pytest.approx(float(torch.softmax(logits, -1)[1]), rel=1e-4)
+
+
+def test_cli_sentiment_with_policy_and_reference_adds_the_sequence_kl(tmp_path, capsys):
+    texts = tmp_path / "samples.jsonl"
+    texts.write_text(
+        "".join(json.dumps({"prompt": "The movie was", "completion": c}) + "\n" for c in [" great!", " bad."])
+    )
+    common = ["judge", "sentiment", "--texts", str(texts)]
+    assert main([*common, "--out", str(tmp_path / "kl"), "--policy", "tiny-llama", "--reference", "tiny-llama"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "kl" / "samples" / "sentiment.jsonl").read_text().splitlines()]
+    assert [r["sequence_kl"] for r in rows] == pytest.approx([0.0, 0.0], abs=1e-6)  # a model against itself
+    assert main([*common, "--out", str(tmp_path / "x"), "--policy", "tiny-llama"]) == 2
+    assert "give both" in capsys.readouterr().err
