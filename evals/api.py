@@ -16,6 +16,7 @@ from evals.resume import ResumableLM
 from evals.suites import Suite, load_suite, parse_tasks, task_name
 
 CACHE = ".cache"
+SEED_ARGUMENTS = ("random_seed", "numpy_random_seed", "torch_random_seed", "fewshot_random_seed")
 
 
 @dataclass
@@ -72,7 +73,7 @@ def evaluate(
     device: str | None = None,
     num_fewshot: int | None = None,
     apply_chat_template: bool | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     sandbox: SandboxLimits | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> EvalRun:
@@ -82,6 +83,8 @@ def evaluate(
     data_dir: a folder made by ``harness data prepare``: run offline on it (the official task
         definitions with only their data source redirected). None: lm-eval's tasks on the hub.
     limit: at most this many documents per task (default: the suite's, else all).
+    seed: sets lm-eval's four seeds (Python, NumPy, torch, few-shot sampling); None keeps lm-eval's
+        defaults (0, 1234, 1234, 1234), so few-shot examples are those of a plain ``lm_eval`` run.
     metadata: extra keys for the results' ``harness`` block (``model_spec``, ``method``, ``run``, …).
     Re-running into the same ``output_dir`` reuses every model answer already journaled there.
     """
@@ -115,6 +118,7 @@ def evaluate(
         build_lm(backend, model, tokenizer, batch_size=batch_size, device=device),
         cache / f"requests-{weights[:16]}-{backend}.jsonl",
     )
+    seeds = {} if seed is None else dict.fromkeys(SEED_ARGUMENTS, seed)
     results = simple_evaluate(
         model=lm,
         tasks=[task_name(spec) for spec in chosen.tasks],
@@ -124,11 +128,8 @@ def evaluate(
         log_samples=True,
         apply_chat_template=chosen.apply_chat_template if apply_chat_template is None else apply_chat_template,
         confirm_run_unsafe_code=True,  # code runs only inside our sandbox (evals.tasks.code)
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
         bootstrap_iters=1000,
+        **seeds,
     )
     used = {configs.tasks.get(n) for n in results["results"]} | {configs.tasks.get(n) for n in names}
     harness = {
@@ -136,7 +137,7 @@ def evaluate(
         "model_path": str(model) if isinstance(model, str | os.PathLike) else None,
         "weights_sha256": weights,
         "method": "base",
-        "seed": seed,
+        "seed": seed if seed is not None else "lm-eval defaults (0, 1234, 1234, 1234)",
         "run": None,
         **(metadata or {}),
         "suite": chosen.name,

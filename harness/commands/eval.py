@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--method", default="base", help="what trained the model (base, dpo, sparsepo-…), for the results"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, help="one seed for all of lm-eval's (default: lm-eval's own defaults)")
     parser.set_defaults(run=_run)
 
 
