@@ -255,7 +255,14 @@ def test_vllm_backend(prepared_benchmarks, tmp_path):
 
 @pytest.mark.slow
 def test_smollm2_runs_every_benchmark_offline(smollm2_path, prepared_benchmarks, tmp_path):
-    run = evaluate(smollm2_path, suite="smoke", data_dir=prepared_benchmarks, output_dir=tmp_path, batch_size=2)
+    run = evaluate(
+        smollm2_path,
+        suite="smoke",
+        data_dir=prepared_benchmarks,
+        output_dir=tmp_path,
+        batch_size=2,
+        apply_chat_template=True,  # an instruct model: prompts in its chat format, as users run it
+    )
     results = run.results["results"]
     assert set(results) == SIX
     assert 0.0 < results["truthfulqa_mc2"]["acc,none"] < 1.0
