@@ -106,3 +106,16 @@ def test_cli_passk_writes_a_result_folder(humaneval, tmp_path):
     row = json.loads((tmp_path / "out" / "samples" / "passk.jsonl").read_text())
     assert row["doc_id"] == 0 and row["pass@1"] == 0.5 and [o["passed"] for o in row["outcomes"]] == [True, False]
     assert main([*passk_cli, "--k", "0", "--out", str(tmp_path / "o2")]) == 2
+
+
+@pytest.mark.slow
+def test_every_canonical_solution_passes_under_the_default_limits(humaneval, benchmarks_dir):
+    """The sandbox must not fail honest code: all 164 HumanEval and 257 MBPP reference solutions pass."""
+    scores = score_samples(
+        humaneval, [{"task_id": t, "completion": p["canonical_solution"]} for t, p in humaneval.items()], [1]
+    )
+    assert [s.task_id for s in scores if s.c != 1] == [] and len(scores) == 164
+    mbpp = {str(p["task_id"]): p for p in json.loads((benchmarks_dir / "mbpp" / "sanitized-mbpp.json").read_text())}
+    test = [{"task_id": t, "completion": p["code"]} for t, p in mbpp.items() if 11 <= p["task_id"] <= 510]
+    scores = score_samples(mbpp, test, [1])
+    assert [s.task_id for s in scores if s.c != 1] == [] and len(scores) == 257

@@ -12,6 +12,8 @@ Every program runs in a separate process (``_sandbox_child.py`` launches it) wit
   nowhere else;
 - a scrubbed environment (PATH, HOME, TMPDIR, LANG only) and ``python -I``.
 
+As root the namespaces are created directly; as another user inside a user namespace (both paths
+were checked on Linux 6.x: loops, fork bombs, network and writes outside fail the same way).
 Where the kernel refuses a namespace (containers without the capability, non-Linux systems) the
 run still has its limits, its process group and the scrubbed environment, and the outcome records
 which isolation was achieved (``isolation``). Whatever the program does, :func:`run_program`
