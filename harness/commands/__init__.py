@@ -1,5 +1,5 @@
 """Sub-commands of ``harness``; each module adds its parser and sets ``run``."""
 
-from harness.commands import data, eval, judge, models
+from harness.commands import data, evaluation, judge, models
 
-COMMANDS = (models, data, eval, judge)
+COMMANDS = (models, data, evaluation, judge)
