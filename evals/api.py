@@ -16,7 +16,13 @@ from evals.resume import ResumableLM
 from evals.suites import Suite, load_suite, parse_tasks, task_name
 
 CACHE = ".cache"
-SEED_ARGUMENTS = ("random_seed", "numpy_random_seed", "torch_random_seed", "fewshot_random_seed")
+LM_EVAL_DEFAULT_SEEDS = {
+    "random_seed": 0,
+    "numpy_random_seed": 1234,
+    "torch_random_seed": 1234,
+    "fewshot_random_seed": 1234,
+}
+SEED_ARGUMENTS = tuple(LM_EVAL_DEFAULT_SEEDS)
 
 
 @dataclass
@@ -137,7 +143,8 @@ def evaluate(
         "model_path": str(model) if isinstance(model, str | os.PathLike) else None,
         "weights_sha256": weights,
         "method": "base",
-        "seed": seed if seed is not None else "lm-eval defaults (0, 1234, 1234, 1234)",
+        "seed": seed,  # None: lm-eval's defaults, listed in lm_eval_seeds
+        "lm_eval_seeds": {**LM_EVAL_DEFAULT_SEEDS, **seeds},
         "run": None,
         **(metadata or {}),
         "suite": chosen.name,

@@ -14,9 +14,11 @@ from evals.errors import EvalError
 from harness import __version__
 from harness.commands import COMMANDS
 from harness.errors import HarnessError
+from leaderboards.errors import ResultsError
 from trainers.data.errors import DataError
+from trainers.errors import TrainingError
 
-USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, EvalError)
+USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, TrainingError, ResultsError, EvalError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Our own progress bars say what is happening; transformers' weight-loading bars only add noise
+    (and would precede the one-line error on stderr)."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_libraries()
     try:
         return int(args.run(args) or 0)
     except USER_ERRORS as error:

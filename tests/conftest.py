@@ -54,3 +54,34 @@ def prepared_benchmarks(benchmarks_dir, tmp_path_factory) -> Path:
     from evals.data import prepare_benchmarks
 
     return prepare_benchmarks(benchmarks_dir, tmp_path_factory.mktemp("prepared")).data_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory) -> dict[str, str]:
+    """Saved tiny Llama and GPT-2 folders (what ``trainers.train`` loads from a path)."""
+    from harness.models.tiny import save_tiny_model
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    for family in ("llama", "gpt2"):
+        save_tiny_model(family, root / family)
+    return {family: str(root / family) for family in ("llama", "gpt2")}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_for_tiny_models(request):
+    """Tiny models gain nothing from several threads and lose much when the cores are shared (threads
+    spin at every barrier); one thread also gives subprocesses started with OMP_NUM_THREADS=1 the same
+    float summation order. Tests on the real model keep torch's default."""
+    if "smollm2_path" in request.fixturenames:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# Real lm-eval output made at test time, shared by the leaderboard tests (one session fixture).
+from lmeval_output import lmeval_output  # noqa: E402, F401

@@ -273,3 +273,12 @@ def test_smollm2_runs_every_benchmark_offline(smollm2_path, prepared_benchmarks,
     # an instruct model writes real text: IFEval's checkers and the n-gram metrics see words
     rows = [json.loads(line) for line in (tmp_path / "samples" / "ifeval.jsonl").read_text().splitlines()]
     assert all(len(r["resps"][0][0].split()) > 5 for r in rows)
+
+
+def test_the_leaderboards_read_our_result_folder(smoke_run):
+    from leaderboards.results import load_results
+
+    out, _ = smoke_run
+    [result] = load_results(out)
+    assert {task for task, _ in result.items} == SIX
+    assert all(len(scores.keys) == 2 for scores in result.items.values()) and result.notes == []

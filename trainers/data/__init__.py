@@ -1,6 +1,6 @@
 """Preference data in TRL's formats: read, validate, render, tokenise, batch."""
 
-from trainers.data.collate import collate_pairs
+from trainers.data.collate import collate_pairs, collate_sequences
 from trainers.data.errors import DataError
 from trainers.data.loader import LoadedPreferences, Rejected, load_preferences, write_rejects
 from trainers.data.records import FORMATS, PreferenceExample, parse_record
@@ -22,6 +22,7 @@ __all__ = [
     "TokenizedPair",
     "TruncationPolicy",
     "collate_pairs",
+    "collate_sequences",
     "length_statistics",
     "load_preferences",
     "parse_record",

@@ -17,6 +17,13 @@ def collate_pairs(pairs: Sequence[TokenizedPair], pad_token_id: int) -> dict[str
     ``pad_token_id``, say what is padding, because many models pad with their EOS token.
     """
     sequences = [(p.prompt_ids, p.chosen_ids) for p in pairs] + [(p.prompt_ids, p.rejected_ids) for p in pairs]
+    return collate_sequences(sequences, pad_token_id)
+
+
+def collate_sequences(
+    sequences: Sequence[tuple[list[int], list[int]]], pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """Right-padded (prompt ids, completion ids) rows: the same three tensors as :func:`collate_pairs`."""
     width = max(len(prompt) + len(completion) for prompt, completion in sequences)
     input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)

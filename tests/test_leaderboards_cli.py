@@ -1,0 +1,215 @@
+"""``harness leaderboard`` and ``harness regress`` end to end on result folders."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from statistics import NormalDist
+
+import pytest
+from leaderboard_helpers import write_result
+
+from harness.cli import main
+
+BENCHMARKS = """\
+benchmarks:
+  mc:
+    label: MC
+    tasks: [mc_task]
+    metrics: ["acc,none"]
+    random: 0.25
+  gen:
+    label: Gen
+    tasks: [gen_task]
+    metrics: ["exact_match,strict-match"]
+    random: 0.0
+"""
+
+
+def _scores(right: int, n: int) -> list[int]:
+    return [1] * right + [0] * (n - right)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    registry = tmp_path / "benchmarks.yaml"
+    registry.write_text(BENCHMARKS)
+    dpo = write_result(
+        tmp_path / "dpo",
+        {"mc_task": {"acc,none": _scores(40, 80)}, "gen_task": {"exact_match,strict-match": _scores(20, 80)}},
+        "dpo",
+    )
+    new = write_result(
+        tmp_path / "new",
+        {"mc_task": {"acc,none": _scores(56, 80)}, "gen_task": {"exact_match,strict-match": _scores(20, 80)}},
+        "sparsepo",
+    )
+    return registry, dpo, new
+
+
+def test_leaderboard_markdown(folders, capsys):
+    registry, dpo, new = folders
+    assert main(["leaderboard", str(dpo), str(new), "--benchmarks", str(registry), "--bootstrap", "300"]) == 0
+    out = capsys.readouterr().out
+    # MC: dpo 0.5 → 33.3, sparsepo 0.7 → 60.0; Gen: 25.0 both; averages 29.2 and 42.5
+    assert "| dpo (baseline) | tiny-llama | 0 | 33.3 | 25.0 | 29.2 |" in out
+    assert "| sparsepo | tiny-llama | 0 | 60.0 | 25.0 | 42.5 |" in out
+    assert "| sparsepo | tiny-llama | +26.7 [" in out and "]* | +0.0 [+0.0, +0.0] |" in out
+    assert "max(0, (v − random) / (1 − random)) · 100" in out
+
+
+def test_leaderboard_csv_json_and_tidy(folders, capsys, tmp_path):
+    registry, dpo, new = folders
+    common = [str(dpo), str(new), "--benchmarks", str(registry), "--bootstrap", "200"]
+    assert main(["leaderboard", *common, "--format", "csv", "--tidy"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 4 and set(rows[0]) == {
+        "model",
+        "method",
+        "seed",
+        "task",
+        "metric",
+        "value",
+        "stderr",
+        "n",
+        "source",
+    }
+    assert main(["leaderboard", *common, "--format", "json", "--out", str(tmp_path / "board.json")]) == 0
+    document = json.loads((tmp_path / "board.json").read_text())
+    assert document["baseline"] == "dpo" and [b["name"] for b in document["benchmarks"]] == ["mc", "gen"]
+    mc = next(r for r in document["rows"] if r["method"] == "sparsepo" and r["benchmark"] == "mc")
+    assert mc["score"] == pytest.approx(60.0) and mc["delta"] == pytest.approx(80 / 3) and mc["significant"]
+
+
+def test_leaderboard_html_is_written_atomically_and_self_contained(folders, tmp_path):
+    registry, dpo, new = folders
+    out = tmp_path / "site" / "report.html"
+    assert (
+        main(
+            [
+                "leaderboard",
+                str(dpo),
+                str(new),
+                "--benchmarks",
+                str(registry),
+                "--format",
+                "html",
+                "--out",
+                str(out),
+                "--bootstrap",
+                "200",
+            ]
+        )
+        == 0
+    )
+    html = out.read_text()
+    assert html.startswith("<!DOCTYPE html>") and '<table class="leaderboard">' in html
+    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in html and "url(" not in html
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temp file left
+
+
+def test_leaderboard_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "results.json").write_text("{oops")
+    assert main(["leaderboard", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "results.json: invalid JSON" in err and "\n" not in err
+
+
+def test_regress_passes_on_equal_scores_and_prints_the_table(folders, capsys):
+    _, dpo, _ = folders
+    assert main(["regress", "--baseline", str(dpo), "--candidate", str(dpo / "results.json")]) == 0
+    out = capsys.readouterr().out
+    assert "mc_task   acc,none" in out and "paired z" in out and "PASS" in out
+
+
+def test_regress_fails_on_a_drop_and_tolerance_lets_it_pass(folders, capsys):
+    _, dpo, new = folders
+    # sparsepo → dpo drops MC by 20 points on the same 80 items (16 items flipped, none the other way)
+    assert main(["regress", "--baseline", str(new), "--candidate", str(dpo)]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out and "-20.00" in out and "FAIL: 1 metric(s) regressed: mc_task acc,none" in out
+    assert main(["regress", "--baseline", str(new), "--candidate", str(dpo), "--max-drop", "25"]) == 0
+
+
+def test_regress_falls_back_to_stderr_and_says_so(tmp_path, capsys):
+    base = write_result(tmp_path / "b", {"mc_task": {"acc,none": _scores(60, 100)}}, "dpo", samples=False)
+    cand = write_result(tmp_path / "c", {"mc_task": {"acc,none": _scores(50, 100)}}, "new", samples=False)
+    # Unpaired, a 10-point drop on 100 items is within the noise (p ≈ 0.155): exit 0.
+    assert main(["regress", "--baseline", str(base), "--candidate", str(cand)]) == 0
+    out = capsys.readouterr().out
+    assert "stderr z (no per-item scores)" in out and "same" in out
+    # Δ = −10 points; se = √(se_b² + se_c²) with se = sd/√n: sd(60/100) = 0.49237, sd(50/100) = 0.50252
+    se = ((0.492366 / 10) ** 2 + (0.502519 / 10) ** 2) ** 0.5 * 100
+    p = 2 * NormalDist().cdf(-10 / se)
+    assert f"{p:.3g}" in out
+
+
+def test_regress_lower_is_better_metric_counts_an_increase_as_a_drop(tmp_path, capsys):
+    base = write_result(
+        tmp_path / "b",
+        {"sentiment": {"kl_to_ref,none": [0.1] * 50 + [0.2] * 50}},
+        "dpo",
+        higher_is_better={"kl_to_ref": False},
+    )
+    cand = write_result(
+        tmp_path / "c",
+        {"sentiment": {"kl_to_ref,none": [0.3] * 50 + [0.4] * 50}},
+        "new",
+        higher_is_better={"kl_to_ref": False},
+    )
+    assert main(["regress", "--baseline", str(base), "--candidate", str(cand)]) == 1
+    out = capsys.readouterr().out
+    assert "kl_to_ref,none (lower is better)" in out and "-20.00" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--alpha", "1.5"], "alpha: 1.5 is not in (0, 1)"),
+        (["--max-drop", "-1"], "max-drop: -1.0 must be a number ≥ 0"),
+        (["--tasks", "nope"], "--tasks: nope not in the baseline"),
+    ],
+)
+def test_regress_bad_options_exit_2(folders, capsys, extra, message):
+    _, dpo, new = folders
+    assert main(["regress", "--baseline", str(dpo), "--candidate", str(new), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_regress_candidate_missing_a_task_is_bad_input(folders, tmp_path, capsys):
+    _, dpo, _ = folders
+    partial = write_result(tmp_path / "partial", {"mc_task": {"acc,none": _scores(40, 80)}}, "new")
+    assert main(["regress", "--baseline", str(dpo), "--candidate", str(partial)]) == 2
+    assert "lacks what the baseline has: gen_task exact_match,strict-match" in capsys.readouterr().err
+
+
+def test_regress_notes_candidate_tasks_the_baseline_lacks(folders, tmp_path, capsys):
+    _, dpo, _ = folders
+    bigger = write_result(
+        tmp_path / "bigger",
+        {
+            "mc_task": {"acc,none": _scores(40, 80)},
+            "gen_task": {"exact_match,strict-match": _scores(20, 80)},
+            "new_task": {"acc,none": _scores(1, 2)},
+        },
+        "new",
+    )
+    assert main(["regress", "--baseline", str(dpo), "--candidate", str(bigger)]) == 0
+    assert "note: not gated (the baseline lacks them): new_task" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--runs", "x"], "--runs: training runs are drawn by --format html only"),
+        (["--tidy"], "--tidy: the tidy table is written as --format csv or json"),
+        (["--bootstrap", "0"], "bootstrap: 0 resamples; need at least 10"),
+        (["--confidence", "1.2"], "confidence: 1.2 is not in [0.5, 1)"),
+    ],
+)
+def test_leaderboard_bad_options_exit_2(folders, capsys, extra, message):
+    registry, dpo, _ = folders
+    assert main(["leaderboard", str(dpo), "--benchmarks", str(registry), *extra]) == 2
+    assert message in capsys.readouterr().err

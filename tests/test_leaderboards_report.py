@@ -1,0 +1,161 @@
+"""The HTML report: its parts, its input checks, and the page in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+import pytest
+from leaderboard_helpers import make_result, write_run
+from report_demo import CHROMIUM, build_demo_report, chromium_page
+
+from leaderboards.errors import ResultsError
+from leaderboards.registry import Benchmark
+from leaderboards.report import KL_METRIC, REWARD_METRIC, build_html, pareto_front
+from leaderboards.runs import load_run
+from leaderboards.svg import nice_ticks
+from leaderboards.table import build_leaderboard
+
+MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
+
+
+def test_pareto_front_keeps_runs_no_other_beats_on_both_counts():
+    points = [(1.0, 0.2), (2.0, 0.6), (3.0, 0.5), (4.0, 0.9), (2.5, 0.6), (0.5, 0.1)]
+    # (3.0, 0.5) is beaten by (2.0, 0.6); (2.5, 0.6) ties (2.0, 0.6) on reward at a higher KL
+    assert pareto_front(points) == [(0.5, 0.1), (1.0, 0.2), (2.0, 0.6), (4.0, 0.9)]
+
+
+def test_nice_ticks():
+    assert nice_ticks(0, 100) == [0, 20, 40, 60, 80, 100]
+    assert nice_ticks(0.12, 0.93) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert nice_ticks(5, 5) == pytest.approx(
+        [5.0, 5.2, 5.4, 5.6, 5.8, 6.0]
+    )  # a flat series still gets an axis
+
+
+def test_token_pictures_shade_by_score_and_decode_byte_level_tokens(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    row = {
+        "example": 0,
+        "side": "chosen",
+        "method": "tidpo",
+        "tokens": ["Hello", "Ġworld", "Ċ", "ĠcafÃ©", "Ã"],
+        "scores": {"weight": [2.0, 1.0, 0.0, 0.5, 1.0]},
+    }
+    (run / "token_scores.jsonl").write_text(json.dumps(row) + "\n")
+    board = build_leaderboard(
+        [make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20
+    )
+    html = build_html(board, [load_run(run)])
+    spans = re.findall(
+        r'<span class="tok" style="background:rgba\(0,158,115,([0-9.]+)\)"[^>]*>([^<]*)</span>', html
+    )
+    # "Ã" alone is the first byte of a two-byte character: shown as it is
+    assert spans == [("1.00", "Hello"), ("0.50", " world"), ("0.00", "⏎"), ("0.25", " café"), ("0.50", "Ã")]
+    assert "exact zeros" in html and "20.0%" in html  # one of five tokens has weight 0
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "message"),
+    [
+        ("metrics.jsonl", {"loss": 0.7}, r"metrics.jsonl:1: step: missing or not an integer"),
+        (
+            "token_scores.jsonl",
+            {
+                "example": 0,
+                "side": "chosen",
+                "method": "m",
+                "tokens": ["a", "b"],
+                "scores": {"weight": [1.0]},
+            },
+            r"token_scores.jsonl:1: scores.weight: 1 values for 2 tokens",
+        ),
+        (
+            "token_scores.jsonl",
+            {"example": 0, "side": "winner", "method": "m", "tokens": [], "scores": {"w": []}},
+            r"token_scores.jsonl:1: side: expected 'chosen' or 'rejected'",
+        ),
+    ],
+)
+def test_bad_run_files_name_file_line_and_field(tmp_path, file, line, message):
+    (tmp_path / file).write_text(json.dumps(line) + "\n")
+    with pytest.raises(ResultsError, match=message):
+        load_run(tmp_path)
+
+
+def test_frontier_plots_every_sentiment_run(tmp_path):
+    results = [make_result({"mc_task": {"acc,none": [1, 0, 1]}}, "dpo")]
+    for method, kl, reward in (("dpo", 4.0, 0.6), ("sparsepo", 3.0, 0.7), ("sparsepo", 6.0, 0.65)):
+        results.append(
+            make_result(
+                {"imdb": {REWARD_METRIC: [reward] * 4, KL_METRIC: [kl] * 4}},
+                method,
+                seed=int(kl),
+                model="gpt2-imdb",
+            )
+        )
+    board = build_leaderboard(results, benchmarks=[MC], n_boot=20)
+    html = build_html(board, [])
+    frontier = html[html.index('id="frontier"') :]
+    assert frontier.count('<circle class="point"') == 3
+    assert "sparsepo seed 3: KL 3, reward 0.7" in frontier
+    # sparsepo's (6.0, 0.65) is beaten by its (3.0, 0.7): its front has one point
+    assert frontier.count('<polyline class="frontier"') == 2
+
+
+def test_report_section_for_training_curves(tmp_path):
+    runs = [load_run(write_run(tmp_path / "SYNTHETIC-dpo", "dpo", steps=10))]
+    board = build_leaderboard(
+        [make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20
+    )
+    html = build_html(board, runs)
+    curves = html[html.index('id="training"') :]
+    assert "SYNTHETIC-dpo (dpo)" in curves
+    for key in ("loss", "rewards/margins", "rewards/accuracies", "grad_norm"):
+        assert f'aria-label="{key}"' in curves
+    assert curves.count('<polyline class="series"') == 6  # one run × six curves it logged
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"Chromium not installed at {CHROMIUM} (.ci/install-browser installs it)"
+)
+def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):
+    report = build_demo_report(tmp_path / "demo", lmeval_output, tiny_tokenizer)
+    problems, requests = [], []
+    with chromium_page(tmp_path / "profile") as page:  # fresh profile
+        page.on(
+            "console", lambda message: message.type in ("error", "warning") and problems.append(message.text)
+        )
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(report.as_uri(), wait_until="load")
+
+        table = page.locator("table.leaderboard")
+        assert table.is_visible()
+        assert table.locator("tbody tr").count() == 2
+        assert "baseline" in table.locator("tbody tr").first.inner_text()
+        charts = page.locator("svg.chart")
+        kinds = {"bars": 3, "scatter": 1, "lines": 8}  # 2 benchmarks + average; 1 task; 8 logged curves
+        for kind, count in kinds.items():
+            assert page.locator(f"svg.chart.{kind}").count() == count, kind
+        for i in range(charts.count()):
+            chart = charts.nth(i)
+            chart.scroll_into_view_if_needed()
+            box = chart.bounding_box()
+            assert chart.is_visible() and box["width"] > 300 and box["height"] > 200
+            assert chart.locator("rect.bar, polyline, circle").count() > 0
+        assert page.locator("svg.chart.scatter circle.point").count() == 9
+        shaded = page.locator(".tok").evaluate_all(
+            "spans => spans.filter(s => getComputedStyle(s).backgroundColor !== 'rgba(0, 0, 0, 0)').length"
+        )
+        assert shaded > 50
+        screenshot = tmp_path / "report.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+    assert problems == []
+    assert requests == [report.as_uri()]  # the page fetched nothing but itself
+    assert screenshot.stat().st_size > 50_000
+    if os.environ.get("HARNESS_REPORT_SCREENSHOT"):
+        shutil.copy(screenshot, os.environ["HARNESS_REPORT_SCREENSHOT"])

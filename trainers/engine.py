@@ -1,0 +1,322 @@
+"""The training loop on ``accelerate``: one concatenated forward per micro-batch, every method.
+
+A step: (TI-DPO) refresh anchors when due → for each micro-batch: policy forward on
+chosen + rejected (+ anchor) rows, reference terms (cached per example, or a live no-grad
+forward when the method reads logits or hidden states), the method's loss, backward →
+clip → optimiser and scheduler step → metrics. Data order is a seeded permutation per epoch,
+so a step's examples follow from its number alone and a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from torch import nn
+
+from trainers import losses as L
+from trainers.config import TrainConfig
+from trainers.data import TokenizedPair, collate_sequences
+from trainers.errors import TrainingError
+from trainers.forward import CompletionGrid, grid_forward, input_embeddings, reference_of
+from trainers.masks import captured_activations
+from trainers.methods import Method, MethodOutput, Stat, StepTensors
+
+# TRL's metric names, in TRL's order: what every metrics.jsonl row starts with.
+PAIR_METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+                "logps/chosen", "logps/rejected")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Which examples each optimiser step uses, on each process and micro-batch."""
+
+    examples: int
+    micro_batch: int
+    processes: int
+    accumulation: int
+    seed: int
+    total_steps: int
+
+    @classmethod
+    def of(cls, config: TrainConfig, examples: int, processes: int) -> Schedule:
+        t = config.training
+        global_batch = t.per_device_batch_size * processes * t.gradient_accumulation_steps
+        if examples < global_batch:
+            raise TrainingError(
+                f"training data: {examples} pairs, fewer than one global batch of {global_batch} "
+                f"(per_device_batch_size × processes × gradient_accumulation_steps)"
+            )
+        steps_per_epoch = examples // global_batch
+        total = t.max_steps if t.max_steps is not None else max(1, math.ceil(t.epochs * steps_per_epoch))
+        return cls(examples, t.per_device_batch_size, processes, t.gradient_accumulation_steps, t.seed, total)
+
+    @property
+    def global_batch(self) -> int:
+        return self.micro_batch * self.processes * self.accumulation
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.examples // self.global_batch
+
+    def epoch(self, steps_done: int) -> float:
+        return steps_done / self.steps_per_epoch
+
+    def step_examples(self, step: int) -> list[int]:
+        """The global batch of 0-based ``step``: a slice of its epoch's seeded permutation."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        order = torch.randperm(self.examples, generator=torch.Generator().manual_seed(self.seed + epoch))
+        return order[position * self.global_batch : (position + 1) * self.global_batch].tolist()
+
+    def micro_batches(self, step: int, process: int) -> list[list[int]]:
+        batch = self.step_examples(step)
+        return [
+            batch[(a * self.processes + process) * self.micro_batch :][: self.micro_batch]
+            for a in range(self.accumulation)
+        ]
+
+
+class Engine:
+    """Runs steps for one method; the caller owns models, optimiser, run folder and checkpoints."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        method: Method,
+        accelerator: Accelerator,
+        policy: nn.Module,
+        reference: nn.Module | None,
+        pairs: Sequence[TokenizedPair],
+        pad_token_id: int,
+        eos_token_id: int | None,
+    ):
+        self.config, self.method, self.accelerator = config, method, accelerator
+        self.policy, self.reference, self.pairs = policy, reference, pairs
+        self.pad_token_id, self.eos_token_id = pad_token_id, eos_token_id
+        self.block = config.training.vocab_chunk_tokens
+        # Reference log-probs come from a per-example cache unless the method reads the reference's
+        # logits or hidden states every step, or the user asks for a live reference.
+        self.cached_reference = method.reference == "cached" and config.training.precompute_reference
+        self.cache: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.heads: dict[str, nn.Module] = {}
+
+    # ------------------------------------------------------------------ reference cache
+
+    def precompute(self, progress: Callable[[int], None] | None = None) -> None:
+        """Per-example reference log-probs (and reference attribution) once, shared by all processes."""
+        wanted = [
+            index
+            for index in range(len(self.pairs))
+            if index % self.accelerator.num_processes == self.accelerator.process_index
+        ]
+        local = []
+        size = self.config.training.per_device_batch_size
+        for start in range(0, len(wanted), size):
+            indices = wanted[start : start + size]
+            local.extend(zip(indices, self._reference_entries(indices), strict=True))
+            if progress is not None:
+                progress(len(indices) * self.accelerator.num_processes)
+        entries = gather_object(local) if self.accelerator.num_processes > 1 else local
+        self.cache = dict(entries)
+
+    def _reference_entries(self, indices: list[int]) -> list[dict]:
+        batch = self._collate(indices)
+        grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+        attribution = self.method.attribution == "reference"
+        with (
+            reference_of(self._unwrapped_policy(), self.reference) as reference,
+            torch.set_grad_enabled(attribution),
+            self.accelerator.autocast(),
+        ):
+            embeds = None
+            if attribution:
+                embeds = input_embeddings(reference)(batch["input_ids"]).detach().requires_grad_(True)
+            output = grid_forward(
+                reference, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds
+            )
+            logps = L.token_logps(output.logits.detach(), grid.targets, self.block)
+            scores = (
+                self._attribution(output.logits, grid, batch, embeds, retain=False) if attribution else None
+            )
+        return self._split_rows(indices, grid.mask, logps=logps, attribution=scores)
+
+    @staticmethod
+    def _split_rows(indices: list[int], mask: torch.Tensor, **grids: torch.Tensor | None) -> list[dict]:
+        """Per example: each grid's (chosen, rejected) completion values as 1-D CPU tensors."""
+        count = len(indices)
+        entries: list[dict] = [{} for _ in indices]
+        for name, grid in grids.items():
+            if grid is None:
+                continue
+            for row in range(count):
+                chosen = grid[row][mask[row].bool()].detach().float().cpu()
+                rejected = grid[count + row][mask[count + row].bool()].detach().float().cpu()
+                entries[row][name] = (chosen, rejected)
+        return entries
+
+    def _from_cache(self, name: str, indices: list[int], mask: torch.Tensor) -> torch.Tensor:
+        """Cached per-example vectors laid back on a batch's grid (pair rows only)."""
+        rows = [self.cache[i][name][0] for i in indices] + [self.cache[i][name][1] for i in indices]
+        grid = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+        grid[mask.bool()] = torch.cat(rows).to(mask.device)
+        return grid
+
+    # ------------------------------------------------------------------ one micro-batch
+
+    def _collate(self, indices: list[int], extra: Sequence[tuple[list[int], list[int]]] = ()) -> dict:
+        """Rows: the pairs' chosen, then their rejected, then ``extra`` (prompt, completion) rows."""
+        pairs = [self.pairs[i] for i in indices]
+        rows = [(p.prompt_ids, p.chosen_ids) for p in pairs] + [(p.prompt_ids, p.rejected_ids) for p in pairs]
+        batch = collate_sequences([*rows, *extra], self.pad_token_id)
+        return {key: value.to(self.accelerator.device) for key, value in batch.items()}
+
+    def _unwrapped_policy(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.policy)
+
+    def micro_step(
+        self, indices: list[int], policy: nn.Module | None = None
+    ) -> tuple[MethodOutput, StepTensors]:
+        """Forwards and the method's loss for the pairs ``indices`` (no backward)."""
+        policy = policy if policy is not None else self.policy
+        pool = self.method.anchors
+        anchored = [i for i in indices if pool is not None and i in pool.anchors]
+        batch = self._collate(
+            indices, [(self.pairs[i].prompt_ids, pool.anchors[i].completion_ids) for i in anchored]
+        )
+        grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+        pair_rows = 2 * len(indices)
+        with self.accelerator.autocast():
+            embeds = None
+            if self.method.attribution == "policy":
+                embeds = input_embeddings(policy)(batch["input_ids"])
+                if not embeds.requires_grad:  # frozen embeddings (LoRA): attribution still needs the path
+                    embeds.requires_grad_(True)
+            output = grid_forward(
+                policy, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds
+            )
+            policy_logps = L.token_logps(output.logits, grid.targets, self.block)
+            tensors = StepTensors(
+                targets=grid.targets,
+                mask=grid.mask,
+                policy_logits=output.logits,
+                policy_logps=policy_logps,
+                reference_logps=torch.zeros_like(policy_logps),
+                block=self.block,
+                anchor_pairs=[indices.index(i) for i in anchored],
+            )
+            if self.method.attribution == "policy":
+                tensors.attribution = self._attribution(
+                    output.logits[:pair_rows], grid, batch, embeds, retain=True, rows=pair_rows
+                )
+            self._reference_terms(tensors, batch, grid, indices, anchored)
+            return self.method.compute(tensors), tensors
+
+    def _reference_terms(self, x: StepTensors, batch: dict, grid: CompletionGrid, indices, anchored) -> None:
+        pair_rows = 2 * len(indices)
+        m = self.method
+        if m.attribution == "reference":
+            x.attribution = self._from_cache("attribution", indices, grid.mask[:pair_rows])
+        if self.cached_reference:
+            x.reference_logps[:pair_rows] = self._from_cache("logps", indices, grid.mask[:pair_rows])
+        else:
+            hooks = m.activation_hooks
+            with (
+                torch.no_grad(),
+                reference_of(self._unwrapped_policy(), self.reference) as reference,
+                captured_activations(reference, *hooks) if hooks else contextlib.nullcontext([]) as scores,
+            ):
+                output = grid_forward(
+                    reference,
+                    batch["input_ids"][:pair_rows],
+                    batch["attention_mask"][:pair_rows],
+                    CompletionGrid(grid.start, grid.targets[:pair_rows], grid.mask[:pair_rows]),
+                    output_hidden_states=m.reference_hidden_states,
+                )
+            x.reference_logps[:pair_rows] = L.token_logps(output.logits, grid.targets[:pair_rows], self.block)
+            if m.reference_logits:
+                x.reference_logits = output.logits
+            if m.reference_hidden_states:
+                x.reference_hidden = [grid.take(h) for h in output.hidden_states[1:]]
+            if hooks:
+                length = batch["input_ids"].shape[1]
+                x.activation_scores = [grid.take(_left_pad(s, length)) for s in scores]
+        for row, index in enumerate(anchored):
+            logps = torch.tensor(m.anchors.anchors[index].reference_logps, device=x.mask.device)
+            x.reference_logps[pair_rows + row][x.mask[pair_rows + row].bool()] = logps
+
+    def _attribution(
+        self, logits, grid: CompletionGrid, batch, embeds, retain: bool, rows: int | None = None
+    ):
+        """TI-DPO: I_t = ‖∂ max_v logits(last valid position) / ∂e_t‖₁ for each token embedding e_t."""
+        rows = rows if rows is not None else logits.shape[0]
+        last = batch["attention_mask"][:rows].sum(-1) - 1
+        columns = last - (grid.start - 1)
+        target = logits[torch.arange(rows, device=logits.device), columns].float().amax(dim=-1).sum()
+        (gradient,) = torch.autograd.grad(target, embeds, retain_graph=retain)
+        return grid.take(gradient[:rows].float().abs().sum(dim=-1)) * grid.mask[:rows]
+
+    # ------------------------------------------------------------------ anchors
+
+    def refresh_anchors(self, step: int, indices: list[int]) -> None:
+        """Sample anchors for this process's examples of ``step``, then share them with every process."""
+        pool = self.method.anchors
+        if pool is None or not pool.due(step):
+            return
+        policy = self._unwrapped_policy()
+        prompts = [self.pairs[i].prompt_ids for i in indices]
+        completions = pool.sample(policy, prompts, self.pad_token_id, self.eos_token_id)
+        rows = [(prompt, completion) for prompt, completion in zip(prompts, completions, strict=True)]
+        batch = {
+            k: v.to(self.accelerator.device) for k, v in collate_sequences(rows, self.pad_token_id).items()
+        }
+        grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+        with torch.no_grad(), reference_of(policy, self.reference) as reference, self.accelerator.autocast():
+            output = grid_forward(reference, batch["input_ids"], batch["attention_mask"], grid)
+            logps = L.token_logps(output.logits, grid.targets, self.block)
+        vectors = [logps[row][grid.mask[row].bool()].float().cpu().tolist() for row in range(len(indices))]
+        local = list(zip(indices, completions, vectors, strict=True))
+        shared = gather_object(local) if self.accelerator.num_processes > 1 else local
+        for index, completion, vector in shared:
+            pool.store([index], [completion], [vector], step)
+
+    # ------------------------------------------------------------------ metrics
+
+    @staticmethod
+    def pair_stats(out: MethodOutput, x: StepTensors) -> dict[str, Stat]:
+        """TRL's metric names plus the method's own, as (sum, count) over pairs."""
+        r = out.result
+        chosen_logps, rejected_logps = L.split_pairs(
+            L.masked_sum(x.pair_rows(x.policy_logps), x.pair_rows(x.mask))
+        )
+        count = torch.tensor(float(r.losses.numel()), device=r.losses.device)
+        stats = {
+            "loss": (r.losses.detach().float().sum(), count),
+            "rewards/chosen": (r.chosen_rewards.float().sum(), count),
+            "rewards/rejected": (r.rejected_rewards.float().sum(), count),
+            "rewards/margins": ((r.chosen_rewards - r.rejected_rewards).float().sum(), count),
+            "rewards/accuracies": ((r.chosen_rewards > r.rejected_rewards).float().sum(), count),
+            "logps/chosen": (chosen_logps.detach().sum(), count),
+            "logps/rejected": (rejected_logps.detach().sum(), count),
+        }
+        stats.update(out.stats)
+        return stats
+
+
+def add_stats(total: dict[str, Stat], new: dict[str, Stat]) -> dict[str, Stat]:
+    for key, (value, count) in new.items():
+        if key in total:
+            total[key] = (total[key][0] + value, total[key][1] + count)
+        else:
+            total[key] = (value, count)
+    return total
+
+
+def _left_pad(scores: torch.Tensor, length: int) -> torch.Tensor:
+    """Scores from an output shorter than the sequence (kept logits) belong to its last positions."""
+    missing = length - scores.shape[1]
+    return torch.nn.functional.pad(scores, (missing, 0)) if missing > 0 else scores

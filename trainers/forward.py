@@ -1,0 +1,176 @@
+"""Load the policy and its reference, and run forwards that keep only the logits a loss needs.
+
+A batch's logits are kept from the first completion token on (``logits_to_keep``): the LM head
+is not applied to prompt positions, whose scores no loss reads. Positions are handled as a
+*completion grid*: column j of the grid is the token at sequence position ``start + j``, scored
+by the logits at position ``start + j − 1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from trainers.config import LoraSettings, TrainingConfig
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def load_policy(model_path: str, training: TrainingConfig, weights_from: str | None = None) -> nn.Module:
+    """The trainable policy: full weights, or LoRA adapters (new, or ``weights_from`` when resuming).
+
+    ``weights_from`` is a checkpoint folder to continue from (full weights or adapters).
+    """
+    source = weights_from if weights_from and training.lora is None else model_path
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[training.model_dtype])
+    if training.disable_dropout:
+        disable_dropout(model)
+    model.config.use_cache = False
+    if training.gradient_checkpointing:
+        # Non-reentrant checkpointing supports autograd.grad w.r.t. inputs (TI-DPO attribution).
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if training.lora is not None:
+        model = _with_lora(model, training.lora, weights_from)
+    model.train()
+    return model
+
+
+def _with_lora(model: PreTrainedModel, lora: LoraSettings, weights_from: str | None) -> nn.Module:
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if weights_from is not None:
+        return PeftModel.from_pretrained(model, weights_from, is_trainable=True)
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def load_reference(model_path: str, training: TrainingConfig) -> nn.Module:
+    """A frozen copy of the starting model (full fine-tuning only; LoRA disables its adapters instead)."""
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=DTYPES[training.model_dtype])
+    disable_dropout(model)
+    model.config.use_cache = False
+    model.requires_grad_(False)
+    return model.eval()
+
+
+def disable_dropout(model: nn.Module) -> None:
+    """Preference losses compare two forwards of the same text: dropout would add noise to both."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+
+
+def is_peft(model: nn.Module) -> bool:
+    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+
+
+@contextlib.contextmanager
+def reference_of(policy: nn.Module, reference: nn.Module | None) -> Iterator[nn.Module]:
+    """The reference model: ``reference`` when given, else the LoRA policy with adapters disabled."""
+    if reference is not None:
+        yield reference
+        return
+    if not is_peft(policy):
+        raise RuntimeError("a reference is needed: pass the frozen model or train LoRA adapters")
+    with policy.disable_adapter():
+        yield policy
+
+
+def transformer_layers(model: nn.Module) -> nn.ModuleList:
+    """The model's list of decoder blocks, found by shape: the ModuleList with num_hidden_layers entries."""
+    config = getattr(model, "config", None)
+    count = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count:
+            return module
+    raise ValueError(f"cannot find the {count} transformer blocks of {type(model).__name__}")
+
+
+@dataclass
+class CompletionGrid:
+    """Where a batch's completion tokens are, as columns from ``start`` on.
+
+    ``targets[:, j]`` is the token at position ``start + j``; ``mask[:, j]`` says whether it is a
+    completion token. The last column is padding so the grid lines up with the kept logits
+    (positions ``start − 1 … L − 1``).
+    """
+
+    start: int
+    targets: torch.Tensor  # (N, K) int64
+    mask: torch.Tensor  # (N, K) float32
+
+    @classmethod
+    def of(cls, input_ids: torch.Tensor, completion_mask: torch.Tensor) -> CompletionGrid:
+        columns = completion_mask.any(dim=0).nonzero()
+        # A completion token at position 0 has no logits predicting it; scoring starts at 1.
+        start = max(int(columns[0]) if len(columns) else 1, 1)
+        pad = input_ids.new_zeros(input_ids.shape[0], 1)
+        targets = torch.cat([input_ids[:, start:], pad], dim=1)
+        mask = torch.cat([completion_mask[:, start:], pad], dim=1).float()
+        return cls(start, targets, mask)
+
+    @property
+    def width(self) -> int:
+        return self.targets.shape[1]
+
+    def columns_of(self, positions: torch.Tensor) -> torch.Tensor:
+        """Grid columns of sequence positions (for per-position tensors such as hidden states)."""
+        return positions - self.start
+
+    def take(self, per_position: torch.Tensor) -> torch.Tensor:
+        """(N, L, ...) values per sequence position → (N, K, ...) on the grid (zeros in the pad column)."""
+        values = per_position[:, self.start :]
+        pad = values.new_zeros(values.shape[0], 1, *values.shape[2:])
+        return torch.cat([values, pad], dim=1)
+
+
+def _accepts_logits_to_keep(model: nn.Module) -> bool:
+    base = model
+    while hasattr(base, "module") and isinstance(base.module, nn.Module):  # DDP and friends
+        base = base.module
+    if is_peft(base):
+        base = base.get_base_model()
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def grid_forward(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    grid: CompletionGrid,
+    inputs_embeds: torch.Tensor | None = None,
+    output_hidden_states: bool = False,
+):
+    """Run ``model`` and return its output with ``logits`` on the grid: (N, K, V)."""
+    kwargs: dict = {"attention_mask": attention_mask, "use_cache": False}
+    if inputs_embeds is not None:
+        kwargs["inputs_embeds"] = inputs_embeds
+    else:
+        kwargs["input_ids"] = input_ids
+    if output_hidden_states:
+        kwargs["output_hidden_states"] = True
+    keep = input_ids.shape[1] - grid.start + 1
+    if _accepts_logits_to_keep(model):
+        kwargs["logits_to_keep"] = keep
+        output = model(**kwargs)
+    else:
+        output = model(**kwargs)
+        output.logits = output.logits[:, -keep:]
+    return output
+
+
+def input_embeddings(model: nn.Module) -> nn.Module:
+    base = model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
+    return base.get_input_embeddings()

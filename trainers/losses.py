@@ -1,0 +1,370 @@
+"""Preference losses as pure functions over tensors: one function per method, shared pieces once.
+
+Conventions (the layout of :func:`trainers.data.collate_pairs` and of one concatenated forward):
+
+- Rows come in pairs' order, chosen rows first: a tensor with 2B rows holds the B chosen
+  completions in rows 0..B−1 and the B rejected ones in rows B..2B−1.
+- Token tensors have shape (2B, T) and go with ``mask`` (2B, T): 1 on completion tokens, 0 on
+  prompt and padding. r_t = log πθ(y_t|·) − log πref(y_t|·) is a token log-ratio; KL_t is
+  KL(πref(·|x, y<t) ‖ πθ(·|x, y<t)) over the full vocabulary at that position.
+- A loss returns :class:`PairLosses`: per-pair losses (B,) that carry gradients, and per-pair
+  implicit rewards (B,) that are detached. The caller reduces (mean over pairs) and logs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+# ----------------------------------------------------------------------------- shared pieces
+
+
+class PairLosses(NamedTuple):
+    losses: torch.Tensor  # (B,) with gradients
+    chosen_rewards: torch.Tensor  # (B,) detached
+    rejected_rewards: torch.Tensor  # (B,) detached
+
+
+def split_pairs(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(2B, ...) → chosen rows (B, ...), rejected rows (B, ...)."""
+    chosen, rejected = rows.chunk(2, dim=0)
+    return chosen, rejected
+
+
+def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Σ_t values_t · mask_t over the last dimension."""
+    return (values * mask).sum(dim=-1)
+
+
+def _blocks(rows: int, size: int) -> range:
+    return range(0, rows, size)
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half-precision logits; float64 stays float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+class _TargetLogProbs(torch.autograd.Function):
+    """log softmax(logits)[target] = logit[target] − logsumexp(logits), block by block.
+
+    Saves only the logits it was given (already alive for the backward of the LM head) and one
+    logsumexp per position, never a float32 copy of the logits: memory stays at one block.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, block: int) -> torch.Tensor:
+        flat = logits.reshape(-1, logits.shape[-1])
+        flat_targets = targets.reshape(-1, 1)
+        dtype = _accumulation_dtype(logits.dtype)
+        out = torch.empty(flat.shape[0], dtype=dtype, device=logits.device)
+        lse = torch.empty_like(out)
+        for start in _blocks(flat.shape[0], block):
+            rows = slice(start, start + block)
+            values = flat[rows].to(dtype)
+            lse[rows] = torch.logsumexp(values, dim=-1)
+            out[rows] = values.gather(-1, flat_targets[rows]).squeeze(-1) - lse[rows]
+        ctx.save_for_backward(logits, targets, lse)
+        ctx.block = block
+        return out.view(targets.shape)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, targets, lse = ctx.saved_tensors
+        flat = logits.reshape(-1, logits.shape[-1])
+        flat_targets = targets.reshape(-1, 1)
+        flat_grad = grad.reshape(-1, 1).to(lse.dtype)
+        grad_logits = torch.empty_like(flat)
+        for start in _blocks(flat.shape[0], ctx.block):
+            rows = slice(start, start + ctx.block)
+            block_grad = torch.exp(flat[rows].to(lse.dtype) - lse[rows, None]).mul_(-flat_grad[rows])
+            block_grad.scatter_add_(-1, flat_targets[rows], flat_grad[rows])
+            grad_logits[rows] = block_grad
+        return grad_logits.view_as(logits), None, None
+
+
+def token_logps(logits: torch.Tensor, targets: torch.Tensor, block: int = 512) -> torch.Tensor:
+    """log π(target_t | ·) for every position, without a full log-softmax.
+
+    Args:
+        logits: (N, T, V) scores at each position (any float dtype).
+        targets: (N, T) token ids whose log-probabilities are wanted (int64).
+        block: positions processed at once; bounds the float32 working memory to block × V.
+    Returns:
+        (N, T) log-probabilities in float32 (float64 for float64 logits).
+    """
+    return _TargetLogProbs.apply(logits, targets, block)
+
+
+class _TokenKL(torch.autograd.Function):
+    """KL(ref ‖ policy) per position over the full vocabulary, block by block.
+
+    KL_t = Σ_v p_ref(v)·(log p_ref(v) − log p_θ(v));  ∂KL_t/∂logits_θ = softmax(logits_θ) − p_ref.
+    """
+
+    @staticmethod
+    def forward(ctx, policy_logits: torch.Tensor, reference_logits: torch.Tensor, block: int) -> torch.Tensor:
+        vocab = policy_logits.shape[-1]
+        policy = policy_logits.reshape(-1, vocab)
+        reference = reference_logits.reshape(-1, vocab)
+        dtype = _accumulation_dtype(policy_logits.dtype)
+        out = torch.empty(policy.shape[0], dtype=dtype, device=policy.device)
+        for start in _blocks(policy.shape[0], block):
+            rows = slice(start, start + block)
+            log_ref = F.log_softmax(reference[rows].to(dtype), dim=-1)
+            log_policy = F.log_softmax(policy[rows].to(dtype), dim=-1)
+            out[rows] = (log_ref.exp() * (log_ref - log_policy)).sum(dim=-1)
+        ctx.save_for_backward(policy_logits, reference_logits)
+        ctx.block = block
+        return out.view(policy_logits.shape[:-1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        policy_logits, reference_logits = ctx.saved_tensors
+        vocab = policy_logits.shape[-1]
+        policy = policy_logits.reshape(-1, vocab)
+        reference = reference_logits.reshape(-1, vocab)
+        dtype = _accumulation_dtype(policy_logits.dtype)
+        flat_grad = grad.reshape(-1, 1).to(dtype)
+        grad_policy = torch.empty_like(policy)
+        for start in _blocks(policy.shape[0], ctx.block):
+            rows = slice(start, start + ctx.block)
+            difference = F.softmax(policy[rows].to(dtype), dim=-1) - F.softmax(
+                reference[rows].to(dtype), dim=-1
+            )
+            grad_policy[rows] = difference.mul_(flat_grad[rows])
+        return grad_policy.view_as(policy_logits), None, None
+
+
+def token_kl(policy_logits: torch.Tensor, reference_logits: torch.Tensor, block: int = 512) -> torch.Tensor:
+    """KL_t = KL(πref(·|t) ‖ πθ(·|t)) at every position; memory bounded by ``block`` × V.
+
+    Args:
+        policy_logits: (N, T, V), with gradients.
+        reference_logits: (N, T, V), no gradients flow into it.
+    Returns:
+        (N, T) in float32 (float64 for float64 logits), ≥ 0.
+    """
+    return _TokenKL.apply(policy_logits, reference_logits, block)
+
+
+def _rewards(beta: float, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    chosen, rejected = split_pairs(beta * rows.detach())
+    return chosen, rejected
+
+
+# ----------------------------------------------------------------------------- the methods
+
+
+def dpo_loss(logratios: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> PairLosses:
+    """DPO (Rafailov et al., 2023), conservative when ``label_smoothing`` ε > 0.
+
+    h = Σ_t r_t(y_w) − Σ_t r_t(y_l);  L = −(1−ε)·log σ(β·h) − ε·log σ(−β·h).
+    Rewards: β·Σ_t r_t(y).
+
+    Args:
+        logratios: (2B,) sequence log-ratios Σ_t r_t, chosen rows then rejected rows.
+    """
+    chosen, rejected = split_pairs(logratios)
+    h = chosen - rejected
+    losses = -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
+    return PairLosses(losses, *_rewards(beta, logratios))
+
+
+def ipo_loss(logratios: torch.Tensor, lengths: torch.Tensor, beta: float) -> PairLosses:
+    """IPO (Azar et al., 2023) with length-normalised log-ratios, as TRL and the IPO authors use.
+
+    h̄ = Σ_t r_t(y_w)/|y_w| − Σ_t r_t(y_l)/|y_l|;  L = (h̄ − 1/(2β))².  Rewards: β·Σ_t r_t(y).
+
+    Args:
+        logratios: (2B,) sequence log-ratios.  lengths: (2B,) completion lengths in tokens.
+    """
+    chosen, rejected = split_pairs(logratios / lengths.clamp(min=1))
+    losses = (chosen - rejected - 1 / (2 * beta)) ** 2
+    return PairLosses(losses, *_rewards(beta, logratios))
+
+
+def tdpo_loss(
+    logratios: torch.Tensor, kl: torch.Tensor, beta: float, variant: Literal[1, 2] = 2, alpha: float = 0.5
+) -> PairLosses:
+    """TDPO (Zeng et al., 2024): DPO with the sequential KL of each completion.
+
+    u = Σ r_t(y_w) − Σ r_t(y_l);  D(y) = Σ_t KL_t(y).
+    TDPO-1: L = −log σ(β·(u − (D(y_l) − D(y_w)))).
+    TDPO-2: L = −log σ(β·u − α·β·(D(y_l) − sg[D(y_w)])), sg = stop-gradient.
+    Rewards: β·Σ_t r_t(y).
+
+    Args:
+        logratios: (2B,) sequence log-ratios.  kl: (2B,) sequence KL D(y).
+    """
+    chosen, rejected = split_pairs(logratios)
+    chosen_kl, rejected_kl = split_pairs(kl)
+    if variant == 1:
+        logits = beta * (chosen - rejected - (rejected_kl - chosen_kl))
+    else:
+        logits = beta * (chosen - rejected) - alpha * beta * (rejected_kl - chosen_kl.detach())
+    return PairLosses(-F.logsigmoid(logits), *_rewards(beta, logratios))
+
+
+def sparsepo_loss(
+    token_logratios: torch.Tensor,
+    token_kl: torch.Tensor,
+    mask_u: torch.Tensor,
+    mask_d: torch.Tensor,
+    mask: torch.Tensor,
+    beta: float,
+    lambda_u: float = 0.0,
+    lambda_d: float = 0.0,
+) -> PairLosses:
+    """SparsePO (Christopoulou et al., 2024): token masks m_u on rewards and m_d on the KL.
+
+    u = Σ_t m_u(y_w,t)·r_t(y_w) − Σ_t m_u(y_l,t)·r_t(y_l)
+    δ = Σ_t m_d(y_l,t)·KL_t(y_l) − Σ_t m_d(y_w,t)·KL_t(y_w)
+    L = −log σ(β·(u − δ)) + λ_u·(‖m_u(y_w)‖₁ + ‖m_u(y_l)‖₁) + λ_d·(‖m_d(y_w)‖₁ + ‖m_d(y_l)‖₁)
+    m_u = 1, m_d = 0, λ = 0 is DPO; m_u = m_d = 1, λ = 0 is TDPO-1. Rewards: β·Σ_t m_u·r_t.
+
+    Args:
+        token_logratios, token_kl, mask_u, mask_d, mask: (2B, T); masks are non-negative and
+        are only read on completion tokens (``mask``).
+    """
+    rewards = masked_sum(mask_u * token_logratios, mask)
+    kl = masked_sum(mask_d * token_kl, mask)
+    chosen, rejected = split_pairs(rewards)
+    chosen_kl, rejected_kl = split_pairs(kl)
+    l1_u = sum(split_pairs(masked_sum(mask_u.abs(), mask)))
+    l1_d = sum(split_pairs(masked_sum(mask_d.abs(), mask)))
+    losses = (
+        -F.logsigmoid(beta * (chosen - rejected - (rejected_kl - chosen_kl)))
+        + lambda_u * l1_u
+        + lambda_d * l1_d
+    )
+    return PairLosses(losses, *_rewards(beta, rewards))
+
+
+def weighted_dpo_loss(
+    token_logratios: torch.Tensor,
+    weights: torch.Tensor,
+    mask: torch.Tensor,
+    beta: float,
+    sequence_kl: torch.Tensor | None = None,
+    kl_alpha: float = 0.5,
+) -> PairLosses:
+    """TI-DPO's weighted DPO (Yang et al., 2025), optionally with the TDPO-2 KL term of its code.
+
+    Δr = Σ_t W_t(y_w)·r_t(y_w) − Σ_t W_t(y_l)·r_t(y_l);  L = −log σ(β·Δr).
+    With ``sequence_kl`` D (the "tdpo2-kl" variant): L = −log σ(β·Δr − α·β·(D(y_l) − sg[D(y_w)])).
+    W ≡ 1 is DPO. Rewards: β·Σ_t W_t·r_t.
+
+    Args:
+        token_logratios, weights, mask: (2B, T); weights are constants (detached here).
+        sequence_kl: (2B,) Σ_t KL_t, or None.
+    """
+    rewards = masked_sum(weights.detach() * token_logratios, mask)
+    chosen, rejected = split_pairs(rewards)
+    logits = beta * (chosen - rejected)
+    if sequence_kl is not None:
+        chosen_kl, rejected_kl = split_pairs(sequence_kl)
+        logits = logits - kl_alpha * beta * (rejected_kl - chosen_kl.detach())
+    return PairLosses(-F.logsigmoid(logits), *_rewards(beta, rewards))
+
+
+def triplet_loss(
+    anchor_logratios: torch.Tensor,
+    anchor_mask: torch.Tensor,
+    token_logratios: torch.Tensor,
+    mask: torch.Tensor,
+    margin: float,
+    alignment: Literal["truncate", "mean"] = "truncate",
+) -> torch.Tensor:
+    """TI-DPO's triplet term: pull the anchor's log-ratios towards the chosen, away from the rejected.
+
+    L_trip = max(0, ‖d − b‖² − ‖d − c‖² + α), with d, b, c the per-token log-ratio vectors of the
+    anchor, chosen and rejected completions. Completions differ in length, so:
+    - ``truncate``: each vector keeps its first T* = min(|d|, |b|, |c|) tokens (the tokens all
+      three have); the squared norms sum over those T* positions.
+    - ``mean``: the vectors are replaced by their length-normalised sums (one number each).
+
+    Args:
+        anchor_logratios, anchor_mask: (B, Ta) for the anchor completion of each pair.
+        token_logratios, mask: (2B, T), chosen rows then rejected rows.
+    Returns:
+        (B,) per-pair triplet losses.
+    """
+    d, d_len = left_align(anchor_logratios, anchor_mask)
+    pair, pair_len = left_align(token_logratios, mask)
+    (b, c), (b_len, c_len) = split_pairs(pair), split_pairs(pair_len)
+    if alignment == "mean":
+        d_bar, b_bar, c_bar = (x.sum(-1) / n.clamp(min=1) for x, n in ((d, d_len), (b, b_len), (c, c_len)))
+        return torch.relu((d_bar - b_bar) ** 2 - (d_bar - c_bar) ** 2 + margin)
+    shared = torch.minimum(torch.minimum(d_len, b_len), c_len)
+    width = int(shared.max().item()) if shared.numel() else 0
+    keep = (torch.arange(width, device=d.device)[None, :] < shared[:, None]).to(d.dtype)
+    d, b, c = (_fit(x, width) for x in (d, b, c))
+    return torch.relu((((d - b) ** 2 - (d - c) ** 2) * keep).sum(-1) + margin)
+
+
+def left_align(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's masked entries to the front, in order: (N, T) → (N, max length), lengths (N,)."""
+    lengths = mask.sum(-1).long()
+    width = int(lengths.max().item()) if lengths.numel() else 0
+    out = values.new_zeros(values.shape[0], width)
+    destination = torch.arange(width, device=values.device)[None, :] < lengths[:, None]
+    out = out.masked_scatter(destination, values[mask.bool()])
+    return out, lengths
+
+
+def _fit(rows: torch.Tensor, width: int) -> torch.Tensor:
+    if rows.shape[1] >= width:
+        return rows[:, :width]
+    return F.pad(rows, (0, width - rows.shape[1]))
+
+
+# ----------------------------------------------------------------------------- TI-DPO weights
+
+
+def gaussian_prior(mask: torch.Tensor, sigma: float | None) -> torch.Tensor:
+    """TI-DPO's position prior over each row's completion tokens t = 0..T−1 (zero elsewhere).
+
+    P(t) = exp(−½((t − μ)/σ_T)²), μ = (T−1)/2, σ_T = ``sigma``·T (paper: ¼; authors' code: ⅛).
+    ``sigma=None`` gives the flat prior P(t) = 1.
+    """
+    mask = mask.float()
+    if sigma is None:
+        return mask
+    position = mask.cumsum(-1) - 1
+    length = mask.sum(-1, keepdim=True)
+    mu = (length - 1) / 2
+    scale = (sigma * length).clamp(min=1e-6)
+    return torch.exp(-0.5 * ((position - mu) / scale) ** 2) * mask
+
+
+def normalise(values: torch.Tensor, mask: torch.Tensor, how: Literal["sum", "mean"]) -> torch.Tensor:
+    """Scale each row's completion values to sum 1 (``sum``) or to mean 1 (``mean``); 0 elsewhere."""
+    values = values * mask
+    total = values.sum(-1, keepdim=True)
+    if how == "mean":
+        total = total / mask.sum(-1, keepdim=True).clamp(min=1)
+    return values / total.clamp(min=torch.finfo(values.dtype).tiny)
+
+
+def importance_weights(
+    attribution: torch.Tensor,
+    prior: torch.Tensor,
+    mask: torch.Tensor,
+    importance_lambda: float,
+    how: Literal["sum", "mean"],
+) -> torch.Tensor:
+    """W_t = λ·Î_t + (1−λ)·P̂_t, with Î and P̂ the attribution and prior normalised the same way.
+
+    Args:
+        attribution: (N, T) non-negative scores I_t = ‖∂L_target/∂e_t‖₁.
+        prior: (N, T) from :func:`gaussian_prior`.  mask: (N, T) completion tokens.
+    Returns:
+        (N, T) detached weights, zero outside the completion.
+    """
+    mask = mask.float()
+    weights = importance_lambda * normalise(attribution.float(), mask, how)
+    weights = weights + (1 - importance_lambda) * normalise(prior.float(), mask, how)
+    return weights.detach()

@@ -1,0 +1,256 @@
+"""Each method as what it needs from a step's forwards and how it turns them into losses.
+
+The training loop (``trainers.engine``) runs the forwards a method asks for and hands the
+results over as :class:`StepTensors`; the method calls its loss from ``trainers.losses`` and
+returns per-pair losses, rewards and statistics. Statistics are (sum, count) pairs so that
+micro-batches and processes add up before dividing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from trainers import losses as L
+from trainers.anchors import AnchorPool
+from trainers.config import DPOConfig, MethodConfig, SparsePOConfig, TDPOConfig, TIDPOConfig
+from trainers.masks import MaskHead, activation_mask
+
+Stat = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class StepTensors:
+    """What one micro-batch's forwards produced, on the completion grid (R rows, K columns).
+
+    Rows 0..2B−1 are the pairs (chosen, then rejected); rows from 2B on are anchors, one per
+    entry of ``anchor_pairs`` (the pair index it belongs to).
+    """
+
+    targets: torch.Tensor  # (R, K) token ids
+    mask: torch.Tensor  # (R, K) completion tokens
+    policy_logits: torch.Tensor  # (R, K, V)
+    policy_logps: torch.Tensor  # (R, K) float32
+    reference_logps: torch.Tensor  # (R, K) float32
+    block: int
+    reference_logits: torch.Tensor | None = None  # (R, K, V), live reference only
+    reference_hidden: list[torch.Tensor] | None = None  # per layer (R, K, H)
+    activation_scores: list[torch.Tensor] | None = None  # per hook (R, K)
+    attribution: torch.Tensor | None = None  # (2B, K)
+    anchor_pairs: list[int] = field(default_factory=list)
+
+    @property
+    def pairs(self) -> int:
+        return (self.mask.shape[0] - len(self.anchor_pairs)) // 2
+
+    def pair_rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor[: 2 * self.pairs]
+
+
+@dataclass
+class MethodOutput:
+    result: L.PairLosses
+    stats: dict[str, Stat]
+    token_scores: dict[str, torch.Tensor]  # kind → (2B, K), for token_scores.jsonl
+
+
+def _mean_stat(values: torch.Tensor) -> Stat:
+    values = values.detach().float()
+    return values.sum(), torch.tensor(float(values.numel()), device=values.device)
+
+
+def _token_stat(values: torch.Tensor, mask: torch.Tensor) -> Stat:
+    return (values.detach().float() * mask).sum(), mask.sum()
+
+
+class Method:
+    """Base: what the loop must provide. ``reference`` is "cached" when per-token reference
+    log-probs can be computed once per example, "live" when the reference runs every step."""
+
+    reference: Literal["cached", "live"] = "cached"
+    reference_logits = False
+    reference_hidden_states = False
+    activation_hooks: tuple[list[str], list[int] | None] | None = None
+    attribution: Literal["policy", "reference"] | None = None
+    anchors: AnchorPool | None = None
+
+    def __init__(self, config: MethodConfig):
+        self.config = config
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {}
+
+    def compute(self, x: StepTensors) -> MethodOutput:
+        raise NotImplementedError
+
+    def _logratios(self, x: StepTensors) -> torch.Tensor:
+        return x.pair_rows(x.policy_logps - x.reference_logps)
+
+    def _sequence_kl(self, x: StepTensors) -> torch.Tensor:
+        kl = L.token_kl(x.pair_rows(x.policy_logits), x.pair_rows(x.reference_logits), x.block)
+        return kl
+
+    @staticmethod
+    def _kl_stats(sequence_kl: torch.Tensor) -> dict[str, Stat]:
+        chosen, rejected = L.split_pairs(sequence_kl)
+        return {"kl/chosen": _mean_stat(chosen), "kl/rejected": _mean_stat(rejected)}
+
+
+class DPO(Method):
+    config: DPOConfig
+
+    def compute(self, x: StepTensors) -> MethodOutput:
+        mask = x.pair_rows(x.mask)
+        token_logratios = self._logratios(x)
+        logratios = L.masked_sum(token_logratios, mask)
+        if self.config.loss == "ipo":
+            result = L.ipo_loss(logratios, mask.sum(-1), self.config.beta)
+        else:
+            result = L.dpo_loss(logratios, self.config.beta, self.config.label_smoothing)
+        return MethodOutput(result, {}, {"logratio": token_logratios})
+
+
+class TDPO(Method):
+    config: TDPOConfig
+    reference = "live"
+    reference_logits = True
+
+    def compute(self, x: StepTensors) -> MethodOutput:
+        mask = x.pair_rows(x.mask)
+        token_logratios = self._logratios(x)
+        sequence_kl = L.masked_sum(self._sequence_kl(x), mask)
+        result = L.tdpo_loss(
+            L.masked_sum(token_logratios, mask),
+            sequence_kl,
+            self.config.beta,
+            self.config.variant,
+            self.config.alpha,
+        )
+        return MethodOutput(result, self._kl_stats(sequence_kl), {"logratio": token_logratios})
+
+
+class SparsePO(Method):
+    config: SparsePOConfig
+    reference = "live"
+    reference_logits = True
+
+    def __init__(self, config: SparsePOConfig, num_layers: int, hidden_size: int):
+        super().__init__(config)
+        self.head: MaskHead | None = None
+        if config.mask == "learned":
+            self.reference_hidden_states = True
+            heads = 1 if config.heads == "common" else 2
+            self.head = MaskHead(num_layers, hidden_size, heads, config.mask_dropout)
+        else:
+            self.activation_hooks = (list(config.hooks), config.layers)
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {"head": self.head} if self.head is not None else {}
+
+    def masks(self, x: StepTensors) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = x.pair_rows(x.mask)
+        if self.head is None:
+            common = activation_mask([x.pair_rows(s) for s in x.activation_scores], mask)
+            return common, common
+        heads = self.head([x.pair_rows(h) for h in x.reference_hidden])
+        return heads[0], heads[-1]
+
+    def compute(self, x: StepTensors) -> MethodOutput:
+        c = self.config
+        mask = x.pair_rows(x.mask)
+        token_logratios = self._logratios(x)
+        token_kl = self._sequence_kl(x)
+        mask_u, mask_d = self.masks(x)
+        result = L.sparsepo_loss(
+            token_logratios, token_kl, mask_u, mask_d, mask, c.beta, c.lambda_u, c.lambda_d
+        )
+        stats = self._kl_stats(L.masked_sum(token_kl, mask))
+        chosen_mask, rejected_mask = L.split_pairs(mask)
+        kinds = {"u": mask_u} if self.head is None or c.heads == "common" else {"u": mask_u, "d": mask_d}
+        for kind, values in kinds.items():
+            chosen, rejected = L.split_pairs(values)
+            stats[f"mask/{kind}_zero_fraction"] = _token_stat((values == 0).float(), mask)
+            stats[f"mask/{kind}_chosen_mean"] = _token_stat(chosen, chosen_mask)
+            stats[f"mask/{kind}_rejected_mean"] = _token_stat(rejected, rejected_mask)
+        scores = {"logratio": token_logratios, "mask_u": mask_u, "mask_d": mask_d}
+        return MethodOutput(result, stats, scores)
+
+
+class TIDPO(Method):
+    config: TIDPOConfig
+
+    def __init__(self, config: TIDPOConfig):
+        super().__init__(config)
+        self.attribution = config.importance_source
+        if config.variant == "tdpo2-kl":
+            self.reference = "live"
+            self.reference_logits = True
+        if config.uses_anchors:
+            self.anchors = AnchorPool(
+                config.anchor_every, config.anchor_max_new_tokens, config.anchor_temperature
+            )
+
+    def weights(self, x: StepTensors) -> torch.Tensor:
+        c = self.config
+        mask = x.pair_rows(x.mask)
+        prior = L.gaussian_prior(mask, c.prior_sigma if c.prior == "gaussian" else None)
+        return L.importance_weights(x.attribution, prior, mask, c.importance_lambda, c.normalisation)
+
+    def compute(self, x: StepTensors) -> MethodOutput:
+        c = self.config
+        mask = x.pair_rows(x.mask)
+        token_logratios = self._logratios(x)
+        weights = self.weights(x)
+        sequence_kl = L.masked_sum(self._sequence_kl(x), mask) if c.variant == "tdpo2-kl" else None
+        result = L.weighted_dpo_loss(token_logratios, weights, mask, c.beta, sequence_kl, c.kl_alpha)
+        stats = self._kl_stats(sequence_kl) if sequence_kl is not None else {}
+        chosen_mask, rejected_mask = L.split_pairs(mask)
+        chosen_weights, rejected_weights = L.split_pairs(weights)
+        stats["weights/chosen_mean"] = _token_stat(chosen_weights, chosen_mask)
+        stats["weights/rejected_mean"] = _token_stat(rejected_weights, rejected_mask)
+        stats["weights/max"] = _mean_stat((weights * mask).amax(dim=-1))
+        if self.anchors is not None:
+            result = self._with_triplet(x, result, token_logratios, mask, stats)
+        return MethodOutput(result, stats, {"logratio": token_logratios, "weight": weights})
+
+    def _with_triplet(self, x, result, token_logratios, mask, stats) -> L.PairLosses:
+        """L = L_w + γ·L_trip for pairs that have an anchor; the others keep L_w."""
+        c = self.config
+        triplet = torch.zeros_like(result.losses)
+        if x.anchor_pairs:
+            pairs = torch.tensor(x.anchor_pairs, device=mask.device)
+            rows = torch.cat([pairs, pairs + x.pairs])
+            anchor_logratios = (x.policy_logps - x.reference_logps)[2 * x.pairs :]
+            values = L.triplet_loss(
+                anchor_logratios,
+                x.mask[2 * x.pairs :],
+                token_logratios[rows],
+                mask[rows],
+                c.triplet_margin,
+                c.triplet_alignment,
+            )
+            triplet = triplet.index_put((pairs,), values)
+            stats["triplet/loss"] = _mean_stat(values)
+            stats["triplet/active"] = _mean_stat((values > 0).float())
+        stats["triplet/anchored"] = _mean_stat(
+            torch.zeros_like(triplet).index_fill(
+                0, torch.tensor(x.anchor_pairs, dtype=torch.long, device=mask.device), 1.0
+            )
+        )
+        return L.PairLosses(result.losses + c.gamma * triplet, result.chosen_rewards, result.rejected_rewards)
+
+
+def build_method(config: MethodConfig, model_config) -> Method:
+    """The :class:`Method` for ``config``; ``model_config`` gives the sizes the mask head needs."""
+    if isinstance(config, DPOConfig):
+        return DPO(config)
+    if isinstance(config, TDPOConfig):
+        return TDPO(config)
+    if isinstance(config, SparsePOConfig):
+        return SparsePO(config, model_config.num_hidden_layers, model_config.hidden_size)
+    if isinstance(config, TIDPOConfig):
+        return TIDPO(config)
+    raise TypeError(f"unknown method config {type(config).__name__}")
