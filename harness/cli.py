@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from evals.errors import EvalError
 from harness import __version__
 from harness.commands import COMMANDS
 from harness.errors import HarnessError
@@ -17,7 +18,7 @@ from leaderboards.errors import ResultsError
 from trainers.data.errors import DataError
 from trainers.errors import TrainingError
 
-USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, TrainingError, ResultsError)
+USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, TrainingError, ResultsError, EvalError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,6 +49,14 @@ def smollm2_path() -> str:
 
 
 @pytest.fixture(scope="session")
+def prepared_benchmarks(benchmarks_dir, tmp_path_factory) -> Path:
+    """The benchmarks converted by ``harness data prepare`` into a temporary folder (offline evals)."""
+    from evals.data import prepare_benchmarks
+
+    return prepare_benchmarks(benchmarks_dir, tmp_path_factory.mktemp("prepared")).data_dir
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dirs(tmp_path_factory) -> dict[str, str]:
     """Saved tiny Llama and GPT-2 folders (what ``trainers.train`` loads from a path)."""
     from harness.models.tiny import save_tiny_model

@@ -19,7 +19,7 @@ from trainers.data import (
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="check preference data")
+    parser = subparsers.add_parser("data", help="check preference data; prepare offline benchmark data")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     check = actions.add_parser("check", help="validate a preference file and print counts and token lengths")
     check.add_argument("file", help="JSONL, JSON, CSV (optionally .gz), Parquet, or a hub dataset id")
@@ -29,6 +29,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--max-length", type=int, default=1024, help="truncation: prompt + completion tokens")
     check.add_argument("--max-prompt-length", type=int, default=512, help="truncation: prompt tokens (left-truncated)")
     check.set_defaults(run=_check)
+
+    prepare = actions.add_parser(
+        "prepare", help="convert benchmark files (laid out as shared/benchmarks) for offline evals"
+    )
+    prepare.add_argument(
+        "--from", dest="source", required=True, help="folder with gsm8k/, mmlu/, gpqa/, … as in shared/benchmarks"
+    )
+    prepare.add_argument("--out", help="prepared data folder (default: $HARNESS_DATA, else <cache>/benchmarks)")
+    prepare.add_argument("--only", help="comma-separated benchmarks (default: every one present)")
+    prepare.set_defaults(run=_prepare)
 
 
 def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,4 +85,26 @@ def _check(args: argparse.Namespace) -> int:
     truncated = sum(pair.truncated for pair in pairs)
     print(f"\ntruncated at max_length={policy.max_length}, max_prompt_length={policy.max_prompt_length}: "
           f"{truncated} of {len(pairs)} pairs ({100 * truncated / len(pairs):.1f}%)")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from evals.data import default_data_dir, prepare_benchmarks
+    from evals.punkt import install_punkt_tab
+    from evals.tasks import write_task_configs
+    from harness.models.cache import cache_root
+
+    out = Path(args.out) if args.out else default_data_dir(cache_root())
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+    prepared = prepare_benchmarks(Path(args.source), out, only)
+    for name, entry in sorted(prepared.manifest["benchmarks"].items()):
+        rows = sum(info["rows"] for info in entry["files"].values())
+        note = f"  ({entry['note']})" if entry["note"] else ""
+        print(f"{name:12} {rows:6} rows in {len(entry['files'])} files{note}")
+    if prepared.skipped:
+        print(f"skipped (no folder in {args.source}): {', '.join(prepared.skipped)}")
+    install_punkt_tab(prepared.data_dir / "nltk_data")
+    tasks = write_task_configs(prepared.data_dir / "lm_eval_tasks", prepared.data_dir)
+    print(f"\nprepared: {prepared.data_dir}  (manifest.json has every file's sha256)")
+    print(f"lm-eval task configs for {len(tasks.tasks)} tasks/groups: lm_eval --include_path {tasks.folder} ...")
     return 0

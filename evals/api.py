@@ -1,0 +1,164 @@
+"""``evaluate``: run lm-eval tasks on a model (online, or offline from a prepared data folder) into a result folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evals.backends import build_lm
+from evals.errors import EvalError
+from evals.judges.sandbox import SandboxLimits
+from evals.results import harness_version, write_results, write_samples
+from evals.resume import ResumableLM
+from evals.suites import Suite, load_suite, parse_tasks, task_name
+
+CACHE = ".cache"
+LM_EVAL_DEFAULT_SEEDS = {
+    "random_seed": 0,
+    "numpy_random_seed": 1234,
+    "torch_random_seed": 1234,
+    "fewshot_random_seed": 1234,
+}
+SEED_ARGUMENTS = tuple(LM_EVAL_DEFAULT_SEEDS)
+
+
+@dataclass
+class EvalRun:
+    """What :func:`evaluate` produced: the folder, lm-eval's results (no samples) and the reuse counts."""
+
+    output_dir: Path
+    results: dict[str, Any]
+    reused_requests: int = 0
+    computed_requests: int = 0
+    sample_files: list[Path] = field(default_factory=list)
+
+
+def weights_sha256(model: Any) -> str:
+    """sha256 of a model's weights: of its ``*.safetensors``/``*.bin`` files for a folder, of its tensors in memory."""
+    digest = hashlib.sha256()
+    if isinstance(model, str | os.PathLike):
+        folder = Path(model)
+        files = sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]) if folder.is_dir() else []
+        if not files:
+            return f"unhashed:{model}"  # a hub id: the revision resolves it, not us
+        for path in files:
+            with open(path, "rb") as handle:
+                for block in iter(lambda h=handle: h.read(1 << 22), b""):
+                    digest.update(block)
+        return digest.hexdigest()
+    import torch
+
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _select(tasks: list[str] | None, suite: str | Suite | None) -> Suite:
+    if (tasks is None) == (suite is None):
+        raise EvalError("evaluate", "tasks/suite", "give exactly one of tasks and suite")
+    if suite is not None:
+        return suite if isinstance(suite, Suite) else load_suite(suite)
+    return Suite(name="custom", tasks=parse_tasks("--tasks", list(tasks)))
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any = None,
+    *,
+    tasks: list[str | dict[str, Any]] | None = None,
+    suite: str | Suite | None = None,
+    output_dir: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    backend: str = "hf",
+    batch_size: int = 8,
+    device: str | None = None,
+    num_fewshot: int | None = None,
+    apply_chat_template: bool | None = None,
+    seed: int | None = None,
+    sandbox: SandboxLimits | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> EvalRun:
+    """Evaluate ``model`` on ``tasks`` or a ``suite`` and write a result folder (docs/file-formats.md).
+
+    model: a folder or hub id, or (``hf`` backend) an in-memory ``PreTrainedModel`` with ``tokenizer``.
+    data_dir: a folder made by ``harness data prepare``: run offline on it (the official task
+        definitions with only their data source redirected). None: lm-eval's tasks on the hub.
+    limit: at most this many documents per task (default: the suite's, else all).
+    seed: sets lm-eval's four seeds (Python, NumPy, torch, few-shot sampling); None keeps lm-eval's
+        defaults (0, 1234, 1234, 1234), so few-shot examples are those of a plain ``lm_eval`` run.
+    metadata: extra keys for the results' ``harness`` block (``model_spec``, ``method``, ``run``, …).
+    Re-running into the same ``output_dir`` reuses every model answer already journaled there.
+    """
+    from lm_eval import simple_evaluate
+
+    from evals.tasks import code
+    from evals.tasks.configs import verify_checksums, write_task_configs
+
+    sandbox = sandbox or SandboxLimits()
+    chosen = _select(tasks, suite)
+    output_dir = Path(output_dir).resolve()
+    cache = output_dir / CACHE
+    data_dir = Path(data_dir).resolve() if data_dir is not None else None
+    configs = write_task_configs(cache / "tasks", data_dir)
+    configs.write_overrides(cache / "overrides", [spec for spec in chosen.tasks if isinstance(spec, dict)])
+    names = [task_name(spec) for spec in chosen.tasks]
+    if configs.offline:
+        missing = [n for n in names if n not in configs.tasks]
+        if missing:
+            raise EvalError(
+                str(data_dir),
+                missing[0],
+                "task not available offline (its benchmark is not prepared "
+                f"there, or it is not mirrored); available: {', '.join(sorted(configs.tasks))[:400]}",
+            )
+        verify_checksums(data_dir, configs.checksums)
+    code.SANDBOX["limits"] = sandbox
+
+    weights = weights_sha256(model)
+    lm = ResumableLM(
+        build_lm(backend, model, tokenizer, batch_size=batch_size, device=device),
+        cache / f"requests-{weights[:16]}-{backend}.jsonl",
+    )
+    seeds = {} if seed is None else dict.fromkeys(SEED_ARGUMENTS, seed)
+    results = simple_evaluate(
+        model=lm,
+        tasks=[task_name(spec) for spec in chosen.tasks],
+        num_fewshot=num_fewshot if num_fewshot is not None else chosen.num_fewshot,
+        limit=limit if limit is not None else chosen.limit,
+        task_manager=configs.task_manager(),
+        log_samples=True,
+        apply_chat_template=chosen.apply_chat_template if apply_chat_template is None else apply_chat_template,
+        confirm_run_unsafe_code=True,  # code runs only inside our sandbox (evals.tasks.code)
+        bootstrap_iters=1000,
+        **seeds,
+    )
+    used = {configs.tasks.get(n) for n in results["results"]} | {configs.tasks.get(n) for n in names}
+    harness = {
+        "model_spec": str(model) if isinstance(model, str | os.PathLike) else type(model).__name__,
+        "model_path": str(model) if isinstance(model, str | os.PathLike) else None,
+        "weights_sha256": weights,
+        "method": "base",
+        "seed": seed,  # None: lm-eval's defaults, listed in lm_eval_seeds
+        "lm_eval_seeds": {**LM_EVAL_DEFAULT_SEEDS, **seeds},
+        "run": None,
+        **(metadata or {}),
+        "suite": chosen.name,
+        "headline": chosen.headline,
+        "data_source": "offline" if configs.offline else "online",
+        "data_dir": str(data_dir) if data_dir else None,
+        "data_checksums": configs.checksums,
+        "data_notes": {b: note for b, note in configs.notes.items() if b in used},
+        "harness_version": harness_version(),
+        "backend": backend,
+        "sandbox": sandbox.__dict__,
+    }
+    sample_files = [write_samples(output_dir, task, rows) for task, rows in results.get("samples", {}).items()]
+    write_results(output_dir, results, harness)
+    body = {k: v for k, v in results.items() if k != "samples"}
+    body["harness"] = harness
+    return EvalRun(output_dir, body, lm.reused, lm.computed, sample_files)

@@ -1,0 +1,97 @@
+"""The sandbox contains hostile programs: each fails with its reason, the harness lives, nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from evals.judges.sandbox import SandboxLimits, run_many, run_program
+
+LIMITS = SandboxLimits(wall_seconds=6, cpu_seconds=2, memory_bytes=512 << 20, file_bytes=1 << 20, max_processes=8)
+
+
+def _sandbox_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "program.py" in line or "_sandbox_child" in line]
+
+
+HOSTILE = {
+    "infinite loop": ("while True:\n    pass\n", "cpu time limit"),
+    "sleeps forever": ("import time\ntime.sleep(3600)\n", "timeout: wall time"),
+    "fork bomb": ("import os\nwhile True:\n    os.fork()\n", "process limit"),
+    "memory hog": ("blocks = []\nwhile True:\n    blocks.append(bytearray(64 << 20))\n", "memory limit"),
+    "huge output": ("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", "file size limit"),
+    "network": ("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\n", "Network is unreachable"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_program_fails_with_its_reason(name):
+    program, reason = HOSTILE[name]
+    outcome = run_program(program, LIMITS)
+    assert not outcome.passed
+    assert reason in outcome.reason, outcome.reason
+    assert _sandbox_processes() == []
+
+
+def test_writes_outside_its_folder_fail_and_leave_nothing():
+    target = Path(__file__).with_name(f"sandbox-escape-{os.getpid()}.txt")
+    program = f"open({str(target)!r}, 'w').write('x')\n"
+    try:
+        outcome = run_program(program, LIMITS)
+        assert not outcome.passed
+        assert "Read-only file system" in outcome.reason or "PermissionError" in outcome.reason, outcome.reason
+    finally:
+        exists = target.exists()
+        target.unlink(missing_ok=True)
+    # /tmp is private to the sandbox: what it writes there vanishes with it
+    marker = f"/tmp/sandbox-escape-{os.getpid()}"
+    assert run_program(f"open({marker!r}, 'w').write('x')\n", LIMITS).passed
+    assert not exists and not os.path.exists(marker)
+
+
+def test_killing_its_parent_and_the_harness_fails_and_the_harness_lives():
+    program = f"import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill({os.getpid()}, signal.SIGKILL)\n"
+    outcome = run_program(program, LIMITS)
+    assert not outcome.passed
+    # the harness is outside the sandbox's PID namespace (ProcessLookupError) or another uid's
+    assert any(e in outcome.reason for e in ("PermissionError", "ProcessLookupError", "killed")), outcome.reason
+    assert _sandbox_processes() == []
+
+
+def test_children_that_escape_the_process_group_die_with_the_program():
+    marker = "/proc/self"  # any path; the child just sleeps
+    program = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        f"    os.stat({marker!r})\n"
+        "    time.sleep(120)\n"
+        "time.sleep(0.5)\n"
+    )
+    assert run_program(program, LIMITS).passed
+    time.sleep(0.2)
+    assert _sandbox_processes() == []
+
+
+def test_environment_is_scrubbed_and_folder_is_fresh(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "secret")
+    program = (
+        "import os\n"
+        "assert 'HF_TOKEN' not in os.environ, sorted(os.environ)\n"
+        "assert sorted(os.listdir('.')) == ['program.py'], os.listdir('.')\n"
+        "open('scratch.txt', 'w').write('ok')\n"
+    )
+    outcomes = run_many([program] * 3, LIMITS, workers=2)
+    assert [o.passed for o in outcomes] == [True, True, True], [o.reason for o in outcomes]
+    assert outcomes[0].isolation.split(",")[:1] in (["net"], ["user"])
+
+
+def test_isolation_is_reported():
+    outcome = run_program("print('hello')\n", LIMITS)
+    assert outcome.passed and outcome.stdout == "hello\n"
+    assert "net" in outcome.isolation.split(","), f"no network namespace here: {outcome.isolation}"
