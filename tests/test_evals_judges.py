@@ -138,6 +138,6 @@ def test_cli_sentiment_with_policy_and_reference_adds_the_sequence_kl(tmp_path, 
     common = ["judge", "sentiment", "--texts", str(texts)]
     assert main([*common, "--out", str(tmp_path / "kl"), "--policy", "tiny-llama", "--reference", "tiny-llama"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "kl" / "samples" / "sentiment.jsonl").read_text().splitlines()]
-    assert [r["sequence_kl"] for r in rows] == pytest.approx([0.0, 0.0], abs=1e-6)  # a model against itself
+    assert [r["kl_to_ref"] for r in rows] == pytest.approx([0.0, 0.0], abs=1e-6)  # a model against itself
     assert main([*common, "--out", str(tmp_path / "x"), "--policy", "tiny-llama"]) == 2
     assert "give both" in capsys.readouterr().err

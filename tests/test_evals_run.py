@@ -12,7 +12,7 @@ from evals.suites import load_suite
 from harness.cli import main
 
 SIX = {
-    "mmlu_abstract_algebra",
+    "mmlu",
     "gsm8k",
     "gpqa_diamond_zeroshot",
     "humaneval",
@@ -42,7 +42,9 @@ def smoke_run(tiny_llama, prepared_benchmarks, tmp_path_factory):
 def test_every_benchmark_runs_offline_and_writes_lm_evals_schema(smoke_run):
     out, _ = smoke_run
     results = json.loads((out / "results.json").read_text())
-    assert set(results["results"]) == SIX
+    assert set(results["results"]) >= SIX
+    categories = {"mmlu_humanities", "mmlu_other", "mmlu_social_sciences", "mmlu_stem"}
+    assert set(results["group_subtasks"]["mmlu"]) == categories
     for key in (
         "results",
         "group_subtasks",
@@ -54,7 +56,9 @@ def test_every_benchmark_runs_offline_and_writes_lm_evals_schema(smoke_run):
         "config",
     ):
         assert key in results, key
-    assert all(results["n-samples"][t]["effective"] == 2 for t in SIX)
+    # Two items per task; MMLU's limit applies to each of its 57 subjects.
+    assert all(entry["effective"] == 2 for entry in results["n-samples"].values())
+    assert sum(name.startswith("mmlu_") for name in results["n-samples"]) == 57
     assert results["n-shot"]["gsm8k"] == 5 and results["n-shot"]["ifeval"] == 0
     assert "exact_match,strict-match" in results["results"]["gsm8k"]
     assert "pass@1,create_test" in results["results"]["humaneval"]
@@ -69,7 +73,7 @@ def test_every_benchmark_runs_offline_and_writes_lm_evals_schema(smoke_run):
 
 def test_samples_have_doc_ids_and_one_number_per_metric(smoke_run):
     out, _ = smoke_run
-    for task in SIX:
+    for task in (SIX - {"mmlu"}) | {"mmlu_abstract_algebra"}:  # samples are per subject for MMLU
         rows = [json.loads(line) for line in (out / "samples" / f"{task}.jsonl").read_text().splitlines()]
         assert {r["doc_id"] for r in rows} == {0, 1}, task
         scores = json.loads((out / "results.json").read_text())["results"][task]
@@ -104,9 +108,10 @@ def test_rerun_into_the_same_folder_reuses_every_answer(smoke_run, tiny_llama, p
     assert first.computed_requests > 0 and first.reused_requests == 0
     assert again.computed_requests == 0 and again.reused_requests == first.computed_requests
     for task in SIX:
-        assert {k: v for k, v in again.results["results"][task].items() if "stderr" not in k} == pytest.approx(
-            {k: v for k, v in first.results["results"][task].items() if "stderr" not in k}
-        ), task
+        def scores(run, task=task):
+            return {k: v for k, v in run.results["results"][task].items() if "," in k and "stderr" not in k}
+
+        assert scores(again) == pytest.approx(scores(first)), task
 
 
 def test_a_killed_run_resumes_from_its_journal(tiny_llama, prepared_benchmarks, tmp_path):
@@ -199,7 +204,8 @@ def test_official_filters_are_restated_exactly():
 def test_suites_are_valid_and_cover_the_six_benchmarks():
     smoke, paper = load_suite("smoke"), load_suite("paper")
     names = {t if isinstance(t, str) else t["task"] for t in paper.tasks}
-    assert names == (SIX - {"mmlu_abstract_algebra"}) | {"mmlu"}
+    assert names == SIX
+    assert {t if isinstance(t, str) else t["task"] for t in smoke.tasks} == SIX
     assert smoke.limit == 2 and paper.limit is None
 
 
@@ -280,5 +286,12 @@ def test_the_leaderboards_read_our_result_folder(smoke_run):
 
     out, _ = smoke_run
     [result] = load_results(out)
-    assert {task for task, _ in result.items} == SIX
-    assert all(len(scores.keys) == 2 for scores in result.items.values()) and result.notes == []
+    tasks = {task for task, _ in result.items}
+    categories = {"mmlu_humanities", "mmlu_other", "mmlu_social_sciences", "mmlu_stem"}
+    subjects = {task for task in tasks if task.startswith("mmlu_")} - categories
+    assert tasks == SIX | subjects | categories and len(subjects) == 57
+    # Groups are pooled from their subjects' items: 2 per subject, 114 for MMLU.
+    sizes = {task: len(scores.keys) for (task, _), scores in result.items.items()}
+    assert sizes["mmlu"] == 114 and sum(sizes[c] for c in categories) == 114
+    assert all(size == 2 for task, size in sizes.items() if task not in categories | {"mmlu"})
+    assert result.notes == []

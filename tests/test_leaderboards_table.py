@@ -47,7 +47,8 @@ def test_packaged_registry_states_the_headline_metrics():
     assert registry["mmlu"].metrics == ("acc,none",) and registry["mmlu"].random == 0.25
     assert registry["gsm8k"].metrics == ("exact_match,strict-match",) and registry["gsm8k"].random == 0.0
     assert registry["gpqa"].metrics == ("acc_norm,none",) and registry["gpqa"].random == 0.25
-    assert registry["humaneval"].metrics == ("pass@1,none",)
+    assert registry["humaneval"].metrics == ("pass@1,create_test",)
+    assert registry["sentiment"].metrics == ("positive_rate,none",) and not registry["sentiment"].average
     assert registry["truthfulqa"].tasks[0] == "truthfulqa_mc2" and registry["truthfulqa"].average
     assert registry["truthfulqa_mc1"].tasks[0] == "truthfulqa_mc1" and not registry["truthfulqa_mc1"].average
     assert registry["ifeval"].metrics == ("prompt_level_strict_acc,none", "inst_level_strict_acc,none")

@@ -7,7 +7,7 @@ block) and ``OUT/samples/JUDGE.jsonl`` with one row per scored item (``doc_id`` 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +109,17 @@ def judge_passk(
 
 
 def judge_sentiment(
-    texts_file: Path, out_dir: Path, model: str | None = None, kl_models: tuple[Any, Any, Any] | None = None
+    texts_file: Path,
+    out_dir: Path,
+    model: str | None = None,
+    kl_models: tuple[Any, Any, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """P(positive) per text; with ``kl_models`` = (policy, reference, tokenizer), also the sequence KL.
 
     KL needs records with ``prompt`` and ``completion`` (the text scored is the completion).
+    Metrics (docs/file-formats.md, sentiment control): ``p_positive``, ``positive_rate`` and, with
+    models, ``kl_to_ref``. ``metadata`` goes into the results' ``harness`` block (method, seed, …).
     """
     records = read_records(texts_file) if Path(texts_file).suffix != ".txt" else None
     if kl_models is not None:
@@ -132,7 +138,7 @@ def judge_sentiment(
     p_positive = sentiment.score_texts(texts, model)
     positive = [float(sentiment.is_positive(p, model)) for p in p_positive]
     rows = [
-        {"doc_id": i, "p_positive": p, "positive": pos}
+        {"doc_id": i, "p_positive": p, "positive_rate": pos}
         for i, (p, pos) in enumerate(zip(p_positive, positive, strict=True))
     ]
     metrics = {"p_positive": passk.mean_and_stderr(p_positive), "positive_rate": passk.mean_and_stderr(positive)}
@@ -140,17 +146,18 @@ def judge_sentiment(
         policy, reference, tokenizer = kl_models
         kl = sentiment.sequence_kl(policy, reference, tokenizer, prompts, texts)
         for row, value in zip(rows, kl, strict=True):
-            row["sequence_kl"] = value
-        metrics["sequence_kl"] = passk.mean_and_stderr(kl)
+            row["kl_to_ref"] = value
+        metrics["kl_to_ref"] = passk.mean_and_stderr(kl)
     results = judge_results(
         "sentiment",
         metrics,
         len(texts),
         {"classifier": model or "vader"},
-        {"p_positive": True, "positive_rate": True, "sequence_kl": False},
+        {"p_positive": True, "positive_rate": True, "kl_to_ref": False},
     )
     write_samples(out_dir, "sentiment", rows)
-    write_results(out_dir, results, _meta([texts_file], {"judge": "sentiment", "classifier": model or "vader"}))
+    extra = {"judge": "sentiment", "classifier": model or "vader", **(metadata or {})}
+    write_results(out_dir, results, _meta([texts_file], extra))
     return results
 
 
