@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from harness.errors import HarnessError
 from leaderboards.regress import compare, format_report, load_single
 
 
@@ -15,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "result has no samples); exit 0 when nothing dropped significantly by more than --max-drop, "
         "1 when something did, 2 on bad input.",
     )
-    parser.add_argument("--baseline", required=True, metavar="FILE", help="results.json or a result folder")
+    parser.add_argument("--baseline", metavar="FILE", help="results.json or a result folder")
     parser.add_argument("--candidate", required=True, metavar="FILE", help="results.json or a result folder")
     parser.add_argument(
         "--max-drop",
@@ -27,10 +28,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--tasks", metavar="T1,T2", help="only these tasks (default: every top-level task)")
     parser.add_argument("--all-tasks", action="store_true", help="also test the subtasks of groups")
+    parser.add_argument(
+        "--freeze",
+        metavar="DIR",
+        help="instead of testing, write the candidate's scores (no benchmark text) to DIR as the next baseline",
+    )
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.freeze:
+        from leaderboards.freeze import freeze_result
+
+        print(f"baseline written: {freeze_result(args.candidate, args.freeze)}")
+        return 0
+    if not args.baseline:
+        raise HarnessError("--baseline: required (or --freeze DIR to write one)")
     report = compare(
         load_single(args.baseline),
         load_single(args.candidate),

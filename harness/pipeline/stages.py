@@ -1,0 +1,62 @@
+"""Idempotent, resumable stages: a stage's folder is done when its marker matches its inputs.
+
+Each stage writes into its own folder and, last of all, ``stage.json`` holding the fingerprint of
+everything that determined its output (resolved config, input fingerprints). Re-running skips a
+stage whose marker matches; a stage killed midway has no marker and runs again (the trainer and
+the evaluator resume from what they had written). A folder whose marker belongs to DIFFERENT
+inputs is moved aside to ``NAME.superseded-N``, never deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MARKER = "stage.json"
+
+
+def fingerprint(value: Any) -> str:
+    """A stable sha256 of a JSON-able value (dict key order does not matter)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One unit of pipeline work with its folder and the fingerprint of its inputs."""
+
+    name: str
+    folder: Path
+    key: str
+
+    def done(self) -> bool:
+        marker = self.folder / MARKER
+        return marker.is_file() and json.loads(marker.read_text()).get("key") == self.key
+
+    def prepare(self) -> None:
+        """Make the folder ready to (re)run: keep partial work of the same inputs, move other work aside."""
+        key_file = self.folder / "stage-key"
+        if key_file.is_file() and key_file.read_text().strip() != self.key:
+            self._move_aside()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # Written first, so that a killed stage's partial work is recognised as ours next time.
+        key_file.write_text(self.key + "\n")
+
+    def finish(self, summary: dict[str, Any] | None = None) -> None:
+        payload = {"stage": self.name, "key": self.key, "summary": summary or {}}
+        temporary = self.folder / f".{MARKER}.tmp"
+        temporary.write_text(json.dumps(payload, indent=2) + "\n")
+        os.replace(temporary, self.folder / MARKER)
+
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.folder / MARKER).read_text())["summary"]
+
+    def _move_aside(self) -> None:
+        number = 1
+        while (aside := self.folder.with_name(f"{self.folder.name}.superseded-{number}")).exists():
+            number += 1
+        self.folder.rename(aside)
