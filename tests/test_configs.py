@@ -1,0 +1,31 @@
+"""Every configuration the project ships is valid (read through the same loader as the commands)."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.commands.train import TrainJob
+from harness.config import load_config
+from harness.pipeline.config import RunConfig, method_training
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RUN_CONFIGS = sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.startswith("train-"))
+TRAIN_CONFIGS = sorted(CONFIGS.glob("train-*.yaml"))
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: p.name)
+def test_pipeline_configs_are_valid(path):
+    config = load_config(RunConfig, path)
+    for index in range(len(config.methods)):
+        method_training(config, index, str(path))
+    assert config.report.baseline in {run.name for run in config.methods}
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
+def test_training_configs_are_valid(path):
+    assert load_config(TrainJob, path).output_dir
+
+
+def test_the_shipped_configs_are_all_covered():
+    assert {p.name for p in RUN_CONFIGS} >= {"quickstart.yaml", "ci-dogfood.yaml", "paper-sparsepo-imdb.yaml",
+                                             "paper-sparsepo-hh.yaml", "paper-tidpo.yaml"}
