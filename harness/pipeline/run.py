@@ -26,7 +26,7 @@ from harness.config import to_mapping
 from harness.errors import HarnessError
 from harness.models import load_causal_lm, load_tokenizer, resolve_model
 from harness.models.store import MANIFEST
-from harness.pipeline.config import RunConfig, method_training, seeded
+from harness.pipeline.config import RunConfig, SentimentPairs, method_training, seeded
 from harness.pipeline.progress import RunProgress
 from harness.pipeline.sentiment import build_pairs, load_prompts, sample_continuations, split_prompts, write_jsonl
 from harness.pipeline.stages import Stage, fingerprint
@@ -126,18 +126,10 @@ class Pipeline:
         settings = self.config.data.sentiment
         train_prompts, eval_prompts = split_prompts(load_prompts(settings.prompts), settings)
         model, tokenizer = load_causal_lm(self.base_path), load_tokenizer(self.base_path)
-        total = len(train_prompts) * settings.completions_per_prompt
-        done = 0
-
-        def advanced(count: int) -> None:
-            nonlocal done
-            done += count
-            self.progress.inner(done, total, "continuations sampled")
-
         continuations = sample_continuations(
             model, tokenizer, train_prompts, settings.completions_per_prompt, settings.max_new_tokens,
             settings.temperature, settings.top_k, settings.batch_size, seed=self.config.training.seed,
-            on_batch=advanced,
+            on_progress=lambda done, total: self.progress.inner(done, total, "continuations sampled"),
         )
         flat = [text for texts in continuations for text in texts]
         flat_scores = score_texts(flat, settings.classifier)
@@ -245,28 +237,25 @@ class Pipeline:
 
         settings = self.config.eval.sentiment
         prompts_file = data.folder / "eval_prompts.txt"
-        prompts = load_prompts(str(prompts_file)) if prompts_file.is_file() else load_prompts("builtin")[-24:]
+        # Without sentiment-control data, the last built-in openings serve as held-out prompts.
+        prompts = (
+            load_prompts(str(prompts_file)) if prompts_file.is_file()
+            else load_prompts("builtin")[-SentimentPairs.eval_prompts :]
+        )
         policy, tokenizer = load_causal_lm(model.path), load_tokenizer(model.path)
         reference = policy if model.method == BASE else load_causal_lm(self.base_path)
-        total = len(prompts) * settings.samples_per_prompt
-        done = 0
-
-        def advanced(count: int) -> None:
-            nonlocal done
-            done += count
-            self.progress.inner(done, total, "samples (sentiment)")
-
+        pairs_settings = self.config.data.sentiment or SentimentPairs()
         continuations = sample_continuations(
             policy, tokenizer, prompts, settings.samples_per_prompt, settings.max_new_tokens,
-            settings.temperature, batch_size=self.config.data.sentiment.batch_size if self.config.data.sentiment
-            else 16, seed=1_000 + (model.seed or 0), on_batch=advanced,
+            settings.temperature, batch_size=pairs_settings.batch_size, seed=1_000 + (model.seed or 0),
+            on_progress=lambda done, total: self.progress.inner(done, total, "samples (sentiment)"),
         )
         out.mkdir(parents=True, exist_ok=True)
         texts = out / "generations.jsonl"
         write_jsonl(texts, [{"prompt": p, "completion": t}
                             for p, group in zip(prompts, continuations, strict=True) for t in group])
-        classifier = self.config.data.sentiment.classifier if self.config.data.sentiment else None
-        scored = judge_sentiment(texts, out, classifier, (policy, reference, tokenizer), metadata=metadata)
+        models = (policy, reference, tokenizer)
+        scored = judge_sentiment(texts, out, pairs_settings.classifier, models, metadata=metadata)
         return {key: scored["results"]["sentiment"].get(f"{key},none")
                 for key in ("positive_rate", "p_positive", "kl_to_ref")}
 

@@ -62,11 +62,12 @@ def sample_continuations(
     top_k: int = 0,
     batch_size: int = 16,
     seed: int = 0,
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[list[str]]:
     """``samples`` sampled continuations of each prompt (plain text continuation, no chat template).
 
     Reproducible: the generator is seeded per call, and prompts are batched in a fixed order.
+    ``on_progress(done, total)`` follows the continuations generated.
     """
     tokenizer.padding_side = "left"  # generation continues from the last real token of every row
     generator_state = torch.random.get_rng_state()
@@ -89,8 +90,8 @@ def sample_continuations(
             )
             new_tokens = output[:, inputs["input_ids"].shape[1] :]
             texts.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
-            if on_batch:
-                on_batch(len(batch))
+            if on_progress:
+                on_progress(len(texts), len(expanded))
     finally:
         torch.random.set_rng_state(generator_state)
         tokenizer.padding_side = "right"
