@@ -270,7 +270,7 @@ def test_smollm2_runs_every_benchmark_offline(smollm2_path, prepared_benchmarks,
         apply_chat_template=True,  # an instruct model: prompts in its chat format, as users run it
     )
     results = run.results["results"]
-    assert set(results) == SIX
+    assert set(results) >= SIX
     assert 0.0 < results["truthfulqa_mc2"]["acc,none"] < 1.0
     for task in SIX:
         for key, value in results[task].items():

@@ -39,7 +39,9 @@ def test_hostile_program_fails_with_its_reason(name):
 
 
 def test_writes_outside_its_folder_fail_and_leave_nothing():
-    target = Path(__file__).with_name(f"sandbox-escape-{os.getpid()}.txt")
+    # The home folder: writable by the test, outside /tmp (which the sandbox replaces with its own,
+    # so a checkout under /tmp would be invisible rather than read-only to the program).
+    target = Path.home() / f"sandbox-escape-{os.getpid()}.txt"
     program = f"open({str(target)!r}, 'w').write('x')\n"
     try:
         outcome = run_program(program, LIMITS)
