@@ -1,5 +1,5 @@
-"""Step time and peak memory of one method: what ``scripts/bench_trainers.py`` (and ``harness bench``)
-measure. Run each method in its own process: peak RSS only grows within a process."""
+"""Step time and peak memory of one method: what ``harness bench`` measures (``harness/bench/training.py``
+runs it once per fresh process: peak RSS only grows within a process)."""
 
 from __future__ import annotations
 
