@@ -17,12 +17,18 @@ import pytest
 import torch
 from trainer_helpers import examples, metrics, weights, write_jsonl
 
-from trainers import DPOConfig, SparsePOConfig, TrainConfig, TrainingConfig, train
+from trainers import DPOConfig, SparsePOConfig, TIDPOConfig, TrainConfig, TrainingConfig, train
 
 METHODS = {
     "dpo": DPOConfig(beta=0.5),
     # Dropout off: each process draws its own dropout masks, one process draws them all.
     "sparsepo": SparsePOConfig(beta=0.5, heads="independent", mask_dropout=0.0),
+    # Attribution through the wrapped policy, and anchors in a second forward before one backward.
+    # Near-greedy sampling: each process samples its own anchors, so only a sampler that ignores
+    # the random stream gives both runs the same ones.
+    "tidpo": TIDPOConfig(
+        beta=0.5, importance_source="policy", anchor_every=2, anchor_max_new_tokens=4, anchor_temperature=1e-4
+    ),
 }
 
 
@@ -38,7 +44,7 @@ def training(per_device: int, accumulation: int = 1) -> TrainingConfig:
 
 
 _LAUNCHED = """
-from trainers import TrainConfig, TrainingConfig, DPOConfig, SparsePOConfig, train
+from trainers import TrainConfig, TrainingConfig, DPOConfig, SparsePOConfig, TIDPOConfig, train
 from trainers.data import load_preferences
 
 examples = load_preferences({data!r}).examples

@@ -168,11 +168,11 @@ class Engine:
 
     # ------------------------------------------------------------------ one micro-batch
 
-    def _collate(self, indices: list[int], extra: Sequence[tuple[list[int], list[int]]] = ()) -> dict:
-        """Rows: the pairs' chosen, then their rejected, then ``extra`` (prompt, completion) rows."""
+    def _collate(self, indices: list[int]) -> dict:
+        """Rows: the pairs' chosen, then their rejected."""
         pairs = [self.pairs[i] for i in indices]
         rows = [(p.prompt_ids, p.chosen_ids) for p in pairs] + [(p.prompt_ids, p.rejected_ids) for p in pairs]
-        batch = collate_sequences([*rows, *extra], self.pad_token_id)
+        batch = collate_sequences(rows, self.pad_token_id)
         return {key: value.to(self.accelerator.device) for key, value in batch.items()}
 
     def _unwrapped_policy(self) -> nn.Module:
@@ -183,13 +183,8 @@ class Engine:
     ) -> tuple[MethodOutput, StepTensors]:
         """Forwards and the method's loss for the pairs ``indices`` (no backward)."""
         policy = policy if policy is not None else self.policy
-        pool = self.method.anchors
-        anchored = [i for i in indices if pool is not None and i in pool.anchors]
-        batch = self._collate(
-            indices, [(self.pairs[i].prompt_ids, pool.anchors[i].completion_ids) for i in anchored]
-        )
+        batch = self._collate(indices)
         grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
-        pair_rows = 2 * len(indices)
         with self.accelerator.autocast():
             embeds = None
             if self.method.attribution == "policy":
@@ -207,22 +202,41 @@ class Engine:
                 policy_logps=policy_logps,
                 reference_logps=torch.zeros_like(policy_logps),
                 block=self.block,
-                anchor_pairs=[indices.index(i) for i in anchored],
             )
             if self.method.attribution == "policy":
-                tensors.attribution = self._attribution(
-                    output.logits[:pair_rows], grid, batch, embeds, retain=True, rows=pair_rows
-                )
-            self._reference_terms(tensors, batch, grid, indices, anchored)
+                tensors.attribution = self._attribution(output.logits, grid, batch, embeds, retain=True)
+            self._reference_terms(tensors, batch, grid, indices)
+            self._anchor_terms(tensors, policy, indices)
             return self.method.compute(tensors), tensors
 
-    def _reference_terms(self, x: StepTensors, batch: dict, grid: CompletionGrid, indices, anchored) -> None:
-        pair_rows = 2 * len(indices)
+    def _anchor_terms(self, x: StepTensors, policy: nn.Module, indices: list[int]) -> None:
+        """TI-DPO: the anchors' token log-ratios, from a forward of their own.
+
+        Anchors are shorter than the pairs (prompt + at most ``anchor_max_new_tokens``); padded into
+        the pairs' batch they would cost as much as a chosen row each.
+        """
+        pool = self.method.anchors
+        anchored = [i for i in indices if pool is not None and i in pool.anchors]
+        if not anchored:
+            return
+        rows = [(self.pairs[i].prompt_ids, pool.anchors[i].completion_ids) for i in anchored]
+        batch = {k: v.to(self.accelerator.device) for k, v in collate_sequences(rows, self.pad_token_id).items()}
+        grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+        output = grid_forward(policy, batch["input_ids"], batch["attention_mask"], grid)
+        logps = L.token_logps(output.logits, grid.targets, self.block)
+        reference = torch.zeros_like(logps)
+        for row, index in enumerate(anchored):
+            values = torch.tensor(pool.anchors[index].reference_logps, device=logps.device)
+            reference[row][grid.mask[row].bool()] = values
+        x.anchor_pairs = [indices.index(i) for i in anchored]
+        x.anchor_logratios, x.anchor_mask = logps - reference, grid.mask
+
+    def _reference_terms(self, x: StepTensors, batch: dict, grid: CompletionGrid, indices) -> None:
         m = self.method
         if m.attribution == "reference":
-            x.attribution = self._from_cache("attribution", indices, grid.mask[:pair_rows])
+            x.attribution = self._from_cache("attribution", indices, grid.mask)
         if self.cached_reference:
-            x.reference_logps[:pair_rows] = self._from_cache("logps", indices, grid.mask[:pair_rows])
+            x.reference_logps = self._from_cache("logps", indices, grid.mask)
         else:
             hooks = m.activation_hooks
             with (
@@ -232,12 +246,12 @@ class Engine:
             ):
                 output = grid_forward(
                     reference,
-                    batch["input_ids"][:pair_rows],
-                    batch["attention_mask"][:pair_rows],
-                    CompletionGrid(grid.start, grid.targets[:pair_rows], grid.mask[:pair_rows]),
+                    batch["input_ids"],
+                    batch["attention_mask"],
+                    grid,
                     output_hidden_states=m.reference_hidden_states,
                 )
-            x.reference_logps[:pair_rows] = L.token_logps(output.logits, grid.targets[:pair_rows], self.block)
+            x.reference_logps = L.token_logps(output.logits, grid.targets, self.block)
             if m.reference_logits:
                 x.reference_logits = output.logits
             if m.reference_hidden_states:
@@ -245,20 +259,15 @@ class Engine:
             if hooks:
                 length = batch["input_ids"].shape[1]
                 x.activation_scores = [grid.take(_left_pad(s, length)) for s in scores]
-        for row, index in enumerate(anchored):
-            logps = torch.tensor(m.anchors.anchors[index].reference_logps, device=x.mask.device)
-            x.reference_logps[pair_rows + row][x.mask[pair_rows + row].bool()] = logps
 
-    def _attribution(
-        self, logits, grid: CompletionGrid, batch, embeds, retain: bool, rows: int | None = None
-    ):
+    def _attribution(self, logits, grid: CompletionGrid, batch, embeds, retain: bool):
         """TI-DPO: I_t = ‖∂ max_v logits(last valid position) / ∂e_t‖₁ for each token embedding e_t."""
-        rows = rows if rows is not None else logits.shape[0]
-        last = batch["attention_mask"][:rows].sum(-1) - 1
+        rows = logits.shape[0]
+        last = batch["attention_mask"].sum(-1) - 1
         columns = last - (grid.start - 1)
         target = logits[torch.arange(rows, device=logits.device), columns].float().amax(dim=-1).sum()
         (gradient,) = torch.autograd.grad(target, embeds, retain_graph=retain)
-        return grid.take(gradient[:rows].float().abs().sum(dim=-1)) * grid.mask[:rows]
+        return grid.take(gradient.float().abs().sum(dim=-1)) * grid.mask
 
     # ------------------------------------------------------------------ anchors
 
@@ -291,7 +300,7 @@ class Engine:
         """TRL's metric names plus the method's own, as (sum, count) over pairs."""
         r = out.result
         chosen_logps, rejected_logps = L.split_pairs(
-            L.masked_sum(x.pair_rows(x.policy_logps), x.pair_rows(x.mask))
+            L.masked_sum(x.policy_logps, x.mask)
         )
         count = torch.tensor(float(r.losses.numel()), device=r.losses.device)
         stats = {

@@ -24,30 +24,29 @@ Stat = tuple[torch.Tensor, torch.Tensor]
 
 @dataclass
 class StepTensors:
-    """What one micro-batch's forwards produced, on the completion grid (R rows, K columns).
+    """What one micro-batch's forwards produced, on the completion grid (2B rows, K columns).
 
-    Rows 0..2B−1 are the pairs (chosen, then rejected); rows from 2B on are anchors, one per
-    entry of ``anchor_pairs`` (the pair index it belongs to).
+    Rows 0..B−1 are the chosen completions, rows B..2B−1 the rejected ones. TI-DPO's anchors have
+    a grid of their own (A rows, Ka columns), one row per entry of ``anchor_pairs`` (its pair).
     """
 
-    targets: torch.Tensor  # (R, K) token ids
-    mask: torch.Tensor  # (R, K) completion tokens
-    policy_logits: torch.Tensor  # (R, K, V)
-    policy_logps: torch.Tensor  # (R, K) float32
-    reference_logps: torch.Tensor  # (R, K) float32
+    targets: torch.Tensor  # (2B, K) token ids
+    mask: torch.Tensor  # (2B, K) completion tokens
+    policy_logits: torch.Tensor  # (2B, K, V)
+    policy_logps: torch.Tensor  # (2B, K) float32
+    reference_logps: torch.Tensor  # (2B, K) float32
     block: int
-    reference_logits: torch.Tensor | None = None  # (R, K, V), live reference only
-    reference_hidden: list[torch.Tensor] | None = None  # per layer (R, K, H)
-    activation_scores: list[torch.Tensor] | None = None  # per hook (R, K)
+    reference_logits: torch.Tensor | None = None  # (2B, K, V), live reference only
+    reference_hidden: list[torch.Tensor] | None = None  # per layer (2B, K, H)
+    activation_scores: list[torch.Tensor] | None = None  # per hook (2B, K)
     attribution: torch.Tensor | None = None  # (2B, K)
     anchor_pairs: list[int] = field(default_factory=list)
+    anchor_logratios: torch.Tensor | None = None  # (A, Ka)
+    anchor_mask: torch.Tensor | None = None  # (A, Ka)
 
     @property
     def pairs(self) -> int:
-        return (self.mask.shape[0] - len(self.anchor_pairs)) // 2
-
-    def pair_rows(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor[: 2 * self.pairs]
+        return self.mask.shape[0] // 2
 
 
 @dataclass
@@ -87,10 +86,10 @@ class Method:
         raise NotImplementedError
 
     def _logratios(self, x: StepTensors) -> torch.Tensor:
-        return x.pair_rows(x.policy_logps - x.reference_logps)
+        return x.policy_logps - x.reference_logps
 
     def _sequence_kl(self, x: StepTensors) -> torch.Tensor:
-        kl = L.token_kl(x.pair_rows(x.policy_logits), x.pair_rows(x.reference_logits), x.block)
+        kl = L.token_kl(x.policy_logits, x.reference_logits, x.block)
         return kl
 
     @staticmethod
@@ -103,7 +102,7 @@ class DPO(Method):
     config: DPOConfig
 
     def compute(self, x: StepTensors) -> MethodOutput:
-        mask = x.pair_rows(x.mask)
+        mask = x.mask
         token_logratios = self._logratios(x)
         logratios = L.masked_sum(token_logratios, mask)
         if self.config.loss == "ipo":
@@ -119,7 +118,7 @@ class TDPO(Method):
     reference_logits = True
 
     def compute(self, x: StepTensors) -> MethodOutput:
-        mask = x.pair_rows(x.mask)
+        mask = x.mask
         token_logratios = self._logratios(x)
         sequence_kl = L.masked_sum(self._sequence_kl(x), mask)
         result = L.tdpo_loss(
@@ -151,16 +150,16 @@ class SparsePO(Method):
         return {"head": self.head} if self.head is not None else {}
 
     def masks(self, x: StepTensors) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = x.pair_rows(x.mask)
+        mask = x.mask
         if self.head is None:
-            common = activation_mask([x.pair_rows(s) for s in x.activation_scores], mask)
+            common = activation_mask(x.activation_scores, mask)
             return common, common
-        heads = self.head([x.pair_rows(h) for h in x.reference_hidden])
+        heads = self.head(x.reference_hidden)
         return heads[0], heads[-1]
 
     def compute(self, x: StepTensors) -> MethodOutput:
         c = self.config
-        mask = x.pair_rows(x.mask)
+        mask = x.mask
         token_logratios = self._logratios(x)
         token_kl = self._sequence_kl(x)
         mask_u, mask_d = self.masks(x)
@@ -195,13 +194,13 @@ class TIDPO(Method):
 
     def weights(self, x: StepTensors) -> torch.Tensor:
         c = self.config
-        mask = x.pair_rows(x.mask)
+        mask = x.mask
         prior = L.gaussian_prior(mask, c.prior_sigma if c.prior == "gaussian" else None)
         return L.importance_weights(x.attribution, prior, mask, c.importance_lambda, c.normalisation)
 
     def compute(self, x: StepTensors) -> MethodOutput:
         c = self.config
-        mask = x.pair_rows(x.mask)
+        mask = x.mask
         token_logratios = self._logratios(x)
         weights = self.weights(x)
         sequence_kl = L.masked_sum(self._sequence_kl(x), mask) if c.variant == "tdpo2-kl" else None
@@ -223,10 +222,9 @@ class TIDPO(Method):
         if x.anchor_pairs:
             pairs = torch.tensor(x.anchor_pairs, device=mask.device)
             rows = torch.cat([pairs, pairs + x.pairs])
-            anchor_logratios = (x.policy_logps - x.reference_logps)[2 * x.pairs :]
             values = L.triplet_loss(
-                anchor_logratios,
-                x.mask[2 * x.pairs :],
+                x.anchor_logratios,
+                x.anchor_mask,
                 token_logratios[rows],
                 mask[rows],
                 c.triplet_margin,

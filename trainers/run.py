@@ -249,7 +249,7 @@ class Trainer:
                     "lr": method.head_learning_rate or t.learning_rate,
                 }
             )
-        optimizer = torch.optim.AdamW(groups, lr=t.learning_rate)
+        optimizer = adamw(groups, t.learning_rate)
         # Stepped by hand once per optimiser step: accelerate's wrapper would step it once per process.
         self.scheduler = get_scheduler(
             t.lr_scheduler,
@@ -488,8 +488,8 @@ class Trainer:
         finally:
             for module in (policy, *heads):
                 module.train()
-        mask = tensors.pair_rows(tensors.mask).bool()
-        targets = tensors.pair_rows(tensors.targets)
+        mask = tensors.mask.bool()
+        targets = tensors.targets
         rows = []
         for row in range(2 * count):
             ids = targets[row][mask[row]].tolist()
@@ -506,6 +506,16 @@ class Trainer:
                 }
             )
         return rows
+
+
+def adamw(groups: list[dict], learning_rate: float) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel (TRL's default optimiser too): one pass per parameter instead of
+    a chain of per-tensor ops, which on CPU costs as much as a fifth of a SmolLM2 step. Devices without
+    a fused kernel get the multi-tensor implementation."""
+    try:
+        return torch.optim.AdamW(groups, lr=learning_rate, fused=True)
+    except RuntimeError:
+        return torch.optim.AdamW(groups, lr=learning_rate, foreach=True)
 
 
 def _no_sync_unless(sync: bool, accelerator: Accelerator, modules) -> contextlib.ExitStack:
