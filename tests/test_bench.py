@@ -151,14 +151,21 @@ def test_run_training_alternates_and_rows_judge_the_targets(tmp_path):
     }
     calls: list = []
     results = training.run_training(
-        ["train", "reference"], 2, 3, "model", tmp_path, measure=_fake_measure(calls, lambda c: times.get(c.name, 4.4))
+        ["train", "reference"],
+        list(training.SHAPES.values()),
+        2,
+        3,
+        "model",
+        tmp_path,
+        measure=_fake_measure(calls, lambda c: times.get(c.name, 4.4)),
     )
     main_shape = [name for shape, name, _ in calls if shape == training.MAIN_SHAPE.label]
     contenders = [c.name for c in training.contenders_for(["train"])[training.MAIN_SHAPE]]
     assert main_shape == contenders + contenders[::-1]
     assert all(target == ("measure_trl" if name.startswith("trl") else "measure_ours") for _, name, target in calls)
     rows = {
-        (r.contender, r.measurement, r.reference): r for r in training.training_rows(["train", "reference"], results)
+        (r.contender, r.measurement, r.reference): r
+        for r in training.training_rows(["train", "reference"], list(training.SHAPES.values()), results)
     }
     ours_live = rows[("dpo-live [4x256]", "step time", "trl-dpo-live")]
     assert (ours_live.ratio, ours_live.verdict) == (pytest.approx(5 / 8), MET)
@@ -182,8 +189,10 @@ def test_a_failed_run_makes_its_rows_not_applicable(tmp_path):
             "tokens_per_step": 1,
         }
 
-    results = training.run_training(["train"], 1, 1, "model", tmp_path, measure=measure)
-    rows = [r for r in training.training_rows(["train"], results) if r.reference == "trl-dpo-live"]
+    results = training.run_training(["train"], [training.MAIN_SHAPE], 1, 1, "model", tmp_path, measure=measure)
+    rows = [
+        r for r in training.training_rows(["train"], [training.MAIN_SHAPE], results) if r.reference == "trl-dpo-live"
+    ]
     assert rows and all(r.verdict == NOT_APPLICABLE and "no trl" in r.note for r in rows if r.target)
 
 
@@ -284,3 +293,9 @@ def test_bad_flags_are_one_line_errors(capsys):
         parse_sections("train,gpu")
     assert main(["bench", "--rounds", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --rounds: expected a positive integer, got 0"
+
+
+def test_markdown_table_from_json_rows():
+    rows = [report.asdict(compare("train", "dpo", "step time", 3.0, "s", "trl", 4.0, Target("<=", 0.75)))]
+    lines = report.render_markdown(rows).splitlines()
+    assert lines[2] == "| train | dpo | step time | 3.000 s | 0.75× trl | ≤ 0.75× | met |"

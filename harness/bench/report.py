@@ -183,3 +183,25 @@ def write_report(report: Mapping[str, Any], path: Path) -> None:
     temporary = path.with_name(f".{path.name}.partial")
     temporary.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
     temporary.replace(path)
+
+
+def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows of a JSON report (``report["rows"]``) as a Markdown table, for docs/performance.md."""
+    lines = [
+        "| section | contender | measurement | value | ratio | target | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ratio = f"{row['ratio']:.2f}× {row['reference']}" if row["ratio"] is not None else "-"
+        verdict = f"{row['verdict']} ({row['note']})" if row["note"] else row["verdict"]
+        cells = (
+            row["section"],
+            row["contender"],
+            row["measurement"],
+            _format_value(row["value"], row["unit"]),
+            ratio,
+            row["target"] or "-",
+            verdict,
+        )
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)

@@ -104,13 +104,21 @@ METHODS = (
 LIVE_REFERENCE_METHODS = {"tdpo2", "sparsepo-activation", "sparsepo-learned-common"}
 
 
-def contenders_for(sections: Sequence[str]) -> dict[Shape, list[Contender]]:
-    """The runs the chosen sections need, per shape (train: everything; reference, mfu: our DPO both ways)."""
+SHAPES = {shape.label: shape for shape in (MAIN_SHAPE, LONG_SHAPE)}
+
+
+def contenders_for(
+    sections: Sequence[str], shapes: Sequence[Shape] = (MAIN_SHAPE, LONG_SHAPE)
+) -> dict[Shape, list[Contender]]:
+    """The runs the chosen sections need, per shape: ``train`` runs everything on the main shape and
+    ours vs TRL on the longer one; ``reference`` and ``mfu`` need our DPO both ways on the main shape."""
     plan: dict[Shape, list[Contender]] = {}
     if "train" in sections:
-        plan[MAIN_SHAPE] = [TRL_LIVE, TRL_CACHED, DPO_LIVE, DPO, *METHODS]
-        plan[LONG_SHAPE] = [TRL_LIVE, TRL_CACHED, DPO_LIVE, DPO]
-    elif "reference" in sections or "mfu" in sections:
+        if MAIN_SHAPE in shapes:
+            plan[MAIN_SHAPE] = [TRL_LIVE, TRL_CACHED, DPO_LIVE, DPO, *METHODS]
+        if LONG_SHAPE in shapes:
+            plan[LONG_SHAPE] = [TRL_LIVE, TRL_CACHED, DPO_LIVE, DPO]
+    if MAIN_SHAPE not in plan and ("reference" in sections or "mfu" in sections):
         plan[MAIN_SHAPE] = [DPO_LIVE, DPO]
     return plan
 
@@ -178,10 +186,21 @@ def _summary(contender: Contender, step_seconds: list[float], precompute: float,
     }
 
 
+def _quiet() -> None:
+    """A spawned run prints nothing of its own (no weight-loading or dataset bars between the bench's lines)."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
 def measure_ours(contender: Contender, shape: Shape, steps: int, model_path: str, benchmarks: str) -> dict[str, Any]:
     """In a fresh process: our trainer's step times (``trainers.bench.benchmark_steps``)."""
     from trainers.bench import benchmark_steps
 
+    _quiet()
     examples = select_pairs(Path(benchmarks), model_path, shape)
     with tempfile.TemporaryDirectory() as scratch:
         result = benchmark_steps(
@@ -200,6 +219,7 @@ def measure_trl(contender: Contender, shape: Shape, steps: int, model_path: str,
     from trainers.data import TruncationPolicy, tokenize_examples
     from trainers.run import load_training_tokenizer
 
+    _quiet()
     tokenizer = load_training_tokenizer(model_path)
     pairs = tokenize_examples(
         select_pairs(Path(benchmarks), model_path, shape),
@@ -292,16 +312,17 @@ class TrainingResults:
 
 def run_training(
     sections: Sequence[str],
+    shapes: Sequence[Shape],
     rounds: int,
     steps: int,
     model_path: str,
     benchmarks: Path,
-    on_run: Callable[[str], None] | None = None,
+    on_run: Callable[[Shape, dict[str, Any]], None] | None = None,
     measure: Callable[..., dict[str, Any]] = run_isolated,
 ) -> TrainingResults:
     """Run every contender the sections need, ``rounds`` times each, alternating, one process each."""
     results = TrainingResults()
-    for shape, contenders in contenders_for(sections).items():
+    for shape, contenders in contenders_for(sections, shapes).items():
         for _, contender in alternation_order(contenders, rounds):
             target = measure_trl if contender.side == "trl" else measure_ours
             kwargs = {
@@ -315,7 +336,7 @@ def run_training(
             result.setdefault("contender", contender.name)
             results.add(shape, result)
             if on_run is not None:
-                on_run(f"{shape.label} {contender.name}")
+                on_run(shape, result)
     return results
 
 
@@ -350,10 +371,10 @@ def _pair(
     )
 
 
-def training_rows(sections: Sequence[str], results: TrainingResults) -> list[Row]:
+def training_rows(sections: Sequence[str], shapes: Sequence[Shape], results: TrainingResults) -> list[Row]:
     """Table rows: ours vs TRL in matching reference modes, each method vs our DPO, cached vs live."""
     rows: list[Row] = []
-    plan = contenders_for(sections)
+    plan = contenders_for(sections, shapes)
     if "train" in sections:
         for shape in plan:
             for mine, theirs in ((DPO_LIVE, TRL_LIVE), (DPO, TRL_CACHED)):
@@ -371,14 +392,14 @@ def training_rows(sections: Sequence[str], results: TrainingResults) -> list[Row
                 rows.append(
                     _pair("train", results, shape, mine, theirs, "peak_rss_gb", "peak RSS", "GB", TRL_DPO_MEMORY)
                 )
-        for method in METHODS:
+        for method in METHODS if MAIN_SHAPE in plan and METHODS[0] in plan[MAIN_SHAPE] else ():
             baseline = DPO_LIVE if method.name in LIVE_REFERENCE_METHODS else DPO
             target = {"sparsepo": SPARSEPO_STEP}.get(method.method["name"])
             if method.name == "tidpo-ref-anchors-8":
                 target = TIDPO_STEP
             rows.append(_pair("train", results, MAIN_SHAPE, method, baseline, "step_s", "step time", "s", target))
             rows.append(_pair("train", results, MAIN_SHAPE, method, baseline, "peak_rss_gb", "peak RSS", "GB", None))
-    if "reference" in sections:
+    if "reference" in sections and MAIN_SHAPE in plan:
         shape = MAIN_SHAPE
         rows.append(_pair("reference", results, shape, DPO, DPO_LIVE, "step_s", "step time", "s", None))
         rows.append(_pair("reference", results, shape, DPO, DPO_LIVE, "peak_rss_gb", "peak RSS", "GB", None))

@@ -10,6 +10,7 @@ utilisation against a measured bf16 matmul peak). Run it alone on the machine
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -33,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--steps", type=int, default=5, help="measured optimiser steps per run after a warm-up (default 5)"
     )
     parser.add_argument("--gsm8k-limit", type=int, default=100, help="GSM8K problems evaluated (default 100)")
+    parser.add_argument("--shapes", default="4x256,4x512", help="training shapes, pairs x tokens (default 4x256,4x512)")
     parser.add_argument("--out", default="bench.json", help="JSON report (default ./bench.json)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
     parser.add_argument(
@@ -54,6 +56,17 @@ def parse_sections(text: str) -> list[str]:
             else "--sections: none given" + f" (choose from {', '.join(SECTIONS)})"
         )
     return [s for s in SECTIONS if s in names]
+
+
+def parse_shapes(text: str) -> list:
+    """The training shapes named in ``text``; HarnessError for one the bench does not define."""
+    from harness.bench.training import SHAPES
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SHAPES]
+    if unknown or not names:
+        raise HarnessError(f"--shapes: unknown shape {(unknown or [''])[0]!r} (choose from {', '.join(SHAPES)})")
+    return [SHAPES[n] for n in names]
 
 
 def _benchmarks(given: str | None) -> Path:
@@ -78,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     from harness.models import resolve_model
 
     sections = parse_sections(args.sections)
+    shapes = parse_shapes(args.shapes)
     _check_positive(args)
     benchmarks = _benchmarks(args.benchmarks)
     model_path = str(resolve_model(args.model))
@@ -95,18 +109,20 @@ def _run(args: argparse.Namespace) -> int:
     rows = []
     disable = args.no_progress
 
-    plan = training.contenders_for(sections)
+    plan = training.contenders_for(sections, shapes)
     if plan:
         total = args.rounds * sum(len(c) for c in plan.values())
         with tqdm(total=total, desc="training runs", unit="run", disable=disable) as bar:
 
-            def advance(label: str) -> None:
-                bar.set_postfix_str(label)
+            def advance(shape: training.Shape, result: dict[str, Any]) -> None:
+                bar.set_postfix_str(f"{shape.label} {result['contender']}")
+                brief = {k: v for k, v in result.items() if k != "traceback"}
+                bar.write(json.dumps({"shape": shape.label, **brief}, default=str))  # each run as it ends
                 bar.update()
 
-            results = training.run_training(sections, args.rounds, args.steps, model_path, benchmarks, advance)
+            results = training.run_training(sections, shapes, args.rounds, args.steps, model_path, benchmarks, advance)
         raw["training"] = results.runs
-        rows += training.training_rows(sections, results)
+        rows += training.training_rows(sections, shapes, results)
 
     if "passk" in sections:
         with tempfile.TemporaryDirectory(prefix="bench-passk-") as scratch:
@@ -167,6 +183,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    machine["commit_end"] = machine_info()["commit"]  # another commit may land while the bench runs
     report = build_report(machine, settings, raw, rows)
     print(
         f"\n{machine['cpu_model']}, {machine['cores']} cores, torch {machine['torch']} "
