@@ -22,6 +22,7 @@ class StepBenchmark:
     precompute_seconds: float  # the one-off reference pass (0 when the method runs it live)
     peak_rss_gb: float  # the process's peak resident memory, set-up included
     tokens_per_step: int
+    optimizer: str = ""  # what stepped the weights (describe_optimizer)
 
     @property
     def median_step_seconds(self) -> float:
@@ -30,6 +31,16 @@ class StepBenchmark:
     @property
     def mean_step_seconds(self) -> float:
         return statistics.fmean(self.step_seconds)
+
+
+def describe_optimizer(optimizer) -> str:
+    """The optimiser's class and settings (unwrapping accelerate's wrapper), so a comparison can show it
+    matched: ``AdamW(betas=(0.9, 0.999), eps=1e-08, …, fused=True, group weight_decay=[0.0])``."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+    keys = ("betas", "eps", "amsgrad", "foreach", "fused")
+    settings = [f"{k}={inner.defaults[k]!r}" for k in keys if k in inner.defaults]
+    decays = sorted({group.get("weight_decay") for group in inner.param_groups}, key=str)  # groups override defaults
+    return f"{type(inner).__name__}({', '.join(settings)}, group weight_decay={decays})"
 
 
 def peak_rss_gb() -> float:
@@ -50,9 +61,7 @@ def benchmark_steps(
     tokenizer = load_training_tokenizer(model_path)
     pairs = tokenize_examples(examples, tokenizer, TruncationPolicy(t.max_length, t.max_prompt_length))
     accelerator = new_accelerator(t.mixed_precision)
-    trainer = Trainer(
-        config, model_path, pairs, tokenizer, RunFolder(scratch), accelerator, "bench", progress=False
-    )
+    trainer = Trainer(config, model_path, pairs, tokenizer, RunFolder(scratch), accelerator, "bench", progress=False)
     trainer.build(None)
     started = time.perf_counter()
     trainer.precompute()
@@ -65,5 +74,10 @@ def benchmark_steps(
     tokens = sum(len(p.prompt_ids) * 2 + len(p.chosen_ids) + len(p.rejected_ids) for p in pairs)
     steps_per_epoch = max(1, len(pairs) // trainer.schedule.global_batch)
     return StepBenchmark(
-        config.method.label, times[warmup:], precompute, peak_rss_gb(), tokens // steps_per_epoch
+        config.method.label,
+        times[warmup:],
+        precompute,
+        peak_rss_gb(),
+        tokens // steps_per_epoch,
+        describe_optimizer(trainer.optimizer),
     )

@@ -10,7 +10,8 @@ Both sides see the same token ids: HH-RLHF helpful-base test pairs whose prompt 
 completion reach exactly the shape's length (:func:`select_pairs`), tokenised by our data path and
 handed to TRL as ``prompt_ids``/``chosen_ids``/``rejected_ids`` (its own tokenisation is skipped),
 with the same batch, no gradient accumulation, pure bf16 weights (no autocast on either side), no
-gradient checkpointing, the same AdamW (lr 1e-6, β 0.9/0.999, ε 1e-8, no weight decay, clipping 1.0).
+gradient checkpointing, the same AdamW (TRL's default, torch's fused kernel; lr 1e-6, β 0.9/0.999, ε 1e-8,
+no weight decay, clipping 1.0): each run records the optimiser that stepped its weights.
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ def _train_config(contender: Contender, shape: Shape):
     )
 
 
-def _summary(contender: Contender, step_seconds: list[float], precompute: float, tokens: int) -> dict[str, Any]:
+def _summary(
+    contender: Contender, step_seconds: list[float], precompute: float, tokens: int, optimizer: str
+) -> dict[str, Any]:
     from trainers.bench import peak_rss_gb
 
     statistic = statistics.fmean if contender.period > 1 else statistics.median
@@ -182,6 +185,7 @@ def _summary(contender: Contender, step_seconds: list[float], precompute: float,
         "precompute_s": precompute,
         "peak_rss_gb": peak_rss_gb(),
         "tokens_per_step": tokens,
+        "optimizer": optimizer,
         "load_average_1min": os.getloadavg()[0],
     }
 
@@ -206,7 +210,7 @@ def measure_ours(contender: Contender, shape: Shape, steps: int, model_path: str
         result = benchmark_steps(
             _train_config(contender, shape), model_path, examples, Path(scratch), measured_steps(contender, steps)
         )
-    return _summary(contender, result.step_seconds, result.precompute_seconds, result.tokens_per_step)
+    return _summary(contender, result.step_seconds, result.precompute_seconds, result.tokens_per_step, result.optimizer)
 
 
 def measure_trl(contender: Contender, shape: Shape, steps: int, model_path: str, benchmarks: str) -> dict[str, Any]:
@@ -216,6 +220,7 @@ def measure_trl(contender: Contender, shape: Shape, steps: int, model_path: str,
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
+    from trainers.bench import describe_optimizer
     from trainers.data import TruncationPolicy, tokenize_examples
     from trainers.run import load_training_tokenizer
 
@@ -267,7 +272,6 @@ def measure_trl(contender: Contender, shape: Shape, steps: int, model_path: str,
             adam_beta1=0.9,
             adam_beta2=0.999,
             adam_epsilon=1e-8,
-            optim="adamw_torch",
             max_grad_norm=1.0,
             max_length=None,  # the rows are already cut to the shape, as ours
             bf16=False,  # pure bf16 weights as ours: no autocast on either side
@@ -289,7 +293,7 @@ def measure_trl(contender: Contender, shape: Shape, steps: int, model_path: str,
         )
         trainer.train()
     tokens = sum(len(p.prompt_ids) * 2 + len(p.chosen_ids) + len(p.rejected_ids) for p in pairs)
-    return _summary(contender, timer.seconds[1:], precompute["seconds"], tokens)
+    return _summary(contender, timer.seconds[1:], precompute["seconds"], tokens, describe_optimizer(trainer.optimizer))
 
 
 @dataclass
