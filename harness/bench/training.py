@@ -345,7 +345,7 @@ def run_training(
 
 
 def _failure(results: TrainingResults, shape: Shape, *contenders: Contender) -> str | None:
-    """ "failed: <first error>" when a run of any of ``contenders`` failed, else None."""
+    """The first error of any run of ``contenders`` as ``failed: …``, or None when all ran."""
     errors = [results.error(shape, c) for c in contenders]
     first = next((e for e in errors if e), None)
     return f"failed: {first}" if first else None
@@ -380,7 +380,7 @@ def training_rows(sections: Sequence[str], shapes: Sequence[Shape], results: Tra
     rows: list[Row] = []
     plan = contenders_for(sections, shapes)
     if "train" in sections:
-        for shape in plan:
+        for shape in (shape for shape, contenders in plan.items() if TRL_LIVE in contenders):
             for mine, theirs in ((DPO_LIVE, TRL_LIVE), (DPO, TRL_CACHED)):
                 rows.append(
                     compare(
