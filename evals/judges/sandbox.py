@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import queue
+import secrets
 import signal
 import subprocess
 import sys
@@ -122,15 +123,32 @@ def _kill_uid(uid: int) -> None:
     subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, check=False)
 
 
+def with_end_mark(program: str, mark: str) -> str:
+    """``program`` followed by a statement writing ``mark`` to stderr. Only a program that runs to its end
+    writes it, so one that exits with status 0 early (``sys.exit(0)``, ``os._exit(0)`` before its tests
+    ran) does not pass."""
+    return f"{program}\n\nimport os as _sandbox_os\n_sandbox_os.write(2, b'\\n{mark}\\n')\n"
+
+
+def _read_tail(handle, limit: int = 4096) -> str:
+    handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, handle.tell() - limit))
+    return handle.read().decode("utf-8", errors="replace")
+
+
 def _read_head(handle, limit: int = _OUTPUT_KEPT) -> str:
     handle.seek(0)
     return handle.read(limit).decode("utf-8", errors="replace")
 
 
-def _classify(returncode: int | None, timed_out: bool, stderr: str, limits: SandboxLimits) -> tuple[bool, str]:
+def _classify(
+    returncode: int | None, timed_out: bool, stderr: str, limits: SandboxLimits, finished: bool = True
+) -> tuple[bool, str]:
     if timed_out:
         return False, f"timeout: wall time limit of {limits.wall_seconds:g} s"
     if returncode == 0:
+        if not finished:
+            return False, "exited with status 0 before the end of the program (sys.exit or os._exit)"
         return True, "passed"
     signal_number = returncode - 128 if returncode is not None and returncode > 128 else None
     if returncode is not None and returncode < 0:
@@ -154,14 +172,20 @@ def _classify(returncode: int | None, timed_out: bool, stderr: str, limits: Sand
 
 
 def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Outcome:
-    """Run ``program`` (Python source) in a sandbox; passed means it exited with status 0."""
+    """Run ``program`` (Python source) in a sandbox; passed means it ran to its end and exited with status 0."""
     import time
 
     # As root, drop to an unprivileged uid of its own when some interpreter is reachable by it.
     python = sandbox_python() if os.geteuid() == 0 else None
     uid = _UIDS.acquire() if python else None
     started = time.monotonic()
-    job = {"program": program, "limits": asdict(limits), "uid": uid, "python": python or sys.executable}
+    mark = f"sandbox-end-{secrets.token_hex(8)}"  # unknown to the program until it runs
+    job = {
+        "program": with_end_mark(program, mark),
+        "limits": asdict(limits),
+        "uid": uid,
+        "python": python or sys.executable,
+    }
     try:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             process = subprocess.Popen(
@@ -187,7 +211,9 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Outcom
                 # processes. In one, the kernel killed them all with its PID 1 (a third interpreter
                 # per program saved: a third of the judge's time on HumanEval).
                 _kill_uid(uid)
-            passed, reason = _classify(process.returncode, timed_out, stderr, limits)
+            finished = mark in _read_tail(err)
+            stderr = stderr.replace(f"\n{mark}\n", "")
+            passed, reason = _classify(process.returncode, timed_out, stderr, limits, finished)
             return Outcome(
                 passed=passed,
                 reason=reason,
