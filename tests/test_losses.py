@@ -50,6 +50,25 @@ def test_token_kl_matches_the_definition_and_its_gradient():
     assert L.token_kl(reference, reference).abs().max() < 1e-6
 
 
+def test_logps_and_kl_in_one_pass_equal_the_definitions_and_their_gradients():
+    torch.manual_seed(2)
+    policy = torch.randn(2, 5, 9, dtype=torch.float64, requires_grad=True)
+    reference = torch.randn(2, 5, 9, dtype=torch.float64)
+    targets = torch.randint(0, 9, (2, 5))
+    a, b = torch.randn(2, 5, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64)
+    logps, reference_logps, kl = L.token_logps_and_kl(policy, reference, targets, block=3)  # ragged last block
+    log_pol, log_ref = F.log_softmax(policy, -1), F.log_softmax(reference, -1)
+    expected_logps = log_pol.gather(-1, targets[..., None]).squeeze(-1)
+    expected_kl = (log_ref.exp() * (log_ref - log_pol)).sum(-1)
+    torch.testing.assert_close(logps, expected_logps, rtol=0, atol=1e-12)
+    torch.testing.assert_close(reference_logps, log_ref.gather(-1, targets[..., None]).squeeze(-1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(kl, expected_kl, rtol=0, atol=1e-12)
+    assert not reference_logps.requires_grad
+    (grad_ours,) = torch.autograd.grad((a * logps + b * kl).sum(), policy)
+    (grad_expected,) = torch.autograd.grad((a * expected_logps + b * expected_kl).sum(), policy)
+    torch.testing.assert_close(grad_ours, grad_expected, rtol=0, atol=1e-12)
+
+
 def test_token_kl_by_hand_on_two_tokens():
     # p_ref = (½, ½), p_θ = (σ(1), 1 − σ(1)): KL = ½·log(½/p1) + ½·log(½/p2).
     p1 = 1 / (1 + math.exp(-1))

@@ -81,6 +81,18 @@ class Schedule:
         ]
 
 
+@dataclass
+class ReferenceTerms:
+    """What a micro-batch takes from the reference: cached or live log-probs, or the live logits (for
+    the token KL), plus hidden states, activation scores and attribution where the method reads them."""
+
+    logps: torch.Tensor | None = None  # (2B, K)
+    logits: torch.Tensor | None = None  # (2B, K, V)
+    hidden: list[torch.Tensor] | None = None
+    activation_scores: list[torch.Tensor] | None = None
+    attribution: torch.Tensor | None = None
+
+
 class Engine:
     """Runs steps for one method; the caller owns models, optimiser, run folder and checkpoints."""
 
@@ -194,18 +206,28 @@ class Engine:
             output = grid_forward(
                 policy, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds
             )
-            policy_logps = L.token_logps(output.logits, grid.targets, self.block)
+            attribution = None
+            if self.method.attribution == "policy":
+                attribution = self._attribution(output.logits, grid, batch, embeds, retain=True)
+            reference = self._reference_terms(batch, grid, indices)
+            token_kl = None
+            if reference.logits is not None:
+                policy_logps, reference_logps, token_kl = L.token_logps_and_kl(
+                    output.logits, reference.logits, grid.targets, self.block
+                )
+            else:
+                policy_logps = L.token_logps(output.logits, grid.targets, self.block)
+                reference_logps = reference.logps
             tensors = StepTensors(
                 targets=grid.targets,
                 mask=grid.mask,
-                policy_logits=output.logits,
                 policy_logps=policy_logps,
-                reference_logps=torch.zeros_like(policy_logps),
-                block=self.block,
+                reference_logps=reference_logps,
+                token_kl=token_kl,
+                reference_hidden=reference.hidden,
+                activation_scores=reference.activation_scores,
+                attribution=attribution if attribution is not None else reference.attribution,
             )
-            if self.method.attribution == "policy":
-                tensors.attribution = self._attribution(output.logits, grid, batch, embeds, retain=True)
-            self._reference_terms(tensors, batch, grid, indices)
             self._anchor_terms(tensors, policy, indices)
             return self.method.compute(tensors), tensors
 
@@ -231,34 +253,37 @@ class Engine:
         x.anchor_pairs = [indices.index(i) for i in anchored]
         x.anchor_logratios, x.anchor_mask = logps - reference, grid.mask
 
-    def _reference_terms(self, x: StepTensors, batch: dict, grid: CompletionGrid, indices) -> None:
+    def _reference_terms(self, batch: dict, grid: CompletionGrid, indices: list[int]) -> ReferenceTerms:
         m = self.method
+        terms = ReferenceTerms()
         if m.attribution == "reference":
-            x.attribution = self._from_cache("attribution", indices, grid.mask)
+            terms.attribution = self._from_cache("attribution", indices, grid.mask)
         if self.cached_reference:
-            x.reference_logps = self._from_cache("logps", indices, grid.mask)
+            terms.logps = self._from_cache("logps", indices, grid.mask)
+            return terms
+        hooks = m.activation_hooks
+        with (
+            torch.no_grad(),
+            reference_of(self._unwrapped_policy(), self.reference) as reference,
+            captured_activations(reference, *hooks) if hooks else contextlib.nullcontext([]) as scores,
+        ):
+            output = grid_forward(
+                reference,
+                batch["input_ids"],
+                batch["attention_mask"],
+                grid,
+                output_hidden_states=m.reference_hidden_states,
+            )
+        if m.reference_logits:  # log-probs come with the KL, from one pass over the vocabulary
+            terms.logits = output.logits
         else:
-            hooks = m.activation_hooks
-            with (
-                torch.no_grad(),
-                reference_of(self._unwrapped_policy(), self.reference) as reference,
-                captured_activations(reference, *hooks) if hooks else contextlib.nullcontext([]) as scores,
-            ):
-                output = grid_forward(
-                    reference,
-                    batch["input_ids"],
-                    batch["attention_mask"],
-                    grid,
-                    output_hidden_states=m.reference_hidden_states,
-                )
-            x.reference_logps = L.token_logps(output.logits, grid.targets, self.block)
-            if m.reference_logits:
-                x.reference_logits = output.logits
-            if m.reference_hidden_states:
-                x.reference_hidden = [grid.take(h) for h in output.hidden_states[1:]]
-            if hooks:
-                length = batch["input_ids"].shape[1]
-                x.activation_scores = [grid.take(_left_pad(s, length)) for s in scores]
+            terms.logps = L.token_logps(output.logits, grid.targets, self.block)
+        if m.reference_hidden_states:
+            terms.hidden = [grid.take(h) for h in output.hidden_states[1:]]
+        if hooks:
+            length = batch["input_ids"].shape[1]
+            terms.activation_scores = [grid.take(_left_pad(s, length)) for s in scores]
+        return terms
 
     def _attribution(self, logits, grid: CompletionGrid, batch, embeds, retain: bool):
         """TI-DPO: I_t = ‖∂ max_v logits(last valid position) / ∂e_t‖₁ for each token embedding e_t."""

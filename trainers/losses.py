@@ -98,54 +98,83 @@ def token_logps(logits: torch.Tensor, targets: torch.Tensor, block: int = 512) -
     return _TargetLogProbs.apply(logits, targets, block)
 
 
-class _TokenKL(torch.autograd.Function):
-    """KL(ref ‖ policy) per position over the full vocabulary, block by block.
+class _LogpsAndKL(torch.autograd.Function):
+    """Policy log-probs, reference log-probs and KL(ref ‖ policy) in one pass per block of positions.
 
-    With z the logits and lse their logsumexp (Σ_v p_ref(v) = 1):
-    KL_t = Σ_v p_ref(v)·(z_ref(v) − z_θ(v)) − lse(z_ref) + lse(z_θ);
-    ∂KL_t/∂z_θ = softmax(z_θ) − p_ref = exp(z_θ − lse(z_θ)) − exp(z_ref − lse(z_ref)).
-    The two logsumexps are saved per position, so the backward is two exps and a subtraction per
-    block, and neither pass builds a full log-softmax: the step's KL costs about half of what
-    autograd through two ``log_softmax`` calls would.
+    With lse = logsumexp(z) of each model's logits z at a position and y_t its target token:
+    log π(y_t) = z(y_t) − lse;  KL_t = Σ_v p_ref(v)·(z_ref(v) − z_θ(v)) − lse_ref + lse_θ.
+    For upstream gradients a_t (policy log-probs) and b_t (KL):
+    ∂/∂z_θ = a_t·(onehot(y_t) − softmax(z_θ)) + b_t·(softmax(z_θ) − p_ref)
+           = (b_t − a_t)·softmax(z_θ) − b_t·p_ref + a_t·onehot(y_t).
+    Computed apart (:func:`token_logps` twice and :func:`token_kl`), each logsumexp is taken twice
+    and the backward writes two full-vocabulary gradients that autograd then adds.
     """
 
     @staticmethod
-    def forward(ctx, policy_logits: torch.Tensor, reference_logits: torch.Tensor, block: int) -> torch.Tensor:
+    def forward(ctx, policy_logits, reference_logits, targets, block):
         vocab = policy_logits.shape[-1]
         policy = policy_logits.reshape(-1, vocab)
         reference = reference_logits.reshape(-1, vocab)
+        flat_targets = targets.reshape(-1, 1)
         dtype = _accumulation_dtype(policy_logits.dtype)
-        out = torch.empty(policy.shape[0], dtype=dtype, device=policy.device)
-        lse_policy, lse_reference = torch.empty_like(out), torch.empty_like(out)
-        for start in _blocks(policy.shape[0], block):
+        rows_total = policy.shape[0]
+        policy_logps, reference_logps, kl, lse_policy, lse_reference = (
+            torch.empty(rows_total, dtype=dtype, device=policy.device) for _ in range(5)
+        )
+        for start in _blocks(rows_total, block):
             rows = slice(start, start + block)
-            # Fresh float copies (``clone`` when already float), so the in-place steps below are safe.
             z_reference = reference[rows].to(dtype, copy=True)
             z_policy = policy[rows].to(dtype, copy=True)
             lse_reference[rows] = torch.logsumexp(z_reference, dim=-1)
             lse_policy[rows] = torch.logsumexp(z_policy, dim=-1)
+            policy_logps[rows] = z_policy.gather(-1, flat_targets[rows]).squeeze(-1) - lse_policy[rows]
+            reference_logps[rows] = z_reference.gather(-1, flat_targets[rows]).squeeze(-1) - lse_reference[rows]
             difference = z_policy.neg_().add_(z_reference)  # z_ref − z_θ
             p_reference = z_reference.sub_(lse_reference[rows, None]).exp_()
-            out[rows] = torch.linalg.vecdot(p_reference, difference) - lse_reference[rows] + lse_policy[rows]
-        ctx.save_for_backward(policy_logits, reference_logits, lse_policy, lse_reference)
+            kl[rows] = torch.linalg.vecdot(p_reference, difference) - lse_reference[rows] + lse_policy[rows]
+        ctx.save_for_backward(policy_logits, reference_logits, targets, lse_policy, lse_reference)
         ctx.block = block
-        return out.view(policy_logits.shape[:-1])
+        outputs = tuple(values.view(targets.shape) for values in (policy_logps, reference_logps, kl))
+        ctx.mark_non_differentiable(outputs[1])
+        return outputs
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        policy_logits, reference_logits, lse_policy, lse_reference = ctx.saved_tensors
+    def backward(ctx, grad_logps, _grad_reference, grad_kl):
+        policy_logits, reference_logits, targets, lse_policy, lse_reference = ctx.saved_tensors
         vocab = policy_logits.shape[-1]
         policy = policy_logits.reshape(-1, vocab)
         reference = reference_logits.reshape(-1, vocab)
+        flat_targets = targets.reshape(-1, 1)
         dtype = lse_policy.dtype
-        flat_grad = grad.reshape(-1, 1).to(dtype)
+        a = grad_logps.reshape(-1, 1).to(dtype)
+        b = grad_kl.reshape(-1, 1).to(dtype)
         grad_policy = torch.empty_like(policy)
         for start in _blocks(policy.shape[0], ctx.block):
             rows = slice(start, start + ctx.block)
             p_policy = policy[rows].to(dtype, copy=True).sub_(lse_policy[rows, None]).exp_()
             p_reference = reference[rows].to(dtype, copy=True).sub_(lse_reference[rows, None]).exp_()
-            grad_policy[rows] = p_policy.sub_(p_reference).mul_(flat_grad[rows])
-        return grad_policy.view_as(policy_logits), None, None
+            block_grad = p_policy.mul_(b[rows] - a[rows]).sub_(p_reference.mul_(b[rows]))
+            block_grad.scatter_add_(-1, flat_targets[rows], a[rows])
+            grad_policy[rows] = block_grad
+        return grad_policy.view_as(policy_logits), None, None, None
+
+
+def token_logps_and_kl(
+    policy_logits: torch.Tensor, reference_logits: torch.Tensor, targets: torch.Tensor, block: int = 512
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`token_logps` of both models and :func:`token_kl`, from one pass over the vocabulary.
+
+    What TDPO, SparsePO and TI-DPO's KL variant need from a live reference; the values equal the three
+    separate calls, at about half their cost.
+
+    Args:
+        policy_logits: (N, T, V), with gradients.  reference_logits: (N, T, V), no gradients.
+        targets: (N, T) token ids.
+    Returns:
+        policy log-probs (N, T), reference log-probs (N, T) (no gradient), KL_t (N, T); float32
+        (float64 for float64 logits).
+    """
+    return _LogpsAndKL.apply(policy_logits, reference_logits, targets, block)
 
 
 def token_kl(policy_logits: torch.Tensor, reference_logits: torch.Tensor, block: int = 512) -> torch.Tensor:
@@ -158,7 +187,8 @@ def token_kl(policy_logits: torch.Tensor, reference_logits: torch.Tensor, block:
         (N, T) in float32 (float64 for float64 logits), ≥ 0 up to rounding (a few ulps below 0 where the
         two distributions are equal).
     """
-    return _TokenKL.apply(policy_logits, reference_logits, block)
+    targets = torch.zeros(policy_logits.shape[:-1], dtype=torch.long, device=policy_logits.device)
+    return token_logps_and_kl(policy_logits, reference_logits, targets, block)[2]
 
 
 def _rewards(beta: float, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

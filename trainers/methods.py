@@ -32,11 +32,9 @@ class StepTensors:
 
     targets: torch.Tensor  # (2B, K) token ids
     mask: torch.Tensor  # (2B, K) completion tokens
-    policy_logits: torch.Tensor  # (2B, K, V)
     policy_logps: torch.Tensor  # (2B, K) float32
     reference_logps: torch.Tensor  # (2B, K) float32
-    block: int
-    reference_logits: torch.Tensor | None = None  # (2B, K, V), live reference only
+    token_kl: torch.Tensor | None = None  # (2B, K) KL_t, for methods with reference_logits
     reference_hidden: list[torch.Tensor] | None = None  # per layer (2B, K, H)
     activation_scores: list[torch.Tensor] | None = None  # per hook (2B, K)
     attribution: torch.Tensor | None = None  # (2B, K)
@@ -88,9 +86,11 @@ class Method:
     def _logratios(self, x: StepTensors) -> torch.Tensor:
         return x.policy_logps - x.reference_logps
 
-    def _sequence_kl(self, x: StepTensors) -> torch.Tensor:
-        kl = L.token_kl(x.policy_logits, x.reference_logits, x.block)
-        return kl
+    @staticmethod
+    def _token_kl(x: StepTensors) -> torch.Tensor:
+        if x.token_kl is None:
+            raise RuntimeError("the token KL needs a live reference's logits (set reference_logits)")
+        return x.token_kl
 
     @staticmethod
     def _kl_stats(sequence_kl: torch.Tensor) -> dict[str, Stat]:
@@ -120,7 +120,7 @@ class TDPO(Method):
     def compute(self, x: StepTensors) -> MethodOutput:
         mask = x.mask
         token_logratios = self._logratios(x)
-        sequence_kl = L.masked_sum(self._sequence_kl(x), mask)
+        sequence_kl = L.masked_sum(self._token_kl(x), mask)
         result = L.tdpo_loss(
             L.masked_sum(token_logratios, mask),
             sequence_kl,
@@ -161,7 +161,7 @@ class SparsePO(Method):
         c = self.config
         mask = x.mask
         token_logratios = self._logratios(x)
-        token_kl = self._sequence_kl(x)
+        token_kl = self._token_kl(x)
         mask_u, mask_d = self.masks(x)
         result = L.sparsepo_loss(
             token_logratios, token_kl, mask_u, mask_d, mask, c.beta, c.lambda_u, c.lambda_d
@@ -203,7 +203,7 @@ class TIDPO(Method):
         mask = x.mask
         token_logratios = self._logratios(x)
         weights = self.weights(x)
-        sequence_kl = L.masked_sum(self._sequence_kl(x), mask) if c.variant == "tdpo2-kl" else None
+        sequence_kl = L.masked_sum(self._token_kl(x), mask) if c.variant == "tdpo2-kl" else None
         result = L.weighted_dpo_loss(token_logratios, weights, mask, c.beta, sequence_kl, c.kl_alpha)
         stats = self._kl_stats(sequence_kl) if sequence_kl is not None else {}
         chosen_mask, rejected_mask = L.split_pairs(mask)
