@@ -23,7 +23,15 @@ from trainers import losses as L
 from trainers.config import TrainConfig
 from trainers.data import TokenizedPair, collate_sequences
 from trainers.errors import TrainingError
-from trainers.forward import CompletionGrid, grid_forward, input_embeddings, reference_of
+from trainers.forward import (
+    CompletionGrid,
+    continue_prefixes,
+    grid_forward,
+    input_embeddings,
+    output_cache,
+    reference_of,
+    reusable_prefix_cache,
+)
 from trainers.masks import captured_activations
 from trainers.methods import Method, MethodOutput, Stat, StepTensors
 
@@ -204,7 +212,12 @@ class Engine:
                 if not embeds.requires_grad:  # frozen embeddings (LoRA): attribution still needs the path
                     embeds.requires_grad_(True)
             output = grid_forward(
-                policy, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds
+                policy,
+                batch["input_ids"],
+                batch["attention_mask"],
+                grid,
+                inputs_embeds=embeds,
+                keep_cache=self._anchored(indices) != [],
             )
             attribution = None
             if self.method.attribution == "policy":
@@ -228,30 +241,61 @@ class Engine:
                 activation_scores=reference.activation_scores,
                 attribution=attribution if attribution is not None else reference.attribution,
             )
-            self._anchor_terms(tensors, policy, indices)
+            self._anchor_terms(tensors, policy, indices, output, grid)
             return self.method.compute(tensors), tensors
 
-    def _anchor_terms(self, x: StepTensors, policy: nn.Module, indices: list[int]) -> None:
-        """TI-DPO: the anchors' token log-ratios, from a forward of their own.
-
-        Anchors are shorter than the pairs (prompt + at most ``anchor_max_new_tokens``); padded into
-        the pairs' batch they would cost as much as a chosen row each.
-        """
+    def _anchored(self, indices: list[int]) -> list[int]:
         pool = self.method.anchors
-        anchored = [i for i in indices if pool is not None and i in pool.anchors]
+        return [i for i in indices if pool is not None and i in pool.anchors]
+
+    def _anchor_terms(self, x: StepTensors, policy: nn.Module, indices: list[int], output, grid: CompletionGrid):
+        """TI-DPO: the anchors' token log-ratios.
+
+        An anchor shares its prompt with the pair's chosen row, so its forward continues that row's
+        cached prompt keys and values (:func:`continue_prefixes`): only the anchor's own tokens are
+        computed, and its first token is scored by the chosen row's logits at the prompt's last
+        position. Where the model's cache cannot be reused (gradient checkpointing drops it; hybrid or
+        sliding-window caches), prompt + anchor rows get a forward of their own.
+        """
+        anchored = self._anchored(indices)
         if not anchored:
             return
-        rows = [(self.pairs[i].prompt_ids, pool.anchors[i].completion_ids) for i in anchored]
-        batch = {k: v.to(self.accelerator.device) for k, v in collate_sequences(rows, self.pad_token_id).items()}
-        grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
-        output = grid_forward(policy, batch["input_ids"], batch["attention_mask"], grid)
-        logps = L.token_logps(output.logits, grid.targets, self.block)
+        pool = self.method.anchors
+        prompts = [self.pairs[i].prompt_ids for i in anchored]
+        completions = [pool.anchors[i].completion_ids for i in anchored]
+        cache = output_cache(output)
+        if cache is not None and reusable_prefix_cache(cache) and all(prompts):
+            rows = [indices.index(i) for i in anchored]  # their chosen rows, which start with the prompt
+            continued = continue_prefixes(
+                policy, cache, rows, [len(p) for p in prompts], completions, self.pad_token_id
+            )
+            # Position len(prompt) − 1 of chosen row r is grid column len(prompt) − start.
+            first = torch.stack(
+                [output.logits[row, len(prompt) - grid.start] for row, prompt in zip(rows, prompts, strict=True)]
+            )
+            logits = torch.cat([first[:, None], continued.logits[:, :-1]], dim=1)
+            width = logits.shape[1]
+            targets = torch.tensor(
+                [c + [self.pad_token_id] * (width - len(c)) for c in completions], device=logits.device
+            )
+            mask = (torch.arange(width, device=logits.device)[None, :] < torch.tensor(
+                [len(c) for c in completions], device=logits.device
+            )[:, None]).float()
+        else:
+            batch = {
+                k: v.to(self.accelerator.device)
+                for k, v in collate_sequences(list(zip(prompts, completions, strict=True)), self.pad_token_id).items()
+            }
+            anchor_grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+            logits = grid_forward(policy, batch["input_ids"], batch["attention_mask"], anchor_grid).logits
+            targets, mask = anchor_grid.targets, anchor_grid.mask
+        logps = L.token_logps(logits, targets, self.block)
         reference = torch.zeros_like(logps)
         for row, index in enumerate(anchored):
             values = torch.tensor(pool.anchors[index].reference_logps, device=logps.device)
-            reference[row][grid.mask[row].bool()] = values
+            reference[row][mask[row].bool()] = values
         x.anchor_pairs = [indices.index(i) for i in anchored]
-        x.anchor_logratios, x.anchor_mask = logps - reference, grid.mask
+        x.anchor_logratios, x.anchor_mask = (logps - reference) * mask, mask
 
     def _reference_terms(self, batch: dict, grid: CompletionGrid, indices: list[int]) -> ReferenceTerms:
         m = self.method

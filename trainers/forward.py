@@ -136,13 +136,23 @@ class CompletionGrid:
         return torch.cat([values, pad], dim=1)
 
 
-def _accepts_logits_to_keep(model: nn.Module) -> bool:
+def _forward_parameters(model: nn.Module) -> set[str]:
+    """The keyword arguments the underlying model's ``forward`` takes (through DDP and peft wrappers)."""
     base = model
     while hasattr(base, "module") and isinstance(base.module, nn.Module):  # DDP and friends
         base = base.module
     if is_peft(base):
         base = base.get_base_model()
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return set(inspect.signature(base.forward).parameters)
+
+
+def _accepts_logits_to_keep(model: nn.Module) -> bool:
+    return "logits_to_keep" in _forward_parameters(model)
+
+
+def output_cache(output):
+    """The keys/values cache a forward returned (``cache`` in newer transformers, ``past_key_values`` before)."""
+    return getattr(output, "cache", None) or getattr(output, "past_key_values", None)
 
 
 def grid_forward(
@@ -152,9 +162,14 @@ def grid_forward(
     grid: CompletionGrid,
     inputs_embeds: torch.Tensor | None = None,
     output_hidden_states: bool = False,
+    keep_cache: bool = False,
 ):
-    """Run ``model`` and return its output with ``logits`` on the grid: (N, K, V)."""
-    kwargs: dict = {"attention_mask": attention_mask, "use_cache": False}
+    """Run ``model`` and return its output with ``logits`` on the grid: (N, K, V).
+
+    ``keep_cache`` returns the keys and values of every position as ``output.past_key_values`` (with
+    their autograd history), for a second forward that continues a prefix of these rows.
+    """
+    kwargs: dict = {"attention_mask": attention_mask, "use_cache": keep_cache}
     if inputs_embeds is not None:
         kwargs["inputs_embeds"] = inputs_embeds
     else:
@@ -174,3 +189,48 @@ def grid_forward(
 def input_embeddings(model: nn.Module) -> nn.Module:
     base = model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
     return base.get_input_embeddings()
+
+
+def reusable_prefix_cache(cache) -> bool:
+    """Whether ``cache`` holds every position's keys and values, row-selectable: a plain
+    ``DynamicCache`` without sliding-window layers (hybrid and sliding caches drop positions)."""
+    from transformers import DynamicCache
+
+    if not isinstance(cache, DynamicCache) or not hasattr(cache, "batch_select_indices"):
+        return False
+    return not any(getattr(layer, "is_sliding", False) for layer in getattr(cache, "layers", ()))
+
+
+def continue_prefixes(
+    model: nn.Module,
+    cache,
+    rows: list[int],
+    prefix_lengths: list[int],
+    continuations: list[list[int]],
+    pad_token_id: int,
+):
+    """Forward ``continuations`` after the first ``prefix_lengths`` tokens of ``rows`` of a cached batch.
+
+    Row r's continuation attends to positions 0..prefix_lengths[r]−1 of cached row rows[r] (the rest
+    of that row is masked out) and to itself, at positions prefix_lengths[r] onwards: the same keys,
+    values and logits as a forward of prefix + continuation, without recomputing the prefix.
+    Gradients flow through the cached keys and values into the first forward. ``cache`` is consumed.
+
+    Returns the model output: logits (A, n, V) for the n continuation positions (right-padded).
+    """
+    device = next(model.parameters()).device
+    cached_length = cache.get_seq_length()
+    cache.batch_select_indices(torch.tensor(rows, device=device))
+    width = max(len(tokens) for tokens in continuations)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long, device=device)
+    attention = torch.zeros((len(rows), cached_length + width), dtype=torch.long, device=device)
+    for row, (prefix, tokens) in enumerate(zip(prefix_lengths, continuations, strict=True)):
+        input_ids[row, : len(tokens)] = torch.tensor(tokens, device=device)
+        attention[row, :prefix] = 1
+        attention[row, cached_length : cached_length + len(tokens)] = 1
+    positions = torch.tensor(prefix_lengths, device=device)[:, None] + torch.arange(width, device=device)[None, :]
+    # transformers renamed ``past_key_values`` to ``cache`` (the old name is deprecated, then removed).
+    keyword = "cache" if "cache" in _forward_parameters(model) else "past_key_values"
+    return model(
+        input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True, **{keyword: cache}
+    )
