@@ -109,3 +109,27 @@ def test_isolation_is_reported():
     outcome = run_program("print('hello')\n", LIMITS)
     assert outcome.passed and outcome.stdout == "hello\n"
     assert "net" in outcome.isolation.split(","), f"no network namespace here: {outcome.isolation}"
+
+
+def test_programs_forked_from_one_warm_launcher_see_nothing_of_each_other():
+    # run_many forks every program of a worker from the same launcher: what one program leaves behind
+    # (files in /tmp, its environment, a process in a session of its own) must not reach the next, and
+    # no launcher or program process outlives run_many.
+    first = (
+        "import os, time\n"
+        "open('/tmp/left-behind', 'w').write('x')\n"
+        "os.environ['LEFT_BEHIND'] = '1'\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    time.sleep(60)\n"
+    )
+    second = (
+        "import os\n"
+        "assert not os.path.exists('/tmp/left-behind')\n"
+        "assert 'LEFT_BEHIND' not in os.environ, sorted(os.environ)\n"
+        "assert sorted(os.listdir('.')) == ['program.py'], os.listdir('.')\n"
+    )
+    outcomes = run_many([first, second], LIMITS, workers=1)
+    assert [o.passed for o in outcomes] == [True, True], [o.reason for o in outcomes]
+    time.sleep(0.2)
+    assert _sandbox_processes() == []

@@ -1,6 +1,7 @@
 """Run untrusted Python programs (generated code plus its tests), each in its own sandbox.
 
-Every program runs in a separate process (``_sandbox_child.py`` launches it) with:
+Every program runs in a separate process, a fresh fork of a warm launcher (``_sandbox_child.py``,
+one per worker, started with the interpreter and flags the program gets: ``python -I``), with:
 
 - wall-clock and CPU time limits; a memory (address space) limit; a file-size limit that also caps
   what it prints (stdout/stderr go to files); a process-count limit; no core dumps;
@@ -10,7 +11,13 @@ Every program runs in a separate process (``_sandbox_child.py`` launches it) wit
 - a fresh working folder on a private tmpfs (its own mount namespace hides /tmp, /var/tmp and
   /dev/shm), and when the harness runs as root an unprivileged uid of its own, which can write
   nowhere else;
-- a scrubbed environment (PATH, HOME, TMPDIR, LANG only) and ``python -I``.
+- a scrubbed environment (PATH, HOME, TMPDIR, LANG, PYTHONDONTWRITEBYTECODE, PYTHONHASHSEED only)
+  and ``python -I``; stdin is /dev/null and no descriptor but stdout and stderr is open.
+
+The program runs in the sandboxed fork itself rather than in a second, exec'ed interpreter (about 55
+ms per program saved): what it shares with the launcher is the interpreter's state before any job
+(standard-library modules already imported, the string hash seed), nothing secret and nothing that
+crosses the namespaces, uid or limits.
 
 As root the namespaces are created directly; as another user inside a user namespace (both paths
 were checked on Linux 6.x: loops, fork bombs, network and writes outside fail the same way).
@@ -28,6 +35,7 @@ import os
 import queue
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -171,39 +179,93 @@ def _classify(
     return False, f"error (exit {returncode}): {last[:300]}" if last else f"error: exit code {returncode}"
 
 
-def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Outcome:
-    """Run ``program`` (Python source) in a sandbox; passed means it ran to its end and exited with status 0."""
-    import time
+class _Launcher:
+    """A warm launcher (``_sandbox_child.py``, already started and imported) that forks one sandbox per program.
 
-    # As root, drop to an unprivileged uid of its own when some interpreter is reachable by it.
-    python = sandbox_python() if os.geteuid() == 0 else None
-    uid = _UIDS.acquire() if python else None
-    started = time.monotonic()
-    mark = f"sandbox-end-{secrets.token_hex(8)}"  # unknown to the program until it runs
-    job = {
-        "program": with_end_mark(program, mark),
-        "limits": asdict(limits),
-        "uid": uid,
-        "python": python or sys.executable,
-    }
-    try:
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            process = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(LAUNCHER)],
-                stdin=subprocess.PIPE,
-                stdout=out,
-                stderr=err,
+    Each program used to cost two interpreter starts, the launcher's and the program's (about 55 of
+    its 80 ms). The launcher is now started once per worker, with the interpreter and flags the program
+    gets (``python -I``, the sandbox uid's python), and runs the program in the sandboxed fork itself:
+    the fork gets the same namespaces, limits, uid, folder and environment as before.
+    """
+
+    def __init__(self, python: str):
+        ours, theirs = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(
+                [python, "-I", str(LAUNCHER), str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 start_new_session=True,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
             )
-            timed_out = False
-            try:
-                process.communicate(json.dumps(job).encode(), timeout=limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                _kill_group(process.pid)
-                process.wait()
+        finally:
+            theirs.close()
+        self.python, self.sock, self.alive = python, ours, True
+
+    def run(self, job: dict, out, err, reply_seconds: float) -> dict | None:
+        """Hand one job and its output files to the launcher; its report, or None if the launcher failed."""
+        data = json.dumps(job).encode()
+        try:
+            socket.send_fds(self.sock, [len(data).to_bytes(8, "big")], [out.fileno(), err.fileno()])
+            self.sock.sendall(data)
+            self.sock.settimeout(reply_seconds)
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            if reply.endswith(b"\n"):
+                return json.loads(reply)
+        except OSError:
+            pass
+        self.close()
+        return None
+
+    def close(self) -> None:
+        self.alive = False
+        self.sock.close()  # the launcher's loop ends on EOF
+        try:
+            self.process.wait(timeout=5)  # its group is itself alone: each sandbox has its own session
+        except subprocess.TimeoutExpired:
+            _kill_group(self.process.pid)
+            self.process.wait()
+
+
+def _launcher_python() -> tuple[str, bool]:
+    """The interpreter for launcher and programs, and whether programs get a uid of their own (as root, when
+    some interpreter is reachable by an unprivileged uid)."""
+    python = sandbox_python() if os.geteuid() == 0 else None
+    return python or sys.executable, python is not None
+
+
+def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Outcome:
+    """Run ``program`` (Python source) in a sandbox; passed means it ran to its end and exited with status 0."""
+    launcher = _Launcher(_launcher_python()[0])
+    try:
+        return _run(program, limits, launcher)
+    finally:
+        launcher.close()
+
+
+def _run(program: str, limits: SandboxLimits, launcher: _Launcher) -> Outcome:
+    import time
+
+    uid = _UIDS.acquire() if _launcher_python()[1] else None
+    started = time.monotonic()
+    mark = f"sandbox-end-{secrets.token_hex(8)}"  # unknown to the program until it runs
+    job = {"program": with_end_mark(program, mark), "limits": asdict(limits), "uid": uid}
+    try:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            # The launcher enforces the wall time; the margin only guards against the launcher itself failing.
+            report = launcher.run(job, out, err, limits.wall_seconds + 30)
+            if report is None:
+                returncode, timed_out = None, False
+            else:
+                status, timed_out = report["status"], report["timed_out"]
+                returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
             stderr = _read_head(err, 64_000)
             isolation, _, stderr = stderr.partition("\n") if stderr.startswith(ISOLATION_PREFIX) else ("", "", stderr)
             if uid is not None and "pid" not in isolation.removeprefix(ISOLATION_PREFIX).split(","):
@@ -213,11 +275,14 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Outcom
                 _kill_uid(uid)
             finished = mark in _read_tail(err)
             stderr = stderr.replace(f"\n{mark}\n", "")
-            passed, reason = _classify(process.returncode, timed_out, stderr, limits, finished)
+            if report is None:
+                passed, reason = False, "error: the sandbox launcher failed"
+            else:
+                passed, reason = _classify(returncode, timed_out, stderr, limits, finished)
             return Outcome(
                 passed=passed,
                 reason=reason,
-                returncode=process.returncode,
+                returncode=returncode,
                 seconds=round(time.monotonic() - started, 3),
                 isolation=isolation.removeprefix(ISOLATION_PREFIX) or "unknown",
                 stdout=_read_head(out),
@@ -249,15 +314,27 @@ def run_many(
 
         bar = tqdm(total=len(programs), desc=description, unit="program")
     lock = threading.Lock()
+    local = threading.local()  # each worker thread keeps one warm launcher
+    launchers: list[_Launcher] = []
 
     def work(index: int) -> None:
-        results[index] = run_program(programs[index], limits)
+        launcher = getattr(local, "launcher", None)
+        if launcher is None or not launcher.alive:
+            local.launcher = launcher = _Launcher(_launcher_python()[0])
+            with lock:
+                launchers.append(launcher)
+        results[index] = _run(programs[index], limits, launcher)
         if bar is not None:
             with lock:
                 bar.update(1)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(work, range(len(programs))))
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(work, range(len(programs))))
+    finally:
+        for launcher in launchers:
+            if launcher.alive:
+                launcher.close()
     if bar is not None:
         bar.close()
     return [result for result in results if result is not None]
