@@ -83,13 +83,22 @@ def build_demo_report(folder: Path, lmeval_dir: Path, tokenizer) -> Path:
 
 
 def main() -> None:
-    """Rebuild docs/report-screenshot.png: real lm-eval output of SmolLM2-135M-Instruct (the real
-    built-in model) and the two tiny models on the offline MMLU/GSM8K subsets, plus the SYNTHETIC
-    runs and sentiment results. Run from the repository root:
-    ``flock /tmp/heavy-cpu.lock python tests/report_demo.py OUT_DIR docs/report-screenshot.png``.
+    """Two uses, from the repository root:
+
+    ``python tests/report_demo.py --screenshot runs/quickstart/report.html docs/report-screenshot.png``
+    rebuilds docs/report-screenshot.png from a real run (the quickstart's report; its top 3300 px:
+    table, benchmark charts, reward–KL frontier, training curves).
+
+    ``flock /tmp/heavy-cpu.lock python tests/report_demo.py OUT_DIR PNG`` builds the demo report: real
+    lm-eval output of SmolLM2-135M-Instruct and the two tiny models on the offline MMLU/GSM8K subsets,
+    plus the SYNTHETIC runs and sentiment results.
     """
     import os
     import sys
+
+    if sys.argv[1] == "--screenshot":
+        take_screenshot(Path(sys.argv[2]), Path(sys.argv[3]), height=3300)
+        return
 
     from lmeval_output import evaluate, write_tasks
 
@@ -144,10 +153,12 @@ def chromium_page(profile: Path, width: int = 1400) -> Iterator:
             context.close()
 
 
-def take_screenshot(report: Path, png: Path) -> None:
-    with tempfile.TemporaryDirectory() as profile, chromium_page(Path(profile)) as page:
+def take_screenshot(report: Path, png: Path, height: int | None = None, width: int = 1400) -> None:
+    """The whole page, or its top ``height`` pixels."""
+    with tempfile.TemporaryDirectory() as profile, chromium_page(Path(profile), width) as page:
         page.goto(report.as_uri(), wait_until="load")
-        page.screenshot(path=str(png), full_page=True)
+        clip = {"x": 0, "y": 0, "width": width, "height": height} if height else None
+        page.screenshot(path=str(png), full_page=True, clip=clip)
 
 
 if __name__ == "__main__":
