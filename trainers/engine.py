@@ -192,7 +192,9 @@ class Engine:
         """Rows: the pairs' chosen, then their rejected."""
         pairs = [self.pairs[i] for i in indices]
         rows = [(p.prompt_ids, p.chosen_ids) for p in pairs] + [(p.prompt_ids, p.rejected_ids) for p in pairs]
-        batch = collate_sequences(rows, self.pad_token_id)
+        return self._to_device(collate_sequences(rows, self.pad_token_id))
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {key: value.to(self.accelerator.device) for key, value in batch.items()}
 
     def _unwrapped_policy(self) -> nn.Module:
@@ -205,6 +207,7 @@ class Engine:
         policy = policy if policy is not None else self.policy
         batch = self._collate(indices)
         grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+        anchored = self._anchored(indices)
         with self.accelerator.autocast():
             embeds = None
             if self.method.attribution == "policy":
@@ -217,7 +220,7 @@ class Engine:
                 batch["attention_mask"],
                 grid,
                 inputs_embeds=embeds,
-                keep_cache=self._anchored(indices) != [],
+                keep_cache=bool(anchored),  # anchors continue the chosen rows' prompts
             )
             attribution = None
             if self.method.attribution == "policy":
@@ -241,14 +244,16 @@ class Engine:
                 activation_scores=reference.activation_scores,
                 attribution=attribution if attribution is not None else reference.attribution,
             )
-            self._anchor_terms(tensors, policy, indices, output, grid)
+            self._anchor_terms(tensors, policy, indices, anchored, output, grid)
             return self.method.compute(tensors), tensors
 
     def _anchored(self, indices: list[int]) -> list[int]:
         pool = self.method.anchors
         return [i for i in indices if pool is not None and i in pool.anchors]
 
-    def _anchor_terms(self, x: StepTensors, policy: nn.Module, indices: list[int], output, grid: CompletionGrid):
+    def _anchor_terms(
+        self, x: StepTensors, policy: nn.Module, indices: list[int], anchored: list[int], output, grid: CompletionGrid
+    ) -> None:
         """TI-DPO: the anchors' token log-ratios.
 
         An anchor shares its prompt with the pair's chosen row, so its forward continues that row's
@@ -257,35 +262,24 @@ class Engine:
         position. Where the model's cache cannot be reused (gradient checkpointing drops it; hybrid or
         sliding-window caches), prompt + anchor rows get a forward of their own.
         """
-        anchored = self._anchored(indices)
         if not anchored:
             return
         pool = self.method.anchors
         prompts = [self.pairs[i].prompt_ids for i in anchored]
         completions = [pool.anchors[i].completion_ids for i in anchored]
+        rows = [indices.index(i) for i in anchored]  # each anchor's pair, and its chosen row
         cache = output_cache(output)
         if cache is not None and reusable_prefix_cache(cache) and all(prompts):
-            rows = [indices.index(i) for i in anchored]  # their chosen rows, which start with the prompt
-            continued = continue_prefixes(
-                policy, cache, rows, [len(p) for p in prompts], completions, self.pad_token_id
-            )
+            anchor_rows = self._to_device(collate_sequences([([], c) for c in completions], self.pad_token_id))
+            continued = continue_prefixes(policy, cache, rows, [len(p) for p in prompts], anchor_rows)
             # Position len(prompt) − 1 of chosen row r is grid column len(prompt) − start.
             first = torch.stack(
                 [output.logits[row, len(prompt) - grid.start] for row, prompt in zip(rows, prompts, strict=True)]
             )
             logits = torch.cat([first[:, None], continued.logits[:, :-1]], dim=1)
-            width = logits.shape[1]
-            targets = torch.tensor(
-                [c + [self.pad_token_id] * (width - len(c)) for c in completions], device=logits.device
-            )
-            mask = (torch.arange(width, device=logits.device)[None, :] < torch.tensor(
-                [len(c) for c in completions], device=logits.device
-            )[:, None]).float()
+            targets, mask = anchor_rows["input_ids"], anchor_rows["completion_mask"].float()
         else:
-            batch = {
-                k: v.to(self.accelerator.device)
-                for k, v in collate_sequences(list(zip(prompts, completions, strict=True)), self.pad_token_id).items()
-            }
+            batch = self._to_device(collate_sequences(list(zip(prompts, completions, strict=True)), self.pad_token_id))
             anchor_grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
             logits = grid_forward(policy, batch["input_ids"], batch["attention_mask"], anchor_grid).logits
             targets, mask = anchor_grid.targets, anchor_grid.mask
@@ -294,7 +288,7 @@ class Engine:
         for row, index in enumerate(anchored):
             values = torch.tensor(pool.anchors[index].reference_logps, device=logps.device)
             reference[row][mask[row].bool()] = values
-        x.anchor_pairs = [indices.index(i) for i in anchored]
+        x.anchor_pairs = rows
         x.anchor_logratios, x.anchor_mask = (logps - reference) * mask, mask
 
     def _reference_terms(self, batch: dict, grid: CompletionGrid, indices: list[int]) -> ReferenceTerms:
@@ -349,9 +343,7 @@ class Engine:
         prompts = [self.pairs[i].prompt_ids for i in indices]
         completions = pool.sample(policy, prompts, self.pad_token_id, self.eos_token_id)
         rows = [(prompt, completion) for prompt, completion in zip(prompts, completions, strict=True)]
-        batch = {
-            k: v.to(self.accelerator.device) for k, v in collate_sequences(rows, self.pad_token_id).items()
-        }
+        batch = self._to_device(collate_sequences(rows, self.pad_token_id))
         grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
         with torch.no_grad(), reference_of(policy, self.reference) as reference, self.accelerator.autocast():
             output = grid_forward(reference, batch["input_ids"], batch["attention_mask"], grid)

@@ -166,8 +166,8 @@ def grid_forward(
 ):
     """Run ``model`` and return its output with ``logits`` on the grid: (N, K, V).
 
-    ``keep_cache`` returns the keys and values of every position as ``output.past_key_values`` (with
-    their autograd history), for a second forward that continues a prefix of these rows.
+    ``keep_cache`` also returns the keys and values of every position (:func:`output_cache`, with their
+    autograd history), for a second forward that continues a prefix of these rows.
     """
     kwargs: dict = {"attention_mask": attention_mask, "use_cache": keep_cache}
     if inputs_embeds is not None:
@@ -201,14 +201,7 @@ def reusable_prefix_cache(cache) -> bool:
     return not any(getattr(layer, "is_sliding", False) for layer in getattr(cache, "layers", ()))
 
 
-def continue_prefixes(
-    model: nn.Module,
-    cache,
-    rows: list[int],
-    prefix_lengths: list[int],
-    continuations: list[list[int]],
-    pad_token_id: int,
-):
+def continue_prefixes(model: nn.Module, cache, rows: list[int], prefix_lengths: list[int], continuations: dict):
     """Forward ``continuations`` after the first ``prefix_lengths`` tokens of ``rows`` of a cached batch.
 
     Row r's continuation attends to positions 0..prefix_lengths[r]−1 of cached row rows[r] (the rest
@@ -216,19 +209,19 @@ def continue_prefixes(
     values and logits as a forward of prefix + continuation, without recomputing the prefix.
     Gradients flow through the cached keys and values into the first forward. ``cache`` is consumed.
 
-    Returns the model output: logits (A, n, V) for the n continuation positions (right-padded).
+    Args:
+        continuations: right-padded ``input_ids`` and ``attention_mask`` (A, n), as
+            :func:`trainers.data.collate_sequences` makes them.
+    Returns the model output: logits (A, n, V) for the n continuation positions.
     """
-    device = next(model.parameters()).device
+    input_ids, own = continuations["input_ids"], continuations["attention_mask"]
+    device = input_ids.device
     cached_length = cache.get_seq_length()
     cache.batch_select_indices(torch.tensor(rows, device=device))
-    width = max(len(tokens) for tokens in continuations)
-    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long, device=device)
-    attention = torch.zeros((len(rows), cached_length + width), dtype=torch.long, device=device)
-    for row, (prefix, tokens) in enumerate(zip(prefix_lengths, continuations, strict=True)):
-        input_ids[row, : len(tokens)] = torch.tensor(tokens, device=device)
-        attention[row, :prefix] = 1
-        attention[row, cached_length : cached_length + len(tokens)] = 1
-    positions = torch.tensor(prefix_lengths, device=device)[:, None] + torch.arange(width, device=device)[None, :]
+    prefix = torch.tensor(prefix_lengths, device=device)[:, None]
+    visible_prefix = torch.arange(cached_length, device=device)[None, :] < prefix
+    attention = torch.cat([visible_prefix.to(own.dtype), own], dim=1)
+    positions = prefix + torch.arange(input_ids.shape[1], device=device)[None, :]
     # transformers renamed ``past_key_values`` to ``cache`` (the old name is deprecated, then removed).
     keyword = "cache" if "cache" in _forward_parameters(model) else "past_key_values"
     return model(
