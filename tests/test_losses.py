@@ -107,6 +107,8 @@ def test_tdpo_losses_by_hand_and_the_stop_gradient_of_tdpo2():
     assert grad[0].item() == 0.0 and grad[1].item() > 0  # sg[D(y_w)]: no gradient into the chosen KL
     (grad1,) = torch.autograd.grad(tdpo1.losses.sum(), kl)
     assert grad1[0].item() < 0 < grad1[1].item()
+    # Rewards as the official TDPO code logs them: β·(Σ r + Σ KL).
+    assert (tdpo2.chosen_rewards.item(), tdpo2.rejected_rewards.item()) == pytest.approx((1.2, 0.5))
 
 
 def _token_batch(seed: int = 0):
@@ -156,7 +158,8 @@ def test_sparsepo_by_hand_on_one_pair():
     mask_d = torch.tensor([[0.0, 1.0], [1.0, 7.0]])
     result = L.sparsepo_loss(logratios, kl, mask_u, mask_d, mask, beta=2.0, lambda_u=0.1, lambda_d=0.0)
     assert result.losses.item() == pytest.approx(softplus(2.0 * (-0.5 - 0.2)) + 0.1 * 1.5, abs=1e-6)
-    assert (result.chosen_rewards.item(), result.rejected_rewards.item()) == (2.0, 3.0)
+    # Rewards as the official code logs them: β·(Σ m_u·r − Σ m_d·KL) = 2·(1 − 0.2), 2·(1.5 − 0.4).
+    assert (result.chosen_rewards.item(), result.rejected_rewards.item()) == pytest.approx((1.6, 2.2))
 
 
 def test_weighted_dpo_with_unit_weights_is_dpo_and_by_hand_with_weights():
@@ -183,6 +186,8 @@ def test_weighted_dpo_with_the_tdpo2_kl_variant_by_hand():
         kl_alpha=0.5,
     )
     assert result.losses.item() == pytest.approx(softplus(1.0 - 0.5 * (0.6 - 0.2)), abs=1e-6)
+    # The released code logs TDPO's rewards: β·(Σ W·r + Σ KL).
+    assert (result.chosen_rewards.item(), result.rejected_rewards.item()) == pytest.approx((1.2, 0.6))
 
 
 def test_tidpo_with_lambda_zero_and_flat_prior_is_uniformly_weighted_dpo():
@@ -211,6 +216,20 @@ def test_gaussian_prior_by_hand():
     prior = L.gaussian_prior(mask, sigma=0.25)[0].tolist()
     expected = [0.0, math.exp(-1.125), math.exp(-0.125), math.exp(-0.125), math.exp(-1.125), 0.0]
     assert prior == pytest.approx(expected, abs=1e-7)
+
+
+def test_gaussian_prior_width_has_a_floor_of_one_token_as_the_released_code():
+    # T = 3 with σ = ⅛·3 = 0.375 → max(1, 0.375) = 1: P = exp(−½(t − 1)²).
+    prior = L.gaussian_prior(torch.ones(1, 3), sigma=0.125)[0].tolist()
+    assert prior == pytest.approx([math.exp(-0.5), 1.0, math.exp(-0.5)], abs=1e-7)
+
+
+def test_importance_weights_without_attribution_or_with_one_token_as_the_released_code():
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    prior = torch.tensor([[1.0, 2.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    weights = L.importance_weights(torch.zeros(2, 4), prior, mask, importance_lambda=0.7, how="mean")
+    assert weights[0].tolist() == pytest.approx([0.75, 1.5, 0.75, 0.0])  # the prior alone, mean 1
+    assert weights[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # a single token gets no weight
 
 
 def test_importance_weights_mix_normalised_attribution_and_prior_by_hand():
@@ -242,9 +261,11 @@ def test_triplet_truncate_alignment_compares_only_the_shared_prefix():
     anchor = torch.tensor([[0.0, 0.0, 100.0]])
     pair = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 3.0, 100.0, 100.0]])
     pair_mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
-    value = L.triplet_loss(anchor, torch.ones(1, 3), pair, pair_mask, margin=0.0).item()
+    value = L.triplet_loss(anchor, torch.ones(1, 3), pair, pair_mask, margin=0.0, alignment="truncate").item()
     assert value == 0.0  # 1 − 9 < 0
-    value = L.triplet_loss(anchor, torch.ones(1, 3), pair.flip(0), pair_mask.flip(0), margin=0.0).item()
+    value = L.triplet_loss(
+        anchor, torch.ones(1, 3), pair.flip(0), pair_mask.flip(0), margin=0.0, alignment="truncate"
+    ).item()
     assert value == pytest.approx(9.0 - 1.0)
 
 

@@ -23,19 +23,26 @@ from trainers.masks import HEAD_FILE
 
 KILL_AFTER_STEP = 3
 
-# name → (method, LoRA settings or None)
+# name → (method, LoRA settings or None, other training settings)
 RUNS = {
-    "tidpo-anchors": (TIDPOConfig(beta=0.5, normalisation="mean", anchor_every=2, anchor_max_new_tokens=6), None),
-    "dpo-lora": (DPOConfig(beta=0.5), LoraSettings(r=4, alpha=8, dropout=0.0)),
-    "sparsepo-learned": (SparsePOConfig(beta=0.5, heads="independent", mask_dropout=0.3), None),
+    "tidpo-anchors": (TIDPOConfig(beta=0.5, anchor_every=2, anchor_max_new_tokens=6), None, {}),
+    "dpo-lora": (DPOConfig(beta=0.5), LoraSettings(r=4, alpha=8, dropout=0.0), {}),
+    # Dropout on (disable_dropout false), so the mask head's dropout draws from the restored RNG.
+    "sparsepo-learned": (
+        SparsePOConfig(beta=0.5, heads="independent", mask_dropout=0.3, head_init="average"),
+        None,
+        {"disable_dropout": False},
+    ),
 }
 # The TI-DPO run restores sampling RNG, anchors, optimiser and data position; the LoRA run resumes
 # adapters; the SparsePO run adds the mask head, its optimiser group and dropout RNG (slow tests).
 SLOW = {"sparsepo-learned"}
 
 
-def training(lora: LoraSettings | None) -> TrainingConfig:
-    return TrainingConfig(learning_rate=3e-3, per_device_batch_size=2, max_steps=6, save_every=2, seed=3, lora=lora)
+def training(lora: LoraSettings | None, extra: dict) -> TrainingConfig:
+    return TrainingConfig(
+        learning_rate=3e-3, per_device_batch_size=2, max_steps=6, save_every=2, seed=3, lora=lora, **extra
+    )
 
 
 _KILLED_RUN = """
@@ -51,7 +58,7 @@ def log_then_die(self, row):
         os.kill(os.getpid(), signal.SIGKILL)
 trainers.run.Trainer._log = log_then_die
 config = TrainConfig({method!r}, TrainingConfig(learning_rate=3e-3, per_device_batch_size=2, max_steps=6,
-                                                save_every=2, seed=3, lora={lora!r}))
+                                                save_every=2, seed=3, lora={lora!r}, **{extra!r}))
 trainers.train(config, {model!r}, load_preferences({data!r}).examples, {run!r}, progress=False)
 """
 
@@ -60,16 +67,17 @@ trainers.train(config, {model!r}, load_preferences({data!r}).examples, {run!r}, 
     "name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in sorted(RUNS)]
 )
 def test_resume_after_sigkill_equals_a_straight_run(tiny_model_dirs, tmp_path, name):
-    method, lora = RUNS[name]
+    method, lora, extra = RUNS[name]
     model = tiny_model_dirs["llama"]
     data = examples(8)
-    straight = train(TrainConfig(method, training(lora)), model, data, tmp_path / "straight", progress=False)
+    straight = train(TrainConfig(method, training(lora, extra)), model, data, tmp_path / "straight", progress=False)
 
     run = tmp_path / "resumed"
     script = _KILLED_RUN.format(
         method_class=type(method).__name__,
         method=method,
         lora=lora,
+        extra=extra,
         kill_after=KILL_AFTER_STEP,
         model=model,
         data=str(write_jsonl(tmp_path / "data.jsonl", data)),
@@ -87,7 +95,7 @@ def test_resume_after_sigkill_equals_a_straight_run(tiny_model_dirs, tmp_path, n
     assert [row["step"] for row in metrics(run)] == [1, 2, 3]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-2"]
 
-    resumed = train(TrainConfig(method, training(lora)), model, data, run, progress=False)
+    resumed = train(TrainConfig(method, training(lora, extra)), model, data, run, progress=False)
     assert resumed.resumed_from == 2
     assert metrics(run) == metrics(straight.run_dir)  # every number of every step, exactly
     ours, theirs = weights(run / "final"), weights(straight.run_dir / "final")

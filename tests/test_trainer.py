@@ -29,15 +29,17 @@ METHODS = {
     "ipo": DPOConfig(beta=0.5, loss="ipo"),
     "tdpo2": TDPOConfig(beta=0.5),
     "sparsepo-activation": SparsePOConfig(beta=0.5, mask="activation"),
-    "sparsepo-learned-common": SparsePOConfig(beta=0.5),
-    "tidpo": TIDPOConfig(beta=0.5, normalisation="mean", anchor_max_new_tokens=8),
-    "tidpo-tdpo2kl-reference-cached": TIDPOConfig(
+    # The official head initialisation starts a tiny model's masks near zero (a health flag, tested
+    # below); ours starts them at the layers' average.
+    "sparsepo-learned-common": SparsePOConfig(beta=0.5, head_init="average"),
+    "tidpo": TIDPOConfig(beta=0.5, anchor_max_new_tokens=8),  # the released code's computation
+    "tidpo-printed-formula-reference-cached": TIDPOConfig(
         beta=0.5,
-        normalisation="mean",
         importance_source="reference",
         anchor_every=2,
         anchor_max_new_tokens=8,
-        variant="tdpo2-kl",
+        variant="weighted-dpo",
+        weight_span="completion",
     ),
 }
 
@@ -87,8 +89,26 @@ def test_every_method_learns_the_training_pairs(tiny_model_dirs, tmp_path, name)
         assert {"kl/chosen", "kl/rejected"} <= set(last) and last["kl/chosen"] > 0
     if name.startswith("sparsepo"):
         assert 0.0 <= last["mask/u_zero_fraction"] <= 1.0
-    if name.startswith("tidpo"):
-        assert last["weights/chosen_mean"] == pytest.approx(1.0, abs=1e-4)  # mean-1 normalisation
+    if name.startswith("tidpo-printed"):
+        assert last["weights/chosen_mean"] == pytest.approx(1.0, abs=1e-4)  # mean 1 over the completion
+    elif name.startswith("tidpo"):  # mean 1 over prompt and completion: the completion's share differs
+        assert last["weights/chosen_mean"] > 0.1 and last["weights/chosen_mean"] != pytest.approx(1.0, abs=1e-3)
+    assert json.loads((result.run_dir / "health.json").read_text()) == {"flags": [], "steps": 5}
+    assert result.health == ()
+
+
+def test_a_method_that_cannot_learn_is_flagged_while_it_runs(tiny_model_dirs, tmp_path):
+    # The official head initialisation on a tiny model (N(0, 0.02²) weights, 64 hidden units): masks
+    # of order 1e-3, so β acts a thousand times smaller. One warning line names the metric.
+    lines = []
+    config = TrainConfig(SparsePOConfig(beta=0.5), settings())
+    result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False,
+                   on_warning=lines.append)
+    assert len(lines) == 1 and lines[0].startswith("warning: run (sparsepo-learned-common): mask/u_chosen_mean ")
+    assert "effective β" in lines[0]
+    flags = json.loads((result.run_dir / "health.json").read_text())["flags"]
+    assert [flag["metric"] for flag in flags] == ["mask/u_chosen_mean"] and flags[0]["value"] < 0.01
+    assert [flag.metric for flag in result.health] == ["mask/u_chosen_mean"]
 
 
 def test_the_run_folder_follows_the_file_formats(tiny_model_dirs, tmp_path):
@@ -100,6 +120,7 @@ def test_the_run_folder_follows_the_file_formats(tiny_model_dirs, tmp_path):
         "checkpoints",
         "config.yaml",
         "final",
+        "health.json",
         "metrics.jsonl",
         "token_scores.jsonl",
     ]

@@ -22,8 +22,11 @@ class Anchor:
 
 
 class AnchorPool:
-    def __init__(self, every: int, max_new_tokens: int, temperature: float):
+    """Sampling settings default to the released TI-DPO code's: top-k 50, top-p 0.95, temperature 0.8."""
+
+    def __init__(self, every: int, max_new_tokens: int, temperature: float, top_k: int = 50, top_p: float = 0.95):
         self.every, self.max_new_tokens, self.temperature = every, max_new_tokens, temperature
+        self.top_k, self.top_p = top_k, top_p
         self.anchors: dict[int, Anchor] = {}
 
     def due(self, step: int) -> bool:
@@ -50,8 +53,8 @@ class AnchorPool:
                 attention_mask=attention,
                 do_sample=True,
                 temperature=self.temperature,
-                top_k=0,
-                top_p=1.0,
+                top_k=self.top_k,
+                top_p=self.top_p,
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=pad_id,
                 eos_token_id=eos_id,

@@ -11,8 +11,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-HookType = Literal["mlp", "attention", "residual", "logits"]
-
 
 class ConfigValueError(ValueError):
     """A configuration value that is out of range; ``field`` names the offending key."""
@@ -87,54 +85,92 @@ class TDPOConfig:
 
 @dataclass
 class SparsePOConfig:
-    """SparsePO: token masks m_u (reward) and m_d (KL), activation-based or learned.
+    """SparsePO: token masks m_u (reward) and m_d (KL), activation-based ("MaPO") or learned.
 
-    ``mask: activation`` ("MaPO") averages the frozen reference's activations at ``hooks`` of
-    ``layers`` (None: every layer) into one mask for both terms. ``mask: learned`` trains a head
-    on the reference's hidden states: ``heads: common`` (one mask) or ``independent`` (two).
+    Defaults are what the official code (huawei-noah/HEBO, SparsePO/) computes; other readings are
+    named options. ``mask: activation`` averages the frozen reference's activations at ``hooks``
+    (hook types, or ``type.point`` names; see ``trainers.activations``) of ``layers`` (None: all)
+    into one mask for both terms, within each hook type and then across types
+    (``hook_aggregation: by-type``). ``mask: learned`` trains a head on the reference's hidden
+    states: ``heads: common`` (one mask for both terms) or ``independent`` (two).
+    ``mask_position: prediction`` reads the mask of completion token y_t from the states at
+    position t−1, whose logits predict y_t (official); ``token`` reads it at t.
+    With common masks both L1 terms fall on one mask and, as in the official code, both λ are
+    halved: the penalty is (λ_u + λ_d)/2 · (‖m(y_w)‖₁ + ‖m(y_l)‖₁).
+    ``head_init``: "official" draws the head's weights from N(0, σ²) with σ = ``head_init_std`` (None:
+    the model's ``initializer_range``, what the official code ends up with), "average" is ours
+    (see :class:`trainers.masks.MaskHead`). The head trains at ``head_learning_rate`` (None: the
+    policy's, as the official single optimiser).
     """
 
     name: Literal["sparsepo"] = "sparsepo"
     beta: float = 0.1
     mask: Literal["activation", "learned"] = "learned"
     heads: Literal["common", "independent"] = "common"
-    hooks: list[HookType] = field(default_factory=lambda: ["mlp", "attention", "residual"])
+    hooks: list[str] = field(default_factory=lambda: ["mlp", "attention", "residual", "logits"])
+    hook_aggregation: Literal["by-type", "flat"] = "by-type"
     layers: list[int] | None = None
-    lambda_u: float = 0.001
-    lambda_d: float = 0.001
+    mask_position: Literal["prediction", "token"] = "prediction"
+    lambda_u: float = 0.0
+    lambda_d: float = 0.0
     mask_dropout: float = 0.01
+    head_init: Literal["official", "average"] = "official"
+    head_init_std: float | None = None
     head_learning_rate: float | None = None
     head_weight_decay: float = 0.01
 
     def __post_init__(self) -> None:
+        from trainers.activations import resolve_points
+
         _positive(self, "beta")
-        _require(len(self.hooks) > 0, "hooks", "needs at least one hook type")
-        _require(len(set(self.hooks)) == len(self.hooks), "hooks", f"lists a hook type twice: {self.hooks}")
+        try:
+            resolve_points(self.hooks)
+        except ValueError as error:
+            raise ConfigValueError("hooks", str(error)) from None
         _require(
             self.layers is None or len(self.layers) > 0, "layers", "must be null (all layers) or non-empty"
         )
         for name in ("lambda_u", "lambda_d", "head_weight_decay"):
             value = getattr(self, name)
             _require(value >= 0, name, f"must be non-negative, got {value}")
+            _require(
+                self.mask == "learned" or name == "head_weight_decay" or value == 0,
+                name,
+                "applies to learned masks only (activation masks are constants of the frozen reference)",
+            )
         _fraction(self, "mask_dropout", upper_open=True)
         if self.head_learning_rate is not None:
             _positive(self, "head_learning_rate")
+        if self.head_init_std is not None:
+            _positive(self, "head_init_std")
+            _require(self.head_init == "official", "head_init_std", "sets the spread of head_init: official only")
 
     @property
     def label(self) -> str:
         return "sparsepo-activation" if self.mask == "activation" else f"sparsepo-learned-{self.heads}"
 
+    @property
+    def common_mask(self) -> bool:
+        """One mask serves both terms: activation masks, and learned masks with a common head."""
+        return self.mask == "activation" or self.heads == "common"
+
 
 @dataclass
 class TIDPOConfig:
-    """TI-DPO: weighted DPO with token importance W_t, plus γ × a triplet term on anchors.
+    """TI-DPO: importance-weighted log-ratios, the TDPO-2 KL term, plus γ × a triplet term on anchors.
 
-    W_t = λ·Î_t + (1−λ)·P̂_t: gradient attribution I and a Gaussian prior P (σ = ``prior_sigma``·T),
-    both normalised by ``normalisation`` ("sum": to sum 1, the paper; "mean": to mean 1, the
-    authors' code, which keeps β on DPO's scale). ``importance_source``: "policy" (every step, the
-    paper) or "reference" (once per example, cached). Anchors are sampled from the policy on every
-    ``anchor_every``-th step (1: the paper). ``variant: tdpo2-kl`` adds the TDPO-2 KL term of the
-    authors' code (α = ``kl_alpha``).
+    Defaults are what the authors' released code computes with the paper's final settings (Table
+    B12: α 0.5, β 0.1, γ 0.1, λ 0.7; σ = T/4, B.6). Weights W = λ·Î + (1−λ)·P̂ mix gradient
+    attribution I and a Gaussian prior P (σ = max(1, ``prior_sigma``·T)), normalised over
+    ``weight_span`` ("sequence": prompt and completion tokens, as the released code; "completion":
+    completion tokens only) by ``normalisation`` ("mean": to mean 1, the released code; "sum": to
+    sum 1, the paper's printed formula). ``importance_source``: "policy" (every step, as released)
+    or "reference" (once per example, cached). ``variant: tdpo2-kl`` is the released objective,
+    −log σ(β·Δr_W − α·β·(ΣKL(y_l) − sg[ΣKL(y_w)])) with α = ``kl_alpha``; ``weighted-dpo`` the
+    printed formula without the KL term. Anchors are sampled from the policy (top-k, top-p,
+    temperature) on every ``anchor_every``-th step (1: as released). ``triplet_alignment``:
+    "pairwise" (released: each distance over the tokens both completions have), "truncate"
+    (the tokens all three have) or "mean" (length-normalised sums).
     """
 
     name: Literal["tidpo"] = "tidpo"
@@ -143,26 +179,30 @@ class TIDPOConfig:
     importance_lambda: float = 0.7
     prior: Literal["gaussian", "flat"] = "gaussian"
     prior_sigma: float = 0.25
-    normalisation: Literal["sum", "mean"] = "sum"
+    normalisation: Literal["mean", "sum"] = "mean"
+    weight_span: Literal["sequence", "completion"] = "sequence"
     importance_source: Literal["policy", "reference"] = "policy"
     anchor_every: int = 1
     anchor_max_new_tokens: int = 64
-    anchor_temperature: float = 1.0
-    triplet_margin: float = 1.0
-    triplet_alignment: Literal["truncate", "mean"] = "truncate"
-    variant: Literal["paper", "tdpo2-kl"] = "paper"
+    anchor_temperature: float = 0.8
+    anchor_top_k: int = 50
+    anchor_top_p: float = 0.95
+    triplet_margin: float = 0.001
+    triplet_alignment: Literal["pairwise", "truncate", "mean"] = "pairwise"
+    variant: Literal["tdpo2-kl", "weighted-dpo"] = "tdpo2-kl"
     kl_alpha: float = 0.5
 
     def __post_init__(self) -> None:
         _positive(self, "beta", "prior_sigma", "anchor_temperature", "anchor_every", "anchor_max_new_tokens")
         _fraction(self, "importance_lambda")
-        for name in ("gamma", "triplet_margin", "kl_alpha"):
+        _require(0 < self.anchor_top_p <= 1, "anchor_top_p", f"must be in (0, 1], got {self.anchor_top_p}")
+        for name in ("gamma", "triplet_margin", "kl_alpha", "anchor_top_k"):
             value = getattr(self, name)
             _require(value >= 0, name, f"must be non-negative, got {value}")
 
     @property
     def label(self) -> str:
-        return "tidpo" if self.variant == "paper" else "tidpo-tdpo2kl"
+        return "tidpo" if self.variant == "tdpo2-kl" else "tidpo-weighted-dpo"
 
     @property
     def uses_anchors(self) -> bool:

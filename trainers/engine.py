@@ -20,6 +20,7 @@ from accelerate.utils import gather_object
 from torch import nn
 
 from trainers import losses as L
+from trainers.activations import captured_activations
 from trainers.config import TrainConfig
 from trainers.data import TokenizedPair, collate_sequences
 from trainers.errors import TrainingError
@@ -32,7 +33,6 @@ from trainers.forward import (
     reference_of,
     reusable_prefix_cache,
 )
-from trainers.masks import captured_activations
 from trainers.methods import Method, MethodOutput, Stat, StepTensors
 
 # TRL's metric names, in TRL's order: what every metrics.jsonl row starts with.
@@ -92,13 +92,13 @@ class Schedule:
 @dataclass
 class ReferenceTerms:
     """What a micro-batch takes from the reference: cached or live log-probs, or the live logits (for
-    the token KL), plus hidden states, activation scores and attribution where the method reads them."""
+    the token KL), plus hidden states, activation scores and token weights where the method reads them."""
 
     logps: torch.Tensor | None = None  # (2B, K)
     logits: torch.Tensor | None = None  # (2B, K, V)
     hidden: list[torch.Tensor] | None = None
-    activation_scores: list[torch.Tensor] | None = None
-    attribution: torch.Tensor | None = None
+    activation_scores: dict[str, list[torch.Tensor]] | None = None
+    token_weights: torch.Tensor | None = None
 
 
 class Engine:
@@ -128,7 +128,7 @@ class Engine:
     # ------------------------------------------------------------------ reference cache
 
     def precompute(self, progress: Callable[[int], None] | None = None) -> None:
-        """Per-example reference log-probs (and reference attribution) once, shared by all processes."""
+        """Per-example reference log-probs (and reference token weights) once, shared by all processes."""
         wanted = [
             index
             for index in range(len(self.pairs))
@@ -160,10 +160,8 @@ class Engine:
                 reference, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds
             )
             logps = L.token_logps(output.logits.detach(), grid.targets, self.block)
-            scores = (
-                self._attribution(output.logits, grid, batch, embeds, retain=False) if attribution else None
-            )
-        return self._split_rows(indices, grid.mask, logps=logps, attribution=scores)
+            weights = self._token_weights(output.logits, grid, batch, embeds, retain=False) if attribution else None
+        return self._split_rows(indices, grid.mask, logps=logps, weights=weights)
 
     @staticmethod
     def _split_rows(indices: list[int], mask: torch.Tensor, **grids: torch.Tensor | None) -> list[dict]:
@@ -222,9 +220,9 @@ class Engine:
                 inputs_embeds=embeds,
                 keep_cache=bool(anchored),  # anchors continue the chosen rows' prompts
             )
-            attribution = None
+            weights = None
             if self.method.attribution == "policy":
-                attribution = self._attribution(output.logits, grid, batch, embeds, retain=True)
+                weights = self._token_weights(output.logits, grid, batch, embeds, retain=True)
             reference = self._reference_terms(batch, grid, indices)
             token_kl = None
             if reference.logits is not None:
@@ -242,7 +240,7 @@ class Engine:
                 token_kl=token_kl,
                 reference_hidden=reference.hidden,
                 activation_scores=reference.activation_scores,
-                attribution=attribution if attribution is not None else reference.attribution,
+                token_weights=weights if weights is not None else reference.token_weights,
             )
             self._anchor_terms(tensors, policy, indices, anchored, output, grid)
             return self.method.compute(tensors), tensors
@@ -295,7 +293,7 @@ class Engine:
         m = self.method
         terms = ReferenceTerms()
         if m.attribution == "reference":
-            terms.attribution = self._from_cache("attribution", indices, grid.mask)
+            terms.token_weights = self._from_cache("weights", indices, grid.mask)
         if self.cached_reference:
             terms.logps = self._from_cache("logps", indices, grid.mask)
             return terms
@@ -303,7 +301,7 @@ class Engine:
         with (
             torch.no_grad(),
             reference_of(self._unwrapped_policy(), self.reference) as reference,
-            captured_activations(reference, *hooks) if hooks else contextlib.nullcontext([]) as scores,
+            captured_activations(reference, *hooks) if hooks else contextlib.nullcontext() as capture,
         ):
             output = grid_forward(
                 reference,
@@ -317,20 +315,29 @@ class Engine:
         else:
             terms.logps = L.token_logps(output.logits, grid.targets, self.block)
         if m.reference_hidden_states:
-            terms.hidden = [grid.take(h) for h in output.hidden_states[1:]]
+            terms.hidden = [grid.take(h, m.states_position) for h in output.hidden_states[1:]]
         if hooks:
             length = batch["input_ids"].shape[1]
-            terms.activation_scores = [grid.take(_left_pad(s, length)) for s in scores]
+            terms.activation_scores = {
+                kind: [grid.take(_left_pad(score, length), m.states_position) for score in scores]
+                for kind, scores in capture.scores.items()
+                if scores
+            }
         return terms
 
-    def _attribution(self, logits, grid: CompletionGrid, batch, embeds, retain: bool):
-        """TI-DPO: I_t = ‖∂ max_v logits(last valid position) / ∂e_t‖₁ for each token embedding e_t."""
+    def _token_weights(self, logits, grid: CompletionGrid, batch, embeds, retain: bool) -> torch.Tensor:
+        """TI-DPO: I_t = ‖∂ max_v logits(last valid position) / ∂e_t‖₁ for every token embedding e_t,
+        turned into the method's weights over whole sequences, then laid on the grid at each token's
+        own position."""
         rows = logits.shape[0]
-        last = batch["attention_mask"].sum(-1) - 1
+        attention = batch["attention_mask"]
+        last = attention.sum(-1) - 1
         columns = last - (grid.start - 1)
         target = logits[torch.arange(rows, device=logits.device), columns].float().amax(dim=-1).sum()
         (gradient,) = torch.autograd.grad(target, embeds, retain_graph=retain)
-        return grid.take(gradient.float().abs().sum(dim=-1)) * grid.mask
+        attribution = gradient.float().abs().sum(dim=-1) * attention
+        weights = self.method.token_weights(attribution, attention, batch["completion_mask"])
+        return grid.take(weights) * grid.mask
 
     # ------------------------------------------------------------------ anchors
 

@@ -12,6 +12,7 @@ import contextlib
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -29,14 +30,16 @@ def load_policy(model_path: str, training: TrainingConfig, weights_from: str | N
     """
     source = weights_from if weights_from and training.lora is None else model_path
     model = AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[training.model_dtype])
-    if training.disable_dropout:
-        disable_dropout(model)
     model.config.use_cache = False
     if training.gradient_checkpointing:
         # Non-reentrant checkpointing supports autograd.grad w.r.t. inputs (TI-DPO attribution).
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if training.lora is not None:
         model = _with_lora(model, training.lora, weights_from)
+    # After the adapters exist (TRL's order): LoRA's own dropout is off too, so the policy's forward
+    # matches the reference's (adapters disabled, no dropout) where the weights agree.
+    if training.disable_dropout:
+        disable_dropout(model)
     model.train()
     return model
 
@@ -125,12 +128,15 @@ class CompletionGrid:
     def width(self) -> int:
         return self.targets.shape[1]
 
-    def columns_of(self, positions: torch.Tensor) -> torch.Tensor:
-        """Grid columns of sequence positions (for per-position tensors such as hidden states)."""
-        return positions - self.start
+    def take(self, per_position: torch.Tensor, position: Literal["token", "prediction"] = "token") -> torch.Tensor:
+        """(N, L, ...) values per sequence position → (N, K, ...) on the grid.
 
-    def take(self, per_position: torch.Tensor) -> torch.Tensor:
-        """(N, L, ...) values per sequence position → (N, K, ...) on the grid (zeros in the pad column)."""
+        ``token``: column j gets the values of its token's own position, start + j (zeros in the
+        pad column). ``prediction``: the values of position start + j − 1, whose logits predict
+        the token — where the logits, log-probs and KL of column j come from.
+        """
+        if position == "prediction":
+            return per_position[:, self.start - 1 :]
         values = per_position[:, self.start :]
         pad = values.new_zeros(values.shape[0], 1, *values.shape[2:])
         return torch.cat([values, pad], dim=1)

@@ -235,7 +235,7 @@ def tdpo_loss(
     u = Σ r_t(y_w) − Σ r_t(y_l);  D(y) = Σ_t KL_t(y).
     TDPO-1: L = −log σ(β·(u − (D(y_l) − D(y_w)))).
     TDPO-2: L = −log σ(β·u − α·β·(D(y_l) − sg[D(y_w)])), sg = stop-gradient.
-    Rewards: β·Σ_t r_t(y).
+    Rewards, as the official code logs them: β·(Σ_t r_t(y) + D(y)).
 
     Args:
         logratios: (2B,) sequence log-ratios.  kl: (2B,) sequence KL D(y).
@@ -246,7 +246,7 @@ def tdpo_loss(
         logits = beta * (chosen - rejected - (rejected_kl - chosen_kl))
     else:
         logits = beta * (chosen - rejected) - alpha * beta * (rejected_kl - chosen_kl.detach())
-    return PairLosses(-F.logsigmoid(logits), *_rewards(beta, logratios))
+    return PairLosses(-F.logsigmoid(logits), *_rewards(beta, logratios + kl))
 
 
 def sparsepo_loss(
@@ -264,7 +264,9 @@ def sparsepo_loss(
     u = Σ_t m_u(y_w,t)·r_t(y_w) − Σ_t m_u(y_l,t)·r_t(y_l)
     δ = Σ_t m_d(y_l,t)·KL_t(y_l) − Σ_t m_d(y_w,t)·KL_t(y_w)
     L = −log σ(β·(u − δ)) + λ_u·(‖m_u(y_w)‖₁ + ‖m_u(y_l)‖₁) + λ_d·(‖m_d(y_w)‖₁ + ‖m_d(y_l)‖₁)
-    m_u = 1, m_d = 0, λ = 0 is DPO; m_u = m_d = 1, λ = 0 is TDPO-1. Rewards: β·Σ_t m_u·r_t.
+    m_u = 1, m_d = 0, λ = 0 is DPO; m_u = m_d = 1, λ = 0 is TDPO-1.
+    Rewards, as the official code logs them: β·(Σ_t m_u·r_t − Σ_t m_d·KL_t) (their margin is
+    β·(u + δ), not the loss's β·(u − δ)).
 
     Args:
         token_logratios, token_kl, mask_u, mask_d, mask: (2B, T); masks are non-negative and
@@ -281,7 +283,7 @@ def sparsepo_loss(
         + lambda_u * l1_u
         + lambda_d * l1_d
     )
-    return PairLosses(losses, *_rewards(beta, rewards))
+    return PairLosses(losses, *_rewards(beta, rewards - kl))
 
 
 def weighted_dpo_loss(
@@ -292,23 +294,21 @@ def weighted_dpo_loss(
     sequence_kl: torch.Tensor | None = None,
     kl_alpha: float = 0.5,
 ) -> PairLosses:
-    """TI-DPO's weighted DPO (Yang et al., 2025), optionally with the TDPO-2 KL term of its code.
+    """TI-DPO (Yang et al., 2025): DPO on token-weighted log-ratios; with the KL term of its code.
 
-    Δr = Σ_t W_t(y_w)·r_t(y_w) − Σ_t W_t(y_l)·r_t(y_l);  L = −log σ(β·Δr).
-    With ``sequence_kl`` D (the "tdpo2-kl" variant): L = −log σ(β·Δr − α·β·(D(y_l) − sg[D(y_w)])).
-    W ≡ 1 is DPO. Rewards: β·Σ_t W_t·r_t.
+    Δr = Σ_t W_t(y_w)·r_t(y_w) − Σ_t W_t(y_l)·r_t(y_l);  L = −log σ(β·Δr) (the printed formula).
+    With ``sequence_kl`` D (the released code, "tdpo2-kl"): TDPO-2 on the weighted log-ratios,
+    L = −log σ(β·Δr − α·β·(D(y_l) − sg[D(y_w)])), rewards β·(Σ_t W_t·r_t + D(y)).
+    W ≡ 1 is DPO (and TDPO-2 with the KL term). Rewards without KL: β·Σ_t W_t·r_t.
 
     Args:
         token_logratios, weights, mask: (2B, T); weights are constants (detached here).
         sequence_kl: (2B,) Σ_t KL_t, or None.
     """
-    rewards = masked_sum(weights.detach() * token_logratios, mask)
-    chosen, rejected = split_pairs(rewards)
-    logits = beta * (chosen - rejected)
-    if sequence_kl is not None:
-        chosen_kl, rejected_kl = split_pairs(sequence_kl)
-        logits = logits - kl_alpha * beta * (rejected_kl - chosen_kl.detach())
-    return PairLosses(-F.logsigmoid(logits), *_rewards(beta, rewards))
+    weighted = masked_sum(weights.detach() * token_logratios, mask)
+    if sequence_kl is None:
+        return dpo_loss(weighted, beta)
+    return tdpo_loss(weighted, sequence_kl, beta, variant=2, alpha=kl_alpha)
 
 
 def triplet_loss(
@@ -317,14 +317,16 @@ def triplet_loss(
     token_logratios: torch.Tensor,
     mask: torch.Tensor,
     margin: float,
-    alignment: Literal["truncate", "mean"] = "truncate",
+    alignment: Literal["pairwise", "truncate", "mean"] = "pairwise",
 ) -> torch.Tensor:
     """TI-DPO's triplet term: pull the anchor's log-ratios towards the chosen, away from the rejected.
 
     L_trip = max(0, ‖d − b‖² − ‖d − c‖² + α), with d, b, c the per-token log-ratio vectors of the
-    anchor, chosen and rejected completions. Completions differ in length, so:
-    - ``truncate``: each vector keeps its first T* = min(|d|, |b|, |c|) tokens (the tokens all
-      three have); the squared norms sum over those T* positions.
+    anchor, chosen and rejected completions, each left-aligned (token i of the completion in
+    column i). Completions differ in length, so:
+    - ``pairwise`` (the released code): ‖d − b‖² sums over the first min(|d|, |b|) tokens and
+      ‖d − c‖² over the first min(|d|, |c|);
+    - ``truncate``: both sum over the first T* = min(|d|, |b|, |c|) tokens (the tokens all three have);
     - ``mean``: the vectors are replaced by their length-normalised sums (one number each).
 
     Args:
@@ -339,11 +341,17 @@ def triplet_loss(
     if alignment == "mean":
         d_bar, b_bar, c_bar = (x.sum(-1) / n.clamp(min=1) for x, n in ((d, d_len), (b, b_len), (c, c_len)))
         return torch.relu((d_bar - b_bar) ** 2 - (d_bar - c_bar) ** 2 + margin)
-    shared = torch.minimum(torch.minimum(d_len, b_len), c_len)
-    width = int(shared.max().item()) if shared.numel() else 0
-    keep = (torch.arange(width, device=d.device)[None, :] < shared[:, None]).to(d.dtype)
+    if alignment == "truncate":
+        shared = torch.minimum(torch.minimum(d_len, b_len), c_len)
+        to_chosen = to_rejected = shared
+    else:
+        to_chosen, to_rejected = torch.minimum(d_len, b_len), torch.minimum(d_len, c_len)
+    width = max(d.shape[1], pair.shape[1])
     d, b, c = (_fit(x, width) for x in (d, b, c))
-    return torch.relu((((d - b) ** 2 - (d - c) ** 2) * keep).sum(-1) + margin)
+    columns = torch.arange(width, device=d.device)[None, :]
+    chosen_distance = (((d - b) ** 2) * (columns < to_chosen[:, None])).sum(-1)
+    rejected_distance = (((d - c) ** 2) * (columns < to_rejected[:, None])).sum(-1)
+    return torch.relu(chosen_distance - rejected_distance + margin)
 
 
 def left_align(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -366,10 +374,11 @@ def _fit(rows: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def gaussian_prior(mask: torch.Tensor, sigma: float | None) -> torch.Tensor:
-    """TI-DPO's position prior over each row's completion tokens t = 0..T−1 (zero elsewhere).
+    """TI-DPO's position prior over each row's tokens t = 0..T−1 of ``mask`` (zero elsewhere).
 
-    P(t) = exp(−½((t − μ)/σ_T)²), μ = (T−1)/2, σ_T = ``sigma``·T (paper: ¼; authors' code: ⅛).
-    ``sigma=None`` gives the flat prior P(t) = 1.
+    P(t) = exp(−½((t − μ)/σ_T)²), μ = (T−1)/2, σ_T = max(1, ``sigma``·T) (paper: ¼; the released
+    code's default: ⅛; the floor of 1 token is the released code's). ``sigma=None`` gives the flat
+    prior P(t) = 1.
     """
     mask = mask.float()
     if sigma is None:
@@ -377,12 +386,12 @@ def gaussian_prior(mask: torch.Tensor, sigma: float | None) -> torch.Tensor:
     position = mask.cumsum(-1) - 1
     length = mask.sum(-1, keepdim=True)
     mu = (length - 1) / 2
-    scale = (sigma * length).clamp(min=1e-6)
+    scale = (sigma * length).clamp(min=1.0)
     return torch.exp(-0.5 * ((position - mu) / scale) ** 2) * mask
 
 
 def normalise(values: torch.Tensor, mask: torch.Tensor, how: Literal["sum", "mean"]) -> torch.Tensor:
-    """Scale each row's completion values to sum 1 (``sum``) or to mean 1 (``mean``); 0 elsewhere."""
+    """Scale each row's values on ``mask`` to sum 1 (``sum``) or to mean 1 (``mean``); 0 elsewhere."""
     values = values * mask
     total = values.sum(-1, keepdim=True)
     if how == "mean":
@@ -399,13 +408,20 @@ def importance_weights(
 ) -> torch.Tensor:
     """W_t = λ·Î_t + (1−λ)·P̂_t, with Î and P̂ the attribution and prior normalised the same way.
 
+    As the released code: a row whose attribution is zero everywhere gets the prior alone (P̂), and
+    a row with fewer than two tokens gets zero weights.
+
     Args:
         attribution: (N, T) non-negative scores I_t = ‖∂L_target/∂e_t‖₁.
-        prior: (N, T) from :func:`gaussian_prior`.  mask: (N, T) completion tokens.
+        prior: (N, T) from :func:`gaussian_prior` over the same ``mask``.
+        mask: (N, T) the tokens the weights are normalised over.
     Returns:
-        (N, T) detached weights, zero outside the completion.
+        (N, T) detached weights, zero outside ``mask``.
     """
     mask = mask.float()
-    weights = importance_lambda * normalise(attribution.float(), mask, how)
-    weights = weights + (1 - importance_lambda) * normalise(prior.float(), mask, how)
-    return weights.detach()
+    attribution = attribution.float().clamp(min=0) * mask
+    prior_weights = normalise(prior.float(), mask, how)
+    mixed = importance_lambda * normalise(attribution, mask, how) + (1 - importance_lambda) * prior_weights
+    has_attribution = attribution.sum(-1, keepdim=True) > 0
+    weights = torch.where(has_attribution, mixed, prior_weights)
+    return (weights * (mask.sum(-1, keepdim=True) > 1)).detach()

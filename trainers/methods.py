@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from trainers import losses as L
+from trainers.activations import activation_mask, resolve_points
 from trainers.anchors import AnchorPool
 from trainers.config import DPOConfig, MethodConfig, SparsePOConfig, TDPOConfig, TIDPOConfig
-from trainers.masks import MaskHead, activation_mask
+from trainers.masks import MaskHead
 
 Stat = tuple[torch.Tensor, torch.Tensor]
 
@@ -36,8 +37,8 @@ class StepTensors:
     reference_logps: torch.Tensor  # (2B, K) float32
     token_kl: torch.Tensor | None = None  # (2B, K) KL_t, for methods with reference_logits
     reference_hidden: list[torch.Tensor] | None = None  # per layer (2B, K, H)
-    activation_scores: list[torch.Tensor] | None = None  # per hook (2B, K)
-    attribution: torch.Tensor | None = None  # (2B, K)
+    activation_scores: dict[str, list[torch.Tensor]] | None = None  # per hook type, per tensor (2B, K)
+    token_weights: torch.Tensor | None = None  # (2B, K) TI-DPO's W_t
     anchor_pairs: list[int] = field(default_factory=list)
     anchor_logratios: torch.Tensor | None = None  # (A, Ka)
     anchor_mask: torch.Tensor | None = None  # (A, Ka)
@@ -65,12 +66,15 @@ def _token_stat(values: torch.Tensor, mask: torch.Tensor) -> Stat:
 
 class Method:
     """Base: what the loop must provide. ``reference`` is "cached" when per-token reference
-    log-probs can be computed once per example, "live" when the reference runs every step."""
+    log-probs can be computed once per example, "live" when the reference runs every step.
+    ``states_position`` says which position's reference states (hidden states, activations) serve
+    a completion token: "prediction" (the position whose logits predict it) or "token" (its own)."""
 
     reference: Literal["cached", "live"] = "cached"
     reference_logits = False
     reference_hidden_states = False
     activation_hooks: tuple[list[str], list[int] | None] | None = None
+    states_position: Literal["prediction", "token"] = "token"
     attribution: Literal["policy", "reference"] | None = None
     anchors: AnchorPool | None = None
 
@@ -79,6 +83,13 @@ class Method:
 
     def trainable_modules(self) -> dict[str, nn.Module]:
         return {}
+
+    def token_weights(
+        self, attribution: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-position token weights (N, L) from per-position attribution scores (methods with
+        ``attribution``)."""
+        raise NotImplementedError
 
     def compute(self, x: StepTensors) -> MethodOutput:
         raise NotImplementedError
@@ -136,23 +147,26 @@ class SparsePO(Method):
     reference = "live"
     reference_logits = True
 
-    def __init__(self, config: SparsePOConfig, num_layers: int, hidden_size: int):
+    def __init__(self, config: SparsePOConfig, num_layers: int, hidden_size: int, initializer_range: float):
         super().__init__(config)
+        self.states_position = config.mask_position
         self.head: MaskHead | None = None
         if config.mask == "learned":
             self.reference_hidden_states = True
             heads = 1 if config.heads == "common" else 2
-            self.head = MaskHead(num_layers, hidden_size, heads, config.mask_dropout)
+            self.head = MaskHead(
+                num_layers, hidden_size, heads, config.mask_dropout, config.head_init,
+                config.head_init_std or initializer_range,
+            )
         else:
-            self.activation_hooks = (list(config.hooks), config.layers)
+            self.activation_hooks = (resolve_points(config.hooks), config.layers)
 
     def trainable_modules(self) -> dict[str, nn.Module]:
         return {"head": self.head} if self.head is not None else {}
 
     def masks(self, x: StepTensors) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = x.mask
         if self.head is None:
-            common = activation_mask(x.activation_scores, mask)
+            common = activation_mask(x.activation_scores, x.mask, self.config.hook_aggregation)
             return common, common
         heads = self.head(x.reference_hidden)
         return heads[0], heads[-1]
@@ -163,12 +177,15 @@ class SparsePO(Method):
         token_logratios = self._logratios(x)
         token_kl = self._token_kl(x)
         mask_u, mask_d = self.masks(x)
+        # With one mask for both terms the two L1 terms fall on the same mask: the official code
+        # halves both λ to make up for adding it twice.
+        share = 0.5 if c.common_mask else 1.0
         result = L.sparsepo_loss(
-            token_logratios, token_kl, mask_u, mask_d, mask, c.beta, c.lambda_u, c.lambda_d
+            token_logratios, token_kl, mask_u, mask_d, mask, c.beta, share * c.lambda_u, share * c.lambda_d
         )
         stats = self._kl_stats(L.masked_sum(token_kl, mask))
         chosen_mask, rejected_mask = L.split_pairs(mask)
-        kinds = {"u": mask_u} if self.head is None or c.heads == "common" else {"u": mask_u, "d": mask_d}
+        kinds = {"u": mask_u} if c.common_mask else {"u": mask_u, "d": mask_d}
         for kind, values in kinds.items():
             chosen, rejected = L.split_pairs(values)
             stats[f"mask/{kind}_zero_fraction"] = _token_stat((values == 0).float(), mask)
@@ -189,20 +206,28 @@ class TIDPO(Method):
             self.reference_logits = True
         if config.uses_anchors:
             self.anchors = AnchorPool(
-                config.anchor_every, config.anchor_max_new_tokens, config.anchor_temperature
+                config.anchor_every,
+                config.anchor_max_new_tokens,
+                config.anchor_temperature,
+                config.anchor_top_k,
+                config.anchor_top_p,
             )
 
-    def weights(self, x: StepTensors) -> torch.Tensor:
+    def token_weights(
+        self, attribution: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """W over ``weight_span`` (the whole sequence, as released, or the completion); each weight
+        belongs to its own token's position (the released code: the attribution of embedding e_t)."""
         c = self.config
-        mask = x.mask
-        prior = L.gaussian_prior(mask, c.prior_sigma if c.prior == "gaussian" else None)
-        return L.importance_weights(x.attribution, prior, mask, c.importance_lambda, c.normalisation)
+        span = (attention_mask if c.weight_span == "sequence" else completion_mask).float()
+        prior = L.gaussian_prior(span, c.prior_sigma if c.prior == "gaussian" else None)
+        return L.importance_weights(attribution, prior, span, c.importance_lambda, c.normalisation)
 
     def compute(self, x: StepTensors) -> MethodOutput:
         c = self.config
         mask = x.mask
         token_logratios = self._logratios(x)
-        weights = self.weights(x)
+        weights = x.token_weights * mask
         sequence_kl = L.masked_sum(self._token_kl(x), mask) if c.variant == "tdpo2-kl" else None
         result = L.weighted_dpo_loss(token_logratios, weights, mask, c.beta, sequence_kl, c.kl_alpha)
         stats = self._kl_stats(sequence_kl) if sequence_kl is not None else {}
@@ -210,7 +235,7 @@ class TIDPO(Method):
         chosen_weights, rejected_weights = L.split_pairs(weights)
         stats["weights/chosen_mean"] = _token_stat(chosen_weights, chosen_mask)
         stats["weights/rejected_mean"] = _token_stat(rejected_weights, rejected_mask)
-        stats["weights/max"] = _mean_stat((weights * mask).amax(dim=-1))
+        stats["weights/max"] = _mean_stat(weights.amax(dim=-1))
         if self.anchors is not None:
             result = self._with_triplet(x, result, token_logratios, mask, stats)
         return MethodOutput(result, stats, {"logratio": token_logratios, "weight": weights})
@@ -248,7 +273,12 @@ def build_method(config: MethodConfig, model_config) -> Method:
     if isinstance(config, TDPOConfig):
         return TDPO(config)
     if isinstance(config, SparsePOConfig):
-        return SparsePO(config, model_config.num_hidden_layers, model_config.hidden_size)
+        return SparsePO(
+            config,
+            model_config.num_hidden_layers,
+            model_config.hidden_size,
+            getattr(model_config, "initializer_range", 0.02),
+        )
     if isinstance(config, TIDPOConfig):
         return TIDPO(config)
     raise TypeError(f"unknown method config {type(config).__name__}")

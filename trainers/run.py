@@ -8,6 +8,7 @@ Run folder (docs/file-formats.md)::
                                + trainer_state.json (step, fingerprint) + anchors.json (TI-DPO)
     RUN/final/                 the final model (LoRA: merged into the base weights)
     RUN/token_scores.jsonl     token-level scores of a few training pairs
+    RUN/health.json            training-health flags of the last steps (trainers.health)
     RUN/DONE                   written last: the run is complete
 
 Every folder and file is written under a temporary name and renamed into place, so a killed run
@@ -25,6 +26,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +42,8 @@ from trainers.config import TrainConfig
 from trainers.data import PreferenceExample, TokenizedPair, TruncationPolicy, tokenize_examples
 from trainers.engine import PAIR_METRICS, Engine, Schedule, add_stats
 from trainers.errors import TrainingError
-from trainers.forward import load_policy, load_reference
+from trainers.forward import disable_dropout, load_policy, load_reference
+from trainers.health import HealthFlag, HealthMonitor
 from trainers.methods import Method, build_method
 
 # Settings that change how a run is kept or shown, not what it computes.
@@ -55,6 +58,7 @@ class TrainResult:
     steps: int
     resumed_from: int | None = None  # the checkpoint step a resumed run continued from
     already_done: bool = False  # the folder already held this finished run
+    health: tuple[HealthFlag, ...] = ()  # flags of the last steps; empty: the method learned
 
 
 class RunFolder:
@@ -66,6 +70,12 @@ class RunFolder:
         self.done = self.root / "DONE"
         self.token_scores = self.root / "token_scores.jsonl"
         self.config = self.root / "config.yaml"
+        self.health = self.root / "health.json"
+
+    def health_flags(self) -> tuple[HealthFlag, ...]:
+        if not self.health.is_file():
+            return ()
+        return tuple(HealthFlag(**flag) for flag in json.loads(self.health.read_text())["flags"])
 
     def finished_fingerprint(self) -> str | None:
         if not self.done.is_file():
@@ -132,13 +142,15 @@ def train(
     progress: bool = True,
     config_record: Mapping | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train ``model_path`` (a local folder or hub id) on ``examples`` into the run folder ``output_dir``.
 
     Resumes from the latest checkpoint when the folder holds an unfinished run of the same
     fingerprint (``training.resume: auto``); returns at once when it holds the finished run.
     ``config_record`` is what ``config.yaml`` records (default: ``config`` itself).
-    ``on_step(done, total)`` is called after every optimiser step (for a caller's own progress display).
+    ``on_step(done, total)`` is called after every optimiser step (for a caller's own progress display);
+    ``on_warning(line)`` gets each training-health warning as it first appears (default: stderr).
     Raises :class:`TrainingError` on a non-finite loss or gradient, naming the step.
     """
     run = RunFolder(output_dir)
@@ -154,7 +166,7 @@ def train(
                 "choose another output folder"
             )
         steps = json.loads(run.done.read_text())["steps"]
-        return TrainResult(run.root, run.final, run.metrics, steps, already_done=True)
+        return TrainResult(run.root, run.final, run.metrics, steps, already_done=True, health=run.health_flags())
     accelerator = new_accelerator(t.mixed_precision, log_with=t.report_to or None, project_dir=str(run.root))
     resume_from = _resume_point(run, config, fingerprint, accelerator)
     if accelerator.is_main_process:
@@ -167,6 +179,7 @@ def train(
     accelerator.wait_for_everyone()
     trainer = Trainer(config, model_path, pairs, tokenizer, run, accelerator, fingerprint, progress)
     trainer.on_step = on_step
+    trainer.on_warning = on_warning or (lambda line: tqdm.write(line, file=sys.stderr))
     return trainer.run(resume_from)
 
 
@@ -222,6 +235,8 @@ class Trainer:
         self.progress = progress and accelerator.is_local_main_process
         self.schedule = Schedule.of(config, len(pairs), accelerator.num_processes)
         self.on_step: Callable[[int, int], None] | None = None
+        self.on_warning: Callable[[str], None] = print
+        self.health = HealthMonitor(config.method.beta, self.schedule.total_steps)
 
     # ---------------------------------------------------------------- set-up
 
@@ -231,9 +246,11 @@ class Trainer:
         policy = load_policy(self.model_path, t, weights_from=str(resume_from) if resume_from else None)
         self.method: Method = build_method(self.config.method, policy.config)
         heads = self.method.trainable_modules()
-        if resume_from is not None:
-            for head in heads.values():
+        for head in heads.values():
+            if resume_from is not None:
                 head.load(resume_from)
+            if t.disable_dropout:  # as TRL's disable_dropout_in_model reaches the official mask modules
+                disable_dropout(head)
         reference = None
         if t.lora is None:  # every method reads the reference (once, or every step); LoRA disables adapters
             reference = acc.prepare_model(load_reference(self.model_path, t), evaluation_mode=True)
@@ -242,13 +259,8 @@ class Trainer:
         ]
         for head in heads.values():
             method = self.config.method
-            groups.append(
-                {
-                    "params": list(head.parameters()),
-                    "weight_decay": method.head_weight_decay,
-                    "lr": method.head_learning_rate or t.learning_rate,
-                }
-            )
+            for group in head.parameter_groups(method.head_weight_decay):
+                groups.append({**group, "lr": method.head_learning_rate or t.learning_rate})
         optimizer = adamw(groups, t.learning_rate)
         # Stepped by hand once per optimiser step: accelerate's wrapper would step it once per process.
         self.scheduler = get_scheduler(
@@ -302,7 +314,8 @@ class Trainer:
             start = json.loads((resume_from / "trainer_state.json").read_text())["step"]
             if self.method.anchors is not None:
                 self.method.anchors.load_state_dict(json.loads((resume_from / "anchors.json").read_text()))
-        self._keep_metrics_until(start)
+        for row in self._keep_metrics_until(start):
+            self.health.update(row)  # a resumed run's earlier steps count, but were reported before
         self.precompute()
         if self.config.training.report_to:
             self.accelerator.init_trackers(
@@ -319,6 +332,9 @@ class Trainer:
             for step in range(start, total):
                 row = self.step(step)
                 self._log(row)
+                if self.accelerator.is_main_process:
+                    for flag in self.health.update(row):
+                        self.on_warning(flag.line(f"{self.run_folder.root.name} ({self.method_label})"))
                 bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['rewards/accuracies']:.2f}")
                 bar.update()
                 if self.on_step is not None:
@@ -333,6 +349,7 @@ class Trainer:
             self.run_folder.metrics,
             total,
             resumed_from=start if resume_from is not None else None,
+            health=tuple(self.health.final()),
         )
 
     @property
@@ -395,11 +412,12 @@ class Trainer:
 
     # ---------------------------------------------------------------- outputs
 
-    def _keep_metrics_until(self, step: int) -> None:
-        """A resumed run redoes the steps after its checkpoint: drop their rows (and any torn last line)."""
+    def _keep_metrics_until(self, step: int) -> list[dict]:
+        """A resumed run redoes the steps after its checkpoint: drop their rows (and any torn last line).
+        Returns the rows kept."""
         if not self.accelerator.is_main_process or not self.run_folder.metrics.is_file():
-            return
-        kept = []
+            return []
+        kept, rows = [], []
         for line in self.run_folder.metrics.read_text().splitlines():
             try:
                 row = json.loads(line)
@@ -407,7 +425,9 @@ class Trainer:
                 continue
             if row.get("step", math.inf) <= step:
                 kept.append(line + "\n")
+                rows.append(row)
         write_atomic(self.run_folder.metrics, "".join(kept))
+        return rows
 
     def _log(self, row: dict) -> None:
         if self.accelerator.is_main_process:
@@ -463,6 +483,8 @@ class Trainer:
         if acc.is_main_process:
             replace_directory(partial, run.final)
             write_atomic(run.token_scores, "".join(json.dumps(row) + "\n" for row in rows))
+            flags = [flag.as_dict() for flag in self.health.final()]
+            write_atomic(run.health, json.dumps({"flags": flags, "steps": steps}, indent=1) + "\n")
             write_atomic(
                 run.done,
                 json.dumps(
