@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Sequence
 
+from leaderboards.health import MARKER
 from leaderboards.table import Cell, Estimate, Leaderboard, Row
 
 FORMATS = ("md", "html", "csv", "json")
@@ -31,6 +32,9 @@ def as_json(board: Leaderboard, tidy: bool = False) -> str:
     records = json.loads(frame.to_json(orient="records"))
     if tidy:
         return json.dumps(records, indent=1) + "\n"
+    flags = {(row.model, row.method): row.health_records() for row in board.rows}
+    for record in records:  # csv has the flags as text; json as objects
+        record["health_flags"] = flags[(record["model"], record["method"])]
     document = {
         "baseline": board.baseline,
         "confidence": board.confidence,
@@ -91,6 +95,11 @@ def legend_lines(board: Leaderboard) -> list[str]:
         "bootstrap interval over the items both share (`*`: the interval excludes 0); "
         "an interval from reported stderrs is said so in the notes.",
     ]
+    if any(row.flagged for row in board.rows):
+        lines.append(
+            f"{MARKER} marks a method whose training was flagged (it did not train): listed after the ranked "
+            "rows of its model, not ranked; the notes say which run, metric and value."
+        )
     lines += [b.note for b in board.benchmarks if b.note]
     return lines
 
@@ -115,7 +124,8 @@ def markdown(board: Leaderboard) -> str:
             )
         )
     if any(row.is_baseline for row in board.rows):
-        out += ["", f"### Δ vs {board.baseline} (normalised points, {board.confidence * 100:g}% CI)", ""]
+        flagged = " — " + MARKER + " the baseline did not train" if any(r.baseline_flagged for r in board.rows) else ""
+        out += ["", f"### Δ vs {board.baseline} (normalised points, {board.confidence * 100:g}% CI){flagged}", ""]
         out += [
             _md_row(["method", "model", *[b.label for b in columns], "average"]),
             _md_row(["---"] * (len(columns) + 3)),
@@ -124,7 +134,7 @@ def markdown(board: Leaderboard) -> str:
             if row.is_baseline:
                 continue
             cells = [fmt_delta(c.delta) if (c := cell_of(row, b.name)) else "missing" for b in columns]
-            out.append(_md_row([row.method, row.model, *cells, fmt_delta(row.average_delta)]))
+            out.append(_md_row([method_label(row), row.model, *cells, fmt_delta(row.average_delta)]))
     out += ["", "### Headline metrics, raw (mean over seeds)", ""]
     out += [
         _md_row(["method", "model", *[f"{b.label} ({'+'.join(b.metrics)})" for b in columns]]),
@@ -132,15 +142,20 @@ def markdown(board: Leaderboard) -> str:
     ]
     for row in board.rows:
         cells = [f"{c.raw:.4f}" if (c := cell_of(row, b.name)) else "missing" for b in columns]
-        out.append(_md_row([row.method, row.model, *cells]))
+        out.append(_md_row([method_label(row), row.model, *cells]))
     out += ["", *[f"- {line}" for line in legend_lines(board)]]
     if board.notes:
         out += ["", "Notes:", "", *[f"- {note}" for note in board.notes]]
     return "\n".join(out) + "\n"
 
 
+def method_label(row: Row) -> str:
+    """The method, with the marker ``⚠ `` before it when its training was flagged."""
+    return f"{MARKER} {row.method}" if row.flagged else row.method
+
+
 def _method(row: Row, board: Leaderboard) -> str:
-    return f"{row.method} (baseline)" if row.is_baseline else row.method
+    return f"{method_label(row)} (baseline)" if row.is_baseline else method_label(row)
 
 
 def _md_row(cells: Sequence[str]) -> str:

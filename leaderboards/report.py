@@ -1,8 +1,10 @@
 """The HTML report: one self-contained file (inline CSS and SVG, no script, nothing fetched).
 
-Sections: the leaderboard table with intervals and deltas, one bar chart per benchmark, the
-reward–KL frontier of sentiment runs, training curves from ``metrics.jsonl``, and token
-pictures from ``token_scores.jsonl`` (each token shaded by its SparsePO mask or TI-DPO weight).
+Sections: the leaderboard table with intervals and deltas (methods whose training was flagged
+marked and listed last), one bar chart per benchmark, the reward–KL frontier of sentiment runs
+(one point per method family and β, with intervals), mask sparsity and token weights per training
+run, training curves from ``metrics.jsonl``, and token pictures from ``token_scores.jsonl`` (each
+token shaded by its SparsePO mask or TI-DPO weight).
 """
 
 from __future__ import annotations
@@ -10,24 +12,42 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
 import numpy as np
 
+from leaderboards import health
+from leaderboards.files import write_atomically
+from leaderboards.frontier import (
+    KL_METRIC,
+    REWARD_METRIC,
+    FrontierPoint,
+    Interval,
+    chart_groups,
+    family_colours,
+    frontier_points,
+    frontier_svg,
+)
 from leaderboards.registry import Benchmark
-from leaderboards.render import fmt_delta, fmt_interval, fmt_score, legend_lines, seeds_text
+from leaderboards.render import fmt_delta, fmt_interval, fmt_score, legend_lines, method_label, seeds_text
 from leaderboards.results import Result
-from leaderboards.runs import TokenScores, TrainingRun, load_runs
-from leaderboards.svg import PALETTE, bar_chart, line_chart, scatter_chart
-from leaderboards.table import Leaderboard, build_leaderboard
+from leaderboards.runs import (
+    MASK_KEYS,
+    OUTCOME_KEYS,
+    SUMMARY_WINDOW,
+    WEIGHT_KEYS,
+    TokenScores,
+    TrainingRun,
+    load_runs,
+    mask_weight_records,
+)
+from leaderboards.svg import PALETTE, SVG_STYLE, bar_chart, line_chart
+from leaderboards.table import Leaderboard, Row, build_leaderboard
 
-# Sentiment control (SparsePO's IMDB experiment): a task with both metrics is plotted as a point.
-REWARD_METRIC = "positive_rate,none"
-KL_METRIC = "kl_to_ref,none"
+__all__ = ["KL_METRIC", "REWARD_METRIC", "build_html", "pareto_front", "write_atomically", "write_report"]
+
 # Training curves shown first, in this order, when logged; then the method-specific families.
 CURVES = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "grad_norm")
 CURVE_FAMILIES = ("kl/", "mask/", "weights/")
@@ -57,27 +77,15 @@ def write_report(
     return write_atomically(out, build_html(board, loaded))
 
 
-def write_atomically(path: str | Path, text: str) -> Path:
-    """Write through a temporary file in the same folder, then rename: no half-written report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def build_html(board: Leaderboard, runs: Sequence[TrainingRun] = ()) -> str:
     colours = _method_colours(board)
     sections = [_table_section(board, colours), _benchmark_section(board, colours)]
-    frontier = _frontier_section(board, colours)
+    frontier = _frontier_section(board)
     if frontier:
         sections.append(frontier)
+    masks = _masks_section(runs)
+    if masks:
+        sections.append(masks)
     curves = _curves_section(runs)
     if curves:
         sections.append(curves)
@@ -111,14 +119,30 @@ def _table_section(board: Leaderboard, colours: dict[str, str]) -> str:
                 continue
             cells.append(
                 _score_cell(
-                    cell.score, cell.score_sd, cell.delta, f"{b.label}: {cell.task}, n={cell.n}", raw=cell.raw
+                    cell.score,
+                    cell.score_sd,
+                    cell.delta,
+                    f"{b.label}: {cell.task}, n={cell.n}",
+                    raw=cell.raw,
+                    against_flagged=row.baseline_flagged,
                 )
             )
-        cells.append(_score_cell(row.average, row.average_sd, row.average_delta, "average", extra="average"))
+        cells.append(
+            _score_cell(
+                row.average,
+                row.average_sd,
+                row.average_delta,
+                "average",
+                extra="average",
+                against_flagged=row.baseline_flagged,
+            )
+        )
         name = escape(row.method) + (' <span class="tag">baseline</span>' if row.is_baseline else "")
         swatch = f'<span class="swatch" style="background:{colours[row.method]}"></span>'
+        flagged = ' class="flagged"' if row.flagged else ""
         body.append(
-            f'<tr><th scope="row">{swatch}{name}</th><td class="text">{escape(row.model)}</td>'
+            f'<tr{flagged}><th scope="row">{swatch}{name}{_health_badge(row)}</th>'
+            f'<td class="text">{escape(row.model)}</td>'
             f'<td class="text">{escape(seeds_text(row))}</td>{"".join(cells)}</tr>'
         )
     legend = "".join(f"<li>{escape(line)}</li>" for line in legend_lines(board))
@@ -132,8 +156,31 @@ def _table_section(board: Leaderboard, colours: dict[str, str]) -> str:
     )
 
 
-def _score_cell(score, sd, delta, title: str, extra: str = "", raw: float | None = None) -> str:
-    """Normalised score (± sd over seeds), its interval, the raw headline value, the Δ to baseline."""
+def _health_badge(row: Row) -> str:
+    """A visible badge naming the problems of a row whose training was flagged."""
+    if not row.flagged:
+        return ""
+    problems = [
+        (f"seed {seed}: " if seed is not None and len(row.runs) > 1 else "") + health.describe(flag)
+        for seed, flags in row.health.items()
+        for flag in flags
+    ]
+    return _badge(problems)
+
+
+def _badge(problems: Sequence[str]) -> str:
+    items = "".join(f"<li>{escape(problem)}</li>" for problem in problems)
+    return (
+        f'<div class="badge warn"><span class="badgehead">{health.MARKER} did not train</span>'
+        f'<ul class="problems">{items}</ul></div>'
+    )
+
+
+def _score_cell(
+    score, sd, delta, title: str, extra: str = "", raw: float | None = None, against_flagged: bool = False
+) -> str:
+    """Normalised score (± sd over seeds), its interval, the raw headline value, the Δ to baseline
+    (marked ⚠ when the baseline's training was flagged)."""
     if score is None:
         return f'<td class="missing {extra}">—</td>'
     parts = [
@@ -144,7 +191,8 @@ def _score_cell(score, sd, delta, title: str, extra: str = "", raw: float | None
         parts.append(f'<span class="ci">raw {raw:.4f}</span>')
     if delta is not None:
         kind = "up" if delta.significant and delta.value > 0 else "down" if delta.significant else "flat"
-        parts.append(f'<span class="delta {kind}">Δ {escape(fmt_delta(delta))}</span>')
+        mark = f"{health.MARKER} " if against_flagged else ""
+        parts.append(f'<span class="delta {kind}">{mark}Δ {escape(fmt_delta(delta))}</span>')
     return f'<td class="{extra}" title="{escape(title)}">{"".join(parts)}</td>'
 
 
@@ -160,7 +208,7 @@ def _benchmark_section(board: Leaderboard, colours: dict[str, str]) -> str:
         charts.append(
             bar_chart(
                 title=_chart_title(benchmark),
-                labels=[r.method for r in rows],
+                labels=[method_label(r) for r in rows],
                 values=[e.value for e in estimates],
                 intervals=[(e.low, e.high) if e.how != "none" else None for e in estimates],
                 colors=[colours[r.method] for r in rows],
@@ -183,40 +231,54 @@ def _chart_title(benchmark: Benchmark | None) -> str:
 
 
 # --- reward–KL frontier ------------------------------------------------------------------------
-def _frontier_section(board: Leaderboard, colours: dict[str, str]) -> str | None:
-    tidy = board.tidy
-    wanted = tidy[tidy["metric"].isin([REWARD_METRIC, KL_METRIC])]
-    if wanted.empty:
+def _frontier_section(board: Leaderboard) -> str | None:
+    points = frontier_points(board.results, confidence=board.confidence, n_boot=board.n_boot, seed=board.seed)
+    if not points:
         return None
-    # Seeds become text so that runs without a seed are not dropped as missing group keys.
-    wanted = wanted.assign(seed=wanted["seed"].astype("string").fillna(""))
-    wide = wanted.pivot_table(
-        index=["model", "method", "seed", "task"], columns="metric", values="value", aggfunc="first"
-    ).reset_index()
-    if REWARD_METRIC not in wide or KL_METRIC not in wide:
-        return None
-    wide = wide.dropna(subset=[REWARD_METRIC, KL_METRIC])
-    if wide.empty:
-        return None
-    charts = []
-    for task, group in wide.groupby("task"):
-        points, lines = [], []
-        for method, runs in group.groupby("method"):
-            colour = colours[method]
-            for _, run in runs.iterrows():
-                seed = f" seed {run['seed']}" if run["seed"] else ""
-                points.append((f"{method}{seed}", float(run[KL_METRIC]), float(run[REWARD_METRIC]), colour))
-            pairs = list(zip(runs[KL_METRIC].astype(float), runs[REWARD_METRIC].astype(float), strict=True))
-            lines.append((method, pareto_front(pairs), colour))
-        charts.append(
-            scatter_chart(f"{task}: reward vs KL", points, lines, "KL to reference (nats)", "positive rate")
+    colours = family_colours(points)
+    blocks = []
+    for group in chart_groups(points).values():
+        chart = frontier_svg(group, standalone=False, colours=colours)
+        blocks.append(f'<div class="frontier">{chart}{_frontier_table(group)}</div>')
+    level = f"{board.confidence * 100:g}%"
+    return (
+        '<section id="frontier"><h2>Reward–KL frontier</h2><p>Sentiment control: the judge\'s positive rate '
+        "against the sequence KL to the reference. One point per method family and β (labelled beside "
+        "it): the mean over its seeds; bars are "
+        f"{level} percentile-bootstrap intervals over items (doc_ids resampled; each counts with the mean "
+        "of the seeds that have it). Each family's points are joined in order of KL; the base model is "
+        "the black diamond; hollow, dashed: training flagged (did not train). "
+        "<em>front</em>: no other point has both a lower KL and a higher positive rate.</p>"
+        f'<div class="charts">{"".join(blocks)}</div></section>'
+    )
+
+
+def _frontier_table(points: Sequence[FrontierPoint]) -> str:
+    front = set(pareto_front([(p.kl.value, p.reward.value) for p in points if not p.flagged]))
+    rows = []
+    for p in points:
+        seeds = ",".join(str(s) for s in p.seeds if s is not None) or "—"
+        on_front = "front" if (p.kl.value, p.reward.value) in front and not p.flagged else ""
+        status = _badge([health.describe(f) for f in p.flags]) if p.flagged else escape(p.health)
+        rows.append(
+            f"<tr><td>{escape(p.family)}</td><td>{'—' if p.beta is None else f'{p.beta:g}'}</td>"
+            f"<td>{escape(seeds)}</td><td>{p.n_items if p.n_items is not None else '—'}</td>"
+            f"<td>{_interval_text(p.kl)}</td><td>{_interval_text(p.reward)}</td>"
+            f"<td>{_interval_text(p.p_positive)}</td><td>{on_front}</td><td>{status}</td></tr>"
         )
     return (
-        '<section id="frontier"><h2>Reward–KL frontier</h2><p>Sentiment control: positive rate of '
-        "the judge against the sequence KL to the reference; dashed lines join each method's "
-        "Pareto-optimal runs (higher reward at lower KL).</p>"
-        f'<div class="charts">{"".join(charts)}</div></section>'
+        '<table class="stats frontier"><thead><tr><th>family</th><th>β</th><th>seeds</th><th>items</th>'
+        "<th>KL to reference</th><th>positive rate</th><th>p(positive)</th><th>Pareto</th><th>training</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _interval_text(estimate: Interval | None) -> str:
+    if estimate is None:
+        return "—"
+    if estimate.low is None or estimate.high is None:
+        return f"{estimate.value:.3f}"
+    return f"{estimate.value:.3f} [{estimate.low:.3f}, {estimate.high:.3f}]"
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -226,6 +288,56 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
         if not front or y > front[-1][1]:
             front.append((x, y))
     return front
+
+
+# --- mask sparsity and token weights -----------------------------------------------------------
+_MASK_LABELS = {
+    "mask/u_zero_fraction": "mask u = 0",
+    "mask/d_zero_fraction": "mask d = 0",
+    "mask/u_chosen_mean": "mask u chosen",
+    "mask/u_rejected_mean": "mask u rejected",
+    "mask/d_chosen_mean": "mask d chosen",
+    "mask/d_rejected_mean": "mask d rejected",
+    "weights/chosen_mean": "weight chosen",
+    "weights/rejected_mean": "weight rejected",
+    "weights/max": "weight max",
+}
+
+
+def _masks_section(runs: Sequence[TrainingRun]) -> str | None:
+    records = [r for r in mask_weight_records(runs) if r["metrics"] or r["health"] != health.UNKNOWN]
+    if not records:
+        return None
+    logged = {key for r in records for key in r["metrics"]}
+    keys = [k for k in (*MASK_KEYS, *WEIGHT_KEYS) if k in logged]
+    outcomes = [k for k in OUTCOME_KEYS if k in logged]
+    head = "".join(f"<th>{escape(_MASK_LABELS.get(k, k))}</th>" for k in keys)
+    head += "".join(f"<th>{escape(k)} (final)</th>" for k in outcomes)
+    body = []
+    for record in records:
+        cells = []
+        for key in keys:
+            stat = record["metrics"].get(key)
+            cells.append(f"<td>{stat['first']:.3f} → {stat['last']:.3f}</td>" if stat else "<td>—</td>")
+        for key in outcomes:
+            stat = record["metrics"].get(key)
+            cells.append(f"<td>{stat['final']:.3f}</td>" if stat else "<td>—</td>")
+        flags = record["health_flags"]
+        status = _badge([health.describe(f) for f in flags]) if flags else escape(record["health"])
+        body.append(
+            f"<tr><td>{escape(record['run'])}</td><td>{escape(record['method'] or '—')}</td>"
+            f"<td>{record['steps'] if record['steps'] is not None else '—'}</td>{''.join(cells)}<td>{status}</td></tr>"
+        )
+    return (
+        '<section id="masks"><h2>Mask sparsity and token weights</h2><p>Per training run, from its '
+        "<code>metrics.jsonl</code>: SparsePO's share of completion tokens whose mask is exactly zero and its "
+        "mean mask on chosen and rejected tokens (<code>u</code>: reward mask, <code>d</code>: KL mask of "
+        "independent heads), TI-DPO's token weights; each as <em>step 1 → mean of the last "
+        f"{SUMMARY_WINDOW} logged steps</em>; then the last logged reward "
+        "margin and accuracy, and the run's training-health flags (<code>health.json</code>).</p>"
+        '<table class="stats masks"><thead><tr><th>run</th><th>method</th><th>steps</th>'
+        f"{head}<th>training</th></tr></thead><tbody>{''.join(body)}</tbody></table></section>"
+    )
 
 
 # --- training curves ---------------------------------------------------------------------------
@@ -375,7 +487,8 @@ def _display(token: str, byte_level: bool) -> str:
     return token.replace("\n", "⏎").replace("\t", "⇥")
 
 
-_STYLE = """
+_STYLE = (
+    """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1b1b1b;
   max-width:1400px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
@@ -391,20 +504,22 @@ td.missing{color:#b00020;text-align:center} table.leaderboard td.text{text-align
 td.average{background:#fafafa}
 .tag{font-size:11px;background:#eee;border-radius:3px;padding:0 4px;margin-left:4px;font-weight:400}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px}
+tr.flagged th,tr.flagged td{background:#fff8e6}
+.badge.warn{display:block;margin-top:3px;font-size:11px;font-weight:400;color:#7a4b00;background:#ffefc2;
+  border:1px solid #e0b040;border-radius:3px;padding:1px 5px;max-width:28em}
+.badge .badgehead{font-weight:600} .badge ul.problems{margin:0;padding-left:14px}
 ul.legend,ul.notes{font-size:12px;color:#444;padding-left:18px} ul.notes{color:#7a4b00}
-.charts{display:flex;flex-wrap:wrap;gap:12px}
-svg.chart{border:1px solid #eee;background:#fff}
-svg .title{font-size:13px;font-weight:600} svg .tick{font-size:10px;fill:#555}
-svg .axis{font-size:11px;fill:#333}
-svg .legend{font-size:10px;fill:#333} svg .grid{stroke:#eee} svg .axisline{stroke:#999}
-svg .whisker{stroke:#222;stroke-width:1.3;fill:none}
+.charts{display:flex;flex-wrap:wrap;gap:12px} .frontier{display:block}
 .pair{margin:8px 0 12px;border-left:3px solid #ddd;padding-left:8px}
 .pairhead{font-size:12px;color:#555;margin-bottom:2px}
 .tokens{font:13px/1.9 ui-monospace,SFMono-Regular,Menlo,monospace;white-space:pre-wrap;word-break:break-word}
 .tokens .side{display:inline-block;width:70px;color:#777;font:12px system-ui,sans-serif}
 .tok{border-radius:2px;padding:1px 0} table.stats{font-size:12px;border-collapse:collapse}
 table.stats td,table.stats th{border:1px solid #eee;padding:2px 6px;text-align:left}
+table.stats{font-variant-numeric:tabular-nums;margin-top:6px}
 """
+    + SVG_STYLE
+)
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -23,6 +23,7 @@ import numpy as np
 
 from leaderboards.errors import ResultsError
 from leaderboards.files import finite_number, json_lines, read_json
+from leaderboards.health import parse_flags
 
 _LMEVAL_RESULTS = re.compile(r"^results_(?P<ts>.+)\.json$")
 # Reproduction tolerance for "Σ per-item scores / n equals the reported value" (float sums only).
@@ -87,6 +88,22 @@ class Result:
         return (self.model, self.method, self.seed)
 
     @property
+    def family(self) -> str | None:
+        """``harness.method_family``: the method without its hyper-parameters (None when not recorded)."""
+        family = self.harness.get("method_family")
+        return family if isinstance(family, str) and family else None
+
+    @property
+    def beta(self) -> float | None:
+        """``harness.beta``: the method's β (None for the base model or when not recorded)."""
+        return finite_number(self.harness.get("beta"))
+
+    @property
+    def training_health(self) -> list[dict] | None:
+        """``harness.training_health``: the training run's flags; ``[]`` healthy, None unknown."""
+        return parse_flags(self.harness.get("training_health"), f"{self.source}: harness.training_health")
+
+    @property
     def tasks(self) -> list[str]:
         return sorted({task for task, _ in self.metrics})
 
@@ -113,6 +130,9 @@ class Result:
         self.n_shot.update(other.n_shot)
         self.subtasks.update(other.subtasks)
         self.notes.extend(other.notes)
+        for key, value in other.harness.items():  # e.g. metadata an older file of the run lacks
+            if self.harness.get(key) is None:
+                self.harness[key] = value
         self.source = f"{self.source} + {other.source}"
 
     @property
@@ -166,6 +186,7 @@ def _load_results_file(path: Path, method: str | None) -> Result:
         seed=_seed(path, harness),
         harness=dict(harness),
     )
+    _check_metadata(path, harness)
     older = sorted(path.parent.glob("results_*.json"))[:-1] if _LMEVAL_RESULTS.match(path.name) else []
     if older:
         result.notes.append(f"{path.parent}: read the newest results file; {len(older)} older one(s) ignored")
@@ -196,6 +217,16 @@ def _seed(path: Path, harness: Mapping) -> int | None:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ResultsError(f"{path}: harness.seed: expected an integer, got {seed!r}")
     return seed
+
+
+def _check_metadata(path: Path, harness: Mapping) -> None:
+    """The optional metadata the report groups and flags by (absent in older and plain lm-eval results)."""
+    family, beta = harness.get("method_family"), harness.get("beta")
+    if family is not None and not isinstance(family, str):
+        raise ResultsError(f"{path}: harness.method_family: expected a string, got {family!r}")
+    if beta is not None and finite_number(beta) is None:
+        raise ResultsError(f"{path}: harness.beta: expected a number or null, got {beta!r}")
+    parse_flags(harness.get("training_health"), f"{path}: harness.training_health")
 
 
 def _read_metrics(path: Path, data: Mapping, result: Result) -> None:

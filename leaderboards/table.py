@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from leaderboards import health
 from leaderboards.errors import ResultsError
 from leaderboards.registry import Benchmark, load_registry
 from leaderboards.results import ItemScores, Result, load_results, parse_result_arg
@@ -68,10 +69,30 @@ class Row:
     average_sd: float | None = None
     average_delta: Estimate | None = None
     is_baseline: bool = False
+    baseline_flagged: bool = False  # its deltas are against a baseline row whose training was flagged
 
     @property
     def seeds(self) -> list[int | None]:
         return [run.seed for run in self.runs]
+
+    @property
+    def health(self) -> dict[int | None, list[dict]]:
+        """Per seed, the training-health flags of the runs that carry some (empty: nothing flagged)."""
+        return {run.seed: flags for run in self.runs if (flags := run.training_health)}
+
+    @property
+    def flagged(self) -> bool:
+        """A run of this row did not train properly: the row is listed after the ranked rows, marked."""
+        return bool(self.health)
+
+    @property
+    def health_status(self) -> str:
+        """``flagged``, ``ok`` (every run checked, none flagged) or ``unknown``."""
+        return health.status(run.training_health for run in self.runs)
+
+    def health_records(self) -> list[dict]:
+        """Every flag as ``{"seed", "metric", "value", "problem"}``."""
+        return [health.flag_record(flag, seed=seed) for seed, flags in self.health.items() for flag in flags]
 
     @property
     def label(self) -> str:
@@ -86,6 +107,9 @@ class Leaderboard:
     notes: list[str]
     baseline: str
     confidence: float
+    results: list[Result] = field(default_factory=list)  # what the board was built from (for the report)
+    n_boot: int = 2000
+    seed: int = 0
 
     def frame(self) -> pd.DataFrame:
         """One line per row and benchmark (plus ``benchmark == "average"``), for csv/json."""
@@ -95,6 +119,13 @@ class Leaderboard:
                 "model": row.model,
                 "method": row.method,
                 "seeds": ",".join(str(s) for s in row.seeds if s is not None),
+                "health": row.health_status,
+                "health_flags": "; ".join(
+                    f"seed {seed}: {health.describe(flag)}" if seed is not None else health.describe(flag)
+                    for seed, flags in row.health.items()
+                    for flag in flags
+                ),
+                "baseline_flagged": row.baseline_flagged,
             }
             for cell in row.cells.values():
                 records.append(
@@ -200,7 +231,9 @@ def build_leaderboard(
         else load_registry(benchmarks)
     )
     builder = _Builder(loaded, baseline, list(registry), confidence, n_boot, np.random.default_rng(seed))
-    return builder.build()
+    board = builder.build()
+    board.n_boot, board.seed = n_boot, seed
+    return board
 
 
 class _Builder:
@@ -231,9 +264,19 @@ class _Builder:
         for row in rows:
             self._average(row, columns)
         self._deltas(rows, columns)
-        rows.sort(key=lambda r: (r.model, not r.is_baseline, -(r.average.value if r.average else -math.inf)))
-        notes = [note for r in self.results for note in r.notes] + self.notes
-        return Leaderboard(columns, rows, tidy_table(self.results), notes, self.baseline, self.confidence)
+        # The baseline first, then the ranked rows, then rows whose training was flagged (not ranked).
+        rows.sort(
+            key=lambda r: (
+                r.model,
+                not r.is_baseline,
+                r.flagged,
+                -(r.average.value if r.average else -math.inf),
+            )
+        )
+        notes = self._health_notes(rows) + [note for r in self.results for note in r.notes] + self.notes
+        return Leaderboard(
+            columns, rows, tidy_table(self.results), notes, self.baseline, self.confidence, list(self.results)
+        )
 
     # --- rows and cells -------------------------------------------------------------------------
     def _rows(self) -> list[Row]:
@@ -399,6 +442,7 @@ class _Builder:
                 continue
             if row is base:
                 continue
+            row.baseline_flagged = base.flagged
             for benchmark in columns:
                 if benchmark.name in row.cells and benchmark.name in base.cells:
                     self._delta(row, base, benchmark)
@@ -452,6 +496,26 @@ class _Builder:
         )
 
     # --- notes ----------------------------------------------------------------------------------
+    def _health_notes(self, rows: list[Row]) -> list[str]:
+        notes = []
+        for row in rows:
+            if not row.flagged:
+                continue
+            if row.is_baseline:
+                notes.append(
+                    f"{health.MARKER} baseline {row.label} is flagged by training health: the deltas against it "
+                    "are computed, but against a baseline that did not train"
+                )
+            else:
+                notes.append(
+                    f"{health.MARKER} {row.label}: training flagged (did not train); listed after the ranked "
+                    f"rows of {row.model}, not ranked"
+                )
+            for run in row.runs:
+                for flag in run.training_health or ():
+                    notes.append(f"{health.MARKER} training health: {run.label}: {health.describe(flag)}")
+        return notes
+
     def _note_unregistered(self, rows: list[Row]) -> None:
         known = {task for b in self.registry for task in b.tasks}
         inner = {t for r in self.results for children in r.subtasks.values() for t in children}

@@ -37,10 +37,12 @@ def write_result(
     samples: bool = True,
     higher_is_better: Mapping[str, bool] | None = None,
     doc_ids: Mapping[str, Sequence[int]] | None = None,
+    harness: Mapping | None = None,
 ) -> Path:
     """Our result folder: ``results.json`` + ``samples/TASK.jsonl`` from per-item scores.
 
-    ``tasks`` maps task → ``"METRIC,FILTER"`` → per-item scores (numbers, or lists of 0/1 parts).
+    ``tasks`` maps task → ``"METRIC,FILTER"`` → per-item scores (numbers, or lists of 0/1 parts);
+    ``harness`` adds keys to the "harness" block (``method_family``, ``beta``, ``training_health``).
     """
     folder.mkdir(parents=True, exist_ok=True)
     results, hib, n_samples = {}, {}, {}
@@ -73,7 +75,7 @@ def write_result(
         "higher_is_better": hib,
         "n-samples": n_samples,
         "config": {"model": "hf"},
-        "harness": {"model_spec": model, "method": method, "seed": seed, "backend": "hf"},
+        "harness": {"model_spec": model, "method": method, "seed": seed, "backend": "hf", **(harness or {})},
     }
     (folder / "results.json").write_text(json.dumps(document, indent=1))
     return folder
@@ -85,9 +87,16 @@ def make_result(
     seed: int | None = 0,
     model: str = "tiny-llama",
     higher_is_better: Mapping[str, bool] | None = None,
+    harness: Mapping | None = None,
 ) -> Result:
     """The in-memory ``Result`` that reading ``write_result``'s folder gives (for fast statistics)."""
-    result = Result(source=f"<{method}:{seed}>", model=model, method=method, seed=seed)
+    result = Result(
+        source=f"<{method}:{seed}>",
+        model=model,
+        method=method,
+        seed=seed,
+        harness={"model_spec": model, "method": method, "seed": seed, **(harness or {})},
+    )
     for task, metrics in tasks.items():
         for key, scores in metrics.items():
             num, den = _num_den(scores)
@@ -102,11 +111,18 @@ def make_result(
 
 
 def write_run(
-    folder: Path, method: str, steps: int = 40, seed: int = 0, tokens: Sequence[Sequence[str]] = ()
+    folder: Path,
+    method: str,
+    steps: int = 40,
+    seed: int = 0,
+    tokens: Sequence[Sequence[str]] = (),
+    flags: Sequence[Mapping] | None = None,
 ) -> Path:
     """A SYNTHETIC training run folder: smooth made-up curves and made-up token scores.
 
-    For report rendering only; the name of the folder should say it is synthetic.
+    ``sparsepo…`` methods log the mask statistics, ``tidpo…`` the token weights; ``flags`` (when
+    not None) are written to ``health.json``. For report rendering only; the name of the folder
+    should say it is synthetic.
     """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -128,12 +144,20 @@ def write_run(
             "grad_norm": 3 * math.exp(-step / steps) + rng.uniform(0, 0.3),
             "learning_rate": 5e-7,
         }
-        if method == "sparsepo":
-            row["mask/zero_fraction"] = 0.2 + 0.3 * progress
+        if method.startswith("sparsepo"):
+            row["mask/u_zero_fraction"] = 0.2 + 0.3 * progress
+            row["mask/u_chosen_mean"] = 0.6 - 0.1 * progress
+            row["mask/u_rejected_mean"] = 0.5 - 0.1 * progress
             row["kl/chosen"] = 0.05 * progress
+        if method.startswith("tidpo"):
+            row["weights/chosen_mean"] = 1.0
+            row["weights/rejected_mean"] = 1.0
+            row["weights/max"] = 2.0 + progress
         lines.append(json.dumps(row))
     (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    kinds = ("mask_u", "mask_d") if method == "sparsepo" else ("weight",)
+    if flags is not None:
+        (folder / "health.json").write_text(json.dumps({"flags": list(flags), "steps": steps}))
+    kinds = ("mask_u", "mask_d") if method.startswith("sparsepo") else ("weight",)
     rows = []
     for example, pair in enumerate(zip(tokens[::2], tokens[1::2], strict=True)):
         for side, toks in zip(("chosen", "rejected"), pair, strict=True):

@@ -3,7 +3,8 @@
 - Leaderboard: lm-eval's own output for two tiny random-init Llama models (``lmeval_output``).
 - Training curves and token pictures: SYNTHETIC run folders (made-up curves and scores on
   real tokens of the tiny tokenizer), named ``SYNTHETIC-…`` so nobody mistakes them for runs.
-- Reward–KL frontier: SYNTHETIC sentiment results in our result-folder format.
+- Reward–KL frontier: SYNTHETIC sentiment results in our result-folder format (three families ×
+  three β × two seeds, the base model, one run flagged by training health).
 """
 
 from __future__ import annotations
@@ -45,27 +46,37 @@ def write_demo_inputs(folder: Path, lmeval_dir: Path, tokenizer) -> tuple[list[s
         tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"]) for pair in PAIRS for text in pair
     ]
     runs = [
-        write_run(folder / "runs" / "SYNTHETIC-dpo", "dpo", seed=0),
-        write_run(folder / "runs" / "SYNTHETIC-sparsepo", "sparsepo", seed=1, tokens=tokens),
+        write_run(folder / "runs" / "SYNTHETIC-dpo", "dpo", seed=0, flags=[]),
+        write_run(folder / "runs" / "SYNTHETIC-sparsepo", "sparsepo", seed=1, tokens=tokens, flags=[]),
         write_run(folder / "runs" / "SYNTHETIC-tidpo", "tidpo", seed=2, tokens=tokens),
     ]
     rng = np.random.default_rng(0)
     sentiment = []
-    for method, strength in (("SYNTHETIC-dpo", 1.0), ("SYNTHETIC-sparsepo", 1.4), ("SYNTHETIC-tdpo", 1.2)):
-        for seed, kl in enumerate((2.0, 5.0, 9.0)):
-            reward = 1 - np.exp(-strength * kl / 4)
-            positive = (rng.random(200) < reward).astype(float)
-            kls = rng.gamma(4.0, kl / 4.0, 200)
-            path = folder / "sentiment" / f"{method}-{seed}"
-            write_result(
-                path,
-                {"SYNTHETIC_sentiment": {REWARD_METRIC: positive, KL_METRIC: kls}},
-                method,
-                seed=seed,
-                model="synthetic",
-                higher_is_better={"kl_to_ref": False},
-            )
-            sentiment.append(str(path))
+
+    def add(name: str, method: str, seed: int | None, positive_rate: float, kl: float, harness: dict) -> None:
+        positive = (rng.random(200) < positive_rate).astype(float)
+        kls = rng.gamma(4.0, kl / 4.0, 200)
+        path = folder / "sentiment" / name
+        write_result(
+            path,
+            {"SYNTHETIC_sentiment": {REWARD_METRIC: positive, KL_METRIC: kls}},
+            method,
+            seed=seed,
+            model="synthetic",
+            higher_is_better={"kl_to_ref": False},
+            harness=harness,
+        )
+        sentiment.append(str(path))
+
+    add("base", "base", None, 0.3, 0.05, {"method_family": "base", "beta": None, "training_health": []})
+    flat = {"metric": "rewards/margins", "value": 0.0008, "problem": "margins stayed flat (SYNTHETIC)"}
+    for family, strength in (("SYNTHETIC-dpo", 1.0), ("SYNTHETIC-sparsepo", 1.4), ("SYNTHETIC-tdpo", 1.2)):
+        for beta, kl in ((0.5, 2.0), (0.1, 5.0), (0.05, 9.0)):
+            for seed in (0, 1):
+                flags = [flat] if (family, beta, seed) == ("SYNTHETIC-tdpo", 0.05, 1) else []
+                harness = {"method_family": family, "beta": beta, "training_health": flags}
+                reward = 1 - np.exp(-strength * kl / 4)
+                add(f"{family}-{beta}-{seed}", f"{family}-b{beta}", seed, reward, kl, harness)
     results = [str(lmeval_dir / "tiny-llama-seed0"), str(lmeval_dir / "tiny-llama-seed1"), *sentiment]
     return results, runs
 

@@ -86,7 +86,7 @@ def test_bad_run_files_name_file_line_and_field(tmp_path, file, line, message):
         load_run(tmp_path)
 
 
-def test_frontier_plots_every_sentiment_run(tmp_path):
+def test_frontier_without_metadata_has_one_point_per_method(tmp_path):
     results = [make_result({"mc_task": {"acc,none": [1, 0, 1]}}, "dpo")]
     for method, kl, reward in (("dpo", 4.0, 0.6), ("sparsepo", 3.0, 0.7), ("sparsepo", 6.0, 0.65)):
         results.append(
@@ -100,10 +100,11 @@ def test_frontier_plots_every_sentiment_run(tmp_path):
     board = build_leaderboard(results, benchmarks=[MC], n_boot=20)
     html = build_html(board, [])
     frontier = html[html.index('id="frontier"') :]
-    assert frontier.count('<circle class="point"') == 3
-    assert "sparsepo seed 3: KL 3, reward 0.7" in frontier
-    # sparsepo's (6.0, 0.65) is beaten by its (3.0, 0.7): its front has one point
-    assert frontier.count('<polyline class="frontier"') == 2
+    # no method_family / beta: the two sparsepo seeds are one point at their mean
+    assert frontier.count('<circle class="point"') == 2
+    assert "sparsepo β ?: KL 4.5 [4.5, 4.5], positive rate 0.675 [0.675, 0.675]" in frontier
+    assert "imdb: positive rate vs KL (gpt2-imdb)" in frontier
+    assert frontier.count('<polyline class="join"') == 0  # one point per family: nothing to join
 
 
 def test_report_section_for_training_curves(tmp_path):
@@ -138,7 +139,7 @@ def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):
         assert table.locator("tbody tr").count() == 2
         assert "baseline" in table.locator("tbody tr").first.inner_text()
         charts = page.locator("svg.chart")
-        kinds = {"bars": 3, "scatter": 1, "lines": 8}  # 2 benchmarks + average; 1 task; 8 logged curves
+        kinds = {"bars": 3, "scatter": 1, "lines": 12}  # 2 benchmarks + average; 1 task; 12 curves (the cap)
         for kind, count in kinds.items():
             assert page.locator(f"svg.chart.{kind}").count() == count, kind
         for i in range(charts.count()):
@@ -147,7 +148,10 @@ def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):
             box = chart.bounding_box()
             assert chart.is_visible() and box["width"] > 300 and box["height"] > 200
             assert chart.locator("rect.bar, polyline, circle").count() > 0
-        assert page.locator("svg.chart.scatter circle.point").count() == 9
+        # 3 families × 3 β + the base model, each with its interval bars
+        assert page.locator("svg.chart.scatter .point").count() == 10
+        assert page.locator("svg.chart.scatter .errorbar").count() == 20
+        assert page.locator("#masks table tbody tr").count() == 3
         shaded = page.locator(".tok").evaluate_all(
             "spans => spans.filter(s => getComputedStyle(s).backgroundColor !== 'rgba(0, 0, 0, 0)').length"
         )

@@ -1,0 +1,254 @@
+"""The reward–KL frontier: points per method family and β, their bootstrap intervals, JSON and SVG."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from leaderboard_helpers import make_result, write_result
+
+from leaderboards.errors import ResultsError
+from leaderboards.frontier import (
+    KL_METRIC,
+    PROBABILITY_METRIC,
+    REWARD_METRIC,
+    frontier_json,
+    frontier_points,
+    frontier_records,
+    frontier_svg,
+    write_frontier_json,
+)
+from leaderboards.registry import Benchmark
+from leaderboards.report import build_html
+from leaderboards.table import build_leaderboard
+
+SVG = "{http://www.w3.org/2000/svg}"
+MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
+FLAT = {"metric": "rewards/margins", "value": 0.0008, "problem": "margins stayed flat (0.0008 over the last 5 steps)"}
+
+
+def _sentiment(kl, positive, method, seed=0, family=None, beta=None, probability=None, flags=None, model="gpt2"):
+    metrics = {KL_METRIC: kl, REWARD_METRIC: positive}
+    if probability is not None:
+        metrics[PROBABILITY_METRIC] = probability
+    harness = {"method_family": family, "beta": beta} if family else {}
+    if flags is not None:
+        harness["training_health"] = flags
+    return make_result(
+        {"sentiment": metrics}, method, seed, model, higher_is_better={"kl_to_ref": False}, harness=harness
+    )
+
+
+def test_point_is_the_seed_mean_with_intervals_over_items():
+    # 2 seeds × 4 items; the seeds share doc_ids 0..3
+    runs = [
+        _sentiment([1, 2, 3, 4], [1, 0, 1, 1], "dpo", 0, "dpo", 0.1, probability=[0.9, 0.2, 0.8, 0.7]),
+        _sentiment([3, 2, 5, 6], [1, 1, 0, 1], "dpo", 1, "dpo", 0.1, probability=[0.7, 0.6, 0.4, 0.9]),
+    ]
+    (point,) = frontier_points(runs, n_boot=2000)
+    assert (point.task, point.model, point.family, point.beta) == ("sentiment", "gpt2", "dpo", 0.1)
+    assert point.seeds == [0, 1] and point.n_items == 4 and point.methods == ["dpo"]
+    assert point.kl.value == pytest.approx((2.5 + 4.0) / 2)
+    assert point.reward.value == pytest.approx(0.75)
+    assert point.p_positive.value == pytest.approx((0.65 + 0.65) / 2)
+    for estimate in (point.kl, point.reward, point.p_positive):
+        assert estimate.how == "bootstrap" and estimate.low < estimate.value < estimate.high
+    # per doc the seed mean of KL is [2, 2, 4, 5]: a resample's mean lies in [2, 5]
+    assert point.kl.low >= 2.0 and point.kl.high <= 5.0
+    assert point.health == "unknown" and point.flags == []
+
+
+def test_bootstrap_interval_matches_the_exact_distribution():
+    # One item in four has KL 4: a resample's mean is the number k of such items drawn, k ~ Binomial(4, 1/4):
+    # P(k=0) = .316, P(k ≤ 2) = .949, P(k ≤ 3) = .996, so the 95% percentile interval is exactly [0, 3].
+    (point,) = frontier_points([_sentiment([0, 0, 0, 4], [1, 0, 1, 1], "dpo")], n_boot=2000)
+    assert point.kl.value == pytest.approx(1.0)
+    assert (point.kl.low, point.kl.high) == (0.0, 3.0)
+
+
+def test_replicates_average_the_seeds_per_doc_id():
+    # The seeds disagree item by item but their per-doc means are all 2: no sampling spread left.
+    runs = [_sentiment([0, 0, 4, 4], [1, 1, 1, 1], "dpo", 0), _sentiment([4, 4, 0, 0], [1, 1, 1, 1], "dpo", 1)]
+    (point,) = frontier_points(runs, n_boot=500)
+    assert (point.kl.value, point.kl.low, point.kl.high) == (2.0, 2.0, 2.0)
+    # every item positive: the interval is degenerate at 1
+    assert (point.reward.value, point.reward.low, point.reward.high) == (1.0, 1.0, 1.0)
+    assert point.p_positive is None  # not reported
+
+
+def test_points_group_by_family_and_beta_and_fall_back_to_the_method():
+    runs = [
+        _sentiment([0.0] * 4, [0, 1, 0, 0], "base", None, "base", None),
+        _sentiment([1.0] * 4, [1, 1, 0, 0], "dpo", 0, "dpo", 0.1),
+        _sentiment([2.0] * 4, [1, 1, 1, 0], "dpo", 1, "dpo", 0.1),
+        _sentiment([5.0] * 4, [1, 1, 1, 1], "dpo", 0, "dpo", 0.5),
+        _sentiment([1.5] * 4, [1, 0, 0, 0], "tdpo2", 0, "tdpo2", 0.1, flags=[FLAT]),
+        _sentiment([1.5] * 4, [1, 1, 0, 0], "tdpo2", 1, "tdpo2", 0.1, flags=[]),
+        # labels that differ only in hyper-parameters share a family
+        _sentiment([3.0] * 4, [1, 1, 0, 0], "sparsepo-learned-common", 0, "sparsepo-learned-common", 0.1),
+        _sentiment([3.0] * 4, [1, 1, 1, 1], "sparsepo-lc-lr2", 1, "sparsepo-learned-common", 0.1),
+        # older results without the metadata: one point per method
+        _sentiment([4.0] * 4, [0, 1, 1, 1], "tidpo", 0),
+        _sentiment([6.0] * 4, [1, 1, 1, 1], "tidpo", 1),
+        make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo"),  # no sentiment: no point
+    ]
+    points = frontier_points(runs, n_boot=100)
+    assert [(p.family, p.beta, p.seeds) for p in points] == [
+        ("base", None, [None]),
+        ("dpo", 0.1, [0, 1]),
+        ("dpo", 0.5, [0]),
+        ("sparsepo-learned-common", 0.1, [0, 1]),
+        ("tdpo2", 0.1, [0, 1]),
+        ("tidpo", None, [0, 1]),
+    ]
+    by_key = {(p.family, p.beta): p for p in points}
+    assert by_key[("dpo", 0.1)].kl.value == pytest.approx(1.5)
+    assert by_key[("dpo", 0.1)].reward.value == pytest.approx((0.5 + 0.75) / 2)
+    assert by_key[("sparsepo-learned-common", 0.1)].methods == ["sparsepo-lc-lr2", "sparsepo-learned-common"]
+    assert by_key[("tidpo", None)].kl.value == pytest.approx(5.0)
+    assert by_key[("base", None)].is_base and by_key[("base", None)].label == "base"
+    tdpo2 = by_key[("tdpo2", 0.1)]
+    assert tdpo2.flagged and tdpo2.flags == [{"seed": 0} | FLAT]
+    assert by_key[("dpo", 0.5)].label == "β=0.5"
+
+
+def test_without_per_item_scores_the_interval_comes_from_the_stderrs(tmp_path):
+    folders = [
+        write_result(
+            tmp_path / f"s{seed}",
+            {"sentiment": {KL_METRIC: kl, REWARD_METRIC: [1, 0, 1, 0]}},
+            "dpo",
+            seed=seed,
+            samples=False,
+            higher_is_better={"kl_to_ref": False},
+        )
+        for seed, kl in ((0, [1, 2, 3, 4]), (1, [2, 2, 2, 2]))
+    ]
+    (point,) = frontier_points(folders, n_boot=100)
+    se = math.sqrt((np.std([1, 2, 3, 4], ddof=1) / 2) ** 2 + 0.0) / 2  # √(se₀² + se₁²) / 2 seeds
+    assert point.kl.how == "stderr" and point.kl.value == pytest.approx(2.25)
+    assert point.kl.low == pytest.approx(2.25 - 1.959964 * se) and point.kl.high == pytest.approx(2.25 + 1.959964 * se)
+    assert point.n_items == 4
+
+
+def test_json_records_are_rounded_and_ordered(tmp_path):
+    runs = [
+        _sentiment([1 / 3] * 3, [1, 0, 0], "tdpo2", 0, "tdpo2", 0.05, probability=[0.1, 0.2, 0.3], flags=[FLAT]),
+        _sentiment([0.0] * 3, [0, 0, 1], "base", None, "base", None),
+        _sentiment([2.0] * 3, [1, 1, 0], "dpo", 0, "dpo", 0.1, flags=[]),
+    ]
+    points = frontier_points(runs[::-1], n_boot=50)  # the order of the input does not matter
+    records = json.loads(frontier_json(points))
+    assert [(r["family"], r["beta"]) for r in records] == [("base", None), ("dpo", 0.1), ("tdpo2", 0.05)]
+    tdpo2 = records[2]
+    assert set(tdpo2) == {
+        "task",
+        "model",
+        "family",
+        "beta",
+        "base",
+        "methods",
+        "seeds",
+        "n_items",
+        "confidence",
+        "kl_to_ref",
+        "positive_rate",
+        "p_positive",
+        "health",
+        "health_flags",
+    }
+    assert tdpo2["kl_to_ref"] == {"value": 0.3333, "low": 0.3333, "high": 0.3333, "ci": "bootstrap"}
+    assert tdpo2["positive_rate"]["value"] == 0.3333 and tdpo2["p_positive"]["value"] == 0.2
+    assert tdpo2["health"] == "flagged" and tdpo2["health_flags"] == [{"seed": 0} | FLAT]
+    assert tdpo2["seeds"] == [0] and tdpo2["n_items"] == 3 and tdpo2["confidence"] == 0.95
+    assert records[0]["base"] is True and records[0]["p_positive"] is None and records[0]["health"] == "unknown"
+    assert records[1]["health"] == "ok"
+    assert frontier_records(points) == records
+    path = write_frontier_json(points, tmp_path / "out" / "frontier.json")
+    assert json.loads(path.read_text()) == records
+
+
+def _frontier_runs():
+    return [
+        _sentiment([0.0, 0.1, 0.0, 0.1], [0, 1, 0, 0], "base", None, "base", None),
+        _sentiment([1, 2, 1, 2], [1, 1, 0, 0], "dpo", 0, "dpo", 0.1),
+        _sentiment([4, 5, 6, 5], [1, 1, 1, 0], "dpo", 0, "dpo", 0.05),
+        _sentiment([2, 2, 3, 3], [1, 1, 1, 0], "sparsepo", 0, "sparsepo-learned-common", 0.1),
+        _sentiment([3, 3, 4, 4], [1, 1, 1, 1], "sparsepo", 1, "sparsepo-learned-common", 0.1),
+        _sentiment([0.1, 0.2, 0.1, 0.1], [0, 1, 0, 0], "tidpo", 0, "tidpo", 0.1, flags=[FLAT]),
+    ]
+
+
+def test_svg_is_xml_with_a_marker_and_error_bars_per_point():
+    points = frontier_points(_frontier_runs(), n_boot=200)
+    assert len(points) == 5
+    svg = frontier_svg(points)
+    root = ET.fromstring(svg)  # standalone: parses as XML on its own
+    assert root.tag == f"{SVG}svg" and root.find(f"{SVG}style") is not None
+
+    def with_class(name):
+        return [e for e in root.iter() if name in (e.get("class") or "").split()]
+
+    markers = with_class("point")
+    assert len(markers) == 5
+    assert [e.tag for e in markers].count(f"{SVG}path") == 1  # the base model is a diamond
+    assert len(with_class("errorbar")) == 2 * 5
+    assert {e.get("class") for e in with_class("errorbar")} == {"errorbar x", "errorbar y"}
+    labels = [e.text for e in with_class("pointlabel")]
+    assert sorted(labels) == sorted(["base", "β=0.1", "β=0.05", "β=0.1", "β=0.1"])
+    # one joining line per family with several points (dpo: β 0.1 and 0.05), in order of KL
+    (join,) = with_class("join")
+    xs = [float(pair.split(",")[0]) for pair in join.get("points").split()]
+    assert xs == sorted(xs) and len(xs) == 2
+    legend = " ".join(e.text or "" for e in with_class("legend"))
+    assert "tidpo (did not train)" in legend and "base model" in legend and "dpo" in legend
+    tidpo = next(e for e in markers if "tidpo" in e.find(f"{SVG}title").text)
+    assert tidpo.get("fill") == "#fff"  # hollow
+    assert "did not train: margins stayed flat" in tidpo.find(f"{SVG}title").text
+    colours = {e.get("stroke") for e in markers}
+    assert len(colours) == 4  # base, dpo (two points), sparsepo, tidpo: each family its own colour
+    # error bars span the intervals: the sparsepo point's horizontal bar covers its KL interval
+    sparsepo = next(p for p in points if p.family == "sparsepo-learned-common")
+    assert sparsepo.kl.low < sparsepo.kl.value < sparsepo.kl.high
+
+
+def test_svg_needs_one_task_and_model():
+    points = frontier_points(
+        [_sentiment([1, 2], [1, 0], "dpo", model="a"), _sentiment([1, 2], [1, 0], "dpo", model="b")], n_boot=20
+    )
+    with pytest.raises(ValueError, match="several tasks or models"):
+        frontier_svg(points)
+    assert ET.fromstring(frontier_svg(points, model="b")) is not None
+    with pytest.raises(ValueError, match="no points"):
+        frontier_svg([])
+
+
+def test_bad_options():
+    with pytest.raises(ResultsError, match="confidence"):
+        frontier_points([], confidence=1.0)
+    with pytest.raises(ResultsError, match="bootstrap"):
+        frontier_points([], n_boot=5)
+    assert frontier_points([make_result({"mc_task": {"acc,none": [1]}}, "dpo")]) == []
+
+
+def test_report_draws_the_frontier_with_a_table():
+    results = [make_result({"mc_task": {"acc,none": [1, 0, 1]}}, "dpo"), *_frontier_runs()]
+    board = build_leaderboard(results, benchmarks=[MC], n_boot=50)
+    html = build_html(board, [])
+    section = html[html.index('<section id="frontier"') :]
+    section = section[: section.index("</section>")]
+    (svg,) = re.findall(r"<svg.*?</svg>", section, flags=re.S)
+    root = ET.fromstring(svg)
+    assert root.find(f"{SVG}style") is None  # inline: the page has the styles
+    assert len([e for e in root.iter() if "point" in (e.get("class") or "").split()]) == 5
+    table = section[section.index('<table class="stats frontier">') :]
+    assert table.count("<tr>") == 1 + 5
+    assert "did not train" in table and "margins stayed flat" in table
+    assert table.count("<td>front</td>") >= 1
+    # a board without sentiment results has no frontier section
+    plain = build_leaderboard([make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20)
+    assert 'id="frontier"' not in build_html(plain, [])
