@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.pipeline.sentiment import build_pairs, load_prompts
+from harness.pipeline.config import SentimentPairs
+from harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets
 from harness.pipeline.stages import Stage
 
 # One thread: the killed-and-resumed runs must sum floats in the same order as the straight one.
@@ -103,8 +104,20 @@ def test_the_pipeline_trains_evaluates_and_reports_end_to_end(straight_run):
     assert base["results"]["sentiment"]["kl_to_ref,none"] == 0.0  # the base against itself
     benchmarks = json.loads((output / "eval" / "dpo-seed0" / "benchmarks" / "results.json").read_text())
     assert {"gsm8k", "ifeval", "mmlu", "humaneval"} <= set(benchmarks["results"])
+    assert (sentiment["harness"]["method_family"], sentiment["harness"]["beta"]) == ("dpo", 0.1)
+    assert sentiment["harness"]["training_health"] == []
+    assert "training_health" not in base["harness"] and base["harness"]["method_family"] == "base"
+    # The official head initialisation starts the tiny model's masks near zero: flagged, and marked.
+    flagged = json.loads((output / "eval" / "sparsepo-seed0" / "sentiment" / "results.json").read_text())
+    assert [flag["metric"] for flag in flagged["harness"]["training_health"]] == ["mask/u_chosen_mean"]
     # The leaderboard against DPO is printed and written; the report is one self-contained file.
-    assert "## Leaderboard (baseline: dpo)" in stdout and "| sparsepo | tiny-llama |" in stdout
+    assert "## Leaderboard (baseline: dpo)" in stdout and "| ⚠ sparsepo | tiny-llama |" in stdout
+    summary = json.loads((output / "summary.json").read_text())
+    assert [(p["family"], p["beta"]) for p in summary["frontier"]] == [
+        ("base", None), ("dpo", 0.1), ("sparsepo-learned-common", 0.1)
+    ]
+    assert {r["run"]: r["health"] for r in summary["training"]} == {"dpo-seed0": "ok", "sparsepo-seed0": "flagged"}
+    assert (output / "frontier.svg").read_text().startswith("<svg")
     assert "| base | tiny-llama |" in stdout
     assert (output / "leaderboard.md").read_text() in stdout
     html = (output / "report.html").read_text()
@@ -205,6 +218,30 @@ def test_prompts_builtin_and_from_a_file(tmp_path):
     path.write_bytes(b"ok\nbad \xff byte\n")
     with pytest.raises(Exception, match=r"prompts.txt:2: prompt: undecodable bytes"):
         load_prompts(str(path))
+
+
+def test_review_csv_openings_train_on_the_training_reviews_and_hold_out_the_valid_ones(tmp_path):
+    path = tmp_path / "imdb.csv"
+    path.write_text(
+        "label,text,is_valid\n"
+        'negative,"One two three four five six",False\n'
+        'positive,"Held<br /><br />out review text",True\n'
+        'positive,"Seven eight nine ten",False\n',
+        encoding="utf-8",
+    )
+    settings = SentimentPairs(prompts=str(path), prompt_words=3, train_prompts=2, eval_prompts=1)
+    assert prompt_sets(settings) == (["One two three", "Seven eight nine"], ["Held out review"])
+    with pytest.raises(Exception, match=r"imdb.csv: data.sentiment.eval_prompts: 2 wanted, the file has 1"):
+        prompt_sets(SentimentPairs(prompts=str(path), train_prompts=2, eval_prompts=2))
+    path.write_text('label,text,is_valid\npositive,"fine",False\nnegative,"  ",False\n', encoding="utf-8")
+    with pytest.raises(Exception, match=r"imdb.csv:3: text: empty review"):
+        prompt_sets(settings)
+    path.write_text('label,text,is_valid\npositive,"fine",maybe\n', encoding="utf-8")
+    with pytest.raises(Exception, match=r"imdb.csv:2: is_valid: expected True or False, got 'maybe'"):
+        prompt_sets(settings)
+    path.write_text("label,review\npositive,fine\n", encoding="utf-8")
+    with pytest.raises(Exception, match=r"imdb.csv:1: text: the review CSV needs a 'text' column"):
+        prompt_sets(settings)
 
 
 def test_a_stage_with_other_inputs_is_moved_aside_never_deleted(tmp_path):

@@ -26,7 +26,10 @@ class SentimentPairs:
     ``completions_per_prompt`` times by the base model, the sentiment judge scores every
     continuation, and the most and least positive continuation of a prompt make a pair."""
 
-    prompts: str = "builtin"  # "builtin" (80 openings written for this project) or a text file, one per line
+    # "builtin" (80 openings written for this project), a text file (one prompt per line), or a review
+    # CSV (IMDB-style: `text`, `is_valid`): the first `prompt_words` words of each review, held out if valid
+    prompts: str = "builtin"
+    prompt_words: int = 8
     train_prompts: int = 56
     eval_prompts: int = 24  # held out: the positive rate and KL of every model are measured on these
     completions_per_prompt: int = 4
@@ -38,7 +41,7 @@ class SentimentPairs:
     batch_size: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("train_prompts", "eval_prompts", "max_new_tokens", "batch_size"):
+        for name in ("train_prompts", "eval_prompts", "max_new_tokens", "batch_size", "prompt_words"):
             if getattr(self, name) < 1:
                 raise _bad(name, f"must be at least 1, got {getattr(self, name)}")
         if self.completions_per_prompt < 2:

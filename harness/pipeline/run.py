@@ -28,7 +28,7 @@ from harness.models import load_causal_lm, load_tokenizer, resolve_model
 from harness.models.store import MANIFEST
 from harness.pipeline.config import RunConfig, SentimentPairs, method_training, seeded
 from harness.pipeline.progress import RunProgress
-from harness.pipeline.sentiment import build_pairs, load_prompts, sample_continuations, split_prompts, write_jsonl
+from harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets, sample_continuations, write_jsonl
 from harness.pipeline.stages import Stage, fingerprint
 
 BASE = "base"
@@ -43,6 +43,9 @@ class EvaluatedModel:
     seed: int | None
     path: str
     key: str  # fingerprint of what produced the weights
+    family: str = BASE  # the method's label whatever its hyper-parameters (e.g. "sparsepo-learned-common")
+    beta: float | None = None
+    health: list[dict] | None = None  # training-health flags; None: not checked (the base model)
 
 
 @dataclass
@@ -124,7 +127,7 @@ class Pipeline:
         from evals.judges.sentiment import score_texts
 
         settings = self.config.data.sentiment
-        train_prompts, eval_prompts = split_prompts(load_prompts(settings.prompts), settings)
+        train_prompts, eval_prompts = prompt_sets(settings)
         model, tokenizer = load_causal_lm(self.base_path), load_tokenizer(self.base_path)
         continuations = sample_continuations(
             model, tokenizer, train_prompts, settings.completions_per_prompt, settings.max_new_tokens,
@@ -205,11 +208,14 @@ class Pipeline:
         def work() -> dict:
             examples = load_preferences(str(data.folder / "pairs.jsonl")).examples
             result = train(config, self.base_path, examples, stage.folder, progress=False, config_record=record,
-                           on_step=lambda done, total: self.progress.inner(done, total, "steps"))
-            return {"steps": result.steps, "resumed_from": result.resumed_from, "final": str(result.final_dir)}
+                           on_step=lambda done, total: self.progress.inner(done, total, "steps"),
+                           on_warning=self.progress.write)
+            return {"steps": result.steps, "resumed_from": result.resumed_from, "final": str(result.final_dir),
+                    "health": [flag.as_dict() for flag in result.health]}
 
         summary = self._timed(stage, f"train {run.name} (seed {seed})", work)
-        return EvaluatedModel(name, run.name, seed, summary["final"], stage.key)
+        return EvaluatedModel(name, run.name, seed, summary["final"], stage.key, run.method.label, run.method.beta,
+                              summary.get("health"))
 
     def _eval_stage(self, model: EvaluatedModel, data: Stage, benchmark_data: Path | None) -> list[Path]:
         settings = self.config.eval
@@ -219,7 +225,9 @@ class Pipeline:
                              "benchmarks": str(benchmark_data)})
         metadata = {"model_spec": self.config.model if model.method == BASE else model.path,
                     "base_model": self.config.model, "method": model.method, "seed": model.seed,
-                    "run": self.config.name}
+                    "run": self.config.name, "method_family": model.family, "beta": model.beta}
+        if model.health is not None:
+            metadata["training_health"] = model.health
 
         def work() -> dict:
             summary: dict[str, Any] = {}
@@ -269,8 +277,11 @@ class Pipeline:
         return {"tasks": sorted(run.results["results"])}
 
     def _report_stage(self, results: list[Path]) -> None:
+        from leaderboards.files import write_atomically
+        from leaderboards.frontier import frontier_points, frontier_records, frontier_svg
         from leaderboards.render import render
-        from leaderboards.report import write_report
+        from leaderboards.report import build_html
+        from leaderboards.runs import load_runs, mask_weight_records
         from leaderboards.table import build_leaderboard
 
         self.progress.stage("leaderboard and report")
@@ -278,10 +289,21 @@ class Pipeline:
         board = build_leaderboard(results, baseline=baseline)
         self.result.leaderboard = render(board, "md")
         (self.output / "leaderboard.md").write_text(self.result.leaderboard, encoding="utf-8")
+        runs = load_runs(sorted(path.parent for path in (self.output / "train").glob("*/metrics.jsonl")))
         if self.config.report.html:
-            runs = sorted((self.output / "train").glob("*/metrics.jsonl"))
-            self.result.report = write_report(results, [path.parent for path in runs], baseline=baseline,
-                                              out=self.output / "report.html")
+            self.result.report = write_atomically(self.output / "report.html", build_html(board, runs))
+        points = frontier_points(board.results, confidence=board.confidence, n_boot=board.n_boot, seed=board.seed)
+        if points and len({(p.task, p.model) for p in points}) == 1:
+            write_atomically(self.output / "frontier.svg", frontier_svg(points))
+        summary = {
+            "run": self.config.name,
+            "model": self.config.model,
+            "frontier": frontier_records(points),
+            "training": mask_weight_records(runs),
+            "leaderboard": json.loads(render(board, "json")),
+            "seconds": self.result.timings,
+        }
+        write_atomically(self.output / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
 
 
 def check_inputs(config: RunConfig, source: str) -> None:

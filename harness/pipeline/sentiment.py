@@ -8,7 +8,9 @@ whose best and worst differ by less than ``min_margin`` give no pair, and are co
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -49,6 +51,51 @@ def split_prompts(prompts: Sequence[str], settings: SentimentPairs) -> tuple[lis
             f"data.sentiment: {len(prompts)} prompts, but train_prompts + eval_prompts = {needed}"
         )
     return list(prompts[: settings.train_prompts]), list(prompts[settings.train_prompts : needed])
+
+
+def prompt_sets(settings: SentimentPairs) -> tuple[list[str], list[str]]:
+    """Training and held-out prompts: openings of a review CSV, or the first lines of a prompt list."""
+    if settings.prompts.lower().endswith(".csv"):
+        train, held_out = review_openings(settings.prompts, settings.prompt_words)
+        for name, have, want in (("train_prompts", train, settings.train_prompts),
+                                 ("eval_prompts", held_out, settings.eval_prompts)):
+            if len(have) < want:
+                raise HarnessError(
+                    f"{settings.prompts}: data.sentiment.{name}: {want} wanted, the file has {len(have)}"
+                )
+        return train[: settings.train_prompts], held_out[: settings.eval_prompts]
+    return split_prompts(load_prompts(settings.prompts), settings)
+
+
+_MARKUP = re.compile(r"<[^>]+>")
+
+
+def review_openings(path: str, words: int) -> tuple[list[str], list[str]]:
+    """The first ``words`` words of each review of an IMDB-style CSV (``text``, optional ``is_valid``).
+
+    Reviews with ``is_valid`` true are held out (the evaluation openings); the others train, in file
+    order. Without an ``is_valid`` column every review trains and none is held out by the file (the
+    caller then fails unless it asks for none). HTML line breaks (``<br />``) count as spaces.
+    """
+    file = Path(path)
+    try:
+        with file.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "text" not in reader.fieldnames:
+                raise HarnessError(f"{path}:1: text: the review CSV needs a 'text' column")
+            train, held_out = [], []
+            for record in reader:
+                line = reader.line_num
+                text = _MARKUP.sub(" ", record["text"] or "").split()
+                if not text:
+                    raise HarnessError(f"{path}:{line}: text: empty review")
+                valid = (record.get("is_valid") or "false").strip().lower()
+                if valid not in ("true", "false"):
+                    raise HarnessError(f"{path}:{line}: is_valid: expected True or False, got {record['is_valid']!r}")
+                (held_out if valid == "true" else train).append(" ".join(text[:words]))
+    except UnicodeDecodeError as error:
+        raise HarnessError(f"{path}: undecodable bytes (not UTF-8): {error.reason}") from None
+    return train, held_out
 
 
 @torch.no_grad()
