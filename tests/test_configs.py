@@ -29,3 +29,23 @@ def test_training_configs_are_valid(path):
 def test_the_shipped_configs_are_all_covered():
     assert {p.name for p in RUN_CONFIGS} >= {"quickstart.yaml", "ci-dogfood.yaml", "paper-sparsepo-imdb.yaml",
                                              "paper-sparsepo-hh.yaml", "paper-tidpo.yaml"}
+
+
+# Below this learning rate an AdamW update is smaller than bf16's resolution for most weights
+# (README, Precision): bf16 weights would round it away.
+BF16_WEIGHTS_MIN_LR = 1e-4
+
+
+def _trainings(path: Path):
+    if path.name.startswith("train-"):
+        yield load_config(TrainJob, path).training
+        return
+    config = load_config(RunConfig, path)
+    for index in range(len(config.methods)):
+        yield method_training(config, index, str(path))
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS + TRAIN_CONFIGS, ids=lambda p: p.name)
+def test_no_shipped_config_trains_bf16_weights_at_a_learning_rate_they_round_away(path):
+    for training in _trainings(path):
+        assert training.model_dtype == "float32" or training.learning_rate >= BF16_WEIGHTS_MIN_LR, path.name
