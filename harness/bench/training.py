@@ -84,19 +84,19 @@ METHODS = (
     Contender(
         "tidpo-policy",
         "ours",
-        "TI-DPO, policy importance each step, no anchors",
+        "TI-DPO (TDPO-2 KL term, live reference), policy importance each step, no anchors",
         {"name": "tidpo", "importance_source": "policy", "gamma": 0.0},
     ),
     Contender(
         "tidpo-ref-anchors-1",
         "ours",
-        "TI-DPO, reference-cached importance, anchors every step (64 new tokens)",
+        "TI-DPO (TDPO-2 KL term), reference-cached importance, anchors every step (64 new tokens)",
         {"name": "tidpo", "importance_source": "reference", "anchor_every": 1, "anchor_max_new_tokens": 64},
     ),
     Contender(
         "tidpo-ref-anchors-8",
         "ours",
-        "TI-DPO, reference-cached importance, anchors every 8 steps (64 new tokens)",
+        "TI-DPO (TDPO-2 KL term), reference-cached importance, anchors every 8 steps (64 new tokens)",
         {"name": "tidpo", "importance_source": "reference", "anchor_every": 8, "anchor_max_new_tokens": 64},
         period=8,
     ),
