@@ -177,9 +177,10 @@ def train(
             run.config, yaml.safe_dump(dict(config_record or dataclasses.asdict(config)), sort_keys=False)
         )
     accelerator.wait_for_everyone()
-    trainer = Trainer(config, model_path, pairs, tokenizer, run, accelerator, fingerprint, progress)
-    trainer.on_step = on_step
-    trainer.on_warning = on_warning or (lambda line: tqdm.write(line, file=sys.stderr))
+    trainer = Trainer(
+        config, model_path, pairs, tokenizer, run, accelerator, fingerprint, progress,
+        on_step=on_step, on_warning=on_warning or (lambda line: tqdm.write(line, file=sys.stderr)),
+    )
     return trainer.run(resume_from)
 
 
@@ -229,13 +230,15 @@ class Trainer:
         accelerator: Accelerator,
         fingerprint: str,
         progress: bool,
+        on_step: Callable[[int, int], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ):
         self.config, self.model_path, self.pairs, self.tokenizer = config, model_path, pairs, tokenizer
         self.run_folder, self.accelerator, self.fingerprint = run, accelerator, fingerprint
         self.progress = progress and accelerator.is_local_main_process
         self.schedule = Schedule.of(config, len(pairs), accelerator.num_processes)
-        self.on_step: Callable[[int, int], None] | None = None
-        self.on_warning: Callable[[str], None] = print
+        self.on_step = on_step
+        self.on_warning = on_warning or (lambda line: None)
         self.health = HealthMonitor(config.method.beta, self.schedule.total_steps)
 
     # ---------------------------------------------------------------- set-up

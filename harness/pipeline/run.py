@@ -301,7 +301,12 @@ class Pipeline:
             "frontier": frontier_records(points),
             "training": mask_weight_records(runs),
             "leaderboard": json.loads(render(board, "json")),
-            "seconds": self.result.timings,
+            # Every stage's own time, also of stages an earlier, interrupted invocation finished.
+            "seconds": {
+                name: json.loads(marker.read_text())["summary"].get("seconds")
+                for marker in sorted(self.output.glob("**/stage.json"))
+                if ".superseded-" not in (name := marker.parent.relative_to(self.output).as_posix())
+            },
         }
         write_atomically(self.output / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
 
