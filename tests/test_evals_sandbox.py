@@ -58,7 +58,9 @@ def test_writes_outside_its_folder_fail_and_leave_nothing():
     try:
         outcome = run_program(program, LIMITS)
         assert not outcome.passed
-        assert "Read-only file system" in outcome.reason or "PermissionError" in outcome.reason, outcome.reason
+        # not there at all (the minimal root holds only the runtime), or read-only where it is missing
+        failures = ("FileNotFoundError", "Read-only file system", "PermissionError")
+        assert any(f in outcome.reason for f in failures), outcome.reason
     finally:
         exists = target.exists()
         target.unlink(missing_ok=True)
@@ -102,7 +104,7 @@ def test_environment_is_scrubbed_and_folder_is_fresh(monkeypatch):
     )
     outcomes = run_many([program] * 3, LIMITS, workers=2)
     assert [o.passed for o in outcomes] == [True, True, True], [o.reason for o in outcomes]
-    assert outcomes[0].isolation.split(",")[:1] in (["net"], ["user"])
+    assert "net" in outcomes[0].isolation.split(","), outcomes[0].isolation
 
 
 def test_isolation_is_reported():

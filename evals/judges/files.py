@@ -15,7 +15,7 @@ from evals.data.converters import read_jsonl
 from evals.errors import EvalError
 from evals.io import read_text, sha256_file
 from evals.judges import passk, rouge, sentiment
-from evals.judges.sandbox import SandboxLimits
+from evals.judges.sandbox import IsolationMissing, SandboxLimits
 from evals.results import harness_version, judge_results, write_results, write_samples
 
 
@@ -70,7 +70,9 @@ def judge_passk(
     out_dir: Path,
     limits: SandboxLimits | None = None,
     workers: int | None = None,
+    require_isolation: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """pass@k of the samples; ``require_isolation`` names sandbox protections without which nothing runs."""
     limits = limits or SandboxLimits()
     problems: dict[str, dict[str, Any]] = {}
     for where, record in read_records(problems_file):
@@ -84,7 +86,10 @@ def judge_passk(
         if not isinstance(task_id, str | int):
             raise EvalError(where, "task_id", "missing")
         samples.append({"task_id": str(task_id), "completion": _string_field(where, record, "completion")})
-    scores = passk.score_samples(problems, samples, ks, limits, workers, progress=True)
+    try:
+        scores = passk.score_samples(problems, samples, ks, limits, workers, progress=True, require=require_isolation)
+    except IsolationMissing as error:
+        raise EvalError("--require-isolation", ",".join(require_isolation), str(error)) from None
     rows = [
         {
             "doc_id": index,
@@ -93,7 +98,13 @@ def judge_passk(
             "c": score.c,
             **{f"pass@{k}": value for k, value in score.pass_at.items()},
             "outcomes": [
-                {"passed": o.passed, "reason": o.reason, "seconds": o.seconds, "isolation": o.isolation}
+                {
+                    "passed": o.passed,
+                    "reason": o.reason,
+                    "seconds": o.seconds,
+                    "isolation": o.isolation,
+                    "missing": o.missing,
+                }
                 for o in score.outcomes
             ],
         }
@@ -101,11 +112,23 @@ def judge_passk(
     ]
     metrics = {f"pass@{k}": passk.mean_and_stderr([s.pass_at[k] for s in scores]) for k in ks}
     results = judge_results(
-        "passk", metrics, len(scores), {"k": list(ks), "sandbox": limits.__dict__}, {f"pass@{k}": True for k in ks}
+        "passk",
+        metrics,
+        len(scores),
+        {"k": list(ks), "sandbox": limits.__dict__, "sandbox_isolation": _isolation_summary(scores)},
+        {f"pass@{k}": True for k in ks},
     )
     write_samples(out_dir, "passk", rows)
     write_results(out_dir, results, _meta([problems_file, samples_file], {"judge": "passk"}))
     return results
+
+
+def _isolation_summary(scores: Sequence[passk.ProblemScore]) -> dict[str, Any]:
+    """The protections every sample had, and those any sample lacked (normally the same for all)."""
+    outcomes = [o for score in scores for o in score.outcomes]
+    achieved = [set(o.isolation.split(",")) for o in outcomes]
+    missing = sorted({m for o in outcomes for m in o.missing.split(",") if m})
+    return {"achieved": sorted(set.intersection(*achieved)) if achieved else [], "missing": missing}
 
 
 def judge_sentiment(

@@ -12,23 +12,42 @@ from __future__ import annotations
 import os
 
 from evals.judges.passk import pass_at_k as estimate_pass_at_k
-from evals.judges.sandbox import SandboxLimits, run_many
+from evals.judges.passk import tester_prelude
+from evals.judges.sandbox import CodeJob, SandboxLimits, run_many
 
 # Set by evals.evaluate from its arguments; the metric below reads them.
 SANDBOX = {"limits": SandboxLimits(), "workers": os.cpu_count() or 1}
+# The prompt each prediction starts with, recorded by the filters below: lm-eval hands the metric only
+# the prediction strings and the tests, and the tester runs the prompt (trusted) for the helpers the
+# tests use (``poly``, ``encode_cyclic``) instead of taking the program's versions of them.
+PROMPT_OF: dict[str, str] = {}
+
+
+def _with_prompt(prompt: str, completion: str) -> str:
+    program = prompt + completion
+    PROMPT_OF[program] = prompt
+    return program
 
 
 def build_predictions(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
     """The program is the prompt followed by each completion (lm-eval's ``create_test`` filter)."""
-    return [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs, strict=True)]
+    return [[_with_prompt(doc["prompt"], r) for r in resp] for resp, doc in zip(resps, docs, strict=True)]
 
 
 def build_predictions_instruct(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
     """As :func:`build_predictions`, each completion cut at its first code fence."""
     return [
-        [doc["prompt"] + (r if r.find("```") == -1 else r[: r.find("```")]) for r in resp]
+        [_with_prompt(doc["prompt"], r if r.find("```") == -1 else r[: r.find("```")]) for r in resp]
         for resp, doc in zip(resps, docs, strict=True)
     ]
+
+
+def job_for(program: str, tests: str) -> CodeJob:
+    """The sandbox job for one prediction: the program, and the tests run outside it (see
+    :func:`evals.judges.passk.split_names` for which names of the tests are the program's)."""
+    prompt = PROMPT_OF.get(program, "")
+    prelude, remote = tester_prelude(prompt, tests, "" if prompt else program)
+    return CodeJob(program, tests, prelude, remote)
 
 
 def pass_at_k(references: list[str], predictions: list[list[str]], k: list[int] | int | None = None) -> dict:
@@ -37,6 +56,6 @@ def pass_at_k(references: list[str], predictions: list[list[str]], k: list[int] 
     (tests,), (candidates,) = references, predictions
     if isinstance(candidates, str):  # a task without a filter hands over its one response as a string
         candidates = [candidates]
-    outcomes = run_many([f"{candidate}\n{tests}" for candidate in candidates], SANDBOX["limits"], SANDBOX["workers"])
+    outcomes = run_many([job_for(candidate, tests) for candidate in candidates], SANDBOX["limits"], SANDBOX["workers"])
     n, c = len(outcomes), sum(o.passed for o in outcomes)
     return {f"pass@{kk}": estimate_pass_at_k(n, c, kk) for kk in ks if kk <= n}

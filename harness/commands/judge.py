@@ -21,6 +21,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     passk.add_argument("--timeout", type=float, default=10.0, help="wall seconds per sample (default 10)")
     passk.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per sample (default 2048)")
     passk.add_argument("--workers", type=int, help="parallel sandboxes (default: CPU count)")
+    passk.add_argument(
+        "--require-isolation",
+        default="",
+        metavar="LIST",
+        help="comma-separated sandbox protections to insist on ('all' for every one; see docs/sandbox.md); "
+        "refuses to run where one is missing",
+    )
     passk.set_defaults(run=_passk)
 
     sentiment = judges.add_parser("sentiment", help="P(positive) per text, and the policy's sequence KL to a reference")
@@ -64,15 +71,24 @@ def _print(results: dict) -> None:
 
 def _passk(args: argparse.Namespace) -> int:
     from evals.judges.files import judge_passk
-    from evals.judges.sandbox import SandboxLimits
+    from evals.judges.sandbox import PROTECTIONS, SandboxLimits, check_protections
 
     try:
         limits = SandboxLimits(
             wall_seconds=args.timeout, cpu_seconds=max(1, int(args.timeout)), memory_bytes=args.memory_mb << 20
         )
+        required = (
+            PROTECTIONS
+            if args.require_isolation.strip() == "all"
+            else check_protections(args.require_isolation.split(","))
+        )
     except ValueError as error:
-        raise HarnessError(f"sandbox limits: {error}") from error
-    _print(judge_passk(Path(args.problems), Path(args.samples), _ks(args.k), Path(args.out), limits, args.workers))
+        raise HarnessError(f"sandbox: {error}") from error
+    _print(
+        judge_passk(
+            Path(args.problems), Path(args.samples), _ks(args.k), Path(args.out), limits, args.workers, required
+        )
+    )
     print(f"written: {args.out}")
     return 0
 
