@@ -110,12 +110,12 @@ def test_cli_passk_writes_a_result_folder(humaneval, tmp_path):
 
 @pytest.mark.slow
 def test_every_canonical_solution_passes_under_the_default_limits(humaneval, benchmarks_dir):
-    """The sandbox must not fail honest code: all 164 HumanEval and 257 MBPP reference solutions pass."""
+    """The sandbox must not fail honest code: every HumanEval (164) and MBPP sanitized (427) reference
+    solution passes with its tests run outside the program."""
     scores = score_samples(
         humaneval, [{"task_id": t, "completion": p["canonical_solution"]} for t, p in humaneval.items()], [1]
     )
     assert [s.task_id for s in scores if s.c != 1] == [] and len(scores) == 164
     mbpp = {str(p["task_id"]): p for p in json.loads((benchmarks_dir / "mbpp" / "sanitized-mbpp.json").read_text())}
-    test = [{"task_id": t, "completion": p["code"]} for t, p in mbpp.items() if 11 <= p["task_id"] <= 510]
-    scores = score_samples(mbpp, test, [1])
-    assert [s.task_id for s in scores if s.c != 1] == [] and len(scores) == 257
+    scores = score_samples(mbpp, [{"task_id": t, "completion": p["code"]} for t, p in mbpp.items()], [1])
+    assert [s.task_id for s in scores if s.c != 1] == [] and len(scores) == 427

@@ -361,3 +361,47 @@ def test_the_sandbox_page_documents_every_protection():
     page = (Path(__file__).resolve().parents[1] / "docs" / "sandbox.md").read_text()
     rows = {line.split("|")[1].strip().strip("`") for line in page.splitlines() if line.startswith("| `")}
     assert rows == set(PROTECTIONS)
+
+
+UNPRIVILEGED_DRIVER = '''
+import os, sys, types
+for name, path in (("evals", "evals"), ("evals.judges", "evals/judges")):  # only the judge, not the package
+    module = types.ModuleType(name)
+    module.__path__ = [os.path.join(sys.argv[1], path)]
+    sys.modules[name] = module
+from evals.judges.sandbox import CodeJob, IsolationMissing, SandboxLimits, run_many, run_program
+limits = SandboxLimits(wall_seconds=8, cpu_seconds=4, memory_bytes=512 << 20, file_bytes=1 << 20, max_processes=8)
+outcome = run_program(CodeJob("def f(x):\\n    return x + 1\\n", "assert f(1) == 2\\n", "", ("f",)), limits)
+print(outcome.passed, outcome.missing)
+try:
+    run_many(["pass\\n"], limits, require=["uid"])
+except IsolationMissing as error:
+    print(error)
+'''
+
+
+def test_an_unprivileged_user_gets_every_protection_but_a_uid_and_a_cgroup():
+    # Without root the sandbox builds its namespaces inside a user namespace: the tests still run
+    # outside the program, the root is still minimal; only a uid of its own and a cgroup are missing,
+    # the outcome says so, and require refuses.
+    import shutil
+
+    from evals.judges.sandbox import sandbox_python
+
+    python, setpriv = sandbox_python(), shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None or python is None:
+        pytest.skip("needs root, util-linux's setpriv and a python any user can run, to become another user")
+    repo = Path(__file__).resolve().parents[1]
+    for folder in [repo, *repo.parents]:
+        if not os.stat(folder).st_mode & 0o001:
+            pytest.skip(f"{folder} is not searchable by other users here")
+    done = subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", UNPRIVILEGED_DRIVER, str(repo)],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=120,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0 and lines[0] == "True cgroup,uid", (done.stdout, done.stderr[-2000:])
+    assert lines[1].startswith("required sandbox protection(s) not available here: uid"), lines

@@ -251,13 +251,15 @@ def minimal_root(uid):
     os.mkdir(new + "/work", 0o700)
     if uid is not None:
         os.chown(new + "/work", uid, uid)
+    # Mounted while the host's /proc is still in the namespace: inside a user namespace the kernel
+    # allows a new proc mount only where a fully visible one exists already.
+    _mount(b"proc", new + "/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.chdir(new)
     if libc.syscall(SYS_PIVOT_ROOT, b".", b".") != 0:
         raise OSError(ctypes.get_errno(), "pivot_root")
     if libc.umount2(b".", MNT_DETACH) != 0:
         raise OSError(ctypes.get_errno(), "detaching the host's root")
     os.chdir("/")
-    _mount(b"proc", "/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
 def unshare_namespaces(root, without=()):
