@@ -91,6 +91,22 @@ def test_exiting_with_status_0_during_the_tests_fails(exit_call):
     assert outcome.reason == "exited with status 0 before its tests ended (sys.exit or os._exit)", outcome.reason
 
 
+def test_tests_that_catch_exceptions_cannot_swallow_a_program_that_is_gone_or_forges():
+    # Tests that expect an exception (``except Exception``) must not turn an exit or a forged
+    # answer into a pass.
+    tests = "for x in range(3):\n    try:\n        add(x, x)\n    except Exception:\n        pass\n"
+    gone = run_program(CodeJob("import os\ndef add(a, b):\n    os._exit(0)\n", tests, "", ("add",)), LIMITS)
+    assert gone.reason == "exited with status 0 before its tests ended (sys.exit or os._exit)", gone.reason
+    forging = (
+        "import os, struct\n"
+        "def add(a, b):\n"
+        "    os.write(3, struct.pack('>I', 9) + b'not json!')\n"
+        "    return 0\n"
+    )
+    forged = run_program(CodeJob(forging, tests, "", ("add",)), LIMITS)
+    assert not forged.passed and forged.reason.startswith("forged: the program's answer is not plain data"), forged
+
+
 def test_an_object_equal_to_everything_never_reaches_the_comparison():
     completion = (
         "    class Yes:\n"

@@ -33,11 +33,15 @@ MAX_DEPTH = 200
 _SHORT_INT_DIGITS = 4000  # below Python's int/str conversion limit
 
 
-class WireError(Exception):
-    """A message that is not valid plain data (too deep, too large, an unknown tag)."""
+class WireError(BaseException):
+    """A message that is not valid plain data (too deep, too large, an unknown tag).
+
+    A BaseException, like ProgramGone: a test's ``except Exception`` must not swallow a forged
+    answer or a program that is gone, and go on to pass.
+    """
 
 
-class ProgramGone(Exception):
+class ProgramGone(BaseException):
     """The program's process closed the channel: it exited, crashed or was killed."""
 
 
@@ -48,13 +52,19 @@ def send(sock: socket.socket, message: object) -> None:
     data = json.dumps(message, allow_nan=True, separators=(",", ":")).encode()
     if len(data) > MAX_MESSAGE:
         raise WireError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE}")
-    sock.sendall(struct.pack(">I", len(data)) + data)
+    try:
+        sock.sendall(struct.pack(">I", len(data)) + data)
+    except OSError as error:  # the other end is gone (EPIPE, ECONNRESET)
+        raise ProgramGone(str(error)) from None
 
 
 def _read_exactly(sock: socket.socket, size: int) -> bytes:
     chunks, missing = [], size
     while missing:
-        chunk = sock.recv(min(missing, 1 << 20))
+        try:
+            chunk = sock.recv(min(missing, 1 << 20))
+        except OSError as error:
+            raise ProgramGone(str(error)) from None
         if not chunk:
             raise ProgramGone("the channel closed")
         chunks.append(chunk)
