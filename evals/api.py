@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evals.backends import build_lm
 from evals.errors import EvalError
+from evals.identity import claim_folder, digest, journal_digest, lm_eval_version, model_identity
 from evals.judges.sandbox import SandboxLimits
 from evals.results import harness_version, write_results, write_samples
 from evals.resume import ResumableLM
@@ -36,25 +37,27 @@ class EvalRun:
     sample_files: list[Path] = field(default_factory=list)
 
 
-def weights_sha256(model: Any) -> str:
-    """sha256 of a model's weights: of its ``*.safetensors``/``*.bin`` files for a folder, of its tensors in memory."""
-    digest = hashlib.sha256()
-    if isinstance(model, str | os.PathLike):
-        folder = Path(model)
-        files = sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]) if folder.is_dir() else []
-        if not files:
-            return f"unhashed:{model}"  # a hub id: the revision resolves it, not us
-        for path in files:
-            with open(path, "rb") as handle:
-                for block in iter(lambda h=handle: h.read(1 << 22), b""):
-                    digest.update(block)
-        return digest.hexdigest()
-    import torch
+def _task_files_digest(cache: Path) -> str:
+    """sha256 over the task YAMLs this run wrote (names and contents)."""
+    files = sorted(p for folder in ("tasks", "overrides") for p in (cache / folder).glob("**/*.yaml"))
+    return digest({str(p.relative_to(cache)): p.read_text(encoding="utf-8") for p in files})
 
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+
+def _record_as_lm_eval_tracker_does(results: dict[str, Any], tracker: Any, model: Any) -> None:
+    """Add what lm-eval's ``EvaluationTracker`` adds to a results file: its general config (chat
+    template and its hash, system instruction, few-shot as multi-turn, model name, times) and each
+    task's hash over its samples' document, prompt and target hashes."""
+    from lm_eval.utils import hash_string, sanitize_model_name
+
+    general = tracker.general_config_tracker
+    general.model_name = str(model) if isinstance(model, str | os.PathLike) else type(model).__name__
+    general.model_name_sanitized = sanitize_model_name(general.model_name)
+    general.log_end_time()
+    results["task_hashes"] = {
+        task: hash_string("".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in samples))
+        for task, samples in results.get("samples", {}).items()
+    }
+    results.update(asdict(general))
 
 
 def _select(tasks: list[str] | None, suite: str | Suite | None) -> Suite:
@@ -95,15 +98,18 @@ def evaluate(
     Re-running into the same ``output_dir`` reuses every model answer already journaled there.
     """
     from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
 
     from evals.tasks import code
     from evals.tasks.configs import verify_checksums, write_task_configs
 
-    sandbox = sandbox or SandboxLimits()
+    sandbox = sandbox or code.LM_EVAL_LIMITS
     chosen = _select(tasks, suite)
     output_dir = Path(output_dir).resolve()
     cache = output_dir / CACHE
     data_dir = Path(data_dir).resolve() if data_dir is not None else None
+    for stale in ("tasks", "overrides"):  # every run writes its task files anew: no earlier run's may load
+        shutil.rmtree(cache / stale, ignore_errors=True)
     configs = write_task_configs(cache / "tasks", data_dir)
     configs.write_overrides(cache / "overrides", [spec for spec in chosen.tasks if isinstance(spec, dict)])
     names = [task_name(spec) for spec in chosen.tasks]
@@ -119,42 +125,61 @@ def evaluate(
         verify_checksums(data_dir, configs.checksums)
     code.SANDBOX["limits"] = sandbox
 
-    weights = weights_sha256(model)
-    lm = ResumableLM(
-        build_lm(backend, model, tokenizer, batch_size=batch_size, device=device),
-        cache / f"requests-{weights[:16]}-{backend}.jsonl",
-    )
-    seeds = {} if seed is None else dict.fromkeys(SEED_ARGUMENTS, seed)
+    inner = build_lm(backend, model, tokenizer, batch_size=batch_size, device=device)
+    seeds = {**LM_EVAL_DEFAULT_SEEDS, **({} if seed is None else dict.fromkeys(SEED_ARGUMENTS, seed))}
+    model_id = model_identity(model, tokenizer, inner, backend)
+    # What can change an answer or a score (the tasks chosen and --limit only select items: a run
+    # with more items into the same folder reuses the answers it has).
+    settings = {
+        "num_fewshot": num_fewshot if num_fewshot is not None else chosen.num_fewshot,
+        "apply_chat_template": chosen.apply_chat_template if apply_chat_template is None else apply_chat_template,
+        "seeds": seeds,
+        "lm_eval": lm_eval_version(),
+        "sandbox": sandbox.__dict__,
+    }
+    data = {"source": "offline" if configs.offline else "online", "checksums": configs.checksums}
+    claim = {"model": model_id, "data": data, "tasks": _task_files_digest(cache), "settings": settings}
+    claim_folder(output_dir, claim)
+    journal = cache / f"requests-{journal_digest(model_id, seeds)}.jsonl"
+    lm = ResumableLM(inner, journal)
+    tracker = EvaluationTracker()  # lm-eval's own record of chat template, system instruction, multiturn
     results = simple_evaluate(
         model=lm,
-        tasks=[task_name(spec) for spec in chosen.tasks],
-        num_fewshot=num_fewshot if num_fewshot is not None else chosen.num_fewshot,
+        tasks=names,
+        num_fewshot=settings["num_fewshot"],
         limit=limit if limit is not None else chosen.limit,
         task_manager=configs.task_manager(),
         log_samples=True,
-        apply_chat_template=chosen.apply_chat_template if apply_chat_template is None else apply_chat_template,
+        apply_chat_template=settings["apply_chat_template"],
         confirm_run_unsafe_code=True,  # code runs only inside our sandbox (evals.tasks.code)
         bootstrap_iters=1000,
+        evaluation_tracker=tracker,
         **seeds,
     )
+    _record_as_lm_eval_tracker_does(results, tracker, model)
+    results["config"]["batch_size"] = batch_size
     used = {configs.tasks.get(n) for n in results["results"]} | {configs.tasks.get(n) for n in names}
     harness = {
         "model_spec": str(model) if isinstance(model, str | os.PathLike) else type(model).__name__,
         "model_path": str(model) if isinstance(model, str | os.PathLike) else None,
-        "weights_sha256": weights,
+        "weights_sha256": model_id["weights"].get("sha256"),
+        "model_identity": model_id,
+        "dtype": model_id["dtype"],
         "method": "base",
         "seed": seed,  # None: lm-eval's defaults, listed in lm_eval_seeds
-        "lm_eval_seeds": {**LM_EVAL_DEFAULT_SEEDS, **seeds},
+        "lm_eval_seeds": seeds,
         "run": None,
         **(metadata or {}),
         "suite": chosen.name,
         "headline": chosen.headline,
-        "data_source": "offline" if configs.offline else "online",
+        "data_source": data["source"],
         "data_dir": str(data_dir) if data_dir else None,
         "data_checksums": configs.checksums,
         "data_notes": {b: note for b, note in configs.notes.items() if b in used},
         "harness_version": harness_version(),
         "backend": backend,
+        "batch_size": batch_size,
+        "journal": journal.name,
         "sandbox": sandbox.__dict__,
     }
     sample_files = [write_samples(output_dir, task, rows) for task, rows in results.get("samples", {}).items()]

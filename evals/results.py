@@ -16,7 +16,8 @@ from evals.io import write_atomic
 RESULTS = "results.json"
 SAMPLES = "samples"
 # GPQA's authors ask that its questions never appear in plain text: its rows keep ids, hashes and scores.
-REDACTED_PREFIXES = ("gpqa",)
+# Any task of the family (gpqa_diamond_*, leaderboard_gpqa_*, …) is redacted, wherever "gpqa" is in its name.
+REDACTED_FAMILIES = ("gpqa",)
 REDACTED_FIELDS = ("doc", "arguments", "resps", "filtered_resps")
 
 
@@ -41,7 +42,7 @@ def dumps(value: Any) -> str:
 
 def sample_row(task: str, row: Mapping[str, Any]) -> dict[str, Any]:
     """lm-eval's logged sample, GPQA text removed."""
-    if task.startswith(REDACTED_PREFIXES):
+    if any(family in task.lower() for family in REDACTED_FAMILIES):
         return {k: v for k, v in row.items() if k not in REDACTED_FIELDS}
     return dict(row)
 

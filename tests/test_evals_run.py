@@ -66,6 +66,13 @@ def test_every_benchmark_runs_offline_and_writes_lm_evals_schema(smoke_run):
     harness = results["harness"]
     assert harness["data_source"] == "offline" and harness["backend"] == "hf" and harness["run"] == "test"
     assert len(harness["weights_sha256"]) == 64 and harness["model_spec"] == "tiny-llama"
+    # what lm-eval's own tracker records: chat template (none applied here), multiturn, task hashes
+    assert results["chat_template"] is None and results["chat_template_sha"] is None
+    assert results["fewshot_as_multiturn"] is True and results["system_instruction"] is None  # lm-eval's default
+    assert set(results["task_hashes"]) >= SIX - {"mmlu"} and all(len(h) == 64 for h in results["task_hashes"].values())
+    assert results["config"]["batch_size"] == 4 and harness["batch_size"] == 4
+    assert harness["dtype"] == "torch.float32" and harness["lm_eval_seeds"]["fewshot_random_seed"] == 1234
+    assert harness["journal"].startswith("requests-") and harness["model_identity"]["tokenizer"]["state_sha256"]
     assert set(harness["data_notes"]) == {"mmlu", "gpqa", "truthfulqa"}
     assert any(name.startswith("openai/gsm8k/") for name in harness["data_checksums"])
     assert harness["headline"]["gsm8k"] == "exact_match,strict-match"

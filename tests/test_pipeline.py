@@ -104,6 +104,11 @@ def test_the_pipeline_trains_evaluates_and_reports_end_to_end(straight_run):
     assert base["results"]["sentiment"]["kl_to_ref,none"] == 0.0  # the base against itself
     benchmarks = json.loads((output / "eval" / "dpo-seed0" / "benchmarks" / "results.json").read_text())
     assert {"gsm8k", "ifeval", "mmlu", "humaneval"} <= set(benchmarks["results"])
+    # benchmarks evaluate with lm-eval's default seeds (its few-shot examples), not the training seed
+    config = benchmarks["config"]
+    assert (config["random_seed"], config["numpy_seed"], config["torch_seed"], config["fewshot_seed"]) == (
+        0, 1234, 1234, 1234,
+    )
     assert (sentiment["harness"]["method_family"], sentiment["harness"]["beta"]) == ("dpo", 0.1)
     assert sentiment["harness"]["training_health"] == []
     assert "training_health" not in base["harness"] and base["harness"]["method_family"] == "base"

@@ -15,8 +15,10 @@ from evals.judges.passk import pass_at_k as estimate_pass_at_k
 from evals.judges.passk import tester_prelude
 from evals.judges.sandbox import CodeJob, SandboxLimits, run_many
 
+# lm-eval's code_eval runs each program with a 3 s timeout: the default here too (evaluate(sandbox=) overrides).
+LM_EVAL_LIMITS = SandboxLimits(wall_seconds=3.0, cpu_seconds=3)
 # Set by evals.evaluate from its arguments; the metric below reads them.
-SANDBOX = {"limits": SandboxLimits(), "workers": os.cpu_count() or 1}
+SANDBOX = {"limits": LM_EVAL_LIMITS, "workers": os.cpu_count() or 1}
 # The prompt each prediction starts with, recorded by the filters below: lm-eval hands the metric only
 # the prediction strings and the tests, and the tester runs the prompt (trusted) for the helpers the
 # tests use (``poly``, ``encode_cyclic``) instead of taking the program's versions of them.

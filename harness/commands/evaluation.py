@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--method", default="base", help="what trained the model (base, dpo, sparsepo-…), for the results"
     )
     parser.add_argument("--seed", type=int, help="one seed for all of lm-eval's (default: lm-eval's own defaults)")
+    parser.add_argument(
+        "--code-timeout",
+        type=float,
+        default=3.0,
+        help="seconds each generated program of a code task may run (default 3, lm-eval's code_eval timeout)",
+    )
     parser.set_defaults(run=_run)
 
 
@@ -59,12 +66,15 @@ def data_source(data_dir: str | None, online: bool) -> Path | None:
 def _run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise HarnessError("--limit: expected a positive integer")
+    if args.code_timeout <= 0:
+        raise HarnessError("--code-timeout: expected a positive number of seconds")
     data_dir = data_source(args.data_dir, args.online)
     if data_dir is not None:
         # Offline: nothing may try the hub (datasets reads these when it is first imported).
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from evals import evaluate
+    from evals.judges.sandbox import SandboxLimits
 
     path = resolve_model(args.model)
     label = (args.suite and Path(args.suite).stem) or "tasks"
@@ -88,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         num_fewshot=args.num_fewshot,
         apply_chat_template=args.apply_chat_template or None,
         seed=args.seed,
+        sandbox=SandboxLimits(wall_seconds=args.code_timeout, cpu_seconds=math.ceil(args.code_timeout)),
         metadata={"model_spec": args.model, "model_path": path, "method": args.method},
     )
     print(f"\nreused {run.reused_requests} answers, computed {run.computed_requests}")

@@ -111,6 +111,9 @@ class EvalConfig:
     when_unavailable: Literal["skip", "error"] = "skip"  # no data_dir and no hub: skip benchmarks, say so
     batch_size: int = 8
     apply_chat_template: bool | None = None
+    # lm-eval's four seeds for the benchmarks; None keeps lm-eval's defaults, so few-shot examples are
+    # those of a plain `lm_eval` run (the training seed never reaches the evaluation)
+    seed: int | None = None
 
 
 @dataclass

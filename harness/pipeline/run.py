@@ -273,7 +273,7 @@ class Pipeline:
         settings = self.config.eval
         run = evaluate(model.path, suite=settings.suite, output_dir=out, data_dir=data_dir, limit=settings.limit,
                        batch_size=settings.batch_size, apply_chat_template=settings.apply_chat_template,
-                       seed=self.config.training.seed, metadata=metadata)
+                       seed=settings.seed, metadata=metadata)
         return {"tasks": sorted(run.results["results"])}
 
     def _report_stage(self, results: list[Path]) -> None:
