@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 from leaderboards.health import MARKER
+from leaderboards.stats import MIN_ITEMS_FOR_INTERVAL
 from leaderboards.table import Cell, Estimate, Leaderboard, Row
 
 FORMATS = ("md", "html", "csv", "json")
@@ -63,18 +64,28 @@ def fmt_score(estimate: Estimate | None, sd: float | None = None) -> str:
 
 
 def fmt_delta(estimate: Estimate | None) -> str:
+    """``+1.2 [+0.3, +2.1]*`` (``*``: significant), or without an interval ``+1.2 (no interval: WHY)``."""
     if estimate is None:
         return "—"
-    if estimate.how == "none":
-        return f"{estimate.value:+.1f}"
+    if not estimate.has_interval:
+        why = fmt_no_interval(estimate)
+        return f"{estimate.value:+.1f}" + (f" ({why})" if why else "")
     mark = "*" if estimate.significant else ""
     return f"{estimate.value:+.1f} [{estimate.low:+.1f}, {estimate.high:+.1f}]{mark}"
 
 
 def fmt_interval(estimate: Estimate | None) -> str:
-    if estimate is None or estimate.how == "none":
+    """``[low, high]``, or why there is no interval (``—`` when nothing says why)."""
+    if estimate is None:
         return "—"
+    if not estimate.has_interval:
+        return fmt_no_interval(estimate) or "—"
     return f"[{estimate.low:.1f}, {estimate.high:.1f}]"
+
+
+def fmt_no_interval(estimate: Estimate) -> str:
+    """``no interval: WHY`` for an estimate whose items cannot support one; empty if it has one."""
+    return f"no interval: {estimate.no_interval}" if estimate.no_interval else ""
 
 
 def seeds_text(row: Row) -> str:
@@ -94,6 +105,9 @@ def legend_lines(board: Leaderboard) -> list[str]:
         f"Δ is the difference to the `{board.baseline}` row in normalised points with its {level} paired "
         "bootstrap interval over the items both share (`*`: the interval excludes 0); "
         "an interval from reported stderrs is said so in the notes.",
+        f"No interval and no `*` where the items cannot support one: fewer than {MIN_ITEMS_FOR_INTERVAL} "
+        "items, or no variation across them (every item scored alike; for Δ, every shared item moved "
+        "alike); the average has one only if every benchmark in it does. The cell says why instead.",
     ]
     if any(row.flagged for row in board.rows):
         lines.append(

@@ -210,7 +210,7 @@ def _benchmark_section(board: Leaderboard, colours: dict[str, str]) -> str:
                 title=_chart_title(benchmark),
                 labels=[method_label(r) for r in rows],
                 values=[e.value for e in estimates],
-                intervals=[(e.low, e.high) if e.how != "none" else None for e in estimates],
+                intervals=[(e.low, e.high) if e.has_interval else None for e in estimates],
                 colors=[colours[r.method] for r in rows],
                 y_label="normalised score",
             )

@@ -1,4 +1,5 @@
-"""Statistics over per-item scores: the paired bootstrap and the paired z-test.
+"""Statistics over per-item scores: the paired bootstrap, the paired z-test, and the rule for when
+items support an interval at all (``why_no_interval``).
 
 Every metric here is a ratio ``R = Σ num / Σ den`` over items (see ``ItemScores``); plain
 metrics have ``den = 1`` and ``R`` is the mean. Items, not parts of items, are the resampling unit.
@@ -7,7 +8,7 @@ metrics have ``den = 1`` and ``R`` is the mean. Items, not parts of items, are t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -49,6 +50,43 @@ def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, 
     return float(low), float(high)
 
 
+# The rule for when items support a confidence interval (see ``why_no_interval``).
+MIN_ITEMS_FOR_INTERVAL = 10
+# Per-item values (or a standard error) within this of each other count as equal: a score's items
+# differ by at least 1/den when they differ at all, and rounding in Σ num / Σ den is ~1e-16.
+SAME_VALUE_TOLERANCE = 1e-9
+
+
+def why_no_interval(n_items: int | None, spread: float) -> str | None:
+    """Why ``n_items`` items with this ``spread`` cannot support a confidence interval; None if they can.
+
+    The rule, for every interval of the leaderboard (scores, Δ to the baseline, and so their
+    average): no interval with fewer than ``MIN_ITEMS_FOR_INTERVAL`` (10) items, nor when the items
+    show no variation (``spread``: the range of the per-item values, or a reported standard error,
+    is 0). Why 10: an interval over items stands on the sample's own spread. With n items the
+    percentile bootstrap is about the normal interval with the plug-in sd, which for a nominal 95%
+    covers ≈ 90% at n = 10 (Student's t with 9 degrees of freedom), 85% at 5, 75% at 3 and 0 at 1,
+    where every resample is the one item and the "interval" is a point; below 6 items not even an
+    exact sign test can reach p < 0.05. With no variation (every item scored alike, or for a Δ every
+    shared item moved by the same amount) all resamples agree, which says nothing about items not
+    drawn. ``n_items`` None (unknown) leaves only the variation test.
+    """
+    if n_items is not None and n_items < MIN_ITEMS_FOR_INTERVAL:
+        return _items(n_items)
+    if not spread > SAME_VALUE_TOLERANCE:  # also catches a NaN spread
+        return "no variation" + (f" across {_items(n_items)}" if n_items is not None else "")
+    return None
+
+
+def why_no_interval_over(per_item: np.ndarray) -> str | None:
+    """``why_no_interval`` for per-item values (scores, or paired differences): their count and range."""
+    return why_no_interval(per_item.size, float(np.ptp(per_item)) if per_item.size else 0.0)
+
+
+def _items(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
 def linearised(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """Per-item influence of ``R = Σ num / Σ den``: ``ψ_i = (num_i − R·den_i) / mean(den)``.
 
@@ -57,6 +95,16 @@ def linearised(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """
     ratio = num.sum() / den.sum()
     return (num - ratio * den) / den.mean()
+
+
+def mean_influence(runs: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
+    """Per-item influence (``linearised``) of the mean over runs of the mean over metric parts of ``R``.
+
+    ``runs`` holds per run its metric parts as ``(num, den)`` on the same items. This is what each
+    item contributes to a seed-mean headline score, so the influences of two rows' runs subtract
+    to the per-item paired differences of their Δ; all zero exactly when the items show no variation.
+    """
+    return np.mean([np.mean([linearised(num, den) for num, den in parts], axis=0) for parts in runs], axis=0)
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,15 @@
 One leaderboard row per ``(model, method)``; its seeds aggregate to mean ± sd. Each cell is a
 benchmark's headline score, normalised as the Open LLM Leaderboard v2 does, with a confidence
 interval, and its difference to the baseline row (a method, ``dpo`` by default) with a paired
-bootstrap interval over the items both share. Anything missing or mismatched becomes a note.
+bootstrap interval over the items both share. Where the items cannot support an interval (too few,
+or no variation: ``stats.why_no_interval``) there is none, no significance, and the reason instead.
+Anything missing or mismatched becomes a note.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
@@ -22,9 +24,17 @@ from leaderboards import health
 from leaderboards.errors import ResultsError
 from leaderboards.registry import Benchmark, load_registry
 from leaderboards.results import ItemScores, Result, load_results, parse_result_arg
-from leaderboards.stats import bootstrap, percentile_interval, ratio_on
+from leaderboards.stats import (
+    bootstrap,
+    mean_influence,
+    percentile_interval,
+    ratio_on,
+    why_no_interval,
+    why_no_interval_over,
+)
 
 TIDY_COLUMNS = ["model", "method", "seed", "task", "metric", "value", "stderr", "n", "source"]
+NO_ITEM_DATA = "no per-item scores or stderr"
 
 
 @dataclass
@@ -37,10 +47,22 @@ class Estimate:
     se: float
     how: str  # "paired bootstrap", "bootstrap", "stderr" (normal approximation), or "none"
     samples: np.ndarray | None = field(default=None, repr=False)  # bootstrap replicates, if any
+    no_interval: str | None = None  # why there is none ("1 item", "no variation across 24 items", …)
+
+    @classmethod
+    def without_interval(cls, value: float, reason: str) -> Estimate:
+        """A value whose items cannot support an interval (``stats.why_no_interval``), saying why."""
+        return cls(value, math.nan, math.nan, math.nan, "none", no_interval=reason)
+
+    @property
+    def has_interval(self) -> bool:
+        """False when ``how`` is "none"; ``no_interval`` then says why."""
+        return self.how != "none"
 
     @property
     def significant(self) -> bool:
-        return self.how != "none" and (self.low > 0 or self.high < 0)
+        """The interval excludes 0; never without an interval (too few items, no variation, no data)."""
+        return self.has_interval and (self.low > 0 or self.high < 0)
 
 
 @dataclass
@@ -155,13 +177,22 @@ class Leaderboard:
 
 
 def _estimate_columns(prefix: str, estimate: Estimate | None) -> dict:
+    """``PREFIX``, its interval (``_low``, ``_high``), how it was computed (``_ci``) and, when it
+    has no interval, why (``_no_interval``); for Δ also whether it is ``significant``."""
     if estimate is None:
-        return {prefix: None, f"{prefix}_low": None, f"{prefix}_high": None, f"{prefix}_ci": None}
+        return {
+            prefix: None,
+            f"{prefix}_low": None,
+            f"{prefix}_high": None,
+            f"{prefix}_ci": None,
+            f"{prefix}_no_interval": None,
+        }
     columns = {
         prefix: estimate.value,
         f"{prefix}_low": estimate.low,
         f"{prefix}_high": estimate.high,
         f"{prefix}_ci": estimate.how,
+        f"{prefix}_no_interval": estimate.no_interval,
     }
     if prefix == "delta":
         columns["significant"] = estimate.significant
@@ -390,19 +421,42 @@ class _Builder:
     def _score(self, row: Row, benchmark: Benchmark) -> Estimate:
         cell = row.cells[benchmark.name]
         runs = row.runs_for[benchmark.name]
-        aligned, n_items = self._aligned(runs, cell.task, benchmark)
+        aligned, _ = self._aligned(runs, cell.task, benchmark)
         if aligned is not None:
-            samples = bootstrap(self._row_score_fn(aligned, benchmark), n_items, self.n_boot, self.rng)
-            low, high = percentile_interval(samples, self.confidence)
-            return Estimate(cell.score.value, low, high, float(samples.std(ddof=1)), "bootstrap", samples)
+            return self._bootstrapped(
+                self._row_score_fn(aligned, benchmark), cell.score.value, mean_influence(aligned), "bootstrap"
+            )
         se = self._stderr_of(runs, cell.task, benchmark)
         if se is None:
             self.notes.append(
                 f"{benchmark.label}: {row.label} has neither per-item scores nor stderr; no interval"
             )
-            return cell.score
-        value = cell.score.value
-        return Estimate(value, max(0.0, value - self.z * se), value + self.z * se, se, "stderr")
+            return Estimate.without_interval(cell.score.value, NO_ITEM_DATA)
+        # A normalised score is never below 0, nor is its interval.
+        return self._from_stderr(cell.score.value, se, cell.n, floor=0.0)
+
+    def _bootstrapped(
+        self, statistic: Callable[[np.ndarray], np.ndarray], value: float, per_item: np.ndarray, how: str
+    ) -> Estimate:
+        """``value`` with the percentile-bootstrap interval of ``statistic`` over items, unless
+        ``per_item`` (each item's contribution: its score, or for a Δ its paired difference) cannot
+        support an interval (``why_no_interval``)."""
+        # Resampled even when the interval is withheld: the random stream, hence every other cell's
+        # interval, stays what it would be without the rule.
+        samples = bootstrap(statistic, per_item.size, self.n_boot, self.rng)
+        reason = why_no_interval_over(per_item)
+        if reason is not None:
+            return Estimate.without_interval(value, reason)
+        low, high = percentile_interval(samples, self.confidence)
+        return Estimate(value, low, high, float(samples.std(ddof=1)), how, samples)
+
+    def _from_stderr(self, value: float, se: float, n_items: int | None, floor: float = -math.inf) -> Estimate:
+        """``value`` ± z·``se`` (the normal interval; its low end no less than ``floor``), unless
+        ``n_items`` items with standard error ``se`` cannot support an interval (``why_no_interval``)."""
+        reason = why_no_interval(n_items, se)
+        if reason is not None:
+            return Estimate.without_interval(value, reason)
+        return Estimate(value, max(floor, value - self.z * se), value + self.z * se, se, "stderr")
 
     def _average(self, row: Row, columns: list[Benchmark]) -> None:
         averaged = [b for b in columns if b.average]
@@ -413,7 +467,9 @@ class _Builder:
             self.notes.append(f"average: {row.label} lacks {missing}; no average shown for it")
             return
         cells = [row.cells[b.name] for b in averaged]
-        row.average = _mean_estimate([cell.score for cell in cells], self.confidence, self.z)
+        row.average = _mean_estimate(
+            {b.label: cell.score for b, cell in zip(averaged, cells, strict=True)}, self.confidence, self.z
+        )
         per_seed = [
             np.mean(
                 [
@@ -449,7 +505,8 @@ class _Builder:
             averaged = [b for b in columns if b.average]
             deltas = [row.cells[b.name].delta if b.name in row.cells else None for b in averaged]
             if row.average is not None and base.average is not None and all(d is not None for d in deltas):
-                row.average_delta = _mean_estimate(deltas, self.confidence, self.z)
+                labelled = {b.label: delta for b, delta in zip(averaged, deltas, strict=True)}
+                row.average_delta = _mean_estimate(labelled, self.confidence, self.z)
 
     def _delta(self, row: Row, base: Row, benchmark: Benchmark) -> None:
         cell, base_cell = row.cells[benchmark.name], base.cells[benchmark.name]
@@ -461,17 +518,16 @@ class _Builder:
         runs, base_runs = row.runs_for[benchmark.name], base.runs_for[benchmark.name]
         aligned, n_shared = self._aligned(runs + base_runs, cell.task, benchmark)
         if aligned is not None:
-            score = self._row_score_fn(aligned[: len(runs)], benchmark)
-            base_score = self._row_score_fn(aligned[len(runs) :], benchmark)
+            mine, theirs = aligned[: len(runs)], aligned[len(runs) :]
+            score, base_score = self._row_score_fn(mine, benchmark), self._row_score_fn(theirs, benchmark)
 
             def difference(idx: np.ndarray) -> np.ndarray:
                 return score(idx) - base_score(idx)
 
             full = np.arange(n_shared)[None, :]
-            samples = bootstrap(difference, n_shared, self.n_boot, self.rng)
-            low, high = percentile_interval(samples, self.confidence)
-            cell.delta = Estimate(
-                float(difference(full)[0]), low, high, float(samples.std(ddof=1)), "paired bootstrap", samples
+            paired_differences = mean_influence(mine) - mean_influence(theirs)
+            cell.delta = self._bootstrapped(
+                difference, float(difference(full)[0]), paired_differences, "paired bootstrap"
             )
             cell.n_shared = n_shared
             if cell.n is not None and base_cell.n is not None and n_shared < max(cell.n, base_cell.n):
@@ -486,14 +542,16 @@ class _Builder:
         )
         value = cell.score.value - base_cell.score.value
         if se is None or base_se is None:
-            cell.delta = Estimate(value, math.nan, math.nan, math.nan, "none")
+            cell.delta = Estimate.without_interval(value, NO_ITEM_DATA)
             return
+        counts = [n for n in (cell.n, base_cell.n) if n is not None]
         spread = math.sqrt(se * se + base_se * base_se)
-        cell.delta = Estimate(value, value - self.z * spread, value + self.z * spread, spread, "stderr")
-        self.notes.append(
-            f"{benchmark.label}: {row.label} vs {base.label}: no shared per-item scores; "
-            "unpaired interval from the reported stderrs"
-        )
+        cell.delta = self._from_stderr(value, spread, min(counts, default=None))
+        if cell.delta.has_interval:  # without one, the cell itself says why
+            self.notes.append(
+                f"{benchmark.label}: {row.label} vs {base.label}: no shared per-item scores; "
+                "unpaired interval from the reported stderrs"
+            )
 
     # --- notes ----------------------------------------------------------------------------------
     def _health_notes(self, rows: list[Row]) -> list[str]:
@@ -548,16 +606,23 @@ class _Builder:
                 )
 
 
-def _mean_estimate(estimates: list[Estimate], confidence: float, z: float) -> Estimate:
-    """Mean of estimates over independent item sets (benchmarks): a stratified bootstrap when
-    every part has replicates, else a normal interval from ``√(Σ se²) / k``."""
+def _mean_estimate(parts: dict[str, Estimate], confidence: float, z: float) -> Estimate:
+    """Mean of estimates over independent item sets (benchmarks, keyed by label): a stratified
+    bootstrap when every part has replicates, else a normal interval from ``√(Σ se²) / k``.
+
+    The mean has an interval only when every part has one: the parts without (too few items, no
+    variation, no data) are named instead, and the mean is then never significant.
+    """
+    estimates = list(parts.values())
     value = float(np.mean([e.value for e in estimates]))
+    lacking = [label for label, e in parts.items() if not e.has_interval]
+    if lacking:
+        verb = "lacks" if len(lacking) == 1 else "lack"
+        return Estimate.without_interval(value, f"{', '.join(lacking)} {verb} one")
     if all(e.samples is not None for e in estimates):
         samples = np.mean([e.samples for e in estimates], axis=0)
         low, high = percentile_interval(samples, confidence)
         how = "paired bootstrap" if any(e.how == "paired bootstrap" for e in estimates) else "bootstrap"
         return Estimate(value, low, high, float(samples.std(ddof=1)), how, samples)
-    if any(e.how == "none" for e in estimates):
-        return Estimate(value, math.nan, math.nan, math.nan, "none")
     se = math.sqrt(sum(e.se**2 for e in estimates)) / len(estimates)
     return Estimate(value, value - z * se, value + z * se, se, "stderr")

@@ -101,7 +101,8 @@ def test_ifeval_headline_is_the_mean_of_prompt_and_instruction_level_strict_accu
     cell = board.rows[0].cells["ifeval"]
     assert cell.raw == pytest.approx(0.6)
     assert cell.score.value == pytest.approx(60.0)
-    assert cell.score.how == "bootstrap" and cell.score.low <= 60.0 <= cell.score.high
+    # 4 prompts are too few items for an interval (stats.why_no_interval)
+    assert cell.score.how == "none" and cell.score.no_interval == "4 items"
 
 
 def test_seeds_aggregate_to_mean_and_sd_of_normalised_scores():
@@ -154,7 +155,9 @@ def test_identical_runs_have_zero_delta_and_are_not_significant():
         [make_result(scores, "dpo"), make_result(scores, "tdpo")], benchmarks=[MC], n_boot=200
     )
     delta = board.rows[1].cells["mc"].delta
-    assert (delta.value, delta.low, delta.high) == (0.0, 0.0, 0.0) and not delta.significant
+    # every paired difference is 0: no interval (not the point [0, 0]), and the reason says so
+    assert delta.value == 0.0 and not delta.has_interval and not delta.significant
+    assert delta.no_interval == "no variation across 80 items"
 
 
 def test_missing_and_mismatched_tasks_are_reported_not_averaged_away():

@@ -1,0 +1,229 @@
+"""No interval and no significance where the items cannot support one (``stats.why_no_interval``).
+
+The quickstart evaluates one item per task; a bootstrap over one item is a point, and used to be
+printed as an interval and marked significant (``-0.6 [-0.6, -0.6]*``). The pinned numbers of the
+"as before" tests are what the leaderboard printed before the rule, on the same data and seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+from leaderboard_helpers import make_result, write_result
+
+from leaderboards.registry import Benchmark, load_registry
+from leaderboards.render import markdown, render
+from leaderboards.report import build_html
+from leaderboards.stats import MIN_ITEMS_FOR_INTERVAL, why_no_interval, why_no_interval_over
+from leaderboards.table import build_leaderboard
+
+MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
+GEN = Benchmark("gen", "Gen", ("gen_task",), ("exact_match,strict-match",), 0.0)
+PACKAGED = {b.name: b for b in load_registry()}
+# IFEval's instruction level alone: a ratio metric (instructions followed / instructions per prompt)
+INSTRUCTIONS = Benchmark("inst", "Instructions", ("ifeval",), ("inst_level_strict_acc,none",), 0.0)
+
+
+def _scores(right: int, n: int) -> list[float]:
+    return [1.0] * right + [0.0] * (n - right)
+
+
+def _delta_section(text: str) -> str:
+    """The markdown's Δ table (between its heading and the raw-metrics heading)."""
+    return text.split("### Δ vs")[1].split("### Headline metrics")[0]
+
+
+@pytest.fixture
+def quickstart_board():
+    """The quickstart's shape: one item per task; TruthfulQA mc2 moves by −0.6 points, GSM8K not at all."""
+    results = [
+        make_result({"truthfulqa_mc2": {"acc,none": [mc2]}, "gsm8k": {"exact_match,strict-match": [0.0]}}, method)
+        for method, mc2 in (("dpo", 0.420), ("sparsepo", 0.414))
+    ]
+    return build_leaderboard(results, benchmarks=[PACKAGED["gsm8k"], PACKAGED["truthfulqa"]], n_boot=200)
+
+
+# --- the rule itself --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("n_items", "spread", "reason"),
+    [
+        (1, 0.5, "1 item"),
+        (MIN_ITEMS_FOR_INTERVAL - 1, 0.5, "9 items"),
+        (MIN_ITEMS_FOR_INTERVAL, 0.5, None),
+        (MIN_ITEMS_FOR_INTERVAL, 0.0, "no variation across 10 items"),
+        (24, 1e-12, "no variation across 24 items"),  # float rounding is not variation
+        (24, math.nan, "no variation across 24 items"),
+        (None, 0.0, "no variation"),  # item count unknown (stderr only): only the variation test
+        (None, 0.3, None),
+        (1, 0.0, "1 item"),  # too few items is said first
+    ],
+)
+def test_the_rule_names_the_reason(n_items, spread, reason):
+    assert MIN_ITEMS_FOR_INTERVAL == 10
+    assert why_no_interval(n_items, spread) == reason
+
+
+def test_the_rule_over_per_item_values_uses_their_count_and_range():
+    assert why_no_interval_over(np.array([0.3])) == "1 item"
+    assert why_no_interval_over(np.full(24, 0.7)) == "no variation across 24 items"
+    assert why_no_interval_over(np.array([0.0] * 23 + [1.0])) is None
+
+
+@pytest.mark.parametrize("n_items", [MIN_ITEMS_FOR_INTERVAL - 1, MIN_ITEMS_FOR_INTERVAL])
+def test_the_threshold_on_a_board(n_items):
+    """Alternating wins and losses against the baseline: 9 items give no interval, 10 give one."""
+    base = make_result({"mc_task": {"acc,none": [float(i % 2) for i in range(n_items)]}}, "dpo")
+    cand = make_result({"mc_task": {"acc,none": [1.0] * n_items}}, "tdpo")
+    delta = build_leaderboard([base, cand], benchmarks=[MC], n_boot=200).rows[1].cells["mc"].delta
+    if n_items < MIN_ITEMS_FOR_INTERVAL:
+        assert delta.no_interval == "9 items" and not delta.has_interval and not delta.significant
+    else:
+        assert delta.no_interval is None and delta.how == "paired bootstrap"
+        assert delta.low <= delta.value <= delta.high
+
+
+# --- one item: the quickstart ----------------------------------------------------------------
+def test_one_item_task_has_no_interval_no_mark_and_says_why_in_markdown(quickstart_board):
+    row = quickstart_board.rows[1]
+    truthful = row.cells["truthfulqa"]
+    assert truthful.n_shared == 1 and truthful.delta.value == pytest.approx(-0.6)
+    assert not truthful.delta.has_interval and not truthful.delta.significant
+    assert truthful.delta.no_interval == "1 item"
+    assert math.isnan(truthful.delta.low) and math.isnan(truthful.delta.high)
+    assert truthful.score.no_interval == "1 item" and not truthful.score.has_interval
+    assert row.average_delta.value == pytest.approx(-0.3)
+    assert not row.average_delta.significant
+    assert row.average_delta.no_interval == "GSM8K, TruthfulQA lack one"
+
+    text = markdown(quickstart_board)
+    assert (
+        "| sparsepo | tiny-llama | +0.0 (no interval: 1 item) | -0.6 (no interval: 1 item) "
+        "| -0.3 (no interval: GSM8K, TruthfulQA lack one) |"
+    ) in text
+    assert "*" not in _delta_section(text) and "[" not in _delta_section(text)
+    assert "fewer than 10 items, or no variation across them" in text  # the legend states the rule
+
+
+def test_one_item_reason_is_in_the_html_csv_and_json(quickstart_board):
+    html = build_html(quickstart_board)
+    assert '<span class="delta flat">Δ -0.6 (no interval: 1 item)</span>' in html
+    assert '<span class="ci">no interval: 1 item</span>' in html  # in place of the score's interval
+    assert 'class="delta up"' not in html and 'class="delta down"' not in html
+
+    rows = list(csv.DictReader(io.StringIO(render(quickstart_board, "csv"))))
+    truthful = next(r for r in rows if r["method"] == "sparsepo" and r["benchmark"] == "truthfulqa")
+    assert truthful["delta_no_interval"] == "1 item" and truthful["score_no_interval"] == "1 item"
+    assert truthful["delta_low"] == "" and truthful["significant"] == "False"
+
+    document = json.loads(render(quickstart_board, "json"))
+    average = next(r for r in document["rows"] if r["method"] == "sparsepo" and r["benchmark"] == "average")
+    assert average["delta"] == pytest.approx(-0.3) and average["delta_low"] is None
+    assert average["delta_no_interval"] == "GSM8K, TruthfulQA lack one" and average["significant"] is False
+
+
+def test_one_item_without_per_item_scores_has_no_interval_either(tmp_path):
+    """From reported stderrs (0 for one item) the normal interval was the point [v, v], marked."""
+    base = write_result(tmp_path / "b", {"mc_task": {"acc,none": [1.0]}}, "dpo", samples=False)
+    cand = write_result(tmp_path / "c", {"mc_task": {"acc,none": [0.0]}}, "tdpo", samples=False)
+    board = build_leaderboard([base, cand], benchmarks=[MC])
+    cell = board.rows[1].cells["mc"]
+    assert cell.delta.value == pytest.approx(-100.0) and not cell.delta.significant
+    assert cell.delta.no_interval == "1 item" and cell.score.no_interval == "1 item"
+    assert "| tdpo | tiny-llama | -100.0 (no interval: 1 item) |" in markdown(board)
+
+
+# --- no variation ------------------------------------------------------------------------------
+def test_items_all_scored_alike_give_no_variation():
+    board = build_leaderboard(
+        [make_result({"gen_task": {"exact_match,strict-match": [1.0] * 24}}, "dpo")], benchmarks=[GEN], n_boot=200
+    )
+    score = board.rows[0].cells["gen"].score
+    assert score.value == pytest.approx(100.0)
+    assert not score.has_interval and score.no_interval == "no variation across 24 items"
+
+
+def test_every_item_moved_by_the_same_amount_gives_no_variation():
+    """mc2-like probabilities: the candidate adds exactly 0.05 on each of 24 items. Both scores
+    vary across items and keep their intervals; the paired differences do not."""
+    base_items = np.round(np.random.default_rng(5).uniform(0.2, 0.8, 24), 2)
+    base = make_result({"gen_task": {"exact_match,strict-match": base_items}}, "dpo")
+    cand = make_result({"gen_task": {"exact_match,strict-match": base_items + 0.05}}, "tdpo")
+    board = build_leaderboard([base, cand], benchmarks=[GEN], n_boot=200)
+    cell = board.rows[1].cells["gen"]
+    assert cell.delta.value == pytest.approx(5.0)
+    assert not cell.delta.significant and cell.delta.no_interval == "no variation across 24 items"
+    assert cell.score.how == "bootstrap" and cell.score.low < cell.score.value < cell.score.high
+    assert "| tdpo | tiny-llama | +5.0 (no interval: no variation across 24 items) |" in markdown(board)
+
+
+def test_ratio_metric_with_the_same_ratio_on_every_item_gives_no_variation():
+    """Half the instructions followed on each of 12 prompts of 2, 4 or 6 instructions: Σ num / Σ den
+    is 0.5 on every resample, though the items' counts differ."""
+    prompts = [[1, 0], [1, 1, 0, 0], [1, 0, 1, 0, 1, 0]] * 4
+    board = build_leaderboard(
+        [make_result({"ifeval": {"inst_level_strict_acc,none": prompts}}, "dpo")], benchmarks=[INSTRUCTIONS]
+    )
+    score = board.rows[0].cells["inst"].score
+    assert score.value == pytest.approx(50.0) and score.no_interval == "no variation across 12 items"
+
+
+# --- enough varying items: exactly as before ---------------------------------------------------
+def test_enough_varying_items_keep_their_interval_and_mark_exactly_as_before():
+    """The data of test_delta_is_paired_on_shared_items_and_matches_hand_computation (100 items)."""
+    base = make_result(
+        {"mc_task": {"acc,none": _scores(50, 100)}, "gen_task": {"exact_match,strict-match": _scores(20, 100)}},
+        "dpo",
+    )
+    cand = make_result(
+        {"mc_task": {"acc,none": _scores(60, 100)}, "gen_task": {"exact_match,strict-match": _scores(10, 100)}},
+        "sparsepo",
+    )
+    row = build_leaderboard([cand, base], benchmarks=[MC, GEN], n_boot=1000).rows[1]
+    mc, gen = row.cells["mc"], row.cells["gen"]
+    exact = {"abs": 1e-9}
+    assert (mc.delta.low, mc.delta.high) == pytest.approx((6.66666666666665, 21.333333333333336), **exact)
+    assert (gen.delta.low, gen.delta.high) == pytest.approx((-16.0, -4.000000000000002), **exact)
+    assert (mc.score.low, mc.score.high) == pytest.approx((34.66666666666667, 58.66666666666666), **exact)
+    assert mc.delta.significant and gen.delta.significant
+    assert mc.delta.no_interval is None and gen.delta.no_interval is None
+    assert (row.average_delta.low, row.average_delta.high) == pytest.approx((-2.837499999999998, 6.5), **exact)
+    assert row.average_delta.how == "paired bootstrap" and not row.average_delta.significant
+
+
+@pytest.fixture
+def mixed_board():
+    """MC on 100 items (Δ +13.3, significant) next to Gen on one item (Δ −100)."""
+    base = make_result(
+        {"mc_task": {"acc,none": _scores(50, 100)}, "gen_task": {"exact_match,strict-match": [1.0]}}, "dpo"
+    )
+    cand = make_result(
+        {"mc_task": {"acc,none": _scores(60, 100)}, "gen_task": {"exact_match,strict-match": [0.0]}}, "sparsepo"
+    )
+    return build_leaderboard([cand, base], benchmarks=[MC, GEN], n_boot=1000)
+
+
+def test_a_one_item_neighbour_leaves_the_other_intervals_as_before(mixed_board):
+    """The withheld interval's resamples are still drawn, so MC's numbers are the ones printed before."""
+    mc = mixed_board.rows[1].cells["mc"]
+    exact = {"abs": 1e-9}
+    assert mc.delta.value == pytest.approx(13.333333333333336, **exact)
+    assert (mc.delta.low, mc.delta.high) == pytest.approx((6.66666666666665, 21.333333333333336), **exact)
+    assert (mc.score.low, mc.score.high) == pytest.approx((33.33333333333333, 58.66666666666666), **exact)
+    assert mc.delta.significant
+    assert "| sparsepo | tiny-llama | +13.3 [+6.7, +21.3]* | -100.0 (no interval: 1 item) |" in markdown(mixed_board)
+
+
+def test_the_average_is_not_significant_when_any_part_lacks_an_interval(mixed_board):
+    """Before the rule this average read -43.3 [-46.7, -39.3]*, its interval all from MC's items."""
+    row = mixed_board.rows[1]
+    assert row.cells["mc"].delta.significant and not row.cells["gen"].delta.has_interval
+    assert row.average_delta.value == pytest.approx(-43.33333333333333)
+    assert not row.average_delta.significant and not row.average_delta.has_interval
+    assert row.average_delta.no_interval == "Gen lacks one"
+    assert row.average.no_interval == "Gen lacks one"  # the average score, likewise
+    assert "| -43.3 (no interval: Gen lacks one) |" in markdown(mixed_board)
