@@ -12,7 +12,7 @@ from evals.backends import build_lm
 from evals.errors import EvalError
 from evals.identity import claim_folder, digest, journal_digest, lm_eval_version, model_identity
 from evals.judges.sandbox import SandboxLimits
-from evals.results import harness_version, write_results, write_samples
+from evals.results import harness_version, link_lm_eval_layout, write_results, write_samples
 from evals.resume import ResumableLM
 from evals.suites import Suite, load_suite, parse_tasks, task_name
 
@@ -183,7 +183,8 @@ def evaluate(
         "sandbox": sandbox.__dict__,
     }
     sample_files = [write_samples(output_dir, task, rows) for task, rows in results.get("samples", {}).items()]
-    write_results(output_dir, results, harness)
+    results_path = write_results(output_dir, results, harness)
+    link_lm_eval_layout(output_dir, results["model_name_sanitized"], results_path, sample_files)
     body = {k: v for k, v in results.items() if k != "samples"}
     body["harness"] = harness
     return EvalRun(output_dir, body, lm.reused, lm.computed, sample_files)

@@ -1,5 +1,6 @@
 """Result folders (docs/file-formats.md): ``results.json`` in lm-eval's schema plus a ``harness`` block,
-and ``samples/TASK.jsonl`` with one row per scored item (per filter), each written atomically.
+and ``samples/TASK.jsonl`` with one row per scored item (per filter), each written atomically; and
+the same files under lm-eval's own names (:func:`link_lm_eval_layout`).
 
 ``results.json`` is written last, so its presence means the folder is complete.
 """
@@ -7,6 +8,7 @@ and ``samples/TASK.jsonl`` with one row per scored item (per filter), each writt
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,27 @@ def write_results(out_dir: Path, results: Mapping[str, Any], harness: Mapping[st
     path = Path(out_dir) / RESULTS
     write_atomic(path, dumps(body))
     return path
+
+
+def link_lm_eval_layout(out_dir: Path, model_folder: str, results_path: Path, sample_files: Iterable[Path]) -> Path:
+    """Give the result folder lm-eval's own layout too: ``MODEL/results_DATE.json`` and
+    ``MODEL/samples_TASK_DATE.jsonl`` (as ``lm_eval --output_path OUT`` names them), so lm-eval's
+    tooling finds them. They are hard links to ``results.json`` and ``samples/TASK.jsonl`` (copies
+    where the file system has no links): the same bytes, GPQA redaction included. Returns the folder."""
+    import shutil
+    from datetime import datetime
+
+    folder = Path(out_dir) / model_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    date_id = datetime.now().isoformat().replace(":", "-")
+    pairs = [(results_path, folder / f"results_{date_id}.json")]
+    pairs += [(path, folder / f"samples_{path.stem}_{date_id}.jsonl") for path in sample_files]
+    for source, target in pairs:
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+    return folder
 
 
 def judge_results(

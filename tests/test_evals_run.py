@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,14 @@ def test_every_benchmark_runs_offline_and_writes_lm_evals_schema(smoke_run):
     assert results["config"]["batch_size"] == 4 and harness["batch_size"] == 4
     assert harness["dtype"] == "torch.float32" and harness["lm_eval_seeds"]["fewshot_random_seed"] == 1234
     assert harness["journal"].startswith("requests-") and harness["model_identity"]["tokenizer"]["state_sha256"]
+    # lm-eval's own layout, found by lm-eval's own helpers: the same bytes as ours
+    from lm_eval.utils import get_latest_filename, get_results_filenames, get_sample_results_filenames
+
+    names = [str(p) for p in out.glob("*/*.json*")]
+    latest = Path(get_latest_filename(get_results_filenames(names)))
+    assert json.loads(latest.read_text()) == results
+    gpqa = [Path(n) for n in get_sample_results_filenames(names) if "/samples_gpqa_diamond_zeroshot_" in n]
+    assert len(gpqa) == 1 and gpqa[0].read_text() == (out / "samples" / "gpqa_diamond_zeroshot.jsonl").read_text()
     assert set(harness["data_notes"]) == {"mmlu", "gpqa", "truthfulqa"}
     assert any(name.startswith("openai/gsm8k/") for name in harness["data_checksums"])
     assert harness["headline"]["gsm8k"] == "exact_match,strict-match"
