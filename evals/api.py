@@ -128,9 +128,11 @@ def evaluate(
     inner = build_lm(backend, model, tokenizer, batch_size=batch_size, device=device)
     seeds = {**LM_EVAL_DEFAULT_SEEDS, **({} if seed is None else dict.fromkeys(SEED_ARGUMENTS, seed))}
     model_id = model_identity(model, tokenizer, inner, backend)
+    computation = {"batch_size": batch_size, "device": str(getattr(inner, "device", device))}
     # What can change an answer or a score (the tasks chosen and --limit only select items: a run
     # with more items into the same folder reuses the answers it has).
     settings = {
+        "computation": computation,
         "num_fewshot": num_fewshot if num_fewshot is not None else chosen.num_fewshot,
         "apply_chat_template": chosen.apply_chat_template if apply_chat_template is None else apply_chat_template,
         "seeds": seeds,
@@ -140,7 +142,7 @@ def evaluate(
     data = {"source": "offline" if configs.offline else "online", "checksums": configs.checksums}
     claim = {"model": model_id, "data": data, "tasks": _task_files_digest(cache), "settings": settings}
     claim_folder(output_dir, claim)
-    journal = cache / f"requests-{journal_digest(model_id, seeds)}.jsonl"
+    journal = cache / f"requests-{journal_digest(model_id, seeds, computation)}.jsonl"
     lm = ResumableLM(inner, journal)
     tracker = EvaluationTracker()  # lm-eval's own record of chat template, system instruction, multiturn
     results = simple_evaluate(

@@ -4,7 +4,8 @@ Two uses, one description:
 
 - the answer journal's name (:func:`journal_digest`): an answer is reused only by a request to the
   same weights (or hub id at the same resolved revision), tokenizer, model and generation config,
-  chat template, dtype, seeds and lm-eval version -- the request itself is in each entry's key;
+  chat template, dtype, seeds, batch size, device and lm-eval version -- the request itself is in
+  each entry's key;
 - the result folder's claim (:func:`claim_folder`): a run into a folder that holds the answers or
   results of a different model, data, task configuration or settings refuses instead of mixing them.
 """
@@ -130,9 +131,11 @@ def lm_eval_version() -> str:
     return version("lm_eval")
 
 
-def journal_digest(model: Mapping[str, Any], seeds: Mapping[str, Any]) -> str:
-    """The answer journal's name part: the model's identity, the seeds and the lm-eval version."""
-    return digest({"model": model, "seeds": seeds, "lm_eval": lm_eval_version()})[:32]
+def journal_digest(model: Mapping[str, Any], seeds: Mapping[str, Any], computation: Mapping[str, Any]) -> str:
+    """The answer journal's name part: the model's identity, the seeds, how answers are computed
+    (batch size and device: padding and kernels move log-likelihoods in their last bits) and the
+    lm-eval version."""
+    return digest({"model": model, "seeds": seeds, "computation": computation, "lm_eval": lm_eval_version()})[:32]
 
 
 def claim_folder(output_dir: Path, claim: Mapping[str, Any]) -> None:

@@ -15,6 +15,7 @@ from evals.identity import journal_digest, model_identity
 from evals.results import sample_row
 
 DEFAULT_SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
+CPU_BATCH_8 = {"batch_size": 8, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +46,9 @@ def _edit_json(path, **changes):
 
 
 def test_the_journal_is_keyed_by_everything_that_can_change_an_answer(model_folder, tmp_path):
-    base = journal_digest(_identity(model_folder), DEFAULT_SEEDS)
+    base = journal_digest(_identity(model_folder), DEFAULT_SEEDS, CPU_BATCH_8)
     same_content = _edited_copy(model_folder, tmp_path, "copy", lambda folder: None)
-    assert journal_digest(_identity(same_content), DEFAULT_SEEDS) == base  # by content, not by path
+    assert journal_digest(_identity(same_content), DEFAULT_SEEDS, CPU_BATCH_8) == base  # by content, not by path
     variants = {
         "tokenizer": _edited_copy(
             model_folder,
@@ -65,11 +66,12 @@ def test_the_journal_is_keyed_by_everything_that_can_change_an_answer(model_fold
             model_folder, tmp_path, "generation", lambda f: _edit_json(f / "generation_config.json", temperature=0.3)
         ),
     }
-    digests = {name: journal_digest(_identity(folder), DEFAULT_SEEDS) for name, folder in variants.items()}
+    digests = {name: journal_digest(_identity(folder), DEFAULT_SEEDS, CPU_BATCH_8) for name, folder in variants.items()}
     assert base not in digests.values() and len(set(digests.values())) == len(digests), digests
-    assert journal_digest(_identity(model_folder), {**DEFAULT_SEEDS, "fewshot_random_seed": 7}) != base
+    assert journal_digest(_identity(model_folder), {**DEFAULT_SEEDS, "fewshot_random_seed": 7}, CPU_BATCH_8) != base
+    assert journal_digest(_identity(model_folder), DEFAULT_SEEDS, {**CPU_BATCH_8, "batch_size": 1}) != base
     bf16 = model_identity(str(model_folder), None, SimpleNamespace(model=SimpleNamespace(dtype=torch.bfloat16)), "hf")
-    assert journal_digest(bf16, DEFAULT_SEEDS) != base
+    assert journal_digest(bf16, DEFAULT_SEEDS, CPU_BATCH_8) != base
 
 
 def test_hub_ids_are_named_in_full_with_their_resolved_revision(monkeypatch, tmp_path):
@@ -82,7 +84,7 @@ def test_hub_ids_are_named_in_full_with_their_resolved_revision(monkeypatch, tmp
         ref = tmp_path / f"models--{model_id.replace('/', '--')}" / "refs" / "main"
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(commit)
-        return journal_digest(_identity(model_id), DEFAULT_SEEDS)
+        return journal_digest(_identity(model_id), DEFAULT_SEEDS, CPU_BATCH_8)
 
     first = revision("Qwen/Qwen2.5-0.5B-Instruct", "a" * 40)
     assert revision("Qwen/Qwen2.5-0.5B-Instruct", "b" * 40) != first  # another revision
@@ -101,6 +103,8 @@ def test_a_folder_holding_another_models_or_settings_answers_refuses(tiny_llama,
         evaluate(other, tokenizer, data_dir=prepared_benchmarks, **run)
     with pytest.raises(EvalError, match=r"settings: .* another settings"):
         evaluate(model, tokenizer, data_dir=prepared_benchmarks, seed=7, **run)
+    with pytest.raises(EvalError, match=r"settings: .* another settings"):
+        evaluate(model, tokenizer, data_dir=prepared_benchmarks, batch_size=1, **run)
     # an online run into an offline run's folder: refused before anything reaches the hub
     with pytest.raises(EvalError, match=r"data: .* another data"):
         evaluate(model, tokenizer, data_dir=None, **run)
