@@ -41,8 +41,9 @@ def test_harness_eval_equals_plain_lm_eval(task, smollm2_path, prepared_benchmar
     limit = CASES[task]
     tasks_dir = tmp_path / "lm_eval_tasks"
     write_task_configs(tasks_dir, prepared_benchmarks)
-    nltk_data = tmp_path / "nltk_data"
-    install_punkt_tab(nltk_data)  # IFEval's sentence counter, offline (lm-eval would download it)
+    # IFEval's sentence counter, offline (lm-eval would download it): wherever NLTK finds it, the
+    # subprocess gets that data folder (tokenizers/punkt_tab/english is three levels below it).
+    nltk_data = install_punkt_tab(tmp_path / "nltk_data").parents[2]
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "NLTK_DATA": str(nltk_data)}
     command = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={smollm2_path}"]
     command += ["--tasks", task, "--include_path", str(tasks_dir), "--limit", str(limit), "--batch_size", "1"]
