@@ -15,6 +15,7 @@ from evals.judges.sandbox import SandboxLimits
 from evals.results import harness_version, link_lm_eval_layout, write_results, write_samples
 from evals.resume import ResumableLM
 from evals.suites import Suite, load_suite, parse_tasks, task_name
+from tokenpo.catalog import headlines, load_catalog
 
 CACHE = ".cache"
 LM_EVAL_DEFAULT_SEEDS = {
@@ -173,7 +174,7 @@ def evaluate(
         "run": None,
         **(metadata or {}),
         "suite": chosen.name,
-        "headline": chosen.headline,
+        "headline": headlines(load_catalog(), results["results"]),
         "data_source": data["source"],
         "data_dir": str(data_dir) if data_dir else None,
         "data_checksums": configs.checksums,

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from leaderboards import health
 from leaderboards.errors import ResultsError
-from leaderboards.registry import Benchmark, load_registry
+from leaderboards.registry import Benchmark, load_registry, normalise
 from leaderboards.results import ItemScores, Result, load_results, parse_result_arg
 from leaderboards.stats import (
     bootstrap,
@@ -360,7 +360,7 @@ class _Builder:
                 )
                 return None
             raws.append(float(np.mean([run.metrics[(task, m)].value for m in benchmark.metrics])))
-        scores = [benchmark.normalise(raw) for raw in raws]
+        scores = [normalise(raw, benchmark.random) for raw in raws]
         row.runs_for[benchmark.name] = present
         counts = {run.metrics[(task, benchmark.metrics[0])].n for run in present}
         return Cell(
@@ -397,7 +397,7 @@ class _Builder:
 
         def score(idx: np.ndarray) -> np.ndarray:
             per_seed = [
-                benchmark.normalise(np.mean([ratio_on(num, den, idx) for num, den in parts], axis=0))
+                normalise(np.mean([ratio_on(num, den, idx) for num, den in parts], axis=0), benchmark.random)
                 for parts in aligned
             ]
             return np.mean(per_seed, axis=0)
@@ -473,7 +473,7 @@ class _Builder:
         per_seed = [
             np.mean(
                 [
-                    b.normalise(np.mean([run.metrics[(row.cells[b.name].task, m)].value for m in b.metrics]))
+                    normalise(np.mean([run.metrics[(row.cells[b.name].task, m)].value for m in b.metrics]), b.random)
                     for b in averaged
                 ]
             )

@@ -84,7 +84,10 @@ def test_every_benchmark_runs_offline_and_writes_lm_evals_schema(smoke_run):
     assert len(gpqa) == 1 and gpqa[0].read_text() == (out / "samples" / "gpqa_diamond_zeroshot.jsonl").read_text()
     assert set(harness["data_notes"]) == {"mmlu", "gpqa", "truthfulqa"}
     assert any(name.startswith("openai/gsm8k/") for name in harness["data_checksums"])
-    assert harness["headline"]["gsm8k"] == "exact_match,strict-match"
+    # The headline of each benchmark comes from the one catalog the leaderboard reads too.
+    assert harness["headline"]["gsm8k"] == {"task": "gsm8k", "metrics": ["exact_match,strict-match"], "random": 0.0}
+    assert harness["headline"]["gpqa"]["metrics"] == ["acc_norm,none"]
+    assert harness["headline"]["ifeval"]["metrics"] == ["prompt_level_strict_acc,none", "inst_level_strict_acc,none"]
 
 
 def test_samples_have_doc_ids_and_one_number_per_metric(smoke_run):

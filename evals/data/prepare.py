@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.data.mirror import MIRRORS, mirror_folder
+from evals.data.mirror import MIRRORS, converter_for, mirror_folder
 from evals.errors import EvalError
 from evals.io import sha256_file, write_atomic
 
@@ -49,14 +49,14 @@ def prepare_benchmarks(source: Path, out: Path, only: Sequence[str] | None = Non
     manifest = load_manifest(out) or {"benchmarks": {}}
     skipped = []
     for name in only or MIRRORS:
-        mirror = MIRRORS[name]
-        folder = source / mirror.source_dir
+        mirror = MIRRORS[name].data
+        folder = source / mirror.folder
         if not folder.is_dir():
             if only:
                 raise EvalError(str(folder), name, "benchmark folder not found")
             skipped.append(name)
             continue
-        converted = mirror.convert(folder)
+        converted = converter_for(name)(folder)
         written = {}
         for (config, split), records in sorted(converted.items()):
             target = mirror_folder(out, mirror.hub_id, config) / f"{split}.jsonl"
@@ -69,7 +69,7 @@ def prepare_benchmarks(source: Path, out: Path, only: Sequence[str] | None = Non
                 str(path.relative_to(source)): sha256_file(path) for path in sorted(folder.iterdir()) if path.is_file()
             },
             "files": written,
-            "note": mirror.note,
+            "note": mirror.differs,
             "prepared_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
     write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

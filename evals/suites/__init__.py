@@ -1,8 +1,12 @@
-"""Suites: named YAML lists of lm-eval tasks (with optional per-task overrides) and their headline metrics."""
+"""Suites: named YAML lists of lm-eval tasks, with optional per-task overrides.
+
+A benchmark's headline metric is not a suite's to choose: it is declared once, in the catalog
+(``tokenpo/benchmarks.yaml``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,7 @@ import yaml
 from evals.errors import EvalError
 
 SUITES_DIR = Path(__file__).parent
-SUITE_KEYS = {"description", "tasks", "limit", "headline", "num_fewshot", "apply_chat_template"}
+SUITE_KEYS = {"description", "tasks", "limit", "num_fewshot", "apply_chat_template"}
 TASK_OVERRIDE_KEYS = {"task", "num_fewshot", "generation_kwargs", "repeats"}
 
 
@@ -23,7 +27,6 @@ class Suite:
     limit: int | None = None
     num_fewshot: int | None = None
     apply_chat_template: bool = False
-    headline: dict[str, str] = field(default_factory=dict)
 
 
 def available_suites() -> list[str]:
@@ -74,15 +77,16 @@ def load_suite(name_or_path: str) -> Suite:
         raise EvalError(str(path), "yaml", str(error).splitlines()[0]) from error
     if not isinstance(raw, dict):
         raise EvalError(str(path), "suite", "expected a mapping")
+    if "headline" in raw:
+        raise EvalError(
+            str(path), "headline", "a headline metric is declared once per benchmark, in tokenpo/benchmarks.yaml"
+        )
     unknown = sorted(set(raw) - SUITE_KEYS)
     if unknown:
         raise EvalError(str(path), unknown[0], f"unknown key; allowed: {', '.join(sorted(SUITE_KEYS))}")
     limit = raw.get("limit")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise EvalError(str(path), "limit", "expected a positive integer")
-    headline = raw.get("headline") or {}
-    if not isinstance(headline, dict) or not all(isinstance(v, str) for v in headline.values()):
-        raise EvalError(str(path), "headline", "expected a mapping of task to 'METRIC,FILTER'")
     return Suite(
         name=path.stem,
         tasks=parse_tasks(str(path), raw.get("tasks")),
@@ -90,5 +94,4 @@ def load_suite(name_or_path: str) -> Suite:
         limit=limit,
         num_fewshot=raw.get("num_fewshot"),
         apply_chat_template=bool(raw.get("apply_chat_template", False)),
-        headline=dict(headline),
     )

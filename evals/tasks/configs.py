@@ -24,25 +24,12 @@ from typing import Any
 
 import yaml
 
-from evals.data.mirror import MIRRORS, DatasetMirror, mirror_folder
+from evals.data.mirror import MIRRORS, mirror_folder
 from evals.data.prepare import load_manifest
 from evals.errors import EvalError
 from evals.io import sha256_file, write_atomic
+from tokenpo.catalog import Mirror
 
-# Official task files per benchmark, relative to lm_eval/tasks.
-OFFICIAL_FILES: dict[str, tuple[str, ...]] = {
-    "gsm8k": ("gsm8k/*.yaml",),
-    "mmlu": ("mmlu/default/*.yaml",),
-    "gpqa": ("gpqa/*/gpqa_diamond_*.yaml",),
-    "truthfulqa": ("truthfulqa/truthfulqa_*.yaml",),
-    "ifeval": ("ifeval/ifeval.yaml",),
-    "humaneval": (
-        "humaneval/humaneval.yaml",
-        "humaneval/humaneval_instruct.yaml",
-        "humaneval/humaneval_64.yaml",
-        "humaneval/humaneval_64_instruct.yaml",
-    ),
-}
 CODE_FUNCTIONS = {
     "pass_at_k": "evals.tasks.code.pass_at_k",
     "build_predictions": "evals.tasks.code.build_predictions",
@@ -136,7 +123,7 @@ def _swap_code_functions(value: Any, official_dir: Path) -> Any:
     return value
 
 
-def _data_overrides(mirror: DatasetMirror, config: dict[str, Any], data_dir: Path) -> dict[str, Any] | None:
+def _data_overrides(mirror: Mirror, config: dict[str, Any], data_dir: Path) -> dict[str, Any] | None:
     folder = mirror_folder(data_dir, mirror.hub_id, config.get("dataset_name"))
     files = sorted(folder.glob("*.jsonl"))
     if not files:
@@ -162,11 +149,11 @@ def write_task_configs(folder: Path, data_dir: Path | None = None) -> TaskConfig
             str(data_dir), "--data-dir", "not a prepared data folder (run `harness data prepare --from DIR`)"
         )
     result = TaskConfigs(folder, offline=data_dir is not None)
-    for benchmark, patterns in OFFICIAL_FILES.items():
-        mirror = MIRRORS[benchmark]
-        if result.offline and benchmark not in manifest["benchmarks"]:
+    for benchmark, declared in MIRRORS.items():
+        mirror = declared.data
+        if not declared.task_files or (result.offline and benchmark not in manifest["benchmarks"]):
             continue
-        for path in sorted(p for pattern in patterns for p in official_dir.glob(pattern)):
+        for path in sorted(p for pattern in declared.task_files for p in official_dir.glob(pattern)):
             config = _load_official(path)
             name = config.get("group") or config["task"]
             code_task = "unsafe_code" in config
