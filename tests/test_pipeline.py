@@ -88,6 +88,21 @@ def straight_run(benchmarks_dir, tmp_path_factory):
     return folder / "out", config, stdout, time.monotonic() - started
 
 
+def test_the_pipelines_few_shot_examples_are_plain_lm_evals(straight_run, tmp_path):
+    """GSM8K's five examples in a pipeline run are those lm-eval picks with its default few-shot seed (1234)."""
+    from evals.tasks.configs import write_task_configs
+
+    output = straight_run[0]
+    configs = write_task_configs(tmp_path, output / "benchmark-data" / "mirror")
+    task = configs.task_manager().load(["gsm8k"])["tasks"]["gsm8k"]  # as `lm_eval --include_path` loads it
+    task.set_fewshot_seed(1234)  # lm-eval's default fewshot_random_seed; the run's training seed is 42
+    expected = task.fewshot_context(task.eval_docs[0], num_fewshot=task.config.num_fewshot)
+    for run in ("base", "dpo-seed0"):
+        row = json.loads((output / "eval" / run / "benchmarks" / "samples" / "gsm8k.jsonl").read_text().splitlines()[0])
+        assert row["doc_id"] == 0 and row["arguments"][0][0] == expected
+    assert expected.count("Question:") == 6
+
+
 def test_the_pipeline_trains_evaluates_and_reports_end_to_end(straight_run):
     output, _, stdout, _ = straight_run
     for stage in ("data", "benchmark-data", "train/dpo-seed0", "train/sparsepo-seed0",
