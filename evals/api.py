@@ -146,6 +146,7 @@ def evaluate(
     journal = cache / f"requests-{journal_digest(model_id, seeds, computation)}.jsonl"
     lm = ResumableLM(inner, journal)
     tracker = EvaluationTracker()  # lm-eval's own record of chat template, system instruction, multiturn
+    code.PROMPT_OF.clear()  # the prompts recorded for this run's predictions only, not every run's since start-up
     results = simple_evaluate(
         model=lm,
         tasks=names,
@@ -159,6 +160,7 @@ def evaluate(
         evaluation_tracker=tracker,
         **seeds,
     )
+    code.PROMPT_OF.clear()
     _record_as_lm_eval_tracker_does(results, tracker, model)
     results["config"]["batch_size"] = batch_size
     used = {configs.tasks.get(n) for n in results["results"]} | {configs.tasks.get(n) for n in names}
