@@ -21,21 +21,21 @@ def benchmarks_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_llama():
-    from harness.models.tiny import build_tiny_model
+    from tokenpo.harness.models.tiny import build_tiny_model
 
     return build_tiny_model("llama")
 
 
 @pytest.fixture(scope="session")
 def tiny_gpt2():
-    from harness.models.tiny import build_tiny_model
+    from tokenpo.harness.models.tiny import build_tiny_model
 
     return build_tiny_model("gpt2")
 
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from harness.models.tiny import build_tiny_tokenizer
+    from tokenpo.harness.models.tiny import build_tiny_tokenizer
 
     return build_tiny_tokenizer()
 
@@ -43,7 +43,7 @@ def tiny_tokenizer():
 @pytest.fixture(scope="session")
 def smollm2_path() -> str:
     """The real SmolLM2-135M-Instruct folder, pulled into the user's cache once (offline: from GGUF)."""
-    from harness.models import resolve_model
+    from tokenpo.harness.models import resolve_model
 
     return resolve_model("smollm2-135m-instruct")
 
@@ -51,7 +51,7 @@ def smollm2_path() -> str:
 @pytest.fixture(scope="session")
 def prepared_benchmarks(benchmarks_dir, tmp_path_factory) -> Path:
     """The benchmarks converted by ``harness data prepare`` into a temporary folder (offline evals)."""
-    from evals.data import prepare_benchmarks
+    from tokenpo.evals.data import prepare_benchmarks
 
     return prepare_benchmarks(benchmarks_dir, tmp_path_factory.mktemp("prepared")).data_dir
 
@@ -59,7 +59,7 @@ def prepared_benchmarks(benchmarks_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dirs(tmp_path_factory) -> dict[str, str]:
     """Saved tiny Llama and GPT-2 folders (what ``trainers.train`` loads from a path)."""
-    from harness.models.tiny import save_tiny_model
+    from tokenpo.harness.models.tiny import save_tiny_model
 
     root = tmp_path_factory.mktemp("tiny-models")
     for family in ("llama", "gpt2"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leaderboards.results import ItemScores, MetricValue, Result
+from tokenpo.leaderboards.results import ItemScores, MetricValue, Result
 
 
 def _num_den(scores: Sequence) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from leaderboards.registry import Benchmark
+from tokenpo.leaderboards.registry import Benchmark
 
 LIMIT = 20  # items per task (per MMLU subject)
 SUBJECTS = ("astronomy", "virology")
@@ -156,7 +156,7 @@ def evaluate(model, tokenizer, name: str, tasks_dir: Path, output: Path, limit: 
 @pytest.fixture(scope="session")
 def lmeval_output(tmp_path_factory, benchmarks_dir, tiny_llama) -> Path:
     """``DIR`` with ``tiny-llama-seed0/`` and ``tiny-llama-seed1/`` lm-eval output folders."""
-    from harness.models.tiny import build_tiny_model
+    from tokenpo.harness.models.tiny import build_tiny_model
 
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

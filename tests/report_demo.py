@@ -18,7 +18,7 @@ import numpy as np
 from leaderboard_helpers import write_result, write_run
 from lmeval_output import TEST_BENCHMARKS
 
-from leaderboards.report import KL_METRIC, REWARD_METRIC, write_report
+from tokenpo.leaderboards.report import KL_METRIC, REWARD_METRIC, write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The environment's flags for a headless Chromium that talks to nothing.
@@ -113,8 +113,8 @@ def main() -> None:
 
     from lmeval_output import evaluate, write_tasks
 
-    from harness.models import load_causal_lm, load_tokenizer, resolve_model
-    from harness.models.tiny import build_tiny_model
+    from tokenpo.harness.models import load_causal_lm, load_tokenizer, resolve_model
+    from tokenpo.harness.models.tiny import build_tiny_model
 
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

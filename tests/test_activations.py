@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from trainers.activations import (
+from tokenpo.trainers.activations import (
     HOOK_POINTS,
     HOOK_TYPES,
     MODEL_LEVEL_POINTS,
@@ -17,7 +17,7 @@ from trainers.activations import (
     captured_activations,
     resolve_points,
 )
-from trainers.forward import transformer_layers
+from tokenpo.trainers.forward import transformer_layers
 
 ALL = resolve_points(HOOK_TYPES)
 PER_LAYER = [name for name in ALL if name not in MODEL_LEVEL_POINTS]
@@ -334,7 +334,7 @@ def test_hooks_are_removed_on_exit_and_on_errors(tiny_llama):
 def test_peft_model_with_adapters_disabled_gives_the_base_model_scores():
     from peft import LoraConfig, get_peft_model
 
-    from harness.models.tiny import build_tiny_model
+    from tokenpo.harness.models.tiny import build_tiny_model
 
     base, _ = build_tiny_model("llama")
     expected, _ = capture(base, HOOK_TYPES)

@@ -9,17 +9,17 @@ import pytest
 import torch
 from trainer_helpers import examples
 
-import trainers.engine as engine_module
+import tokenpo.trainers.engine as engine_module
 
 
 def _anchor_step(model, tokenizer, reuse: bool, monkeypatch):
     from accelerate import Accelerator
 
-    from trainers.config import TIDPOConfig, TrainConfig, TrainingConfig
-    from trainers.data import TruncationPolicy, tokenize_examples
-    from trainers.engine import Engine
-    from trainers.forward import disable_dropout
-    from trainers.methods import build_method
+    from tokenpo.trainers.config import TIDPOConfig, TrainConfig, TrainingConfig
+    from tokenpo.trainers.data import TruncationPolicy, tokenize_examples
+    from tokenpo.trainers.engine import Engine
+    from tokenpo.trainers.forward import disable_dropout
+    from tokenpo.trainers.methods import build_method
 
     pairs = tokenize_examples(examples(4), tokenizer, TruncationPolicy(256, 128))
     settings = TIDPOConfig(importance_source="policy", anchor_max_new_tokens=5, gamma=1.0, triplet_margin=10.0)

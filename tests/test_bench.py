@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from harness.bench import evaluation, mfu, passk, processes, report, training
-from harness.bench.report import MET, MISSED, NO_TARGET, NOT_APPLICABLE, Target, compare
-from harness.cli import main
-from harness.errors import HarnessError
+from tokenpo.harness.bench import evaluation, mfu, passk, processes, report, training
+from tokenpo.harness.bench.report import MET, MISSED, NO_TARGET, NOT_APPLICABLE, Target, compare
+from tokenpo.harness.cli import main
+from tokenpo.harness.errors import HarnessError
 
 # ---------------------------------------------------------------- FLOPs
 
@@ -215,7 +215,7 @@ PROBLEM = {
 
 def _passes(completion: str) -> bool:
     """What a judge that runs the tests and only counts them completing would say (exits count as failures)."""
-    from evals.judges.passk import program_for
+    from tokenpo.evals.judges.passk import program_for
 
     try:
         exec(compile(program_for(PROBLEM, completion), "<sample>", "exec"), {})
@@ -235,8 +235,8 @@ def test_broken_completions_fail_and_the_canonical_passes():
 
 
 def test_our_judge_fails_every_broken_completion_and_names_the_gaming():
-    from evals.judges.passk import score_samples
-    from evals.judges.sandbox import SandboxLimits
+    from tokenpo.evals.judges.passk import score_samples
+    from tokenpo.evals.judges.sandbox import SandboxLimits
 
     kinds = [("canonical", PROBLEM["canonical_solution"]), *passk.broken_completions(PROBLEM["canonical_solution"])]
     samples = [{"task_id": PROBLEM["task_id"], "completion": c} for _, c in kinds]
@@ -305,7 +305,7 @@ def test_eval_rows_without_vllm_say_why():
 
 
 def test_bad_flags_are_one_line_errors(capsys):
-    from harness.commands.bench import parse_sections
+    from tokenpo.harness.commands.bench import parse_sections
 
     assert parse_sections("mfu,train") == ["train", "mfu"]
     with pytest.raises(HarnessError, match="unknown section 'gpu'"):

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evals.data.converters import CONVERTERS
-from evals.data.mirror import MIRRORS
-from evals.suites import available_suites, load_suite
-from evals.tasks.configs import official_tasks_dir
-from leaderboards.registry import load_registry
-from tokenpo.catalog import CatalogError, columns, headlines, load_catalog, markdown
+from tokenpo.core.catalog import CatalogError, columns, headlines, load_catalog, markdown
+from tokenpo.evals.data.converters import CONVERTERS
+from tokenpo.evals.data.mirror import MIRRORS
+from tokenpo.evals.suites import available_suites, load_suite
+from tokenpo.evals.tasks.configs import official_tasks_dir
+from tokenpo.leaderboards.registry import load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = load_catalog()
@@ -21,7 +21,7 @@ CATALOG = load_catalog()
 
 def test_docs_page_is_generated_from_the_catalog():
     page = ROOT / "docs" / "benchmarks.md"
-    assert page.read_text() == markdown(CATALOG), "stale: run `python -m tokenpo.catalog > docs/benchmarks.md`"
+    assert page.read_text() == markdown(CATALOG), "stale: run `python -m tokenpo.core.catalog > docs/benchmarks.md`"
 
 
 def test_every_mirrored_benchmark_has_a_converter_and_no_converter_is_undeclared():
@@ -103,31 +103,37 @@ def test_a_data_only_entry_is_a_mirror_not_a_column(tmp_path):
     assert entry.data.hub_id == "o/x" and not entry.is_column and columns((entry,)) == ()
 
 
-ROOMS = ("tokenpo", "trainers", "evals", "leaderboards", "harness")
+ROOMS = ("core", "trainers", "evals", "leaderboards", "harness")
 # Who may import whom: only `harness` wires the rooms together; the core imports none of them.
 ALLOWED = {
-    "tokenpo": {"tokenpo"},
-    "trainers": {"tokenpo", "trainers"},
-    "evals": {"tokenpo", "evals"},
-    "leaderboards": {"tokenpo", "leaderboards"},
+    "core": {"core"},
+    "trainers": {"core", "trainers"},
+    "evals": {"core", "evals"},
+    "leaderboards": {"core", "leaderboards"},
     "harness": set(ROOMS),
 }
 
 
 def _imported_rooms(path: Path) -> set[str]:
+    """The rooms of ``tokenpo`` a module imports (``tokenpo.evals.api`` → ``evals``)."""
     rooms = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        rooms |= {name.split(".")[0] for name in names if name.split(".")[0] in ROOMS}
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            assert parts[0] not in ROOMS, f"{path}: imports {name}, outside the tokenpo namespace"
+            if parts[0] == "tokenpo" and len(parts) > 1 and parts[1] in ROOMS:
+                rooms.add(parts[1])
     return rooms
 
 
 @pytest.mark.parametrize("room", ROOMS)
 def test_layering(room):
+    package = ROOT / "tokenpo" / room
     crossings = {
         str(path.relative_to(ROOT)): sorted(_imported_rooms(path) - ALLOWED[room])
-        for path in sorted((ROOT / room).rglob("*.py"))
+        for path in sorted(package.rglob("*.py"))
     }
     assert {file: rooms for file, rooms in crossings.items() if rooms} == {}

@@ -7,10 +7,10 @@ from typing import Literal
 
 import pytest
 
-from harness.commands.train import TrainJob
-from harness.config import dump_yaml, load_config, parse_override
-from harness.errors import HarnessError
-from trainers.config import DPOConfig, SparsePOConfig, TIDPOConfig
+from tokenpo.harness.commands.train import TrainJob
+from tokenpo.harness.config import dump_yaml, load_config, parse_override
+from tokenpo.harness.errors import HarnessError
+from tokenpo.trainers.config import DPOConfig, SparsePOConfig, TIDPOConfig
 
 
 @dataclass

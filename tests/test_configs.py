@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.commands.train import TrainJob
-from harness.config import load_config
-from harness.pipeline.config import RunConfig, method_training
+from tokenpo.harness.commands.train import TrainJob
+from tokenpo.harness.config import load_config
+from tokenpo.harness.pipeline.config import RunConfig, method_training
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RUN_CONFIGS = sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.startswith("train-"))

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from harness.cli import main
+from tokenpo.harness.cli import main
 
 GOOD = {"prompt": "Say hi.", "chosen": " Hi!", "rejected": " No."}
 
@@ -51,7 +51,7 @@ def test_malformed_record_stops_with_file_line_field(tmp_path, capsys, kind, lin
 
 def test_the_error_is_one_line_without_traceback_from_the_real_command(tmp_path):
     path = _jsonl(tmp_path, [_record(), _record(chosen=7)])
-    result = subprocess.run([sys.executable, "-m", "harness", "data", "check", str(path), "--model", "tiny-llama"],
+    result = subprocess.run([sys.executable, "-m", "tokenpo", "data", "check", str(path), "--model", "tiny-llama"],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr == f"error: {path}:2: chosen: expected a string, got int\n"

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from harness.cli import main
-from trainers.data import DataError, load_preferences
-from trainers.data.readers import RawRecord
-from trainers.data.records import parse_record
+from tokenpo.harness.cli import main
+from tokenpo.trainers.data import DataError, load_preferences
+from tokenpo.trainers.data.readers import RawRecord
+from tokenpo.trainers.data.records import parse_record
 
 
 def _raw(chosen, rejected):

@@ -1,6 +1,12 @@
 import pytest
 
-from trainers.data import PreferenceExample, TruncationPolicy, collate_pairs, length_statistics, tokenize_example
+from tokenpo.trainers.data import (
+    PreferenceExample,
+    TruncationPolicy,
+    collate_pairs,
+    length_statistics,
+    tokenize_example,
+)
 
 
 def _ids(tokenizer, text):
@@ -64,7 +70,7 @@ def test_collate_masks_completions_even_when_pad_equals_eos(tiny_tokenizer):
 
 
 def test_length_statistics_by_hand(tiny_tokenizer):
-    from trainers.data import TokenizedPair
+    from tokenpo.trainers.data import TokenizedPair
 
     pairs = [TokenizedPair([1] * 2, [1] * 3, [1] * 5, (2, 3, 5)), TokenizedPair([1] * 4, [1] * 1, [1] * 1, (4, 1, 1))]
     stats = length_statistics(pairs)

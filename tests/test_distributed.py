@@ -17,7 +17,7 @@ import pytest
 import torch
 from trainer_helpers import examples, metrics, weights, write_jsonl
 
-from trainers import DPOConfig, SparsePOConfig, TIDPOConfig, TrainConfig, TrainingConfig, train
+from tokenpo.trainers import DPOConfig, SparsePOConfig, TIDPOConfig, TrainConfig, TrainingConfig, train
 
 METHODS = {
     "dpo": DPOConfig(beta=0.5),
@@ -44,8 +44,8 @@ def training(per_device: int, accumulation: int = 1) -> TrainingConfig:
 
 
 _LAUNCHED = """
-from trainers import TrainConfig, TrainingConfig, DPOConfig, SparsePOConfig, TIDPOConfig, train
-from trainers.data import load_preferences
+from tokenpo.trainers import TrainConfig, TrainingConfig, DPOConfig, SparsePOConfig, TIDPOConfig, train
+from tokenpo.trainers.data import load_preferences
 
 examples = load_preferences({data!r}).examples
 from accelerate import Accelerator

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from evals import evaluate
-from evals.errors import EvalError
-from evals.identity import journal_digest, model_identity
-from evals.results import sample_row
+from tokenpo.evals import evaluate
+from tokenpo.evals.errors import EvalError
+from tokenpo.evals.identity import journal_digest, model_identity
+from tokenpo.evals.results import sample_row
 
 DEFAULT_SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
 CPU_BATCH_8 = {"batch_size": 8, "device": "cpu"}

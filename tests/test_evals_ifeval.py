@@ -11,7 +11,7 @@ import pytest
 def ifeval_modules(tmp_path_factory, monkeypatch_module):
     import nltk
 
-    from evals.punkt import install_punkt_tab
+    from tokenpo.evals.punkt import install_punkt_tab
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"nltk.download called with {args}")

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from evals.judges import rouge, sentiment
-from harness.cli import main
+from tokenpo.evals.judges import rouge, sentiment
+from tokenpo.harness.cli import main
 
 
 def test_rouge_equals_hand_computed_values():

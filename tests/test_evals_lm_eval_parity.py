@@ -19,9 +19,9 @@ import sys
 
 import pytest
 
-from evals import evaluate
-from evals.punkt import install_punkt_tab
-from evals.tasks import write_task_configs
+from tokenpo.evals import evaluate
+from tokenpo.evals.punkt import install_punkt_tab
+from tokenpo.evals.tasks import write_task_configs
 
 CASES = {"truthfulqa_mc2": 100, "ifeval": 10, "gsm8k": 10}
 

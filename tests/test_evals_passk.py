@@ -9,9 +9,9 @@ from math import comb
 
 import pytest
 
-from evals.errors import EvalError
-from evals.judges.passk import pass_at_k, program_for, score_samples
-from evals.judges.sandbox import SandboxLimits
+from tokenpo.evals.errors import EvalError
+from tokenpo.evals.judges.passk import pass_at_k, program_for, score_samples
+from tokenpo.evals.judges.sandbox import SandboxLimits
 
 FAST = SandboxLimits(wall_seconds=10, cpu_seconds=5, memory_bytes=1 << 30)
 
@@ -87,7 +87,7 @@ def test_k_larger_than_samples_and_unknown_problems_are_user_errors(humaneval):
 
 
 def test_cli_passk_writes_a_result_folder(humaneval, tmp_path):
-    from harness.cli import main
+    from tokenpo.harness.cli import main
 
     problems = tmp_path / "problems.jsonl"
     problems.write_text(json.dumps(humaneval["HumanEval/0"]) + "\n")

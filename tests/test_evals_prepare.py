@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from evals.data import MIRRORS, load_manifest, prepare_benchmarks
-from evals.errors import EvalError
-from harness.cli import main
+from tokenpo.evals.data import MIRRORS, load_manifest, prepare_benchmarks
+from tokenpo.evals.errors import EvalError
+from tokenpo.harness.cli import main
 
 
 def rows(folder: Path, hub_id: str, config: str, split: str) -> list[dict]:
@@ -37,7 +37,7 @@ def test_row_counts_match_the_source_files(prepared_benchmarks):
 def test_mmlu_has_the_hub_schema_and_the_official_subject_configs(prepared_benchmarks):
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    from evals.tasks.configs import official_tasks_dir
+    from tokenpo.evals.tasks.configs import official_tasks_dir
 
     official = {
         load_yaml(p, resolve_func=False)["dataset_name"]

@@ -11,8 +11,8 @@ import hashlib
 import datasets
 import pytest
 
-from evals.tasks import write_task_configs
-from evals.tasks.configs import official_tasks_dir
+from tokenpo.evals.tasks import write_task_configs
+from tokenpo.evals.tasks.configs import official_tasks_dir
 
 TASKS = {  # task -> its official YAML, relative to lm_eval/tasks
     "mmlu_abstract_algebra": "mmlu/default/mmlu_abstract_algebra.yaml",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from evals import evaluate
-from evals.suites import load_suite
-from harness.cli import main
+from tokenpo.evals import evaluate
+from tokenpo.evals.suites import load_suite
+from tokenpo.harness.cli import main
 
 SIX = {
     "mmlu",
@@ -152,7 +152,7 @@ def test_humaneval_is_scored_by_the_sandboxed_judge(prepared_benchmarks, benchma
     from lm_eval import simple_evaluate
     from lm_eval.api.model import LM
 
-    from evals.tasks import write_task_configs
+    from tokenpo.evals.tasks import write_task_configs
 
     problems = [
         json.loads(line)
@@ -189,7 +189,7 @@ def test_humaneval_is_scored_by_the_sandboxed_judge(prepared_benchmarks, benchma
 
 
 def test_online_configs_swap_only_the_code_scorer(tmp_path):
-    from evals.tasks import write_task_configs
+    from tokenpo.evals.tasks import write_task_configs
 
     configs = write_task_configs(tmp_path, None)
     assert not configs.offline and set(configs.tasks) == {
@@ -199,15 +199,15 @@ def test_online_configs_swap_only_the_code_scorer(tmp_path):
         "humaneval_64_instruct",
     }
     text = (tmp_path / "humaneval" / "humaneval.yaml").read_text()
-    assert "dataset_path: openai/openai_humaneval" in text and "!function 'evals.tasks.code.pass_at_k'" in text
+    assert "dataset_path: openai/openai_humaneval" in text and "!function 'tokenpo.evals.tasks.code.pass_at_k'" in text
 
 
 def test_official_filters_are_restated_exactly():
     """Our build_predictions* equal the official ones (compiled from lm-eval's source; it can't be imported)."""
     import ast
 
-    from evals.tasks import code
-    from evals.tasks.configs import official_tasks_dir
+    from tokenpo.evals.tasks import code
+    from tokenpo.evals.tasks.configs import official_tasks_dir
 
     tree = ast.parse((official_tasks_dir() / "humaneval" / "utils.py").read_text())
     namespace: dict = {}
@@ -223,7 +223,7 @@ def test_official_filters_are_restated_exactly():
 def test_lm_eval_code_metric_judges_with_the_prompts_helpers_not_the_programs():
     """lm-eval's HumanEval metric gets only prediction strings and tests; the filter records each
     prediction's prompt so the tester runs the prompt's helpers (here ``poly``), not a rigged copy."""
-    from evals.tasks import code
+    from tokenpo.evals.tasks import code
 
     prompt = (
         "def poly(xs, x):\n    return sum(c * x**i for i, c in enumerate(xs))\n\n"
@@ -279,11 +279,11 @@ def test_cli_eval_and_its_errors(prepared_benchmarks, tmp_path, capsys):
 
 
 def test_vllm_backend(prepared_benchmarks, tmp_path):
-    from evals.backends import vllm_available
+    from tokenpo.evals.backends import vllm_available
 
     if not vllm_available():
         pytest.skip("vLLM is not installed (optional extra `vllm`; it pins transformers<5.20, see README)")
-    from harness.models import resolve_model
+    from tokenpo.harness.models import resolve_model
 
     run = evaluate(
         resolve_model("tiny-llama"),
@@ -319,7 +319,7 @@ def test_smollm2_runs_every_benchmark_offline(smollm2_path, prepared_benchmarks,
 
 
 def test_the_leaderboards_read_our_result_folder(smoke_run):
-    from leaderboards.results import load_results
+    from tokenpo.leaderboards.results import load_results
 
     out, _ = smoke_run
     [result] = load_results(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainers.health import HealthMonitor, check
+from tokenpo.trainers.health import HealthMonitor, check
 
 
 def rows(count: int, **metrics) -> list[dict]:

@@ -10,7 +10,7 @@ from statistics import NormalDist
 import pytest
 from leaderboard_helpers import write_result
 
-from harness.cli import main
+from tokenpo.harness.cli import main
 
 BENCHMARKS = """\
 benchmarks:

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from leaderboard_helpers import make_result, write_result
 
-from leaderboards.registry import Benchmark, load_registry
-from leaderboards.render import markdown, render
-from leaderboards.report import build_html
-from leaderboards.stats import MIN_ITEMS_FOR_INTERVAL, why_no_interval, why_no_interval_over
-from leaderboards.table import build_leaderboard
+from tokenpo.leaderboards.registry import Benchmark, load_registry
+from tokenpo.leaderboards.render import markdown, render
+from tokenpo.leaderboards.report import build_html
+from tokenpo.leaderboards.stats import MIN_ITEMS_FOR_INTERVAL, why_no_interval, why_no_interval_over
+from tokenpo.leaderboards.table import build_leaderboard
 
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
 GEN = Benchmark("gen", "Gen", ("gen_task",), ("exact_match,strict-match",), 0.0)

@@ -1,8 +1,8 @@
 import json
 
-from harness.cli import main
-from leaderboards.freeze import freeze_result
-from leaderboards.regress import compare, load_single
+from tokenpo.harness.cli import main
+from tokenpo.leaderboards.freeze import freeze_result
+from tokenpo.leaderboards.regress import compare, load_single
 
 
 def _result_folder(path, correct):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from leaderboard_helpers import make_result, write_result
 
-from leaderboards.errors import ResultsError
-from leaderboards.frontier import (
+from tokenpo.leaderboards.errors import ResultsError
+from tokenpo.leaderboards.frontier import (
     KL_METRIC,
     PROBABILITY_METRIC,
     REWARD_METRIC,
@@ -22,9 +22,9 @@ from leaderboards.frontier import (
     frontier_svg,
     write_frontier_json,
 )
-from leaderboards.registry import Benchmark
-from leaderboards.report import build_html
-from leaderboards.table import build_leaderboard
+from tokenpo.leaderboards.registry import Benchmark
+from tokenpo.leaderboards.report import build_html
+from tokenpo.leaderboards.table import build_leaderboard
 
 SVG = "{http://www.w3.org/2000/svg}"
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)

@@ -9,12 +9,12 @@ import json
 import pytest
 from leaderboard_helpers import make_result, write_result
 
-from leaderboards.errors import ResultsError
-from leaderboards.registry import Benchmark
-from leaderboards.render import render
-from leaderboards.report import build_html
-from leaderboards.results import load_results
-from leaderboards.table import build_leaderboard
+from tokenpo.leaderboards.errors import ResultsError
+from tokenpo.leaderboards.registry import Benchmark
+from tokenpo.leaderboards.render import render
+from tokenpo.leaderboards.report import build_html
+from tokenpo.leaderboards.results import load_results
+from tokenpo.leaderboards.table import build_leaderboard
 
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
 FLAT = {"metric": "rewards/margins", "value": 0.0008, "problem": "margins stayed flat (0.0008 over the last 5 steps)"}

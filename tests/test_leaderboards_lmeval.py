@@ -7,10 +7,10 @@ import json
 import pytest
 from lmeval_output import LIMIT, SUBJECTS, TEST_BENCHMARKS
 
-from harness.cli import main
-from leaderboards.registry import normalise
-from leaderboards.results import load_results
-from leaderboards.table import build_leaderboard
+from tokenpo.harness.cli import main
+from tokenpo.leaderboards.registry import normalise
+from tokenpo.leaderboards.results import load_results
+from tokenpo.leaderboards.table import build_leaderboard
 
 
 def _sample_rows(folder, task):

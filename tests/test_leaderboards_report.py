@@ -11,12 +11,12 @@ import pytest
 from leaderboard_helpers import make_result, write_run
 from report_demo import CHROMIUM, build_demo_report, chromium_page
 
-from leaderboards.errors import ResultsError
-from leaderboards.registry import Benchmark
-from leaderboards.report import KL_METRIC, REWARD_METRIC, build_html, pareto_front
-from leaderboards.runs import load_run
-from leaderboards.svg import nice_ticks
-from leaderboards.table import build_leaderboard
+from tokenpo.leaderboards.errors import ResultsError
+from tokenpo.leaderboards.registry import Benchmark
+from tokenpo.leaderboards.report import KL_METRIC, REWARD_METRIC, build_html, pareto_front
+from tokenpo.leaderboards.runs import load_run
+from tokenpo.leaderboards.svg import nice_ticks
+from tokenpo.leaderboards.table import build_leaderboard
 
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
 

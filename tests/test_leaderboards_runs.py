@@ -7,11 +7,11 @@ import json
 import pytest
 from leaderboard_helpers import make_result
 
-from leaderboards.errors import ResultsError
-from leaderboards.registry import Benchmark
-from leaderboards.report import build_html
-from leaderboards.runs import load_run, mask_weight_records
-from leaderboards.table import build_leaderboard
+from tokenpo.leaderboards.errors import ResultsError
+from tokenpo.leaderboards.registry import Benchmark
+from tokenpo.leaderboards.report import build_html
+from tokenpo.leaderboards.runs import load_run, mask_weight_records
+from tokenpo.leaderboards.table import build_leaderboard
 
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
 FLAT = {"metric": "rewards/margins", "value": 0.0008, "problem": "margins stayed flat (0.0008 over the last 5 steps)"}

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from leaderboard_helpers import make_result
 
-from leaderboards.registry import Benchmark
-from leaderboards.regress import compare
-from leaderboards.stats import (
+from tokenpo.leaderboards.registry import Benchmark
+from tokenpo.leaderboards.regress import compare
+from tokenpo.leaderboards.stats import (
     bootstrap,
     drop_test,
     holm,
@@ -25,7 +25,7 @@ from leaderboards.stats import (
     percentile_interval,
     ratio_on,
 )
-from leaderboards.table import build_leaderboard
+from tokenpo.leaderboards.table import build_leaderboard
 
 TASK = "synthetic_mc"
 RAW = Benchmark("raw", "Synthetic", (TASK,), ("acc,none",), 0.0)  # random 0: normalised = 100 · raw
@@ -84,7 +84,7 @@ def test_ratio_linearisation_matches_bootstrap_se():
 
 
 def test_bootstrap_chunks_give_the_same_replicates_as_one_matrix(monkeypatch):
-    import leaderboards.stats as stats
+    import tokenpo.leaderboards.stats as stats
 
     values = np.arange(10.0)
     ones = np.ones(10)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from leaderboard_helpers import make_result, write_result
 
-from leaderboards.errors import ResultsError
-from leaderboards.registry import Benchmark, load_registry, normalise
-from leaderboards.results import load_results, parse_result_arg
-from leaderboards.table import TIDY_COLUMNS, build_leaderboard
+from tokenpo.leaderboards.errors import ResultsError
+from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
+from tokenpo.leaderboards.results import load_results, parse_result_arg
+from tokenpo.leaderboards.table import TIDY_COLUMNS, build_leaderboard
 
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
 GEN = Benchmark("gen", "Gen", ("gen_task",), ("exact_match,strict-match",), 0.0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers import losses as L
+from tokenpo.trainers import losses as L
 
 
 def softplus(x: float) -> float:

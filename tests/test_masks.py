@@ -6,7 +6,7 @@ import pytest
 import torch
 from trainer_helpers import examples
 
-from trainers.masks import MaskHead
+from tokenpo.trainers.masks import MaskHead
 
 
 def test_mask_head_by_hand_on_one_layer():
@@ -50,10 +50,10 @@ def test_head_parameter_groups_decay_weights_only():
 def test_masks_on_real_architectures_and_gradients_reach_the_head(family, tiny_llama, tiny_gpt2):
     from accelerate import Accelerator
 
-    from trainers.config import SparsePOConfig, TrainConfig, TrainingConfig
-    from trainers.data import TruncationPolicy, tokenize_examples
-    from trainers.engine import Engine
-    from trainers.methods import build_method
+    from tokenpo.trainers.config import SparsePOConfig, TrainConfig, TrainingConfig
+    from tokenpo.trainers.data import TruncationPolicy, tokenize_examples
+    from tokenpo.trainers.engine import Engine
+    from tokenpo.trainers.methods import build_method
 
     model, tokenizer = tiny_llama if family == "llama" else tiny_gpt2
     pairs = tokenize_examples(examples(4), tokenizer, TruncationPolicy(256, 128))

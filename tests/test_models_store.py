@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.errors import HarnessError
-from harness.models import ModelStore, load_causal_lm, load_tokenizer, resolve_model
-from harness.models.cache import atomic_directory
+from tokenpo.harness.cli import main
+from tokenpo.harness.errors import HarnessError
+from tokenpo.harness.models import ModelStore, load_causal_lm, load_tokenizer, resolve_model
+from tokenpo.harness.models.cache import atomic_directory
 
 
 def test_resolve_accepts_folders_and_hub_ids_and_rejects_the_rest(tmp_path):
@@ -62,7 +62,7 @@ def test_models_list_shows_what_is_pulled(tmp_path, capsys):
 def test_sigkill_during_the_real_conversion_leaves_no_half_model(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness", "models", "pull", "smollm2-135m-instruct", "--cache-dir", str(tmp_path)],
+        [sys.executable, "-m", "tokenpo", "models", "pull", "smollm2-135m-instruct", "--cache-dir", str(tmp_path)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     models = tmp_path / "models"

@@ -1,6 +1,6 @@
 import torch
 
-from harness.models.tiny import build_tiny_model, build_tiny_tokenizer
+from tokenpo.harness.models.tiny import build_tiny_model, build_tiny_tokenizer
 
 
 def test_tiny_models_are_small_and_of_both_families(tiny_llama, tiny_gpt2):

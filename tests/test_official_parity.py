@@ -14,11 +14,11 @@ import pytest
 import torch
 from trainer_helpers import examples
 
-from trainers.activations import activation_mask
-from trainers.config import SparsePOConfig, TIDPOConfig, TrainConfig, TrainingConfig
-from trainers.data import TruncationPolicy, collate_sequences, tokenize_examples
-from trainers.forward import CompletionGrid
-from trainers.methods import build_method
+from tokenpo.trainers.activations import activation_mask
+from tokenpo.trainers.config import SparsePOConfig, TIDPOConfig, TrainConfig, TrainingConfig
+from tokenpo.trainers.data import TruncationPolicy, collate_sequences, tokenize_examples
+from tokenpo.trainers.forward import CompletionGrid
+from tokenpo.trainers.methods import build_method
 
 TOLERANCE = {"rtol": 0, "atol": 1e-9}
 
@@ -42,7 +42,7 @@ def tiny_pair_models(tiny_llama):
 def _engine(settings, policy, reference, pairs, tokenizer):
     from accelerate import Accelerator
 
-    from trainers.engine import Engine
+    from tokenpo.trainers.engine import Engine
 
     method = build_method(settings, policy.config)
     config = TrainConfig(settings, TrainingConfig(per_device_batch_size=len(pairs)))
@@ -168,7 +168,7 @@ def test_tidpo_weights_loss_and_rewards_equal_the_released_code(tiny_pair_models
 
 
 def test_tidpo_pairwise_triplet_equals_the_released_code_by_hand():
-    from trainers import losses as L
+    from tokenpo.trainers import losses as L
 
     # Pair 1: ‖d − b‖² over 2 tokens = 0.25 + 4 = 4.25; ‖d − c‖² over 3 tokens = 0.25 + 0 + 9 = 9.25.
     # Pair 2: ‖d − b‖² over 1 token = 9; ‖d − c‖² over 1 token = 0.25.

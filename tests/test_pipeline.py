@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cli import main
-from harness.pipeline.config import SentimentPairs
-from harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets
-from harness.pipeline.stages import Stage
+from tokenpo.harness.cli import main
+from tokenpo.harness.pipeline.config import SentimentPairs
+from tokenpo.harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets
+from tokenpo.harness.pipeline.stages import Stage
 
 # One thread: the killed-and-resumed runs must sum floats in the same order as the straight one.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -48,7 +48,7 @@ def write_config(folder: Path, config: dict) -> Path:
 
 
 def harness_run(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness", "run", str(config), "--no-progress"],
+    return subprocess.Popen([sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"],
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -90,7 +90,7 @@ def straight_run(benchmarks_dir, tmp_path_factory):
 
 def test_the_pipelines_few_shot_examples_are_plain_lm_evals(straight_run, tmp_path):
     """GSM8K's five examples in a pipeline run are those lm-eval picks with its default few-shot seed (1234)."""
-    from evals.tasks.configs import write_task_configs
+    from tokenpo.evals.tasks.configs import write_task_configs
 
     output = straight_run[0]
     configs = write_task_configs(tmp_path, output / "benchmark-data" / "mirror")

@@ -18,8 +18,8 @@ import pytest
 import torch
 from trainer_helpers import examples, metrics, weights, write_jsonl
 
-from trainers import DPOConfig, LoraSettings, SparsePOConfig, TIDPOConfig, TrainConfig, TrainingConfig, train
-from trainers.masks import HEAD_FILE
+from tokenpo.trainers import DPOConfig, LoraSettings, SparsePOConfig, TIDPOConfig, TrainConfig, TrainingConfig, train
+from tokenpo.trainers.masks import HEAD_FILE
 
 KILL_AFTER_STEP = 3
 
@@ -47,19 +47,19 @@ def training(lora: LoraSettings | None, extra: dict) -> TrainingConfig:
 
 _KILLED_RUN = """
 import os, signal, sys
-import trainers.run
-from trainers import TrainConfig, TrainingConfig, LoraSettings, {method_class}
-from trainers.data import load_preferences
+import tokenpo.trainers.run
+from tokenpo.trainers import TrainConfig, TrainingConfig, LoraSettings, {method_class}
+from tokenpo.trainers.data import load_preferences
 
-original = trainers.run.Trainer._log
+original = tokenpo.trainers.run.Trainer._log
 def log_then_die(self, row):
     original(self, row)
     if row["step"] == {kill_after}:
         os.kill(os.getpid(), signal.SIGKILL)
-trainers.run.Trainer._log = log_then_die
+tokenpo.trainers.run.Trainer._log = log_then_die
 config = TrainConfig({method!r}, TrainingConfig(learning_rate=3e-3, per_device_batch_size=2, max_steps=6,
                                                 save_every=2, seed=3, lora={lora!r}, **{extra!r}))
-trainers.train(config, {model!r}, load_preferences({data!r}).examples, {run!r}, progress=False)
+tokenpo.trainers.train(config, {model!r}, load_preferences({data!r}).examples, {run!r}, progress=False)
 """
 
 

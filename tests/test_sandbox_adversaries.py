@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from evals.judges.passk import job_for, split_names
-from evals.judges.sandbox import PROTECTIONS, CodeJob, IsolationMissing, SandboxLimits, run_many, run_program
+from tokenpo.evals.judges.passk import job_for, split_names
+from tokenpo.evals.judges.sandbox import PROTECTIONS, CodeJob, IsolationMissing, SandboxLimits, run_many, run_program
 
 LIMITS = SandboxLimits(wall_seconds=8, cpu_seconds=4, memory_bytes=512 << 20, file_bytes=1 << 20, max_processes=8)
 PROBLEM = {
@@ -360,7 +360,7 @@ def test_require_isolation_refuses_where_a_protection_is_missing(tmp_path):
 def test_cli_require_isolation(tmp_path):
     import json
 
-    from harness.cli import main
+    from tokenpo.harness.cli import main
 
     problems, samples = tmp_path / "problems.jsonl", tmp_path / "samples.jsonl"
     problems.write_text(json.dumps(PROBLEM) + "\n")
@@ -381,11 +381,13 @@ def test_the_sandbox_page_documents_every_protection():
 
 UNPRIVILEGED_DRIVER = '''
 import os, sys, types
-for name, path in (("evals", "evals"), ("evals.judges", "evals/judges")):  # only the judge, not the package
+# only the judge, not the package (whose __init__ files import torch and lm-eval)
+for name in ("tokenpo", "tokenpo.evals", "tokenpo.evals.judges"):
+    path = name.replace(".", "/")
     module = types.ModuleType(name)
     module.__path__ = [os.path.join(sys.argv[1], path)]
     sys.modules[name] = module
-from evals.judges.sandbox import CodeJob, IsolationMissing, SandboxLimits, run_many, run_program
+from tokenpo.evals.judges.sandbox import CodeJob, IsolationMissing, SandboxLimits, run_many, run_program
 limits = SandboxLimits(wall_seconds=8, cpu_seconds=4, memory_bytes=512 << 20, file_bytes=1 << 20, max_processes=8)
 outcome = run_program(CodeJob("def f(x):\\n    return x + 1\\n", "assert f(1) == 2\\n", "", ("f",)), limits)
 print(outcome.passed, outcome.missing)
@@ -402,7 +404,7 @@ def test_an_unprivileged_user_gets_every_protection_but_a_uid_and_a_cgroup():
     # the outcome says so, and require refuses.
     import shutil
 
-    from evals.judges.sandbox import sandbox_python
+    from tokenpo.evals.judges.sandbox import sandbox_python
 
     python, setpriv = sandbox_python(), shutil.which("setpriv")
     if os.geteuid() != 0 or setpriv is None or python is None:

@@ -6,7 +6,7 @@ import json
 
 from trainer_helpers import examples, write_jsonl
 
-from harness.cli import main
+from tokenpo.harness.cli import main
 
 
 def _config(tmp_path, model: str) -> str:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from trainer_helpers import metrics
 
-from harness.config import load_config, to_mapping
-from harness.pipeline.config import RunConfig, method_training
-from trainers import TrainConfig, train
+from tokenpo.harness.config import load_config, to_mapping
+from tokenpo.harness.pipeline.config import RunConfig, method_training
+from tokenpo.trainers import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ CONFIG = load_config(RunConfig, QUICKSTART)
 
 @pytest.fixture(scope="module")
 def hh_pairs(benchmarks_dir):
-    from trainers.data import load_preferences
+    from tokenpo.trainers.data import load_preferences
 
     loaded = load_preferences(
         str(benchmarks_dir / "hh_rlhf" / "helpful-base_test.jsonl.gz"), fmt="hh-rlhf-chat", skip_invalid=True

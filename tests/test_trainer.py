@@ -10,7 +10,7 @@ import pytest
 import torch
 from trainer_helpers import examples, metrics, weights
 
-from trainers import (
+from tokenpo.trainers import (
     DPOConfig,
     LoraSettings,
     SparsePOConfig,

@@ -60,11 +60,11 @@ def _trl_metrics(policy, reference, tokenizer, records, loss_type, tmp_path):
 def test_dpo_loss_and_rewards_equal_trl(tmp_path, loss_type, dtype):
     from accelerate import Accelerator
 
-    from harness.models.tiny import build_tiny_model
-    from trainers.config import DPOConfig, TrainConfig, TrainingConfig
-    from trainers.data import TruncationPolicy, tokenize_examples
-    from trainers.engine import PAIR_METRICS, Engine
-    from trainers.methods import build_method
+    from tokenpo.harness.models.tiny import build_tiny_model
+    from tokenpo.trainers.config import DPOConfig, TrainConfig, TrainingConfig
+    from tokenpo.trainers.data import TruncationPolicy, tokenize_examples
+    from tokenpo.trainers.engine import PAIR_METRICS, Engine
+    from tokenpo.trainers.methods import build_method
 
     policy, tokenizer = build_tiny_model("llama", seed=1)
     reference, _ = build_tiny_model("llama", seed=2)

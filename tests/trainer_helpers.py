@@ -7,7 +7,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from trainers.data import PreferenceExample
+from tokenpo.trainers.data import PreferenceExample
 
 PROMPTS = [
     "What is the capital of France?",

@@ -1,4 +1,3 @@
-"""The shared core: facts that every room (trainers, evals, leaderboards, harness) reads the same way.
-
-It imports nothing from the rooms, so any of them may import it.
-"""
+"""Token-level preference optimisation: train (``tokenpo.trainers``), evaluate (``tokenpo.evals``),
+compare (``tokenpo.leaderboards``); ``tokenpo.harness`` is the command line and the pipeline that
+wires them, ``tokenpo.core`` what they share."""

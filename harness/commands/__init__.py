@@ -1,5 +1,0 @@
-"""Sub-commands of ``harness``; each module adds its parser and sets ``run``."""
-
-from harness.commands import bench, data, evaluation, judge, leaderboard, models, regress, run, train
-
-COMMANDS = (models, data, train, evaluation, judge, leaderboard, regress, run, bench)

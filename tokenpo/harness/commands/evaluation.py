@@ -1,0 +1,113 @@
+"""``harness eval``: lm-eval benchmarks on a model, online or offline from prepared data."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+from tokenpo.harness.errors import HarnessError
+from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
+from tokenpo.harness.models.cache import cache_root
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate a model on lm-eval benchmarks (suites or tasks)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--suite", help="a built-in suite (smoke, paper) or a suite YAML file")
+    which.add_argument("--tasks", help="comma-separated lm-eval task or group names")
+    parser.add_argument("--limit", type=int, help="at most N documents per task")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--data-dir",
+        help="run offline on a folder made by `harness data prepare` "
+        "(default: $HARNESS_DATA or <cache>/benchmarks when prepared, else online)",
+    )
+    source.add_argument("--online", action="store_true", help="use lm-eval's tasks with their hub datasets")
+    parser.add_argument("--backend", default="hf", choices=("hf", "vllm"))
+    parser.add_argument("--output", help="result folder (default: ./eval-results/MODEL-SUITE); re-running resumes")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--num-fewshot", type=int, help="override every task's number of few-shot examples")
+    parser.add_argument(
+        "--apply-chat-template", action="store_true", help="format prompts with the model's chat template"
+    )
+    parser.add_argument(
+        "--method", default="base", help="what trained the model (base, dpo, sparsepo-…), for the results"
+    )
+    parser.add_argument("--seed", type=int, help="one seed for all of lm-eval's (default: lm-eval's own defaults)")
+    parser.add_argument(
+        "--code-timeout",
+        type=float,
+        default=3.0,
+        help="seconds each generated program of a code task may run (default 3, lm-eval's code_eval timeout)",
+    )
+    parser.set_defaults(run=_run)
+
+
+def data_source(data_dir: str | None, online: bool) -> Path | None:
+    """The prepared folder to run offline from, or None for online."""
+    from tokenpo.evals.data import default_data_dir, load_manifest
+
+    if online:
+        return None
+    folder = Path(data_dir) if data_dir else default_data_dir(cache_root())
+    if load_manifest(folder) is None:
+        if data_dir:
+            raise HarnessError(
+                f"{folder}: not a prepared data folder (run `harness data prepare --from DIR --out {folder}`)"
+            )
+        return None
+    return folder
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise HarnessError("--limit: expected a positive integer")
+    if args.code_timeout <= 0:
+        raise HarnessError("--code-timeout: expected a positive number of seconds")
+    data_dir = data_source(args.data_dir, args.online)
+    if data_dir is not None:
+        # Offline: nothing may try the hub (datasets reads these when it is first imported).
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tokenpo.evals import evaluate
+    from tokenpo.evals.judges.sandbox import SandboxLimits
+
+    path = resolve_model(args.model)
+    label = (args.suite and Path(args.suite).stem) or "tasks"
+    output = Path(args.output or Path("eval-results") / f"{Path(args.model).name}-{label}")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    print(
+        f"model: {args.model} ({path})\ndata: {'offline from ' + str(data_dir) if data_dir else 'online (hub)'}"
+        f"\noutput: {output}",
+        flush=True,
+    )
+    run = evaluate(
+        path,
+        tasks=tasks,
+        suite=args.suite,
+        output_dir=output,
+        data_dir=data_dir,
+        limit=args.limit,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_fewshot=args.num_fewshot,
+        apply_chat_template=args.apply_chat_template or None,
+        seed=args.seed,
+        sandbox=SandboxLimits(wall_seconds=args.code_timeout, cpu_seconds=math.ceil(args.code_timeout)),
+        metadata={"model_spec": args.model, "model_path": path, "method": args.method},
+    )
+    print(f"\nreused {run.reused_requests} answers, computed {run.computed_requests}")
+    for task, row in run.results["results"].items():
+        scores = ", ".join(
+            f"{k.split(',')[0]}[{k.split(',')[1]}]={v:.4f}"
+            for k, v in row.items()
+            if "," in k and "_stderr" not in k and isinstance(v, int | float)
+        )
+        print(f"{task:32} {scores}")
+    print(f"\nwritten: {run.output_dir / 'results.json'}")
+    return 0

@@ -1,0 +1,321 @@
+"""The reward–KL frontier of sentiment control: one point per method family and β, with intervals.
+
+A point stands for every seed of one ``(method_family, beta)`` (from the results' ``harness``
+block; without that metadata ``(method, None)``) on one task and base model. Its coordinates are
+the means over those seeds of ``kl_to_ref`` (x) and ``positive_rate`` (y); each has a percentile
+bootstrap interval over items: a resample draws doc_ids with replacement, and each drawn doc_id
+counts with the mean of the values of the seeds that have it (the seeds are evaluated on the same
+prompts in the same order). ``p_positive`` is carried along the same way.
+
+``frontier_points`` computes the points, ``frontier_json`` / ``write_frontier_json`` write them,
+``frontier_svg`` draws them as a standalone SVG (the HTML report draws the same chart inline).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+
+from tokenpo.leaderboards import health
+from tokenpo.leaderboards.errors import ResultsError
+from tokenpo.leaderboards.files import write_atomically
+from tokenpo.leaderboards.results import Result
+from tokenpo.leaderboards.stats import bootstrap, percentile_interval
+from tokenpo.leaderboards.svg import PALETTE, ErrorPoint, PointSeries, scatter_chart
+
+REWARD_METRIC = "positive_rate,none"
+KL_METRIC = "kl_to_ref,none"
+PROBABILITY_METRIC = "p_positive,none"
+BASE_FAMILY = "base"
+BASE_COLOUR = "#000000"
+DIGITS = 4  # decimals of the numbers in the JSON output
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A seed-mean with its interval; ``how`` is ``bootstrap``, ``stderr`` (normal, no items) or ``none``."""
+
+    value: float
+    low: float | None
+    high: float | None
+    how: str
+
+    def record(self) -> dict:
+        return {"value": _round(self.value), "low": _round(self.low), "high": _round(self.high), "ci": self.how}
+
+
+@dataclass
+class FrontierPoint:
+    task: str
+    model: str
+    family: str
+    beta: float | None
+    methods: list[str]  # the method labels of the results behind the point
+    seeds: list[int | None]
+    n_items: int | None  # doc_ids resampled (the union over seeds), else the reported item count
+    kl: Interval
+    reward: Interval  # positive_rate
+    p_positive: Interval | None
+    flags: list[dict] = field(default_factory=list)  # training-health flags, each with its "seed"
+    health: str = health.UNKNOWN  # "ok", "flagged" or "unknown"
+    confidence: float = 0.95  # the intervals' level
+
+    @property
+    def key(self) -> tuple:
+        return (self.task, self.model, self.family, -math.inf if self.beta is None else self.beta)
+
+    @property
+    def is_base(self) -> bool:
+        return self.family == BASE_FAMILY
+
+    @property
+    def flagged(self) -> bool:
+        return self.health == health.FLAGGED
+
+    @property
+    def label(self) -> str:
+        """What is written beside the point: its β (``base`` for the base model)."""
+        if self.is_base:
+            return "base"
+        return "β ?" if self.beta is None else f"β={self.beta:g}"
+
+
+def frontier_points(
+    results: Sequence[Result | str | Path],
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[FrontierPoint]:
+    """One point per ``(task, model, family, beta)`` of every result with both KL and positive rate.
+
+    ``results`` are loaded ``Result`` objects or paths (as ``build_leaderboard`` takes them).
+    Sorted by task, model, family, then β (None first). Each point's resamples come from a
+    generator seeded by ``seed`` and the point's key, so a point's interval does not change when
+    other results are added.
+    """
+    if not 0.5 <= confidence < 1:
+        raise ResultsError(f"confidence: {confidence} is not in [0.5, 1)")
+    if n_boot < 10:
+        raise ResultsError(f"bootstrap: {n_boot} resamples; need at least 10 (2000 is the default)")
+    loaded = _load(results)
+    groups: dict[tuple, list[Result]] = {}
+    for result in loaded:
+        family = result.family or result.method
+        for task in result.tasks:
+            if (task, REWARD_METRIC) in result.metrics and (task, KL_METRIC) in result.metrics:
+                groups.setdefault((task, result.model, family, result.beta), []).append(result)
+    points = []
+    for (task, model, family, beta), members in groups.items():
+        runs = sorted(members, key=lambda r: (-1 if r.seed is None else r.seed, r.method))
+        rng_seed = [seed, zlib.crc32(repr((task, model, family, beta)).encode())]
+        measure = _Measure(runs, task, confidence, n_boot, rng_seed)
+        probability = (
+            measure(PROBABILITY_METRIC) if all((task, PROBABILITY_METRIC) in r.metrics for r in runs) else None
+        )
+        points.append(
+            FrontierPoint(
+                task=task,
+                model=model,
+                family=family,
+                beta=beta,
+                methods=sorted({r.method for r in runs}),
+                seeds=[r.seed for r in runs],
+                n_items=measure.n_items(REWARD_METRIC),
+                kl=measure(KL_METRIC),
+                reward=measure(REWARD_METRIC),
+                p_positive=probability,
+                flags=[health.flag_record(flag, seed=r.seed) for r in runs for flag in r.training_health or ()],
+                health=health.status(r.training_health for r in runs),
+                confidence=confidence,
+            )
+        )
+    return sorted(points, key=lambda p: p.key)
+
+
+def _load(results: Sequence[Result | str | Path]) -> list[Result]:
+    results = list(results)
+    loaded = [r for r in results if isinstance(r, Result)]
+    paths = [r for r in results if not isinstance(r, Result)]
+    if paths:
+        from tokenpo.leaderboards.table import read_results
+
+        loaded += read_results(paths)
+    return loaded
+
+
+class _Measure:
+    """Seed-mean and interval of one metric of one point's runs."""
+
+    def __init__(self, runs: list[Result], task: str, confidence: float, n_boot: int, rng_seed: list[int]):
+        self.runs, self.task, self.confidence, self.n_boot, self.rng_seed = runs, task, confidence, n_boot, rng_seed
+
+    def per_item(self, metric: str) -> tuple[list, np.ndarray] | None:
+        """Items (the union over seeds) and per item the mean over the seeds that have it."""
+        scores = [run.items.get((self.task, metric)) for run in self.runs]
+        if any(s is None for s in scores):
+            return None
+        keys = sorted({key for s in scores for key in s.keys})
+        position = {key: i for i, key in enumerate(keys)}
+        table = np.full((len(scores), len(keys)), np.nan)
+        for row, s in enumerate(scores):
+            table[row, [position[key] for key in s.keys]] = s.num / s.den
+        return keys, np.nanmean(table, axis=0)
+
+    def n_items(self, metric: str) -> int | None:
+        items = self.per_item(metric)
+        if items is not None:
+            return len(items[0])
+        counts = {run.metrics[(self.task, metric)].n for run in self.runs}
+        return counts.pop() if len(counts) == 1 else None
+
+    def __call__(self, metric: str) -> Interval:
+        values = [run.metrics[(self.task, metric)] for run in self.runs]
+        mean = float(np.mean([v.value for v in values]))
+        items = self.per_item(metric)
+        if items is not None:
+            per_doc = items[1]
+            samples = bootstrap(
+                lambda idx: per_doc[idx].mean(axis=1), per_doc.size, self.n_boot, np.random.default_rng(self.rng_seed)
+            )
+            low, high = percentile_interval(samples, self.confidence)
+            return Interval(mean, low, high, "bootstrap")
+        errors = [v.stderr for v in values]
+        if any(e is None for e in errors):
+            return Interval(mean, None, None, "none")
+        spread = NormalDist().inv_cdf(0.5 + self.confidence / 2) * math.sqrt(sum(e * e for e in errors)) / len(errors)
+        return Interval(mean, mean - spread, mean + spread, "stderr")
+
+
+# --- JSON --------------------------------------------------------------------------------------
+def _round(value: float | None, digits: int = DIGITS) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), digits)
+
+
+def frontier_records(points: Sequence[FrontierPoint]) -> list[dict]:
+    """The points as JSON objects, ordered by task, model, family, β (see ``frontier_json``)."""
+    return [
+        {
+            "task": p.task,
+            "model": p.model,
+            "family": p.family,
+            "beta": p.beta,
+            "base": p.is_base,
+            "methods": list(p.methods),
+            "seeds": list(p.seeds),
+            "n_items": p.n_items,
+            "confidence": p.confidence,
+            "kl_to_ref": p.kl.record(),
+            "positive_rate": p.reward.record(),
+            "p_positive": p.p_positive.record() if p.p_positive is not None else None,
+            "health": p.health,
+            "health_flags": [flag | {"value": _round(flag["value"], 6)} for flag in p.flags],
+        }
+        for p in sorted(points, key=lambda p: p.key)
+    ]
+
+
+def frontier_json(points: Sequence[FrontierPoint]) -> str:
+    """A JSON array, one object per point (``frontier_records``), numbers rounded to 4 decimals."""
+    return json.dumps(frontier_records(points), indent=1, ensure_ascii=False) + "\n"
+
+
+def write_frontier_json(points: Sequence[FrontierPoint], path: str | Path) -> Path:
+    """Write ``frontier_json(points)`` to ``path`` atomically."""
+    return write_atomically(path, frontier_json(points))
+
+
+# --- chart -------------------------------------------------------------------------------------
+def family_colours(points: Sequence[FrontierPoint]) -> dict[str, str]:
+    """One colour per family (sorted), the base model black."""
+    families = sorted({p.family for p in points if not p.is_base})
+    colours = [c for c in PALETTE if c != BASE_COLOUR]
+    return {family: colours[i % len(colours)] for i, family in enumerate(families)} | {BASE_FAMILY: BASE_COLOUR}
+
+
+def chart_groups(points: Sequence[FrontierPoint]) -> dict[tuple[str, str], list[FrontierPoint]]:
+    """The points per ``(task, model)``: one chart each."""
+    groups: dict[tuple[str, str], list[FrontierPoint]] = {}
+    for point in sorted(points, key=lambda p: p.key):
+        groups.setdefault((point.task, point.model), []).append(point)
+    return groups
+
+
+def frontier_svg(
+    points: Sequence[FrontierPoint],
+    task: str | None = None,
+    model: str | None = None,
+    standalone: bool = True,
+    colours: dict[str, str] | None = None,
+) -> str:
+    """The frontier chart of one task and model as an SVG string (``standalone``: with its own styles).
+
+    Each family is one colour, its points joined in order of KL and labelled with their β, with
+    horizontal (KL) and vertical (positive rate) interval bars; the base model is a black
+    diamond; a family whose training was flagged is drawn hollow and dashed, "(did not train)".
+    ``task`` and ``model`` pick the chart when the points hold several.
+    """
+    chosen = [p for p in points if (task is None or p.task == task) and (model is None or p.model == model)]
+    groups = chart_groups(chosen)
+    if not groups:
+        raise ValueError("frontier_svg: no points" + (f" for task {task!r}" if task else ""))
+    if len(groups) > 1:
+        choices = ", ".join(f"{t} / {m}" for t, m in groups)
+        raise ValueError(f"frontier_svg: points of several tasks or models ({choices}); pass task= and model=")
+    ((task, model),) = groups
+    colours = colours or family_colours(chosen)
+    series = []
+    by_family: dict[str, list[FrontierPoint]] = {}
+    for point in groups[(task, model)]:
+        by_family.setdefault(point.family, []).append(point)
+    for family, members in sorted(by_family.items(), key=lambda item: (item[0] != BASE_FAMILY, item[0])):
+        flagged = [p.flagged for p in members]
+        suffix = " (did not train)" if all(flagged) else " (some β did not train)" if any(flagged) else ""
+        name = ("base model" if family == BASE_FAMILY else family) + suffix
+        series.append(
+            PointSeries(
+                name=name,
+                colour=colours.get(family, PALETTE[-2]),
+                points=[_error_point(p) for p in sorted(members, key=lambda p: p.kl.value)],
+                joined=family != BASE_FAMILY,
+                dashed=all(flagged),
+                marker="diamond" if family == BASE_FAMILY else "circle",
+            )
+        )
+    title = f"{task}: positive rate vs KL" + (f" ({model})" if model else "")
+    return scatter_chart(
+        title, series, "KL to reference (nats)", "positive rate", standalone=standalone, kind="frontier"
+    )
+
+
+def _error_point(point: FrontierPoint) -> ErrorPoint:
+    def interval(estimate: Interval) -> tuple[float, float] | None:
+        return (estimate.low, estimate.high) if estimate.low is not None and estimate.high is not None else None
+
+    def text(name: str, estimate: Interval) -> str:
+        bounds = interval(estimate)
+        return f"{name} {estimate.value:.3g}" + (f" [{bounds[0]:.3g}, {bounds[1]:.3g}]" if bounds else "")
+
+    seeds = ",".join(str(s) for s in point.seeds if s is not None) or "—"
+    name = "base model" if point.is_base else f"{point.family} {point.label}"
+    tip = (
+        f"{name}: {text('KL', point.kl)}, {text('positive rate', point.reward)} "
+        f"({point.confidence * 100:g}% intervals; seeds {seeds}; {point.n_items} items)"
+    )
+    if point.flagged:
+        tip += "; did not train: " + "; ".join(flag["problem"] for flag in point.flags)
+    return ErrorPoint(
+        x=point.kl.value,
+        y=point.reward.value,
+        x_interval=interval(point.kl),
+        y_interval=interval(point.reward),
+        label=point.label,
+        tip=tip,
+        hollow=point.flagged,
+    )

@@ -1,0 +1,376 @@
+"""Read evaluation results: our result folders and plain lm-evaluation-harness output folders.
+
+Both hold lm-eval's ``results.json`` schema (metric keys ``"METRIC,FILTER"`` with
+``"METRIC_stderr,FILTER"`` beside them) and per-item sample files. A per-item file is used for
+paired statistics only when its scores reproduce the reported value; otherwise the reported
+stderr is used and a note says why, so no number silently changes meaning.
+
+Accepted paths (see docs/file-formats.md):
+
+- ``OUT/`` or ``OUT/results.json``: our folder, samples in ``OUT/samples/TASK.jsonl``;
+- ``DIR/MODEL/`` or ``DIR/MODEL/results_TS.json``: lm-eval's, samples in ``samples_TASK_TS.jsonl``;
+- ``DIR/``: lm-eval's ``--output_path``, one result per ``MODEL`` folder inside.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tokenpo.leaderboards.errors import ResultsError
+from tokenpo.leaderboards.files import finite_number, json_lines, read_json
+from tokenpo.leaderboards.health import parse_flags
+
+_LMEVAL_RESULTS = re.compile(r"^results_(?P<ts>.+)\.json$")
+# Reproduction tolerance for "Σ per-item scores / n equals the reported value" (float sums only).
+_REPRODUCE_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One reported number: the value, its standard error (None when not reported) and item count."""
+
+    value: float
+    stderr: float | None
+    n: int | None
+
+
+@dataclass(frozen=True)
+class ItemScores:
+    """Per-item scores of one task metric: the metric equals ``Σ num / Σ den`` over the items.
+
+    Plain metrics score each item once (``den = 1``: acc is 0/1 per item, pass@1 a fraction).
+    Metrics scored per part of an item, such as IFEval's instruction-level accuracy (one 0/1 per
+    instruction of a prompt), keep the parts passed in ``num`` and the number of parts in ``den``,
+    so resampling items (not parts) is the right bootstrap unit. Items are keyed ``(task, doc_id)``.
+    """
+
+    keys: tuple[tuple[str, int], ...]
+    num: np.ndarray
+    den: np.ndarray
+
+    @property
+    def value(self) -> float:
+        return float(self.num.sum() / self.den.sum())
+
+    def index(self) -> dict[tuple[str, int], int]:
+        return {key: position for position, key in enumerate(self.keys)}
+
+    def take(self, keys: list[tuple[str, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """``(num, den)`` of the given items, in that order (every key must be present)."""
+        position = self.index()
+        order = np.fromiter((position[key] for key in keys), dtype=np.int64, count=len(keys))
+        return self.num[order], self.den[order]
+
+
+@dataclass
+class Result:
+    """One evaluated model: reported metrics per ``(task, "METRIC,FILTER")`` and per-item scores."""
+
+    source: str
+    model: str
+    method: str
+    seed: int | None
+    metrics: dict[tuple[str, str], MetricValue] = field(default_factory=dict)
+    items: dict[tuple[str, str], ItemScores] = field(default_factory=dict)
+    higher_is_better: dict[tuple[str, str], bool] = field(default_factory=dict)
+    n_shot: dict[str, object] = field(default_factory=dict)
+    subtasks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    harness: dict = field(default_factory=dict)
+
+    @property
+    def run_key(self) -> tuple[str, str, int | None]:
+        return (self.model, self.method, self.seed)
+
+    @property
+    def family(self) -> str | None:
+        """``harness.method_family``: the method without its hyper-parameters (None when not recorded)."""
+        family = self.harness.get("method_family")
+        return family if isinstance(family, str) and family else None
+
+    @property
+    def beta(self) -> float | None:
+        """``harness.beta``: the method's β (None for the base model or when not recorded)."""
+        return finite_number(self.harness.get("beta"))
+
+    @property
+    def training_health(self) -> list[dict] | None:
+        """``harness.training_health``: the training run's flags; ``[]`` healthy, None unknown."""
+        return parse_flags(self.harness.get("training_health"), f"{self.source}: harness.training_health")
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted({task for task, _ in self.metrics})
+
+    @property
+    def top_level_tasks(self) -> list[str]:
+        """Tasks that are not a subtask of a group (what users report and gate on)."""
+        inner = {task for children in self.subtasks.values() for task in children}
+        return [task for task in self.tasks if task not in inner]
+
+    def is_higher_better(self, task: str, metric: str) -> bool | None:
+        return self.higher_is_better.get((task, metric.split(",")[0]))
+
+    def merge(self, other: Result) -> None:
+        """Add another file's tasks for the same run (eval and judge may write separately)."""
+        for key, value in other.metrics.items():
+            if key in self.metrics:
+                raise ResultsError(
+                    f"{other.source}: task {key[0]!r} metric {key[1]!r} of run {self.label} "
+                    f"is also in {self.source}"
+                )
+            self.metrics[key] = value
+        self.items.update(other.items)
+        self.higher_is_better.update(other.higher_is_better)
+        self.n_shot.update(other.n_shot)
+        self.subtasks.update(other.subtasks)
+        self.notes.extend(other.notes)
+        for key, value in other.harness.items():  # e.g. metadata an older file of the run lacks
+            if self.harness.get(key) is None:
+                self.harness[key] = value
+        self.source = f"{self.source} + {other.source}"
+
+    @property
+    def label(self) -> str:
+        seed = "" if self.seed is None else f" seed {self.seed}"
+        return f"{self.model} / {self.method}{seed}"
+
+
+def parse_result_arg(arg: str) -> tuple[str | None, str]:
+    """``PATH`` or ``METHOD=PATH`` (METHOD labels results that carry no "harness" block)."""
+    method, sep, path = arg.partition("=")
+    if sep and method and "/" not in method and not Path(arg).exists():
+        return method, path
+    return None, arg
+
+
+def load_results(path: str | Path, method: str | None = None) -> list[Result]:
+    """Every result at ``path`` (a file or folder, see the module docstring)."""
+    path = Path(path)
+    if path.is_file():
+        return [_load_results_file(path, method)]
+    if not path.is_dir():
+        raise ResultsError(f"{path}: no such file or folder")
+    if (path / "results.json").is_file():
+        return [_load_results_file(path / "results.json", method)]
+    if _latest_lmeval_file(path) is not None:
+        return [_load_results_file(_latest_lmeval_file(path), method)]
+    model_dirs = sorted(child for child in path.iterdir() if child.is_dir() and _latest_lmeval_file(child))
+    if not model_dirs:
+        raise ResultsError(f"{path}: no results.json, results_*.json or MODEL/results_*.json inside")
+    return [_load_results_file(_latest_lmeval_file(child), method) for child in model_dirs]
+
+
+def _latest_lmeval_file(folder: Path) -> Path | None:
+    files = sorted(p for p in folder.glob("results_*.json") if p.is_file())
+    return files[-1] if files else None  # lm-eval's timestamps sort chronologically
+
+
+def _load_results_file(path: Path, method: str | None) -> Result:
+    data = read_json(path)
+    for key in ("results",):
+        if not isinstance(data.get(key), Mapping):
+            raise ResultsError(f"{path}: {key}: missing or not an object (is this lm-eval output?)")
+    harness = data.get("harness") or {}
+    if not isinstance(harness, Mapping):
+        raise ResultsError(f"{path}: harness: expected an object")
+    result = Result(
+        source=str(path),
+        model=_model_name(path, data, harness),
+        method=method or str(harness.get("method") or _model_name(path, data, {})),
+        seed=_seed(path, harness),
+        harness=dict(harness),
+    )
+    _check_metadata(path, harness)
+    older = sorted(path.parent.glob("results_*.json"))[:-1] if _LMEVAL_RESULTS.match(path.name) else []
+    if older:
+        result.notes.append(f"{path.parent}: read the newest results file; {len(older)} older one(s) ignored")
+    _read_metrics(path, data, result)
+    for task in _leaf_tasks(result):
+        samples = _samples_file(path, task)
+        if samples is None:
+            continue
+        for key, scores in _read_samples(samples, task, result).items():
+            result.items[(task, key)] = scores
+    _pool_groups(result)
+    _check_reproduction(result)
+    return result
+
+
+def _model_name(path: Path, data: Mapping, harness: Mapping) -> str:
+    for name in (harness.get("base_model"), harness.get("model_spec"), data.get("model_name")):
+        if isinstance(name, str) and name:
+            return name
+    folder = path.parent
+    return folder.name if _LMEVAL_RESULTS.match(path.name) else folder.name or str(folder)
+
+
+def _seed(path: Path, harness: Mapping) -> int | None:
+    seed = harness.get("seed")
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ResultsError(f"{path}: harness.seed: expected an integer, got {seed!r}")
+    return seed
+
+
+def _check_metadata(path: Path, harness: Mapping) -> None:
+    """The optional metadata the report groups and flags by (absent in older and plain lm-eval results)."""
+    family, beta = harness.get("method_family"), harness.get("beta")
+    if family is not None and not isinstance(family, str):
+        raise ResultsError(f"{path}: harness.method_family: expected a string, got {family!r}")
+    if beta is not None and finite_number(beta) is None:
+        raise ResultsError(f"{path}: harness.beta: expected a number or null, got {beta!r}")
+    parse_flags(harness.get("training_health"), f"{path}: harness.training_health")
+
+
+def _read_metrics(path: Path, data: Mapping, result: Result) -> None:
+    n_samples = data.get("n-samples") or {}
+    for task, entry in data["results"].items():
+        if not isinstance(entry, Mapping):
+            raise ResultsError(f"{path}: results.{task}: expected an object")
+        n = _task_n(n_samples.get(task), entry)
+        for key, raw in entry.items():
+            if "," not in key or key.split(",")[0].endswith("_stderr"):
+                continue
+            value = finite_number(raw)
+            if value is None:
+                if raw not in (None, "N/A"):
+                    raise ResultsError(f"{path}: results.{task}.{key}: expected a number, got {raw!r}")
+                continue
+            metric, filter_name = key.split(",", 1)
+            stderr = finite_number(entry.get(f"{metric}_stderr,{filter_name}"))
+            result.metrics[(task, key)] = MetricValue(value=value, stderr=stderr, n=n)
+    for task, entry in (data.get("higher_is_better") or {}).items():
+        for metric, higher in (entry or {}).items():
+            if isinstance(higher, bool):
+                result.higher_is_better[(task, metric)] = higher
+    result.n_shot.update(data.get("n-shot") or {})
+    groups = data.get("group_subtasks") or {}
+    for group in groups:
+        result.subtasks[group] = tuple(_leaves(group, groups, set()))
+    # Groups take the direction of their subtasks' metrics.
+    for group, leaves in result.subtasks.items():
+        for (task, metric), higher in list(result.higher_is_better.items()):
+            if task in leaves:
+                result.higher_is_better.setdefault((group, metric), higher)
+
+
+def _task_n(n_samples: object, entry: Mapping) -> int | None:
+    if isinstance(n_samples, Mapping) and isinstance(n_samples.get("effective"), int):
+        return n_samples["effective"]
+    length = entry.get("sample_len")
+    return length if isinstance(length, int) and not isinstance(length, bool) else None
+
+
+def _leaves(group: str, groups: Mapping, seen: set[str]) -> Iterator[str]:
+    for child in groups.get(group) or ():
+        if child in seen:
+            continue
+        seen.add(child)
+        if groups.get(child):
+            yield from _leaves(child, groups, seen)
+        else:
+            yield child
+
+
+def _leaf_tasks(result: Result) -> list[str]:
+    return [task for task in result.tasks if not result.subtasks.get(task)]
+
+
+def _samples_file(results_path: Path, task: str) -> Path | None:
+    ours = results_path.parent / "samples" / f"{task}.jsonl"
+    if ours.is_file():
+        return ours
+    match = _LMEVAL_RESULTS.match(results_path.name)
+    if match:
+        theirs = results_path.parent / f"samples_{task}_{match['ts']}.jsonl"
+        if theirs.is_file():
+            return theirs
+    return None
+
+
+def _item_score(value: object) -> tuple[float, float] | None:
+    """``(num, den)`` of one item's score: a number, a bool, or a list of them (parts of the item)."""
+    number = finite_number(value) if not isinstance(value, bool) else float(value)
+    if number is not None:
+        return number, 1.0
+    if isinstance(value, list):
+        parts = [float(v) if isinstance(v, bool) else finite_number(v) for v in value]
+        if all(part is not None for part in parts):
+            return float(sum(parts)), float(len(parts))
+    return None
+
+
+def _read_samples(path: Path, task: str, result: Result) -> dict[str, ItemScores]:
+    """Per-item scores of every reported metric of ``task`` found in its samples file."""
+    wanted = [key for (t, key) in result.metrics if t == task]
+    filters_of: dict[str, list[str]] = {}
+    for key in wanted:
+        metric, filter_name = key.split(",", 1)
+        filters_of.setdefault(metric, []).append(filter_name)
+    collected: dict[str, dict[int, tuple[float, float]]] = {key: {} for key in wanted}
+    unusable: set[str] = set()
+    for line_number, row in json_lines(path):
+        doc_id = row.get("doc_id")
+        if isinstance(doc_id, bool) or not isinstance(doc_id, int):
+            raise ResultsError(f"{path}:{line_number}: doc_id: missing or not an integer")
+        row_filter = row.get("filter")
+        for key in wanted:
+            metric, filter_name = key.split(",", 1)
+            if key in row:
+                raw = row[key]
+            elif metric in row and (
+                row_filter == filter_name or (row_filter is None and len(filters_of[metric]) == 1)
+            ):
+                raw = row[metric]
+            else:
+                continue
+            score = _item_score(raw)
+            if score is None:
+                unusable.add(key)
+                continue
+            if doc_id in collected[key]:
+                raise ResultsError(f"{path}:{line_number}: doc_id {doc_id} repeated for metric {key!r}")
+            collected[key][doc_id] = score
+    scores = {}
+    for key, by_doc in collected.items():
+        if key in unusable:
+            result.notes.append(f"{path}: {key}: per-item scores are not numbers; using the reported stderr")
+        elif by_doc:
+            doc_ids = sorted(by_doc)
+            values = np.array([by_doc[doc] for doc in doc_ids], dtype=float)
+            keys = tuple((task, doc) for doc in doc_ids)
+            scores[key] = ItemScores(keys=keys, num=values[:, 0], den=values[:, 1])
+    return scores
+
+
+def _pool_groups(result: Result) -> None:
+    """A group's items are its leaf tasks' items pooled (lm-eval's size-weighted group mean)."""
+    for group, leaves in result.subtasks.items():
+        for task, key in list(result.metrics):
+            if task != group:
+                continue
+            parts = [result.items.get((leaf, key)) for leaf in leaves]
+            if parts and all(part is not None for part in parts):
+                result.items[(group, key)] = ItemScores(
+                    keys=tuple(k for part in parts for k in part.keys),
+                    num=np.concatenate([part.num for part in parts]),
+                    den=np.concatenate([part.den for part in parts]),
+                )
+
+
+def _check_reproduction(result: Result) -> None:
+    for (task, key), scores in list(result.items.items()):
+        reported = result.metrics[(task, key)].value
+        if scores.den.sum() <= 0 or abs(scores.value - reported) > _REPRODUCE_TOL * max(1.0, abs(reported)):
+            del result.items[(task, key)]
+            result.notes.append(
+                f"{result.source}: {task} {key}: per-item scores give {scores.value:.6g}, "
+                f"reported {reported:.6g}; using the reported stderr"
+            )

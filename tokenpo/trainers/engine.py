@@ -1,0 +1,399 @@
+"""The training loop on ``accelerate``: one concatenated forward per micro-batch, every method.
+
+A step: (TI-DPO) refresh anchors when due → for each micro-batch: policy forward on
+chosen + rejected (+ anchor) rows, reference terms (cached per example, or a live no-grad
+forward when the method reads logits or hidden states), the method's loss, backward →
+clip → optimiser and scheduler step → metrics. Data order is a seeded permutation per epoch,
+so a step's examples follow from its number alone and a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from torch import nn
+
+from tokenpo.trainers import losses as L
+from tokenpo.trainers.activations import captured_activations
+from tokenpo.trainers.config import TrainConfig
+from tokenpo.trainers.data import TokenizedPair, collate_sequences
+from tokenpo.trainers.errors import TrainingError
+from tokenpo.trainers.forward import (
+    CompletionGrid,
+    continue_prefixes,
+    grid_forward,
+    input_embeddings,
+    output_cache,
+    reference_of,
+    reusable_prefix_cache,
+)
+from tokenpo.trainers.methods import Method, MethodOutput, Stat, StepTensors
+
+# TRL's metric names, in TRL's order: what every metrics.jsonl row starts with.
+PAIR_METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+                "logps/chosen", "logps/rejected")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Which examples each optimiser step uses, on each process and micro-batch."""
+
+    examples: int
+    micro_batch: int
+    processes: int
+    accumulation: int
+    seed: int
+    total_steps: int
+
+    @classmethod
+    def of(cls, config: TrainConfig, examples: int, processes: int) -> Schedule:
+        t = config.training
+        global_batch = t.per_device_batch_size * processes * t.gradient_accumulation_steps
+        if examples < global_batch:
+            raise TrainingError(
+                f"training data: {examples} pairs, fewer than one global batch of {global_batch} "
+                f"(per_device_batch_size × processes × gradient_accumulation_steps)"
+            )
+        steps_per_epoch = examples // global_batch
+        total = t.max_steps if t.max_steps is not None else max(1, math.ceil(t.epochs * steps_per_epoch))
+        return cls(examples, t.per_device_batch_size, processes, t.gradient_accumulation_steps, t.seed, total)
+
+    @property
+    def global_batch(self) -> int:
+        return self.micro_batch * self.processes * self.accumulation
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.examples // self.global_batch
+
+    def epoch(self, steps_done: int) -> float:
+        return steps_done / self.steps_per_epoch
+
+    def step_examples(self, step: int) -> list[int]:
+        """The global batch of 0-based ``step``: a slice of its epoch's seeded permutation."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        order = torch.randperm(self.examples, generator=torch.Generator().manual_seed(self.seed + epoch))
+        return order[position * self.global_batch : (position + 1) * self.global_batch].tolist()
+
+    def micro_batches(self, step: int, process: int) -> list[list[int]]:
+        batch = self.step_examples(step)
+        return [
+            batch[(a * self.processes + process) * self.micro_batch :][: self.micro_batch]
+            for a in range(self.accumulation)
+        ]
+
+
+@dataclass
+class ReferenceTerms:
+    """What a micro-batch takes from the reference: cached or live log-probs, or the live logits (for
+    the token KL), plus hidden states, activation scores and token weights where the method reads them."""
+
+    logps: torch.Tensor | None = None  # (2B, K)
+    logits: torch.Tensor | None = None  # (2B, K, V)
+    hidden: list[torch.Tensor] | None = None
+    activation_scores: dict[str, list[torch.Tensor]] | None = None
+    token_weights: torch.Tensor | None = None
+
+
+class Engine:
+    """Runs steps for one method; the caller owns models, optimiser, run folder and checkpoints."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        method: Method,
+        accelerator: Accelerator,
+        policy: nn.Module,
+        reference: nn.Module | None,
+        pairs: Sequence[TokenizedPair],
+        pad_token_id: int,
+        eos_token_id: int | None,
+    ):
+        self.config, self.method, self.accelerator = config, method, accelerator
+        self.policy, self.reference, self.pairs = policy, reference, pairs
+        self.pad_token_id, self.eos_token_id = pad_token_id, eos_token_id
+        self.block = config.training.vocab_chunk_tokens
+        # Reference log-probs come from a per-example cache unless the method reads the reference's
+        # logits or hidden states every step, or the user asks for a live reference.
+        self.cached_reference = method.reference == "cached" and config.training.precompute_reference
+        self.cache: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.heads: dict[str, nn.Module] = {}
+
+    # ------------------------------------------------------------------ reference cache
+
+    def precompute(self, progress: Callable[[int], None] | None = None) -> None:
+        """Per-example reference log-probs (and reference token weights) once, shared by all processes."""
+        wanted = [
+            index
+            for index in range(len(self.pairs))
+            if index % self.accelerator.num_processes == self.accelerator.process_index
+        ]
+        local = []
+        size = self.config.training.per_device_batch_size
+        for start in range(0, len(wanted), size):
+            indices = wanted[start : start + size]
+            local.extend(zip(indices, self._reference_entries(indices), strict=True))
+            if progress is not None:
+                progress(len(indices) * self.accelerator.num_processes)
+        entries = gather_object(local) if self.accelerator.num_processes > 1 else local
+        self.cache = dict(entries)
+
+    def _reference_entries(self, indices: list[int]) -> list[dict]:
+        batch = self._collate(indices)
+        grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+        attribution = self.method.attribution == "reference"
+        with (
+            reference_of(self._unwrapped_policy(), self.reference) as reference,
+            torch.set_grad_enabled(attribution),
+            self.accelerator.autocast(),
+        ):
+            embeds = None
+            if attribution:
+                embeds = input_embeddings(reference)(batch["input_ids"]).detach().requires_grad_(True)
+            output = grid_forward(
+                reference, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds
+            )
+            logps = L.token_logps(output.logits.detach(), grid.targets, self.block)
+            weights = self._token_weights(output.logits, grid, batch, embeds, retain=False) if attribution else None
+        return self._split_rows(indices, grid.mask, logps=logps, weights=weights)
+
+    @staticmethod
+    def _split_rows(indices: list[int], mask: torch.Tensor, **grids: torch.Tensor | None) -> list[dict]:
+        """Per example: each grid's (chosen, rejected) completion values as 1-D CPU tensors."""
+        count = len(indices)
+        entries: list[dict] = [{} for _ in indices]
+        for name, grid in grids.items():
+            if grid is None:
+                continue
+            for row in range(count):
+                chosen = grid[row][mask[row].bool()].detach().float().cpu()
+                rejected = grid[count + row][mask[count + row].bool()].detach().float().cpu()
+                entries[row][name] = (chosen, rejected)
+        return entries
+
+    def _from_cache(self, name: str, indices: list[int], mask: torch.Tensor) -> torch.Tensor:
+        """Cached per-example vectors laid back on a batch's grid (pair rows only)."""
+        rows = [self.cache[i][name][0] for i in indices] + [self.cache[i][name][1] for i in indices]
+        grid = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+        grid[mask.bool()] = torch.cat(rows).to(mask.device)
+        return grid
+
+    # ------------------------------------------------------------------ one micro-batch
+
+    def _collate(self, indices: list[int]) -> dict:
+        """Rows: the pairs' chosen, then their rejected."""
+        pairs = [self.pairs[i] for i in indices]
+        rows = [(p.prompt_ids, p.chosen_ids) for p in pairs] + [(p.prompt_ids, p.rejected_ids) for p in pairs]
+        return self._to_device(collate_sequences(rows, self.pad_token_id))
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {key: value.to(self.accelerator.device) for key, value in batch.items()}
+
+    def _unwrapped_policy(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.policy)
+
+    def micro_step(
+        self, indices: list[int], policy: nn.Module | None = None
+    ) -> tuple[MethodOutput, StepTensors]:
+        """Forwards and the method's loss for the pairs ``indices`` (no backward)."""
+        policy = policy if policy is not None else self.policy
+        batch = self._collate(indices)
+        grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+        anchored = self._anchored(indices)
+        with self.accelerator.autocast():
+            embeds = None
+            if self.method.attribution == "policy":
+                embeds = input_embeddings(policy)(batch["input_ids"])
+                if not embeds.requires_grad:  # frozen embeddings (LoRA): attribution still needs the path
+                    embeds.requires_grad_(True)
+            output = grid_forward(
+                policy,
+                batch["input_ids"],
+                batch["attention_mask"],
+                grid,
+                inputs_embeds=embeds,
+                keep_cache=bool(anchored),  # anchors continue the chosen rows' prompts
+            )
+            weights = None
+            if self.method.attribution == "policy":
+                weights = self._token_weights(output.logits, grid, batch, embeds, retain=True)
+            reference = self._reference_terms(batch, grid, indices)
+            token_kl = None
+            if reference.logits is not None:
+                policy_logps, reference_logps, token_kl = L.token_logps_and_kl(
+                    output.logits, reference.logits, grid.targets, self.block
+                )
+            else:
+                policy_logps = L.token_logps(output.logits, grid.targets, self.block)
+                reference_logps = reference.logps
+            tensors = StepTensors(
+                targets=grid.targets,
+                mask=grid.mask,
+                policy_logps=policy_logps,
+                reference_logps=reference_logps,
+                token_kl=token_kl,
+                reference_hidden=reference.hidden,
+                activation_scores=reference.activation_scores,
+                token_weights=weights if weights is not None else reference.token_weights,
+            )
+            self._anchor_terms(tensors, policy, indices, anchored, output, grid)
+            return self.method.compute(tensors), tensors
+
+    def _anchored(self, indices: list[int]) -> list[int]:
+        pool = self.method.anchors
+        return [i for i in indices if pool is not None and i in pool.anchors]
+
+    def _anchor_terms(
+        self, x: StepTensors, policy: nn.Module, indices: list[int], anchored: list[int], output, grid: CompletionGrid
+    ) -> None:
+        """TI-DPO: the anchors' token log-ratios.
+
+        An anchor shares its prompt with the pair's chosen row, so its forward continues that row's
+        cached prompt keys and values (:func:`continue_prefixes`): only the anchor's own tokens are
+        computed, and its first token is scored by the chosen row's logits at the prompt's last
+        position. Where the model's cache cannot be reused (gradient checkpointing drops it; hybrid or
+        sliding-window caches), prompt + anchor rows get a forward of their own.
+        """
+        if not anchored:
+            return
+        pool = self.method.anchors
+        prompts = [self.pairs[i].prompt_ids for i in anchored]
+        completions = [pool.anchors[i].completion_ids for i in anchored]
+        rows = [indices.index(i) for i in anchored]  # each anchor's pair, and its chosen row
+        cache = output_cache(output)
+        if cache is not None and reusable_prefix_cache(cache) and all(prompts):
+            anchor_rows = self._to_device(collate_sequences([([], c) for c in completions], self.pad_token_id))
+            continued = continue_prefixes(policy, cache, rows, [len(p) for p in prompts], anchor_rows)
+            # Position len(prompt) − 1 of chosen row r is grid column len(prompt) − start.
+            first = torch.stack(
+                [output.logits[row, len(prompt) - grid.start] for row, prompt in zip(rows, prompts, strict=True)]
+            )
+            logits = torch.cat([first[:, None], continued.logits[:, :-1]], dim=1)
+            targets, mask = anchor_rows["input_ids"], anchor_rows["completion_mask"].float()
+        else:
+            batch = self._to_device(collate_sequences(list(zip(prompts, completions, strict=True)), self.pad_token_id))
+            anchor_grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+            logits = grid_forward(policy, batch["input_ids"], batch["attention_mask"], anchor_grid).logits
+            targets, mask = anchor_grid.targets, anchor_grid.mask
+        logps = L.token_logps(logits, targets, self.block)
+        reference = torch.zeros_like(logps)
+        for row, index in enumerate(anchored):
+            values = torch.tensor(pool.anchors[index].reference_logps, device=logps.device)
+            reference[row][mask[row].bool()] = values
+        x.anchor_pairs = rows
+        x.anchor_logratios, x.anchor_mask = (logps - reference) * mask, mask
+
+    def _reference_terms(self, batch: dict, grid: CompletionGrid, indices: list[int]) -> ReferenceTerms:
+        m = self.method
+        terms = ReferenceTerms()
+        if m.attribution == "reference":
+            terms.token_weights = self._from_cache("weights", indices, grid.mask)
+        if self.cached_reference:
+            terms.logps = self._from_cache("logps", indices, grid.mask)
+            return terms
+        hooks = m.activation_hooks
+        with (
+            torch.no_grad(),
+            reference_of(self._unwrapped_policy(), self.reference) as reference,
+            captured_activations(reference, *hooks) if hooks else contextlib.nullcontext() as capture,
+        ):
+            output = grid_forward(
+                reference,
+                batch["input_ids"],
+                batch["attention_mask"],
+                grid,
+                output_hidden_states=m.reference_hidden_states,
+            )
+        if m.reference_logits:  # log-probs come with the KL, from one pass over the vocabulary
+            terms.logits = output.logits
+        else:
+            terms.logps = L.token_logps(output.logits, grid.targets, self.block)
+        if m.reference_hidden_states:
+            terms.hidden = [grid.take(h, m.states_position) for h in output.hidden_states[1:]]
+        if hooks:
+            length = batch["input_ids"].shape[1]
+            terms.activation_scores = {
+                kind: [grid.take(_left_pad(score, length), m.states_position) for score in scores]
+                for kind, scores in capture.scores.items()
+                if scores
+            }
+        return terms
+
+    def _token_weights(self, logits, grid: CompletionGrid, batch, embeds, retain: bool) -> torch.Tensor:
+        """TI-DPO: I_t = ‖∂ max_v logits(last valid position) / ∂e_t‖₁ for every token embedding e_t,
+        turned into the method's weights over whole sequences, then laid on the grid at each token's
+        own position."""
+        rows = logits.shape[0]
+        attention = batch["attention_mask"]
+        last = attention.sum(-1) - 1
+        columns = last - (grid.start - 1)
+        target = logits[torch.arange(rows, device=logits.device), columns].float().amax(dim=-1).sum()
+        (gradient,) = torch.autograd.grad(target, embeds, retain_graph=retain)
+        attribution = gradient.float().abs().sum(dim=-1) * attention
+        weights = self.method.token_weights(attribution, attention, batch["completion_mask"])
+        return grid.take(weights) * grid.mask
+
+    # ------------------------------------------------------------------ anchors
+
+    def refresh_anchors(self, step: int, indices: list[int]) -> None:
+        """Sample anchors for this process's examples of ``step``, then share them with every process."""
+        pool = self.method.anchors
+        if pool is None or not pool.due(step):
+            return
+        policy = self._unwrapped_policy()
+        prompts = [self.pairs[i].prompt_ids for i in indices]
+        completions = pool.sample(policy, prompts, self.pad_token_id, self.eos_token_id)
+        rows = [(prompt, completion) for prompt, completion in zip(prompts, completions, strict=True)]
+        batch = self._to_device(collate_sequences(rows, self.pad_token_id))
+        grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+        with torch.no_grad(), reference_of(policy, self.reference) as reference, self.accelerator.autocast():
+            output = grid_forward(reference, batch["input_ids"], batch["attention_mask"], grid)
+            logps = L.token_logps(output.logits, grid.targets, self.block)
+        vectors = [logps[row][grid.mask[row].bool()].float().cpu().tolist() for row in range(len(indices))]
+        local = list(zip(indices, completions, vectors, strict=True))
+        shared = gather_object(local) if self.accelerator.num_processes > 1 else local
+        for index, completion, vector in shared:
+            pool.store([index], [completion], [vector], step)
+
+    # ------------------------------------------------------------------ metrics
+
+    @staticmethod
+    def pair_stats(out: MethodOutput, x: StepTensors) -> dict[str, Stat]:
+        """TRL's metric names plus the method's own, as (sum, count) over pairs."""
+        r = out.result
+        chosen_logps, rejected_logps = L.split_pairs(
+            L.masked_sum(x.policy_logps, x.mask)
+        )
+        count = torch.tensor(float(r.losses.numel()), device=r.losses.device)
+        stats = {
+            "loss": (r.losses.detach().float().sum(), count),
+            "rewards/chosen": (r.chosen_rewards.float().sum(), count),
+            "rewards/rejected": (r.rejected_rewards.float().sum(), count),
+            "rewards/margins": ((r.chosen_rewards - r.rejected_rewards).float().sum(), count),
+            "rewards/accuracies": ((r.chosen_rewards > r.rejected_rewards).float().sum(), count),
+            "logps/chosen": (chosen_logps.detach().sum(), count),
+            "logps/rejected": (rejected_logps.detach().sum(), count),
+        }
+        stats.update(out.stats)
+        return stats
+
+
+def add_stats(total: dict[str, Stat], new: dict[str, Stat]) -> dict[str, Stat]:
+    for key, (value, count) in new.items():
+        if key in total:
+            total[key] = (total[key][0] + value, total[key][1] + count)
+        else:
+            total[key] = (value, count)
+    return total
+
+
+def _left_pad(scores: torch.Tensor, length: int) -> torch.Tensor:
+    """Scores from an output shorter than the sequence (kept logits) belong to its last positions."""
+    missing = length - scores.shape[1]
+    return torch.nn.functional.pad(scores, (missing, 0)) if missing > 0 else scores

@@ -1,0 +1,284 @@
+"""Each method as what it needs from a step's forwards and how it turns them into losses.
+
+The training loop (``tokenpo.trainers.engine``) runs the forwards a method asks for and hands the
+results over as :class:`StepTensors`; the method calls its loss from ``tokenpo.trainers.losses`` and
+returns per-pair losses, rewards and statistics. Statistics are (sum, count) pairs so that
+micro-batches and processes add up before dividing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from tokenpo.trainers import losses as L
+from tokenpo.trainers.activations import activation_mask, resolve_points
+from tokenpo.trainers.anchors import AnchorPool
+from tokenpo.trainers.config import DPOConfig, MethodConfig, SparsePOConfig, TDPOConfig, TIDPOConfig
+from tokenpo.trainers.masks import MaskHead
+
+Stat = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class StepTensors:
+    """What one micro-batch's forwards produced, on the completion grid (2B rows, K columns).
+
+    Rows 0..B−1 are the chosen completions, rows B..2B−1 the rejected ones. TI-DPO's anchors have
+    a grid of their own (A rows, Ka columns), one row per entry of ``anchor_pairs`` (its pair).
+    """
+
+    targets: torch.Tensor  # (2B, K) token ids
+    mask: torch.Tensor  # (2B, K) completion tokens
+    policy_logps: torch.Tensor  # (2B, K) float32
+    reference_logps: torch.Tensor  # (2B, K) float32
+    token_kl: torch.Tensor | None = None  # (2B, K) KL_t, for methods with reference_logits
+    reference_hidden: list[torch.Tensor] | None = None  # per layer (2B, K, H)
+    activation_scores: dict[str, list[torch.Tensor]] | None = None  # per hook type, per tensor (2B, K)
+    token_weights: torch.Tensor | None = None  # (2B, K) TI-DPO's W_t
+    anchor_pairs: list[int] = field(default_factory=list)
+    anchor_logratios: torch.Tensor | None = None  # (A, Ka)
+    anchor_mask: torch.Tensor | None = None  # (A, Ka)
+
+    @property
+    def pairs(self) -> int:
+        return self.mask.shape[0] // 2
+
+
+@dataclass
+class MethodOutput:
+    result: L.PairLosses
+    stats: dict[str, Stat]
+    token_scores: dict[str, torch.Tensor]  # kind → (2B, K), for token_scores.jsonl
+
+
+def _mean_stat(values: torch.Tensor) -> Stat:
+    values = values.detach().float()
+    return values.sum(), torch.tensor(float(values.numel()), device=values.device)
+
+
+def _token_stat(values: torch.Tensor, mask: torch.Tensor) -> Stat:
+    return (values.detach().float() * mask).sum(), mask.sum()
+
+
+class Method:
+    """Base: what the loop must provide. ``reference`` is "cached" when per-token reference
+    log-probs can be computed once per example, "live" when the reference runs every step.
+    ``states_position`` says which position's reference states (hidden states, activations) serve
+    a completion token: "prediction" (the position whose logits predict it) or "token" (its own)."""
+
+    reference: Literal["cached", "live"] = "cached"
+    reference_logits = False
+    reference_hidden_states = False
+    activation_hooks: tuple[list[str], list[int] | None] | None = None
+    states_position: Literal["prediction", "token"] = "token"
+    attribution: Literal["policy", "reference"] | None = None
+    anchors: AnchorPool | None = None
+
+    def __init__(self, config: MethodConfig):
+        self.config = config
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {}
+
+    def token_weights(
+        self, attribution: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-position token weights (N, L) from per-position attribution scores (methods with
+        ``attribution``)."""
+        raise NotImplementedError
+
+    def compute(self, x: StepTensors) -> MethodOutput:
+        raise NotImplementedError
+
+    def _logratios(self, x: StepTensors) -> torch.Tensor:
+        return x.policy_logps - x.reference_logps
+
+    @staticmethod
+    def _token_kl(x: StepTensors) -> torch.Tensor:
+        if x.token_kl is None:
+            raise RuntimeError("the token KL needs a live reference's logits (set reference_logits)")
+        return x.token_kl
+
+    @staticmethod
+    def _kl_stats(sequence_kl: torch.Tensor) -> dict[str, Stat]:
+        chosen, rejected = L.split_pairs(sequence_kl)
+        return {"kl/chosen": _mean_stat(chosen), "kl/rejected": _mean_stat(rejected)}
+
+
+class DPO(Method):
+    config: DPOConfig
+
+    def compute(self, x: StepTensors) -> MethodOutput:
+        mask = x.mask
+        token_logratios = self._logratios(x)
+        logratios = L.masked_sum(token_logratios, mask)
+        if self.config.loss == "ipo":
+            result = L.ipo_loss(logratios, mask.sum(-1), self.config.beta)
+        else:
+            result = L.dpo_loss(logratios, self.config.beta, self.config.label_smoothing)
+        return MethodOutput(result, {}, {"logratio": token_logratios})
+
+
+class TDPO(Method):
+    config: TDPOConfig
+    reference = "live"
+    reference_logits = True
+
+    def compute(self, x: StepTensors) -> MethodOutput:
+        mask = x.mask
+        token_logratios = self._logratios(x)
+        sequence_kl = L.masked_sum(self._token_kl(x), mask)
+        result = L.tdpo_loss(
+            L.masked_sum(token_logratios, mask),
+            sequence_kl,
+            self.config.beta,
+            self.config.variant,
+            self.config.alpha,
+        )
+        return MethodOutput(result, self._kl_stats(sequence_kl), {"logratio": token_logratios})
+
+
+class SparsePO(Method):
+    config: SparsePOConfig
+    reference = "live"
+    reference_logits = True
+
+    def __init__(self, config: SparsePOConfig, num_layers: int, hidden_size: int, initializer_range: float):
+        super().__init__(config)
+        self.states_position = config.mask_position
+        self.head: MaskHead | None = None
+        if config.mask == "learned":
+            self.reference_hidden_states = True
+            heads = 1 if config.heads == "common" else 2
+            self.head = MaskHead(
+                num_layers, hidden_size, heads, config.mask_dropout, config.head_init,
+                config.head_init_std or initializer_range,
+            )
+        else:
+            self.activation_hooks = (resolve_points(config.hooks), config.layers)
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {"head": self.head} if self.head is not None else {}
+
+    def masks(self, x: StepTensors) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.head is None:
+            common = activation_mask(x.activation_scores, x.mask, self.config.hook_aggregation)
+            return common, common
+        heads = self.head(x.reference_hidden)
+        return heads[0], heads[-1]
+
+    def compute(self, x: StepTensors) -> MethodOutput:
+        c = self.config
+        mask = x.mask
+        token_logratios = self._logratios(x)
+        token_kl = self._token_kl(x)
+        mask_u, mask_d = self.masks(x)
+        # With one mask for both terms the two L1 terms fall on the same mask: the official code
+        # halves both λ to make up for adding it twice.
+        share = 0.5 if c.common_mask else 1.0
+        result = L.sparsepo_loss(
+            token_logratios, token_kl, mask_u, mask_d, mask, c.beta, share * c.lambda_u, share * c.lambda_d
+        )
+        stats = self._kl_stats(L.masked_sum(token_kl, mask))
+        chosen_mask, rejected_mask = L.split_pairs(mask)
+        kinds = {"u": mask_u} if c.common_mask else {"u": mask_u, "d": mask_d}
+        for kind, values in kinds.items():
+            chosen, rejected = L.split_pairs(values)
+            stats[f"mask/{kind}_zero_fraction"] = _token_stat((values == 0).float(), mask)
+            stats[f"mask/{kind}_chosen_mean"] = _token_stat(chosen, chosen_mask)
+            stats[f"mask/{kind}_rejected_mean"] = _token_stat(rejected, rejected_mask)
+        scores = {"logratio": token_logratios, "mask_u": mask_u, "mask_d": mask_d}
+        return MethodOutput(result, stats, scores)
+
+
+class TIDPO(Method):
+    config: TIDPOConfig
+
+    def __init__(self, config: TIDPOConfig):
+        super().__init__(config)
+        self.attribution = config.importance_source
+        if config.variant == "tdpo2-kl":
+            self.reference = "live"
+            self.reference_logits = True
+        if config.uses_anchors:
+            self.anchors = AnchorPool(
+                config.anchor_every,
+                config.anchor_max_new_tokens,
+                config.anchor_temperature,
+                config.anchor_top_k,
+                config.anchor_top_p,
+            )
+
+    def token_weights(
+        self, attribution: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """W over ``weight_span`` (the whole sequence, as released, or the completion); each weight
+        belongs to its own token's position (the released code: the attribution of embedding e_t)."""
+        c = self.config
+        span = (attention_mask if c.weight_span == "sequence" else completion_mask).float()
+        prior = L.gaussian_prior(span, c.prior_sigma if c.prior == "gaussian" else None)
+        return L.importance_weights(attribution, prior, span, c.importance_lambda, c.normalisation)
+
+    def compute(self, x: StepTensors) -> MethodOutput:
+        c = self.config
+        mask = x.mask
+        token_logratios = self._logratios(x)
+        weights = x.token_weights * mask
+        sequence_kl = L.masked_sum(self._token_kl(x), mask) if c.variant == "tdpo2-kl" else None
+        result = L.weighted_dpo_loss(token_logratios, weights, mask, c.beta, sequence_kl, c.kl_alpha)
+        stats = self._kl_stats(sequence_kl) if sequence_kl is not None else {}
+        chosen_mask, rejected_mask = L.split_pairs(mask)
+        chosen_weights, rejected_weights = L.split_pairs(weights)
+        stats["weights/chosen_mean"] = _token_stat(chosen_weights, chosen_mask)
+        stats["weights/rejected_mean"] = _token_stat(rejected_weights, rejected_mask)
+        stats["weights/max"] = _mean_stat(weights.amax(dim=-1))
+        if self.anchors is not None:
+            result = self._with_triplet(x, result, token_logratios, mask, stats)
+        return MethodOutput(result, stats, {"logratio": token_logratios, "weight": weights})
+
+    def _with_triplet(self, x, result, token_logratios, mask, stats) -> L.PairLosses:
+        """L = L_w + γ·L_trip for pairs that have an anchor; the others keep L_w."""
+        c = self.config
+        triplet = torch.zeros_like(result.losses)
+        if x.anchor_pairs:
+            pairs = torch.tensor(x.anchor_pairs, device=mask.device)
+            rows = torch.cat([pairs, pairs + x.pairs])
+            values = L.triplet_loss(
+                x.anchor_logratios,
+                x.anchor_mask,
+                token_logratios[rows],
+                mask[rows],
+                c.triplet_margin,
+                c.triplet_alignment,
+            )
+            triplet = triplet.index_put((pairs,), values)
+            stats["triplet/loss"] = _mean_stat(values)
+            stats["triplet/active"] = _mean_stat((values > 0).float())
+        stats["triplet/anchored"] = _mean_stat(
+            torch.zeros_like(triplet).index_fill(
+                0, torch.tensor(x.anchor_pairs, dtype=torch.long, device=mask.device), 1.0
+            )
+        )
+        return L.PairLosses(result.losses + c.gamma * triplet, result.chosen_rewards, result.rejected_rewards)
+
+
+def build_method(config: MethodConfig, model_config) -> Method:
+    """The :class:`Method` for ``config``; ``model_config`` gives the sizes the mask head needs."""
+    if isinstance(config, DPOConfig):
+        return DPO(config)
+    if isinstance(config, TDPOConfig):
+        return TDPO(config)
+    if isinstance(config, SparsePOConfig):
+        return SparsePO(
+            config,
+            model_config.num_hidden_layers,
+            model_config.hidden_size,
+            getattr(model_config, "initializer_range", 0.02),
+        )
+    if isinstance(config, TIDPOConfig):
+        return TIDPO(config)
+    raise TypeError(f"unknown method config {type(config).__name__}")
