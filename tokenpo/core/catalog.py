@@ -16,8 +16,10 @@ from pathlib import Path
 
 import yaml
 
+from tokenpo.core.errors import UserError
 
-class CatalogError(ValueError):
+
+class CatalogError(UserError, ValueError):
     """A benchmarks file is unreadable or malformed: ``FILE: benchmarks.NAME.KEY: problem``."""
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from tokenpo.core.catalog import headlines, load_catalog
+from tokenpo.core.fingerprint import fingerprint
 from tokenpo.evals.backends import build_lm
 from tokenpo.evals.errors import EvalError
-from tokenpo.evals.identity import claim_folder, digest, journal_digest, lm_eval_version, model_identity
+from tokenpo.evals.identity import claim_folder, journal_digest, lm_eval_version, model_identity
 from tokenpo.evals.judges.sandbox import SandboxLimits
 from tokenpo.evals.results import harness_version, link_lm_eval_layout, write_results, write_samples
 from tokenpo.evals.resume import ResumableLM
@@ -41,7 +42,7 @@ class EvalRun:
 def _task_files_digest(cache: Path) -> str:
     """sha256 over the task YAMLs this run wrote (names and contents)."""
     files = sorted(p for folder in ("tasks", "overrides") for p in (cache / folder).glob("**/*.yaml"))
-    return digest({str(p.relative_to(cache)): p.read_text(encoding="utf-8") for p in files})
+    return fingerprint({str(p.relative_to(cache)): p.read_text(encoding="utf-8") for p in files})
 
 
 def _record_as_lm_eval_tracker_does(results: dict[str, Any], tracker: Any, model: Any) -> None:

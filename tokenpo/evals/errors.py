@@ -5,8 +5,10 @@ The command line prints it as one ``error: …`` line and exits 2; anything else
 
 from __future__ import annotations
 
+from tokenpo.core.errors import UserError
 
-class EvalError(ValueError):
+
+class EvalError(UserError, ValueError):
     """``WHERE: field: what is wrong``, WHERE being ``FILE``, ``FILE:LINE`` or a setting's name."""
 
     def __init__(self, where: str, field: str, problem: str):

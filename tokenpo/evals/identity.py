@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tokenpo.core.files import sha256_file, write_atomic
+from tokenpo.core.fingerprint import fingerprint
 from tokenpo.evals.errors import EvalError
-from tokenpo.evals.io import sha256_file, write_atomic
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -37,11 +38,6 @@ TOKENIZER_FILES = (
 )
 CONFIG_FILES = ("config.json", "generation_config.json")
 CLAIM = "identity.json"
-
-
-def digest(value: Any) -> str:
-    """sha256 of ``value``'s canonical JSON."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _text_sha(text: str | None) -> str | None:
@@ -135,7 +131,7 @@ def journal_digest(model: Mapping[str, Any], seeds: Mapping[str, Any], computati
     """The answer journal's name part: the model's identity, the seeds, how answers are computed
     (batch size and device: padding and kernels move log-likelihoods in their last bits) and the
     lm-eval version."""
-    return digest({"model": model, "seeds": seeds, "computation": computation, "lm_eval": lm_eval_version()})[:32]
+    return fingerprint({"model": model, "seeds": seeds, "computation": computation, "lm_eval": lm_eval_version()})[:32]
 
 
 def claim_folder(output_dir: Path, claim: Mapping[str, Any]) -> None:
@@ -162,7 +158,7 @@ def claim_folder(output_dir: Path, claim: Mapping[str, Any]) -> None:
         )
     if holds_work:
         for part in claim:
-            if digest(recorded.get(part)) != digest(claim[part]):
+            if fingerprint(recorded.get(part)) != fingerprint(claim[part]):
                 raise EvalError(
                     str(output_dir),
                     part,

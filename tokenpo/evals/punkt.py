@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenpo.evals.io import write_atomic
+from tokenpo.core.files import write_atomic
 
 RESOURCE = "tokenizers/punkt_tab/english"
 FILES = ("abbrev_types.txt", "collocations.tab", "sent_starters.txt", "ortho_context.tab")

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tokenpo.evals.io import write_atomic
+from tokenpo.core.files import write_atomic
 
 RESULTS = "results.json"
 SAMPLES = "samples"

@@ -12,7 +12,6 @@ Journal lines: ``{"key": sha256, "response": …}``; a torn last line (a kill mi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
@@ -21,12 +20,13 @@ from typing import Any
 
 from lm_eval.api.model import LM
 
+from tokenpo.core.fingerprint import fingerprint
+
 METHODS = ("loglikelihood", "loglikelihood_rolling", "generate_until")
 
 
 def request_key(method: str, args: Any, occurrence: int) -> str:
-    text = json.dumps([method, args, occurrence], sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return fingerprint([method, args, occurrence])
 
 
 def read_journal(path: Path) -> dict[str, Any]:

@@ -10,15 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tokenpo.evals.errors import EvalError
+from tokenpo.core.errors import EXIT_CODE, UserError
 from tokenpo.harness import __version__
 from tokenpo.harness.commands import COMMANDS
-from tokenpo.harness.errors import HarnessError
-from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.trainers.data.errors import DataError
-from tokenpo.trainers.errors import TrainingError
-
-USER_ERRORS: tuple[type[Exception], ...] = (HarnessError, DataError, TrainingError, ResultsError, EvalError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,9 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return int(args.run(args) or 0)
-    except USER_ERRORS as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_CODE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -3,6 +3,8 @@
 ``harness`` prints them as one line naming the file, line and field, and exits 2.
 """
 
+from tokenpo.core.errors import UserError
 
-class ResultsError(Exception):
+
+class ResultsError(UserError):
     """A result, run or benchmarks file is missing, malformed or inconsistent."""

@@ -9,10 +9,9 @@ model outputs): licences and GPQA's request forbid republishing items. The froze
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from tokenpo.core.files import write_atomic
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.files import json_lines, read_json
 
@@ -40,12 +39,6 @@ def freeze_result(source: str | Path, destination: str | Path) -> Path:
             kept = {k: row[k] for k in ("doc_id", "filter") if k in row}
             kept.update({k: row[k] for k in metrics_of[task] if k in row})
             rows.append(json.dumps(kept) + "\n")
-        _write(out / "samples" / samples.name, "".join(rows))
-    _write(out / "results.json", json.dumps(frozen, indent=2) + "\n")
+        write_atomic(out / "samples" / samples.name, "".join(rows))
+    write_atomic(out / "results.json", json.dumps(frozen, indent=2) + "\n")
     return out
-
-
-def _write(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)

@@ -23,9 +23,9 @@ from statistics import NormalDist
 
 import numpy as np
 
+from tokenpo.core.files import write_atomic
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.files import write_atomically
 from tokenpo.leaderboards.results import Result
 from tokenpo.leaderboards.stats import bootstrap, percentile_interval
 from tokenpo.leaderboards.svg import PALETTE, ErrorPoint, PointSeries, scatter_chart
@@ -228,7 +228,7 @@ def frontier_json(points: Sequence[FrontierPoint]) -> str:
 
 def write_frontier_json(points: Sequence[FrontierPoint], path: str | Path) -> Path:
     """Write ``frontier_json(points)`` to ``path`` atomically."""
-    return write_atomically(path, frontier_json(points))
+    return write_atomic(path, frontier_json(points))
 
 
 # --- chart -------------------------------------------------------------------------------------

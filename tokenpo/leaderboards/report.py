@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tokenpo.core.files import write_atomic
 from tokenpo.leaderboards import health
-from tokenpo.leaderboards.files import write_atomically
 from tokenpo.leaderboards.frontier import (
     KL_METRIC,
     REWARD_METRIC,
@@ -46,7 +46,7 @@ from tokenpo.leaderboards.runs import (
 from tokenpo.leaderboards.svg import PALETTE, SVG_STYLE, bar_chart, line_chart
 from tokenpo.leaderboards.table import Leaderboard, Row, build_leaderboard
 
-__all__ = ["KL_METRIC", "REWARD_METRIC", "build_html", "pareto_front", "write_atomically", "write_report"]
+__all__ = ["KL_METRIC", "REWARD_METRIC", "build_html", "pareto_front", "write_report"]
 
 # Training curves shown first, in this order, when logged; then the method-specific families.
 CURVES = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "grad_norm")
@@ -74,7 +74,7 @@ def write_report(
     loaded = [r for r in runs if isinstance(r, TrainingRun)] + load_runs(
         [r for r in runs if not isinstance(r, TrainingRun)]
     )
-    return write_atomically(out, build_html(board, loaded))
+    return write_atomic(out, build_html(board, loaded))
 
 
 def build_html(board: Leaderboard, runs: Sequence[TrainingRun] = ()) -> str:

@@ -11,8 +11,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tokenpo.core.errors import UserError
 
-class ConfigValueError(ValueError):
+
+class ConfigValueError(UserError, ValueError):
     """A configuration value that is out of range; ``field`` names the offending key."""
 
     def __init__(self, field: str, problem: str):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -38,6 +37,8 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 
+from tokenpo.core.files import replace_directory, write_atomic
+from tokenpo.core.fingerprint import fingerprint
 from tokenpo.trainers.config import TrainConfig
 from tokenpo.trainers.data import PreferenceExample, TokenizedPair, TruncationPolicy, tokenize_examples
 from tokenpo.trainers.engine import PAIR_METRICS, Engine, Schedule, add_stats
@@ -102,28 +103,12 @@ class RunFolder:
                     shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    temporary = path.parent / f".partial-{path.name}"
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def replace_directory(temporary: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(temporary, target)
-
-
 def fingerprint_of(config: TrainConfig, model_path: str, pairs: Sequence[TokenizedPair]) -> str:
     settings = dataclasses.asdict(config)
     for key in _NOT_FINGERPRINTED:
         settings["training"].pop(key)
-    digest = hashlib.sha256(
-        json.dumps({"config": settings, "model": str(model_path)}, sort_keys=True).encode()
-    )
-    for pair in pairs:
-        digest.update(json.dumps([pair.prompt_ids, pair.chosen_ids, pair.rejected_ids]).encode())
-    return digest.hexdigest()[:32]
+    token_ids = ([pair.prompt_ids, pair.chosen_ids, pair.rejected_ids] for pair in pairs)
+    return fingerprint({"config": settings, "model": str(model_path)}, token_ids)[:32]
 
 
 def load_training_tokenizer(model_path: str) -> PreTrainedTokenizerBase:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokenpo.core.files import sha256_file, write_atomic
 from tokenpo.evals.data.mirror import MIRRORS, converter_for, mirror_folder
 from tokenpo.evals.errors import EvalError
-from tokenpo.evals.io import sha256_file, write_atomic
 
 MANIFEST = "manifest.json"
 

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tokenpo.core.files import sha256_file
 from tokenpo.evals.data.converters import read_jsonl
 from tokenpo.evals.errors import EvalError
-from tokenpo.evals.io import read_text, sha256_file
+from tokenpo.evals.io import read_text
 from tokenpo.evals.judges import passk, rouge, sentiment
 from tokenpo.evals.judges.sandbox import IsolationMissing, SandboxLimits
 from tokenpo.evals.results import harness_version, judge_results, write_results, write_samples

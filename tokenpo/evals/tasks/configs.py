@@ -25,10 +25,10 @@ from typing import Any
 import yaml
 
 from tokenpo.core.catalog import Mirror
+from tokenpo.core.files import sha256_file, write_atomic
 from tokenpo.evals.data.mirror import MIRRORS, mirror_folder
 from tokenpo.evals.data.prepare import load_manifest
 from tokenpo.evals.errors import EvalError
-from tokenpo.evals.io import sha256_file, write_atomic
 
 CODE_FUNCTIONS = {
     "pass_at_k": "tokenpo.evals.tasks.code.pass_at_k",

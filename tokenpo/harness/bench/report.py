@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from tokenpo.core.files import write_atomic
+
 SCHEMA = "tokenpo-harness/bench/1"
 MET, MISSED, NOT_APPLICABLE, NO_TARGET = "met", "missed", "n.a.", "-"
 
@@ -176,13 +178,9 @@ def validate_report(report: Mapping[str, Any]) -> None:
 
 
 def write_report(report: Mapping[str, Any], path: Path) -> None:
-    """Validate and write ``report`` as indented JSON (atomically: a temporary file renamed)."""
+    """Validate and write ``report`` as indented JSON (atomically)."""
     validate_report(report)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    write_atomic(path, json.dumps(report, indent=1, default=str) + "\n")
 
 
 def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tokenpo.core.files import write_atomic
 from tokenpo.harness.errors import HarnessError
 from tokenpo.leaderboards.render import FORMATS, render
-from tokenpo.leaderboards.report import write_atomically
 from tokenpo.leaderboards.runs import load_runs
 from tokenpo.leaderboards.table import build_leaderboard
 
@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     runs = load_runs(args.runs) if args.runs else []
     text = render(board, args.format, tidy=args.tidy, runs=runs)
     if args.out:
-        write_atomically(args.out, text)
+        write_atomic(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokenpo.core.files import write_atomic
+from tokenpo.core.fingerprint import fingerprint
 from tokenpo.harness.config import to_mapping
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import load_causal_lm, load_tokenizer, resolve_model
@@ -29,7 +31,7 @@ from tokenpo.harness.models.store import MANIFEST
 from tokenpo.harness.pipeline.config import RunConfig, SentimentPairs, method_training, seeded
 from tokenpo.harness.pipeline.progress import RunProgress
 from tokenpo.harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets, sample_continuations, write_jsonl
-from tokenpo.harness.pipeline.stages import Stage, fingerprint
+from tokenpo.harness.pipeline.stages import Stage
 
 BASE = "base"
 
@@ -80,7 +82,7 @@ class Pipeline:
 
     def run(self) -> PipelineResult:
         self.output.mkdir(parents=True, exist_ok=True)
-        (self.output / "run-config.json").write_text(json.dumps(to_mapping(self.config), indent=2) + "\n")
+        write_atomic(self.output / "run-config.json", json.dumps(to_mapping(self.config), indent=2) + "\n")
         finished = False
         try:
             data = self._data_stage()
@@ -277,7 +279,6 @@ class Pipeline:
         return {"tasks": sorted(run.results["results"])}
 
     def _report_stage(self, results: list[Path]) -> None:
-        from tokenpo.leaderboards.files import write_atomically
         from tokenpo.leaderboards.frontier import frontier_points, frontier_records, frontier_svg
         from tokenpo.leaderboards.render import render
         from tokenpo.leaderboards.report import build_html
@@ -288,13 +289,13 @@ class Pipeline:
         baseline = self.config.report.baseline
         board = build_leaderboard(results, baseline=baseline)
         self.result.leaderboard = render(board, "md")
-        (self.output / "leaderboard.md").write_text(self.result.leaderboard, encoding="utf-8")
+        write_atomic(self.output / "leaderboard.md", self.result.leaderboard)
         runs = load_runs(sorted(path.parent for path in (self.output / "train").glob("*/metrics.jsonl")))
         if self.config.report.html:
-            self.result.report = write_atomically(self.output / "report.html", build_html(board, runs))
+            self.result.report = write_atomic(self.output / "report.html", build_html(board, runs))
         points = frontier_points(board.results, confidence=board.confidence, n_boot=board.n_boot, seed=board.seed)
         if points and len({(p.task, p.model) for p in points}) == 1:
-            write_atomically(self.output / "frontier.svg", frontier_svg(points))
+            write_atomic(self.output / "frontier.svg", frontier_svg(points))
         summary = {
             "run": self.config.name,
             "model": self.config.model,
@@ -308,7 +309,7 @@ class Pipeline:
                 if ".superseded-" not in (name := marker.parent.relative_to(self.output).as_posix())
             },
         }
-        write_atomically(self.output / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
+        write_atomic(self.output / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
 
 
 def check_inputs(config: RunConfig, source: str) -> None:

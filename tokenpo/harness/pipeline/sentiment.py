@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from tokenpo.core.files import write_atomic
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.pipeline.config import SentimentPairs
 
@@ -175,6 +176,4 @@ def build_pairs(
 
 
 def write_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    temporary.replace(path)
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

@@ -9,20 +9,14 @@ inputs is moved aside to ``NAME.superseded-N``, never deleted.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokenpo.core.files import write_atomic
+
 MARKER = "stage.json"
-
-
-def fingerprint(value: Any) -> str:
-    """A stable sha256 of a JSON-able value (dict key order does not matter)."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -48,9 +42,7 @@ class Stage:
 
     def finish(self, summary: dict[str, Any] | None = None) -> None:
         payload = {"stage": self.name, "key": self.key, "summary": summary or {}}
-        temporary = self.folder / f".{MARKER}.tmp"
-        temporary.write_text(json.dumps(payload, indent=2) + "\n")
-        os.replace(temporary, self.folder / MARKER)
+        write_atomic(self.folder / MARKER, json.dumps(payload, indent=2) + "\n")
 
     def summary(self) -> dict[str, Any]:
         return json.loads((self.folder / MARKER).read_text())["summary"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from tokenpo.core.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """A malformed record: ``FILE:LINE: field: what is wrong``.
 
     ``location`` is a line number for JSONL, JSON and CSV files (the line the record starts on) and

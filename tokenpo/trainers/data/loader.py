@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from tokenpo.core.files import write_atomic
 from tokenpo.trainers.data.errors import DataError
 from tokenpo.trainers.data.readers import RawRecord, read_records
 from tokenpo.trainers.data.records import PreferenceExample, parse_record
@@ -63,10 +62,5 @@ def load_preferences(
 
 def write_rejects(rejected: list[Rejected], path: str | os.PathLike[str]) -> None:
     """Write skipped records as JSONL, atomically (a reader never sees half a file)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=target.parent, delete=False, suffix=".tmp") as handle:
-        for item in rejected:
-            # ASCII escapes keep undecodable bytes (surrogate escapes) writable and visible.
-            handle.write(json.dumps(item.to_json()) + "\n")
-    os.replace(handle.name, target)
+    # ASCII escapes keep undecodable bytes (surrogate escapes) writable and visible.
+    write_atomic(path, "".join(json.dumps(item.to_json()) + "\n" for item in rejected))
