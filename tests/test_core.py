@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tokenpo.core import progress
 from tokenpo.core.errors import EXIT_CODE, UserError
 from tokenpo.core.files import write_atomic
 from tokenpo.core.fingerprint import canonical_json, fingerprint
@@ -114,3 +115,61 @@ def test_fingerprint_ignores_key_order_and_streams_parts():
     expected = hashlib.sha256(b'{"k":1}' + b"\n[1,2]" + b"\n[3]").hexdigest()
     assert fingerprint({"k": 1}, iter([[1, 2], [3]])) == expected
     assert fingerprint({"k": 1}, [[1, 2], [3]]) != fingerprint({"k": 1}, [[1], [2, 3]])
+
+
+class Recorder(progress.Silent):
+    def __init__(self):
+        self.events = []
+
+    def started(self, task):
+        self.events.append(("start", task.description, task.total, task.done))
+
+    def advanced(self, task):
+        self.events.append(("advance", task.description, task.done, dict(task.status)))
+
+    def ended(self, task):
+        self.events.append(("end", task.description, task.done))
+
+    def note(self, line):
+        self.events.append(("note", line))
+
+
+def test_libraries_report_and_the_caller_chooses_the_display(capsys):
+    def library():
+        with progress.task("outer", total=2, unit="stage") as outer:
+            with progress.task("inner", total=3, unit="step", done=1) as inner:
+                inner.advance(2, loss="0.5")
+            progress.note("a finding")
+            outer.advance()
+            with progress.task("hidden", total=1, shown=False) as hidden:
+                hidden.advance()
+
+    library()  # no display chosen: nothing drawn, the note still reaches stderr
+    assert capsys.readouterr() == ("", "a finding\n")
+    recorder = Recorder()
+    with progress.shown_by(recorder):
+        library()
+    library()  # the display is the block's only
+    assert recorder.events == [
+        ("start", "outer", 2, 0),
+        ("start", "inner", 3, 1),
+        ("advance", "inner", 3, {"loss": "0.5"}),
+        ("end", "inner", 3),
+        ("note", "a finding"),
+        ("advance", "outer", 1, {}),
+        ("end", "outer", 1),
+    ]
+
+
+def test_only_the_displays_draw_progress():
+    """No library imports tqdm: it reports through tokenpo.core.progress, whose displays draw."""
+    drawers = {PACKAGE / "core" / "progress.py", PACKAGE / "harness" / "pipeline" / "progress.py"}
+    importing = []
+    for path, tree in _modules():
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name.split(".")[0] == "tqdm" for name in names) and path not in drawers:
+                importing.append(str(path.relative_to(PACKAGE)))
+    assert importing == []

@@ -56,7 +56,7 @@ for name, method in {methods!r}.items():
     settings = TrainingConfig(learning_rate=3e-3, per_device_batch_size=2, max_steps=3, seed=5,
                               token_scores_examples=0)
     config = TrainConfig(method, settings)
-    train(config, {model!r}, examples, {root!r} + "/" + name, progress=False)
+    train(config, {model!r}, examples, {root!r} + "/" + name)
 """
 
 
@@ -117,7 +117,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_model_d
     assert done.returncode == 0, done.stderr[-3000:]
     for name, method in METHODS.items():
         single = train(
-            TrainConfig(method, training(per_device=4)), model, data, tmp_path / "one" / name, progress=False
+            TrainConfig(method, training(per_device=4)), model, data, tmp_path / "one" / name
         )
         _assert_same_run(tmp_path / "two" / name, single.run_dir, 1e-5)
 
@@ -125,12 +125,11 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_model_d
 def test_gradient_accumulation_equals_a_larger_micro_batch(tiny_model_dirs, tmp_path):
     model, data = tiny_model_dirs["llama"], examples(8)
     method = METHODS["sparsepo"]
-    big = train(TrainConfig(method, training(per_device=4)), model, data, tmp_path / "big", progress=False)
+    big = train(TrainConfig(method, training(per_device=4)), model, data, tmp_path / "big")
     small = train(
         TrainConfig(method, training(per_device=2, accumulation=2)),
         model,
         data,
         tmp_path / "small",
-        progress=False,
     )
     _assert_same_run(small.run_dir, big.run_dir, 1e-5)

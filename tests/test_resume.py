@@ -59,7 +59,7 @@ def log_then_die(self, row):
 tokenpo.trainers.run.Trainer._log = log_then_die
 config = TrainConfig({method!r}, TrainingConfig(learning_rate=3e-3, per_device_batch_size=2, max_steps=6,
                                                 save_every=2, seed=3, lora={lora!r}, **{extra!r}))
-tokenpo.trainers.train(config, {model!r}, load_preferences({data!r}).examples, {run!r}, progress=False)
+tokenpo.trainers.train(config, {model!r}, load_preferences({data!r}).examples, {run!r})
 """
 
 
@@ -70,7 +70,7 @@ def test_resume_after_sigkill_equals_a_straight_run(tiny_model_dirs, tmp_path, n
     method, lora, extra = RUNS[name]
     model = tiny_model_dirs["llama"]
     data = examples(8)
-    straight = train(TrainConfig(method, training(lora, extra)), model, data, tmp_path / "straight", progress=False)
+    straight = train(TrainConfig(method, training(lora, extra)), model, data, tmp_path / "straight")
 
     run = tmp_path / "resumed"
     script = _KILLED_RUN.format(
@@ -95,7 +95,7 @@ def test_resume_after_sigkill_equals_a_straight_run(tiny_model_dirs, tmp_path, n
     assert [row["step"] for row in metrics(run)] == [1, 2, 3]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-2"]
 
-    resumed = train(TrainConfig(method, training(lora, extra)), model, data, run, progress=False)
+    resumed = train(TrainConfig(method, training(lora, extra)), model, data, run)
     assert resumed.resumed_from == 2
     assert metrics(run) == metrics(straight.run_dir)  # every number of every step, exactly
     ours, theirs = weights(run / "final"), weights(straight.run_dir / "final")

@@ -39,8 +39,7 @@ def test_the_quickstart_methods_learn_real_pairs(smollm2_path, hh_pairs, tmp_pat
     quickstart = to_mapping(method_training(CONFIG, index, str(QUICKSTART)))
     settings = {**quickstart, "max_steps": 10, "max_length": 128, "max_prompt_length": 64, "save_every": 0}
     training = type(method_training(CONFIG, index, str(QUICKSTART)))(**settings)
-    result = train(TrainConfig(run.method, training), str(smollm2_path), hh_pairs, tmp_path / run.name,
-                   progress=False)
+    result = train(TrainConfig(run.method, training), str(smollm2_path), hh_pairs, tmp_path / run.name)
     rows = metrics(result.run_dir)[-4:]  # the last two passes over the 8 pairs
     accuracy = sum(row["rewards/accuracies"] for row in rows) / len(rows)
     margins = sum(row["rewards/margins"] for row in rows) / len(rows)

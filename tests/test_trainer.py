@@ -10,6 +10,7 @@ import pytest
 import torch
 from trainer_helpers import examples, metrics, weights
 
+from tokenpo.core import progress
 from tokenpo.trainers import (
     DPOConfig,
     LoraSettings,
@@ -62,7 +63,7 @@ def settings(**overrides) -> TrainingConfig:
 def test_every_method_learns_the_training_pairs(tiny_model_dirs, tmp_path, name):
     # Four pairs, all in every step: the loss must fall and the pairs end up ranked right.
     config = TrainConfig(METHODS[name], settings())
-    result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False)
+    result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run")
     rows = metrics(result.run_dir)
     assert [row["step"] for row in rows] == [1, 2, 3, 4, 5]
     first, last = rows[0], rows[-1]
@@ -97,13 +98,30 @@ def test_every_method_learns_the_training_pairs(tiny_model_dirs, tmp_path, name)
     assert result.health == ()
 
 
+class Recorder(progress.Silent):
+    """A display that records what a library reported: tasks as (description, total, unit, done) when
+    they end, and notes."""
+
+    def __init__(self):
+        self.tasks, self.notes = [], []
+
+    def ended(self, task):
+        self.tasks.append((task.description, task.total, task.unit, task.done))
+
+    def note(self, line):
+        self.notes.append(line)
+
+
 def test_a_method_that_cannot_learn_is_flagged_while_it_runs(tiny_model_dirs, tmp_path):
     # The official head initialisation on a tiny model (N(0, 0.02²) weights, 64 hidden units): masks
     # of order 1e-3, so β acts a thousand times smaller. One warning line names the metric.
-    lines = []
+    display = Recorder()
     config = TrainConfig(SparsePOConfig(beta=0.5), settings())
-    result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False,
-                   on_warning=lines.append)
+    with progress.shown_by(display):
+        result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run")
+    lines = display.notes
+    # The training steps were reported as one task of 5 steps, each with the loss shown.
+    assert display.tasks == [("training sparsepo-learned-common", 5, "step", 5)]
     assert len(lines) == 1 and lines[0].startswith("warning: run (sparsepo-learned-common): mask/u_chosen_mean ")
     assert "effective β" in lines[0]
     flags = json.loads((result.run_dir / "health.json").read_text())["flags"]
@@ -113,7 +131,7 @@ def test_a_method_that_cannot_learn_is_flagged_while_it_runs(tiny_model_dirs, tm
 
 def test_the_run_folder_follows_the_file_formats(tiny_model_dirs, tmp_path):
     config = TrainConfig(SparsePOConfig(heads="independent"), settings(max_steps=4, save_every=2))
-    result = train(config, tiny_model_dirs["llama"], examples(8), tmp_path / "run", progress=False)
+    result = train(config, tiny_model_dirs["llama"], examples(8), tmp_path / "run")
     run = result.run_dir
     assert sorted(p.name for p in run.iterdir()) == [
         "DONE",
@@ -157,9 +175,9 @@ def test_the_run_folder_follows_the_file_formats(tiny_model_dirs, tmp_path):
 
 def test_a_finished_run_is_returned_as_it_is_and_another_config_is_refused(tiny_model_dirs, tmp_path):
     config = TrainConfig(DPOConfig(), settings(max_steps=2))
-    first = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False)
+    first = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run")
     stamp = (first.run_dir / "DONE").stat().st_mtime_ns
-    again = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False)
+    again = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run")
     assert again.already_done and again.steps == 2 and (first.run_dir / "DONE").stat().st_mtime_ns == stamp
     with pytest.raises(TrainingError, match="finished run of another configuration"):
         train(
@@ -167,7 +185,6 @@ def test_a_finished_run_is_returned_as_it_is_and_another_config_is_refused(tiny_
             tiny_model_dirs["llama"],
             examples(4),
             tmp_path / "run",
-            progress=False,
         )
 
 
@@ -177,7 +194,7 @@ def test_a_non_finite_loss_stops_naming_the_step_and_leaves_nothing_half_written
         DPOConfig(), settings(learning_rate=1e30, max_grad_norm=None, max_steps=4, save_every=1)
     )
     with pytest.raises(TrainingError, match=r"^step 2: the (loss|gradient norm) is not finite"):
-        train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False)
+        train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run")
     run = tmp_path / "run"
     assert [row["step"] for row in metrics(run)] == [1]
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl"]
@@ -188,7 +205,7 @@ def test_lora_uses_the_base_model_as_reference_and_saves_merged_weights(tiny_mod
     config = TrainConfig(
         DPOConfig(beta=0.5), settings(learning_rate=2e-2, lora=LoraSettings(r=4, alpha=8, dropout=0.0))
     )
-    result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run", progress=False)
+    result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run")
     rows = metrics(result.run_dir)
     assert rows[0]["rewards/margins"] == pytest.approx(0.0, abs=1e-6)  # adapters start at zero: policy = base
     assert rows[-1]["rewards/margins"] > 0.05
@@ -209,7 +226,6 @@ def test_gradient_checkpointing_changes_no_number_even_with_policy_attribution(t
             tiny_model_dirs["llama"],
             examples(4),
             tmp_path / str(flag),
-            progress=False,
         )
         for flag in (False, True)
     ]
@@ -223,7 +239,7 @@ def test_one_process_trains_runs_with_different_precisions_one_after_another(tin
     # accelerate's settings are process-wide; a pipeline trains several runs in one process.
     for index, precision in enumerate(("no", "bf16", "no")):
         config = TrainConfig(DPOConfig(), settings(max_steps=1, mixed_precision=precision))
-        result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / str(index), progress=False)
+        result = train(config, tiny_model_dirs["llama"], examples(4), tmp_path / str(index))
         assert metrics(result.run_dir)[0]["loss"] == pytest.approx(0.6931472, abs=1e-6)  # log 2 at step 1
 
 
@@ -231,7 +247,7 @@ def test_dpo_with_a_live_reference_equals_dpo_with_cached_reference_log_probs(ti
     rows = {}
     for precompute in (True, False):
         config = TrainConfig(DPOConfig(beta=0.5), settings(max_steps=3, precompute_reference=precompute))
-        result = train(config, tiny_model_dirs["llama"], examples(8), tmp_path / str(precompute), progress=False)
+        result = train(config, tiny_model_dirs["llama"], examples(8), tmp_path / str(precompute))
         rows[precompute] = metrics(result.run_dir)
     for cached, live in zip(rows[True], rows[False], strict=True):
         for key in ("loss", "rewards/chosen", "rewards/rejected", "grad_norm"):

@@ -20,6 +20,7 @@ from typing import Any
 
 from lm_eval.api.model import LM
 
+from tokenpo.core import progress
 from tokenpo.core.fingerprint import fingerprint
 
 METHODS = ("loglikelihood", "loglikelihood_rolling", "generate_until")
@@ -87,8 +88,6 @@ class ResumableLM(LM):
         return self._answer("generate_until", requests)
 
     def _answer(self, method: str, requests: list) -> list:
-        from tqdm import tqdm
-
         seen: Counter[str] = Counter()
         keys = []
         for request in requests:
@@ -97,21 +96,20 @@ class ResumableLM(LM):
             seen[base] += 1
         todo = [i for i, key in enumerate(keys) if key not in self.answers]
         self.reused += len(requests) - len(todo)
-        bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc=method, unit="req")
-        for start in range(0, len(todo), self.chunk_size):
-            chunk = todo[start : start + self.chunk_size]
-            responses = getattr(self.inner, method)([requests[i] for i in chunk], disable_tqdm=True)
-            lines = []
-            for index, response in zip(chunk, responses, strict=True):
-                self.answers[keys[index]] = response
-                lines.append(json.dumps({"key": keys[index], "response": response}, ensure_ascii=False))
-            with open(self.journal, "a", encoding="utf-8") as handle:
-                handle.write("\n".join(lines) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            self.computed += len(chunk)
-            bar.update(len(chunk))
-        bar.close()
+        with progress.task(method, total=len(requests), unit="req", done=len(requests) - len(todo)) as bar:
+            for start in range(0, len(todo), self.chunk_size):
+                chunk = todo[start : start + self.chunk_size]
+                responses = getattr(self.inner, method)([requests[i] for i in chunk], disable_tqdm=True)
+                lines = []
+                for index, response in zip(chunk, responses, strict=True):
+                    self.answers[keys[index]] = response
+                    lines.append(json.dumps({"key": keys[index], "response": response}, ensure_ascii=False))
+                with open(self.journal, "a", encoding="utf-8") as handle:
+                    handle.write("\n".join(lines) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                self.computed += len(chunk)
+                bar.advance(len(chunk))
         return [self._restore(method, self.answers[key]) for key in keys]
 
     @staticmethod

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from tokenpo.core import progress
 from tokenpo.core.errors import EXIT_CODE, UserError
 from tokenpo.harness import __version__
 from tokenpo.harness.commands import COMMANDS
@@ -35,11 +36,20 @@ def _quiet_libraries() -> None:
     transformers_logging.disable_progress_bar()
 
 
+def _display(args: argparse.Namespace) -> progress.Display:
+    """What draws the progress libraries report: nothing with ``--no-progress``, else the command's
+    own display (``harness run``: one line for the whole pipeline) or tqdm bars."""
+    if getattr(args, "no_progress", False):
+        return progress.Silent()
+    return getattr(args, "display", progress.Bars)()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     try:
-        return int(args.run(args) or 0)
+        with progress.shown_by(_display(args)):
+            return int(args.run(args) or 0)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CODE

@@ -61,7 +61,7 @@ def benchmark_steps(
     tokenizer = load_training_tokenizer(model_path)
     pairs = tokenize_examples(examples, tokenizer, TruncationPolicy(t.max_length, t.max_prompt_length))
     accelerator = new_accelerator(t.mixed_precision)
-    trainer = Trainer(config, model_path, pairs, tokenizer, RunFolder(scratch), accelerator, "bench", progress=False)
+    trainer = Trainer(config, model_path, pairs, tokenizer, RunFolder(scratch), accelerator, "bench")
     trainer.build(None)
     started = time.perf_counter()
     trainer.precompute()

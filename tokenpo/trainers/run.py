@@ -25,8 +25,7 @@ import json
 import math
 import os
 import shutil
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +33,9 @@ import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 
+from tokenpo.core import progress
 from tokenpo.core.files import replace_directory, write_atomic
 from tokenpo.core.fingerprint import fingerprint
 from tokenpo.trainers.config import TrainConfig
@@ -124,18 +123,15 @@ def train(
     model_path: str,
     examples: Sequence[PreferenceExample],
     output_dir: str | os.PathLike[str],
-    progress: bool = True,
     config_record: Mapping | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-    on_warning: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train ``model_path`` (a local folder or hub id) on ``examples`` into the run folder ``output_dir``.
 
     Resumes from the latest checkpoint when the folder holds an unfinished run of the same
     fingerprint (``training.resume: auto``); returns at once when it holds the finished run.
     ``config_record`` is what ``config.yaml`` records (default: ``config`` itself).
-    ``on_step(done, total)`` is called after every optimiser step (for a caller's own progress display);
-    ``on_warning(line)`` gets each training-health warning as it first appears (default: stderr).
+    Progress (reference log-probs, steps) and each training-health warning as it first appears are
+    reported through :mod:`tokenpo.core.progress`, drawn however the caller chose.
     Raises :class:`TrainingError` on a non-finite loss or gradient, naming the step.
     """
     run = RunFolder(output_dir)
@@ -162,10 +158,7 @@ def train(
             run.config, yaml.safe_dump(dict(config_record or dataclasses.asdict(config)), sort_keys=False)
         )
     accelerator.wait_for_everyone()
-    trainer = Trainer(
-        config, model_path, pairs, tokenizer, run, accelerator, fingerprint, progress,
-        on_step=on_step, on_warning=on_warning or (lambda line: tqdm.write(line, file=sys.stderr)),
-    )
+    trainer = Trainer(config, model_path, pairs, tokenizer, run, accelerator, fingerprint)
     return trainer.run(resume_from)
 
 
@@ -214,16 +207,11 @@ class Trainer:
         run: RunFolder,
         accelerator: Accelerator,
         fingerprint: str,
-        progress: bool,
-        on_step: Callable[[int, int], None] | None = None,
-        on_warning: Callable[[str], None] | None = None,
     ):
         self.config, self.model_path, self.pairs, self.tokenizer = config, model_path, pairs, tokenizer
         self.run_folder, self.accelerator, self.fingerprint = run, accelerator, fingerprint
-        self.progress = progress and accelerator.is_local_main_process
+        self.shown = accelerator.is_local_main_process  # one process draws progress
         self.schedule = Schedule.of(config, len(pairs), accelerator.num_processes)
-        self.on_step = on_step
-        self.on_warning = on_warning or (lambda line: None)
         self.health = HealthMonitor(config.method.beta, self.schedule.total_steps)
 
     # ---------------------------------------------------------------- set-up
@@ -285,10 +273,8 @@ class Trainer:
         reference unless the method still runs it (live terms, anchors)."""
         if not self.needs_cache():
             return
-        with tqdm(
-            total=len(self.pairs), desc="reference log-probs", unit="pair", disable=not self.progress
-        ) as bar:
-            self.engine.precompute(bar.update)
+        with progress.task("reference log-probs", total=len(self.pairs), unit="pair", shown=self.shown) as bar:
+            self.engine.precompute(bar.advance)
         if self.engine.cached_reference and self.method.anchors is None:
             self.engine.reference = None
 
@@ -310,23 +296,15 @@ class Trainer:
                 self.run_folder.root.name, config=_flat(dataclasses.asdict(self.config))
             )
         total = self.schedule.total_steps
-        with tqdm(
-            total=total,
-            initial=start,
-            desc=f"training {self.method_label}",
-            unit="step",
-            disable=not self.progress,
-        ) as bar:
+        label = f"training {self.method_label}"
+        with progress.task(label, total=total, unit="step", done=start, shown=self.shown) as bar:
             for step in range(start, total):
                 row = self.step(step)
                 self._log(row)
                 if self.accelerator.is_main_process:
                     for flag in self.health.update(row):
-                        self.on_warning(flag.line(f"{self.run_folder.root.name} ({self.method_label})"))
-                bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['rewards/accuracies']:.2f}")
-                bar.update()
-                if self.on_step is not None:
-                    self.on_step(step + 1, total)
+                        progress.note(flag.line(f"{self.run_folder.root.name} ({self.method_label})"))
+                bar.advance(loss=f"{row['loss']:.4f}", acc=f"{row['rewards/accuracies']:.2f}")
                 every = self.config.training.save_every
                 if every and (step + 1) % every == 0 and step + 1 < total:
                     self._save_checkpoint(step + 1)

@@ -88,7 +88,7 @@ def judge_passk(
             raise EvalError(where, "task_id", "missing")
         samples.append({"task_id": str(task_id), "completion": _string_field(where, record, "completion")})
     try:
-        scores = passk.score_samples(problems, samples, ks, limits, workers, progress=True, require=require_isolation)
+        scores = passk.score_samples(problems, samples, ks, limits, workers, require=require_isolation)
     except IsolationMissing as error:
         raise EvalError("--require-isolation", ",".join(require_isolation), str(error)) from None
     rows = [

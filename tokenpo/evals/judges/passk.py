@@ -189,7 +189,6 @@ def score_samples(
     ks: Sequence[int],
     limits: SandboxLimits | None = None,
     workers: int | None = None,
-    progress: bool = False,
     require: Sequence[str] = (),
 ) -> list[ProblemScore]:
     """Run every ``{task_id, completion}`` sample; pass@k per problem (problems without samples are skipped)."""
@@ -204,7 +203,7 @@ def score_samples(
     limits = limits or SandboxLimits()
     check_ks(ks, min(len(indices) for indices in by_task.values()))
     jobs = [job_for(problems[s["task_id"]], s["completion"]) for s in samples]
-    outcomes = run_many(jobs, limits, workers, progress=progress, description="pass@k", require=require)
+    outcomes = run_many(jobs, limits, workers, description="pass@k", require=require)
     scores = []
     for task_id, indices in by_task.items():
         mine = [outcomes[i] for i in indices]

@@ -45,6 +45,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
+from tokenpo.core import progress
 from tokenpo.evals.judges._sandbox_child import PROTECTIONS
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_child.py")
@@ -302,7 +303,7 @@ def run_program(
     program: CodeJob | str, limits: SandboxLimits = SandboxLimits(), require: Sequence[str] = ()
 ) -> Outcome:
     """Run one program (and its tests) in a sandbox."""
-    return run_many([program], limits, workers=1, require=require)[0]
+    return run_many([program], limits, workers=1, description=None, require=require)[0]
 
 
 def _run(
@@ -339,8 +340,7 @@ def run_many(
     programs: Sequence[CodeJob | str],
     limits: SandboxLimits = SandboxLimits(),
     workers: int | None = None,
-    progress: bool = False,
-    description: str = "sandbox",
+    description: str | None = "sandbox",
     require: Sequence[str] = (),
     without: Sequence[str] = (),
 ) -> list[Outcome]:
@@ -349,33 +349,29 @@ def run_many(
     ``require``: protections (names from :data:`PROTECTIONS`) without which no program may run; when
     the first program shows one missing, :class:`IsolationMissing` is raised before any verdict counts.
     ``without``: protections to leave out on purpose (for measuring what each one costs; the outcomes
-    list them as missing).
+    list them as missing). Progress is reported as the task ``description`` (None: not reported,
+    e.g. for the one problem at a time lm-eval's metric scores).
     """
     require, without = check_protections(require), check_protections(without)
     jobs = [_as_job(p) for p in programs]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     python, own_uid = _launcher_python()
     results: list[Outcome | None] = [None] * len(jobs)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), desc=description, unit="program")
     lock = threading.Lock()
     local = threading.local()  # each worker thread keeps one warm launcher
     launchers: list[_Launcher] = []
 
-    def work(index: int) -> None:
+    def work(index: int, bar: progress.Task) -> None:
         launcher = getattr(local, "launcher", None)
         if launcher is None or not launcher.alive:
             local.launcher = launcher = _Launcher(python)
             with lock:
                 launchers.append(launcher)
         results[index] = _run(jobs[index], limits, launcher, own_uid, without)
-        if bar is not None:
-            with lock:
-                bar.update(1)
+        with lock:
+            bar.advance()
 
+    shown = description is not None
     try:
         if require and jobs:
             launchers.append(_Launcher(python))
@@ -386,12 +382,11 @@ def run_many(
                     f"required sandbox protection(s) not available here: {', '.join(absent)}"
                     f" (achieved: {probe.isolation})"
                 )
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(work, range(len(jobs))))
+        counting = progress.task(description or "", total=len(jobs), unit="program", shown=shown)
+        with counting as bar, ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda index: work(index, bar), range(len(jobs))))
     finally:
         for launcher in launchers:
             if launcher.alive:
                 launcher.close()
-        if bar is not None:
-            bar.close()
     return [result for result in results if result is not None]

@@ -58,6 +58,8 @@ def pass_at_k(references: list[str], predictions: list[list[str]], k: list[int] 
     (tests,), (candidates,) = references, predictions
     if isinstance(candidates, str):  # a task without a filter hands over its one response as a string
         candidates = [candidates]
-    outcomes = run_many([job_for(candidate, tests) for candidate in candidates], SANDBOX["limits"], SANDBOX["workers"])
+    outcomes = run_many(
+        [job_for(candidate, tests) for candidate in candidates], SANDBOX["limits"], SANDBOX["workers"], description=None
+    )
     n, c = len(outcomes), sum(o.passed for o in outcomes)
     return {f"pass@{kk}": estimate_pass_at_k(n, c, kk) for kk in ks if kk <= n}

@@ -131,7 +131,7 @@ def run_ours(problems: Mapping[str, Mapping[str, Any]], samples: Sequence[Mappin
 
     limits = SandboxLimits(wall_seconds=TIMEOUT_SECONDS, cpu_seconds=math.ceil(TIMEOUT_SECONDS))
     started = time.perf_counter()
-    scores = passk.score_samples(problems, samples, KS, limits, workers, progress=True)
+    scores = passk.score_samples(problems, samples, KS, limits, workers)
     seconds = time.perf_counter() - started
     outcomes = [o for score in scores for o in score.outcomes]  # scores keep the samples' problem order
     return {
@@ -160,7 +160,7 @@ def protection_costs(problems: Mapping[str, Mapping[str, Any]], workers: int, ro
         shift = round_index * len(order) // rounds
         for name in order[shift:] + order[:shift]:
             started = time.perf_counter()
-            outcomes = run_many(jobs, limits, workers, without=configurations[name])
+            outcomes = run_many(jobs, limits, workers, description=None, without=configurations[name])
             if not all(o.passed for o in outcomes):
                 raise RuntimeError(f"a canonical solution failed without {name}")
             times[name].append(1000 * (time.perf_counter() - started) / len(jobs))

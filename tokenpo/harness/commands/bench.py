@@ -83,8 +83,7 @@ def _check_positive(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from tokenpo.core import progress
     from tokenpo.harness.bench import evaluation, mfu, passk, training
     from tokenpo.harness.bench.machine import machine_info
     from tokenpo.harness.bench.report import build_report, compare, render_table, write_report
@@ -107,18 +106,16 @@ def _run(args: argparse.Namespace) -> int:
     }
     raw: dict[str, Any] = {}
     rows = []
-    disable = args.no_progress
 
     plan = training.contenders_for(sections, shapes)
     if plan:
         total = args.rounds * sum(len(c) for c in plan.values())
-        with tqdm(total=total, desc="training runs", unit="run", disable=disable) as bar:
+        with progress.task("training runs", total=total, unit="run") as bar:
 
             def advance(shape: training.Shape, result: dict[str, Any]) -> None:
-                bar.set_postfix_str(f"{shape.label} {result['contender']}")
                 brief = {k: v for k, v in result.items() if k != "traceback"}
-                bar.write(json.dumps({"shape": shape.label, **brief}, default=str))  # each run as it ends
-                bar.update()
+                progress.note(json.dumps({"shape": shape.label, **brief}, default=str))  # each run as it ends
+                bar.advance(last=f"{shape.label} {result['contender']}")
 
             results = training.run_training(sections, shapes, args.rounds, args.steps, model_path, benchmarks, advance)
         raw["training"] = results.runs

@@ -17,7 +17,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("config", help="pipeline YAML: name, model, data, methods, training, eval, report")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a key, e.g. eval.suite=null")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
-    parser.set_defaults(run=_run)
+    parser.set_defaults(run=_run, display=_run_display)
+
+
+def _run_display():
+    from tokenpo.harness.pipeline.progress import RunProgress
+
+    return RunProgress()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -25,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     from tokenpo.harness.pipeline.run import run_pipeline
 
     config = load_config(RunConfig, args.config, args.overrides)
-    result = run_pipeline(config, args.config, progress=not args.no_progress)
+    result = run_pipeline(config, args.config)
     print(result.leaderboard)
     for note in result.notes:
         print(f"note: {note}")

@@ -75,7 +75,6 @@ def _train(args: argparse.Namespace) -> int:
         str(model_path),
         examples,
         output,
-        progress=not args.no_progress,
         config_record=to_mapping(job),
     )
     if result.already_done:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokenpo.core import progress
 from tokenpo.core.files import write_atomic
 from tokenpo.core.fingerprint import fingerprint
 from tokenpo.harness.config import to_mapping
@@ -29,7 +30,7 @@ from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import load_causal_lm, load_tokenizer, resolve_model
 from tokenpo.harness.models.store import MANIFEST
 from tokenpo.harness.pipeline.config import RunConfig, SentimentPairs, method_training, seeded
-from tokenpo.harness.pipeline.progress import RunProgress
+from tokenpo.harness.pipeline.progress import SKIPPED
 from tokenpo.harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets, sample_continuations, write_jsonl
 from tokenpo.harness.pipeline.stages import Stage
 
@@ -62,7 +63,7 @@ class PipelineResult:
 
 
 class Pipeline:
-    def __init__(self, config: RunConfig, source: str, progress: bool = True):
+    def __init__(self, config: RunConfig, source: str):
         self.config, self.source = config, source
         check_inputs(config, source)
         self.output = Path(config.output)
@@ -74,8 +75,8 @@ class Pipeline:
             for seed in run.seeds
         ]
         self.benchmark_source = self._benchmark_source()
-        total = 1 + (self.benchmark_source is not None) + len(self.trainings) + (1 + len(self.trainings)) + 1
-        self.progress = RunProgress(config.name, total, enabled=progress)
+        evaluations = 1 + len(self.trainings)  # the base model and every trained one
+        self.total_stages = 1 + (self.benchmark_source is not None) + len(self.trainings) + evaluations + 1
         self.result = PipelineResult(self.output, "", None)
 
     # ---------------------------------------------------------------- the stages
@@ -83,8 +84,7 @@ class Pipeline:
     def run(self) -> PipelineResult:
         self.output.mkdir(parents=True, exist_ok=True)
         write_atomic(self.output / "run-config.json", json.dumps(to_mapping(self.config), indent=2) + "\n")
-        finished = False
-        try:
+        with progress.task(f"run {self.config.name}", total=self.total_stages, unit="stage") as self.stages:
             data = self._data_stage()
             benchmark_data = self._benchmark_data_stage() if self.benchmark_source is not None else None
             models = [EvaluatedModel(BASE, BASE, None, self.base_path, self.base_key)]
@@ -95,26 +95,25 @@ class Pipeline:
                 results.extend(self._eval_stage(model, data, benchmark_data))
             self.result.result_folders = results
             self._report_stage(results)
-            finished = True
-        finally:
-            self.progress.close(finished)
         return self.result
 
     def _stage(self, name: str, folder: Path, inputs: Any) -> Stage:
         return Stage(name, folder, fingerprint(inputs))
 
     def _timed(self, stage: Stage, label: str, work: Callable[[], dict]) -> dict:
-        if stage.done():
-            self.progress.skip(label)
-            self.result.skipped_stages.append(stage.name)
-            return stage.summary()
-        self.progress.stage(label)
-        stage.prepare()
-        started = time.monotonic()
-        summary = work()
-        summary["seconds"] = round(time.monotonic() - started, 1)
-        self.result.timings[stage.name] = summary["seconds"]
-        stage.finish(summary)
+        with progress.task(label, unit="stage") as shown:
+            if stage.done():
+                shown.advance(0, state=SKIPPED)
+                self.result.skipped_stages.append(stage.name)
+                summary = stage.summary()
+            else:
+                stage.prepare()
+                started = time.monotonic()
+                summary = work()
+                summary["seconds"] = round(time.monotonic() - started, 1)
+                self.result.timings[stage.name] = summary["seconds"]
+                stage.finish(summary)
+        self.stages.advance()
         return summary
 
     def _data_stage(self) -> Stage:
@@ -134,7 +133,7 @@ class Pipeline:
         continuations = sample_continuations(
             model, tokenizer, train_prompts, settings.completions_per_prompt, settings.max_new_tokens,
             settings.temperature, settings.top_k, settings.batch_size, seed=self.config.training.seed,
-            on_progress=lambda done, total: self.progress.inner(done, total, "continuations sampled"),
+            description="continuations sampled",
         )
         flat = [text for texts in continuations for text in texts]
         flat_scores = score_texts(flat, settings.classifier)
@@ -151,7 +150,7 @@ class Pipeline:
         write_jsonl(folder / "pairs.jsonl", pairs)
         (folder / "eval_prompts.txt").write_text("".join(p + "\n" for p in eval_prompts), encoding="utf-8")
         if stats.below_margin:
-            self.progress.write(
+            progress.note(
                 f"data: {stats.below_margin} of {stats.prompts} prompts gave no pair (best − worst "
                 f"P(positive) < {settings.min_margin}); listed in data/generations.jsonl"
             )
@@ -165,7 +164,7 @@ class Pipeline:
         loaded = load_preferences(data.path, fmt=data.format, split=data.split, skip_invalid=data.skip_invalid)
         if loaded.rejected:
             write_rejects(loaded.rejected, folder / "rejects.jsonl")
-            self.progress.write(
+            progress.note(
                 f"data: skipped {len(loaded.rejected)} invalid records of {loaded.total}; "
                 f"written to {folder / 'rejects.jsonl'}"
             )
@@ -209,9 +208,7 @@ class Pipeline:
 
         def work() -> dict:
             examples = load_preferences(str(data.folder / "pairs.jsonl")).examples
-            result = train(config, self.base_path, examples, stage.folder, progress=False, config_record=record,
-                           on_step=lambda done, total: self.progress.inner(done, total, "steps"),
-                           on_warning=self.progress.write)
+            result = train(config, self.base_path, examples, stage.folder, config_record=record)
             return {"steps": result.steps, "resumed_from": result.resumed_from, "final": str(result.final_dir),
                     "health": [flag.as_dict() for flag in result.health]}
 
@@ -258,7 +255,7 @@ class Pipeline:
         continuations = sample_continuations(
             policy, tokenizer, prompts, settings.samples_per_prompt, settings.max_new_tokens,
             settings.temperature, batch_size=pairs_settings.batch_size, seed=1_000 + (model.seed or 0),
-            on_progress=lambda done, total: self.progress.inner(done, total, "samples (sentiment)"),
+            description="samples (sentiment)",
         )
         out.mkdir(parents=True, exist_ok=True)
         texts = out / "generations.jsonl"
@@ -279,13 +276,17 @@ class Pipeline:
         return {"tasks": sorted(run.results["results"])}
 
     def _report_stage(self, results: list[Path]) -> None:
+        with progress.task("leaderboard and report", unit="stage"):
+            self._write_report(results)
+        self.stages.advance()
+
+    def _write_report(self, results: list[Path]) -> None:
         from tokenpo.leaderboards.frontier import frontier_points, frontier_records, frontier_svg
         from tokenpo.leaderboards.render import render
         from tokenpo.leaderboards.report import build_html
         from tokenpo.leaderboards.runs import load_runs, mask_weight_records
         from tokenpo.leaderboards.table import build_leaderboard
 
-        self.progress.stage("leaderboard and report")
         baseline = self.config.report.baseline
         board = build_leaderboard(results, baseline=baseline)
         self.result.leaderboard = render(board, "md")
@@ -346,5 +347,6 @@ def _model_identity(path: str) -> Any:
     return path  # a hub id
 
 
-def run_pipeline(config: RunConfig, source: str, progress: bool = True) -> PipelineResult:
-    return Pipeline(config, source, progress).run()
+def run_pipeline(config: RunConfig, source: str) -> PipelineResult:
+    """Run every stage of ``config`` (read from ``source``), reporting progress through :mod:`tokenpo.core.progress`."""
+    return Pipeline(config, source).run()

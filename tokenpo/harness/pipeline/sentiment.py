@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from tokenpo.core import progress
 from tokenpo.core.files import write_atomic
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.pipeline.config import SentimentPairs
@@ -110,12 +111,12 @@ def sample_continuations(
     top_k: int = 0,
     batch_size: int = 16,
     seed: int = 0,
-    on_progress: Callable[[int, int], None] | None = None,
+    description: str = "continuations sampled",
 ) -> list[list[str]]:
     """``samples`` sampled continuations of each prompt (plain text continuation, no chat template).
 
     Reproducible: the generator is seeded per call, and prompts are batched in a fixed order.
-    ``on_progress(done, total)`` follows the continuations generated.
+    Reports the continuations generated as the progress task ``description``.
     """
     tokenizer.padding_side = "left"  # generation continues from the last real token of every row
     generator_state = torch.random.get_rng_state()
@@ -123,23 +124,23 @@ def sample_continuations(
     expanded = [prompt for prompt in prompts for _ in range(samples)]
     texts: list[str] = []
     try:
-        for start in range(0, len(expanded), batch_size):
-            batch = expanded[start : start + batch_size]
-            inputs = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
-            output = model.generate(
-                **inputs,
-                do_sample=True,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=1.0,
-                max_new_tokens=max_new_tokens,
-                min_new_tokens=1,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-            new_tokens = output[:, inputs["input_ids"].shape[1] :]
-            texts.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
-            if on_progress:
-                on_progress(len(texts), len(expanded))
+        with progress.task(description, total=len(expanded), unit="text") as counted:
+            for start in range(0, len(expanded), batch_size):
+                batch = expanded[start : start + batch_size]
+                inputs = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
+                output = model.generate(
+                    **inputs,
+                    do_sample=True,
+                    temperature=temperature,
+                    top_k=top_k,
+                    top_p=1.0,
+                    max_new_tokens=max_new_tokens,
+                    min_new_tokens=1,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+                new_tokens = output[:, inputs["input_ids"].shape[1] :]
+                texts.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+                counted.advance(len(batch))
     finally:
         torch.random.set_rng_state(generator_state)
         tokenizer.padding_side = "right"
