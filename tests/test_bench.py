@@ -1,4 +1,4 @@
-"""``harness bench``'s pure parts: FLOP counts, ratios and verdicts, the table, the run order, the
+"""The bench's (benchmarks/tokenpo_bench) pure parts: FLOP counts, ratios and verdicts, the table, the run order, the
 broken HumanEval samples, the JSON schema. Tiny inputs only; no timing is asserted here (the
 benchmark is where speed is judged)."""
 
@@ -8,10 +8,9 @@ import json
 import re
 
 import pytest
+from tokenpo_bench import evaluation, mfu, passk, processes, report, training
+from tokenpo_bench.report import MET, MISSED, NO_TARGET, NOT_APPLICABLE, Target, compare
 
-from tokenpo.harness.bench import evaluation, mfu, passk, processes, report, training
-from tokenpo.harness.bench.report import MET, MISSED, NO_TARGET, NOT_APPLICABLE, Target, compare
-from tokenpo.harness.cli import main
 from tokenpo.harness.errors import HarnessError
 
 # ---------------------------------------------------------------- FLOPs
@@ -305,12 +304,12 @@ def test_eval_rows_without_vllm_say_why():
 
 
 def test_bad_flags_are_one_line_errors(capsys):
-    from tokenpo.harness.commands.bench import parse_sections
+    from tokenpo_bench.__main__ import main, parse_sections
 
     assert parse_sections("mfu,train") == ["train", "mfu"]
     with pytest.raises(HarnessError, match="unknown section 'gpu'"):
         parse_sections("train,gpu")
-    assert main(["bench", "--rounds", "0"]) == 2
+    assert main(["--rounds", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --rounds: expected a positive integer, got 0"
 
 

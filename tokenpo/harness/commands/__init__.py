@@ -1,5 +1,5 @@
 """Sub-commands of ``harness``; each module adds its parser and sets ``run``."""
 
-from tokenpo.harness.commands import bench, data, evaluation, judge, leaderboard, models, regress, run, train
+from tokenpo.harness.commands import data, evaluation, judge, leaderboard, models, regress, run, train
 
-COMMANDS = (models, data, train, evaluation, judge, leaderboard, regress, run, bench)
+COMMANDS = (models, data, train, evaluation, judge, leaderboard, regress, run)

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tokenpo.harness.bench.report import Row, Target, compare
+from tokenpo_bench.report import Row, Target, compare
 
 HUMANEVAL_FILE = Path("humaneval") / "HumanEval.jsonl.gz"
 KS = (1, 10)

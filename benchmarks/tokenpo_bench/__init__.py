@@ -1,4 +1,5 @@
-"""``harness bench``: measure this harness against the tools it replaces, on the machine at hand.
+"""The bench (``tox -e bench``; beside the package, not in it): measure this harness against the tools
+it replaces, on the machine at hand.
 
 One module per job: :mod:`training` (our trainers against TRL's DPOTrainer, per method, each run in
 a fresh process), :mod:`evaluation` (``harness eval`` against the plain ``lm_eval`` command),

@@ -1,6 +1,6 @@
 """Training step time and peak memory: our trainers against TRL's DPOTrainer, and each method against our DPO.
 
-Every measurement is one fresh process (:func:`tokenpo.harness.bench.processes.run_isolated`) that loads
+Every measurement is one fresh process (:func:`tokenpo_bench.processes.run_isolated`) that loads
 SmolLM2 in bf16 weights, builds the trainer, runs one warm-up optimiser step and times ``steps``
 more; its statistic is the median step (the mean over whole periods for a contender with periodic
 extra work, TI-DPO anchors every 8 steps, whose cost a median would hide). Rounds alternate the
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tokenpo.harness.bench.processes import alternation_order, run_isolated
-from tokenpo.harness.bench.report import Row, Target, compare
 from tokenpo.harness.errors import HarnessError
+from tokenpo_bench.processes import alternation_order, run_isolated
+from tokenpo_bench.report import Row, Target, compare
 
 HH_FILE = Path("hh_rlhf") / "helpful-base_test.jsonl.gz"
 LEARNING_RATE = 1e-6
@@ -174,7 +174,7 @@ def _train_config(contender: Contender, shape: Shape):
 def _summary(
     contender: Contender, step_seconds: list[float], precompute: float, tokens: int, optimizer: str
 ) -> dict[str, Any]:
-    from tokenpo.trainers.bench import peak_rss_gb
+    from tokenpo_bench.steps import peak_rss_gb
 
     statistic = statistics.fmean if contender.period > 1 else statistics.median
     return {
@@ -201,8 +201,8 @@ def _quiet() -> None:
 
 
 def measure_ours(contender: Contender, shape: Shape, steps: int, model_path: str, benchmarks: str) -> dict[str, Any]:
-    """In a fresh process: our trainer's step times (``tokenpo.trainers.bench.benchmark_steps``)."""
-    from tokenpo.trainers.bench import benchmark_steps
+    """In a fresh process: our trainer's step times (``tokenpo_bench.steps.benchmark_steps``)."""
+    from tokenpo_bench.steps import benchmark_steps
 
     _quiet()
     examples = select_pairs(Path(benchmarks), model_path, shape)
@@ -220,9 +220,9 @@ def measure_trl(contender: Contender, shape: Shape, steps: int, model_path: str,
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
-    from tokenpo.trainers.bench import describe_optimizer
     from tokenpo.trainers.data import TruncationPolicy, tokenize_examples
     from tokenpo.trainers.run import load_training_tokenizer
+    from tokenpo_bench.steps import describe_optimizer
 
     _quiet()
     tokenizer = load_training_tokenizer(model_path)
