@@ -32,7 +32,7 @@ def test_the_shipped_configs_are_all_covered():
 
 
 # Below this learning rate an AdamW update is smaller than bf16's resolution for most weights
-# (README, Precision): bf16 weights would round it away.
+# (docs/training.md, Precision): bf16 weights would round it away.
 BF16_WEIGHTS_MIN_LR = 1e-4
 
 

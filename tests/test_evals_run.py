@@ -282,7 +282,7 @@ def test_vllm_backend(prepared_benchmarks, tmp_path):
     from tokenpo.evals.backends import vllm_available
 
     if not vllm_available():
-        pytest.skip("vLLM is not installed (optional extra `vllm`; it pins transformers<5.20, see README)")
+        pytest.skip("vLLM is not installed (optional extra `vllm`; it pins transformers<5.20, see docs/evaluation.md)")
     from tokenpo.harness.models import resolve_model
 
     run = evaluate(
