@@ -65,7 +65,7 @@ def benchmark_steps(
     trainer.build(None)
     started = time.perf_counter()
     trainer.precompute()
-    precompute = time.perf_counter() - started if trainer.needs_cache() else 0.0
+    precompute = time.perf_counter() - started if trainer.engine.needs_cache else 0.0
     times = []
     for step in range(warmup + steps):
         started = time.perf_counter()

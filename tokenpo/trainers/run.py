@@ -44,7 +44,7 @@ from tokenpo.trainers.engine import PAIR_METRICS, Engine, Schedule, add_stats
 from tokenpo.trainers.errors import TrainingError
 from tokenpo.trainers.forward import disable_dropout, load_policy, load_reference
 from tokenpo.trainers.health import HealthFlag, HealthMonitor
-from tokenpo.trainers.methods import Method, build_method
+from tokenpo.trainers.methods import Method, build_method, trainable_modules
 
 # Settings that change how a run is kept or shown, not what it computes.
 _NOT_FINGERPRINTED = {"save_every", "keep_checkpoints", "resume", "report_to", "token_scores_examples"}
@@ -220,8 +220,7 @@ class Trainer:
         t, acc = self.config.training, self.accelerator
         set_seed(t.seed)
         policy = load_policy(self.model_path, t, weights_from=str(resume_from) if resume_from else None)
-        self.method: Method = build_method(self.config.method, policy.config)
-        heads = self.method.trainable_modules()
+        heads = trainable_modules(self.config.method, policy.config)
         for head in heads.values():
             if resume_from is not None:
                 head.load(resume_from)
@@ -248,8 +247,8 @@ class Trainer:
         prepared = acc.prepare(policy, *heads.values(), optimizer)
         self.policy, self.optimizer = prepared[0], prepared[-1]
         self.heads = dict(zip(heads, prepared[1:-1], strict=True))
-        for name, module in self.heads.items():  # the method runs the prepared (e.g. DDP-wrapped) module
-            setattr(self.method, name, module)
+        # The method runs the prepared (e.g. DDP-wrapped) modules.
+        self.method: Method = build_method(self.config.method, policy.config, modules=self.heads)
         acc.register_for_checkpointing(self.scheduler)
         # Model weights go to the Hugging Face files of the checkpoint; accelerate keeps the rest.
         acc.register_save_state_pre_hook(lambda models, weights, folder: weights.clear())
@@ -265,18 +264,12 @@ class Trainer:
             self.tokenizer.eos_token_id,
         )
 
-    def needs_cache(self) -> bool:
-        return self.engine.cached_reference or self.method.attribution == "reference"
-
     def precompute(self) -> None:
-        """Reference log-probs (and reference attribution) once per example; then free the frozen
-        reference unless the method still runs it (live terms, anchors)."""
-        if not self.needs_cache():
+        """The engine's reference cache, filled once before the first step (when the method uses one)."""
+        if not self.engine.needs_cache:
             return
         with progress.task("reference log-probs", total=len(self.pairs), unit="pair", shown=self.shown) as bar:
             self.engine.precompute(bar.advance)
-        if self.engine.cached_reference and self.method.anchors is None:
-            self.engine.reference = None
 
     # ---------------------------------------------------------------- the loop
 
@@ -471,7 +464,7 @@ class Trainer:
         for module in (policy, *heads):
             module.eval()
         try:
-            with torch.set_grad_enabled(self.method.attribution == "policy"):
+            with torch.set_grad_enabled(self.method.needs.attribution == "policy"):
                 out, tensors = self.engine.micro_step(list(range(count)), policy=policy)
         finally:
             for module in (policy, *heads):
