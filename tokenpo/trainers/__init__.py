@@ -18,7 +18,8 @@ from tokenpo.trainers.config import (
     TrainingConfig,
 )
 from tokenpo.trainers.errors import TrainingError
-from tokenpo.trainers.run import TrainResult, train
+from tokenpo.trainers.run import train
+from tokenpo.trainers.runfolder import TrainResult
 
 __all__ = [
     "DPOConfig",

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from tokenpo.trainers.config import TrainConfig
 from tokenpo.trainers.data import PreferenceExample, TruncationPolicy, tokenize_examples
-from tokenpo.trainers.run import RunFolder, Trainer, load_training_tokenizer, new_accelerator
+from tokenpo.trainers.loop import Trainer
+from tokenpo.trainers.run import load_training_tokenizer, new_accelerator
+from tokenpo.trainers.runfolder import RunFolder
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,12 @@ method's loss. What runs is what the method's :class:`~tokenpo.trainers.methods.
 The reference cache lives here and nowhere else: per-example reference log-probs (and reference
 token weights) computed once before the first step unless the method reads the reference's logits,
 hidden states or activations every step, or the user asks for a live reference. Backward, clipping
-and the optimiser step are the caller's (``Trainer.step``).
+and the optimiser step are the loop's (:mod:`tokenpo.trainers.loop`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,7 +26,6 @@ from tokenpo.trainers import losses as L
 from tokenpo.trainers.activations import captured_activations
 from tokenpo.trainers.config import TrainConfig
 from tokenpo.trainers.data import TokenizedPair, collate_pairs, collate_sequences
-from tokenpo.trainers.errors import TrainingError
 from tokenpo.trainers.forward import (
     CompletionGrid,
     continue_prefixes,
@@ -42,55 +40,6 @@ from tokenpo.trainers.methods import Method, MethodOutput, Stat, StepTensors
 # TRL's metric names, in TRL's order: what every metrics.jsonl row starts with.
 PAIR_METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
                 "logps/chosen", "logps/rejected")
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Which examples each optimiser step uses, on each process and micro-batch."""
-
-    examples: int
-    micro_batch: int
-    processes: int
-    accumulation: int
-    seed: int
-    total_steps: int
-
-    @classmethod
-    def of(cls, config: TrainConfig, examples: int, processes: int) -> Schedule:
-        t = config.training
-        global_batch = t.per_device_batch_size * processes * t.gradient_accumulation_steps
-        if examples < global_batch:
-            raise TrainingError(
-                f"training data: {examples} pairs, fewer than one global batch of {global_batch} "
-                f"(per_device_batch_size × processes × gradient_accumulation_steps)"
-            )
-        steps_per_epoch = examples // global_batch
-        total = t.max_steps if t.max_steps is not None else max(1, math.ceil(t.epochs * steps_per_epoch))
-        return cls(examples, t.per_device_batch_size, processes, t.gradient_accumulation_steps, t.seed, total)
-
-    @property
-    def global_batch(self) -> int:
-        return self.micro_batch * self.processes * self.accumulation
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.examples // self.global_batch
-
-    def epoch(self, steps_done: int) -> float:
-        return steps_done / self.steps_per_epoch
-
-    def step_examples(self, step: int) -> list[int]:
-        """The global batch of 0-based ``step``: a slice of its epoch's seeded permutation."""
-        epoch, position = divmod(step, self.steps_per_epoch)
-        order = torch.randperm(self.examples, generator=torch.Generator().manual_seed(self.seed + epoch))
-        return order[position * self.global_batch : (position + 1) * self.global_batch].tolist()
-
-    def micro_batches(self, step: int, process: int) -> list[list[int]]:
-        batch = self.step_examples(step)
-        return [
-            batch[(a * self.processes + process) * self.micro_batch :][: self.micro_batch]
-            for a in range(self.accumulation)
-        ]
 
 
 @dataclass
