@@ -37,7 +37,7 @@ class StepTensors:
     mask: torch.Tensor  # (2B, K) completion tokens
     policy_logps: torch.Tensor  # (2B, K) float32
     reference_logps: torch.Tensor  # (2B, K) float32
-    token_kl: torch.Tensor | None = None  # (2B, K) KL_t, for methods with reference_logits
+    token_kl: torch.Tensor | None = None  # (2B, K) KL_t, for methods whose needs.token_kl
     reference_hidden: list[torch.Tensor] | None = None  # per layer (2B, K, H)
     activation_scores: dict[str, list[torch.Tensor]] | None = None  # per hook type, per tensor (2B, K)
     token_weights: torch.Tensor | None = None  # (2B, K) TI-DPO's W_t
