@@ -47,16 +47,16 @@ def training(lora: LoraSettings | None, extra: dict) -> TrainingConfig:
 
 _KILLED_RUN = """
 import os, signal, sys
-import tokenpo.trainers.run
+import tokenpo.trainers.loop
 from tokenpo.trainers import TrainConfig, TrainingConfig, LoraSettings, {method_class}
 from tokenpo.trainers.data import load_preferences
 
-original = tokenpo.trainers.run.Trainer._log
+original = tokenpo.trainers.loop.Trainer._log
 def log_then_die(self, row):
     original(self, row)
     if row["step"] == {kill_after}:
         os.kill(os.getpid(), signal.SIGKILL)
-tokenpo.trainers.run.Trainer._log = log_then_die
+tokenpo.trainers.loop.Trainer._log = log_then_die
 config = TrainConfig({method!r}, TrainingConfig(learning_rate=3e-3, per_device_batch_size=2, max_steps=6,
                                                 save_every=2, seed=3, lora={lora!r}, **{extra!r}))
 tokenpo.trainers.train(config, {model!r}, load_preferences({data!r}).examples, {run!r})

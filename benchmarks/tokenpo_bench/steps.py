@@ -12,7 +12,9 @@ from pathlib import Path
 
 from tokenpo.trainers.config import TrainConfig
 from tokenpo.trainers.data import PreferenceExample, TruncationPolicy, tokenize_examples
-from tokenpo.trainers.run import RunFolder, Trainer, load_training_tokenizer, new_accelerator
+from tokenpo.trainers.loop import Trainer
+from tokenpo.trainers.run import load_training_tokenizer, new_accelerator
+from tokenpo.trainers.runfolder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def benchmark_steps(
     trainer.build(None)
     started = time.perf_counter()
     trainer.precompute()
-    precompute = time.perf_counter() - started if trainer.needs_cache() else 0.0
+    precompute = time.perf_counter() - started if trainer.engine.needs_cache else 0.0
     times = []
     for step in range(warmup + steps):
         started = time.perf_counter()

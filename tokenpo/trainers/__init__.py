@@ -6,6 +6,13 @@ The Python API is small::
     result = train(TrainConfig(), model_path, examples, "runs/dpo")   # -> TrainResult
 
 ``tokenpo.trainers.losses`` holds the methods' losses as pure functions over tensors.
+
+Modules by job: ``run`` (``train()``, the entry) wires ``runfolder`` (the run folder, fingerprint
+and resume policy) and ``loop`` (the Trainer: build, step, log, checkpoint); one step calls
+``engine`` (a micro-batch's forwards, the reference cache, anchors), which runs what ``methods``
+declare they need and calls their ``losses`` (on the autograd ``kernels``). Around them: ``forward``
+(loading models, forwards on the completion grid), ``activations``/``hookpoints`` (MaPO masks),
+``masks`` (the learned mask head), ``anchors`` (TI-DPO's anchors), ``health``, ``config``, ``data``.
 """
 
 from tokenpo.trainers.config import (
@@ -18,7 +25,8 @@ from tokenpo.trainers.config import (
     TrainingConfig,
 )
 from tokenpo.trainers.errors import TrainingError
-from tokenpo.trainers.run import TrainResult, train
+from tokenpo.trainers.run import train
+from tokenpo.trainers.runfolder import TrainResult
 
 __all__ = [
     "DPOConfig",

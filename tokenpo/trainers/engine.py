@@ -1,16 +1,19 @@
-"""The training loop on ``accelerate``: one concatenated forward per micro-batch, every method.
+"""One micro-batch of a training step: the forwards its method needs, then the method's loss.
 
-A step: (TI-DPO) refresh anchors when due → for each micro-batch: policy forward on
-chosen + rejected (+ anchor) rows, reference terms (cached per example, or a live no-grad
-forward when the method reads logits or hidden states), the method's loss, backward →
-clip → optimiser and scheduler step → metrics. Data order is a seeded permutation per epoch,
-so a step's examples follow from its number alone and a resumed run sees the same batches.
+Read top-down from :meth:`Engine.micro_step`: collate the pairs (chosen rows, then rejected) → the
+policy's forward → TI-DPO's token weights (gradient attribution on the policy) → the reference terms
+→ token log-probs (and the token KL, in one pass with them) → TI-DPO's anchor log-ratios → the
+method's loss. What runs is what the method's :class:`~tokenpo.trainers.methods.Needs` ask for.
+
+The reference cache lives here and nowhere else: per-example reference log-probs (and reference
+token weights) computed once before the first step unless the method reads the reference's logits,
+hidden states or activations every step, or the user asks for a live reference. Backward, clipping
+and the optimiser step are the loop's (:mod:`tokenpo.trainers.loop`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,8 +25,7 @@ from torch import nn
 from tokenpo.trainers import losses as L
 from tokenpo.trainers.activations import captured_activations
 from tokenpo.trainers.config import TrainConfig
-from tokenpo.trainers.data import TokenizedPair, collate_sequences
-from tokenpo.trainers.errors import TrainingError
+from tokenpo.trainers.data import TokenizedPair, collate_pairs, collate_sequences
 from tokenpo.trainers.forward import (
     CompletionGrid,
     continue_prefixes,
@@ -40,55 +42,6 @@ PAIR_METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
                 "logps/chosen", "logps/rejected")
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """Which examples each optimiser step uses, on each process and micro-batch."""
-
-    examples: int
-    micro_batch: int
-    processes: int
-    accumulation: int
-    seed: int
-    total_steps: int
-
-    @classmethod
-    def of(cls, config: TrainConfig, examples: int, processes: int) -> Schedule:
-        t = config.training
-        global_batch = t.per_device_batch_size * processes * t.gradient_accumulation_steps
-        if examples < global_batch:
-            raise TrainingError(
-                f"training data: {examples} pairs, fewer than one global batch of {global_batch} "
-                f"(per_device_batch_size × processes × gradient_accumulation_steps)"
-            )
-        steps_per_epoch = examples // global_batch
-        total = t.max_steps if t.max_steps is not None else max(1, math.ceil(t.epochs * steps_per_epoch))
-        return cls(examples, t.per_device_batch_size, processes, t.gradient_accumulation_steps, t.seed, total)
-
-    @property
-    def global_batch(self) -> int:
-        return self.micro_batch * self.processes * self.accumulation
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.examples // self.global_batch
-
-    def epoch(self, steps_done: int) -> float:
-        return steps_done / self.steps_per_epoch
-
-    def step_examples(self, step: int) -> list[int]:
-        """The global batch of 0-based ``step``: a slice of its epoch's seeded permutation."""
-        epoch, position = divmod(step, self.steps_per_epoch)
-        order = torch.randperm(self.examples, generator=torch.Generator().manual_seed(self.seed + epoch))
-        return order[position * self.global_batch : (position + 1) * self.global_batch].tolist()
-
-    def micro_batches(self, step: int, process: int) -> list[list[int]]:
-        batch = self.step_examples(step)
-        return [
-            batch[(a * self.processes + process) * self.micro_batch :][: self.micro_batch]
-            for a in range(self.accumulation)
-        ]
-
-
 @dataclass
 class ReferenceTerms:
     """What a micro-batch takes from the reference: cached or live log-probs, or the live logits (for
@@ -102,7 +55,11 @@ class ReferenceTerms:
 
 
 class Engine:
-    """Runs steps for one method; the caller owns models, optimiser, run folder and checkpoints."""
+    """Runs micro-batches for one method; the caller owns the optimiser, run folder and checkpoints.
+
+    ``reference`` is the frozen reference model, or None when the policy is a LoRA model (its
+    adapters are disabled instead).
+    """
 
     def __init__(
         self,
@@ -115,20 +72,182 @@ class Engine:
         pad_token_id: int,
         eos_token_id: int | None,
     ):
-        self.config, self.method, self.accelerator = config, method, accelerator
+        self.config, self.method, self.needs, self.accelerator = config, method, method.needs, accelerator
         self.policy, self.reference, self.pairs = policy, reference, pairs
         self.pad_token_id, self.eos_token_id = pad_token_id, eos_token_id
         self.block = config.training.vocab_chunk_tokens
         # Reference log-probs come from a per-example cache unless the method reads the reference's
         # logits or hidden states every step, or the user asks for a live reference.
-        self.cached_reference = method.reference == "cached" and config.training.precompute_reference
+        self.cached_reference = self.needs.reference == "cached" and config.training.precompute_reference
         self.cache: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
-        self.heads: dict[str, nn.Module] = {}
+
+    # ------------------------------------------------------------------ one micro-batch
+
+    def micro_step(
+        self, indices: list[int], policy: nn.Module | None = None
+    ) -> tuple[MethodOutput, StepTensors]:
+        """Forwards and the method's loss for the pairs ``indices`` (no backward)."""
+        policy = policy if policy is not None else self.policy
+        attribution = self.needs.attribution == "policy"
+        batch = self._collate(indices)
+        grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+        anchored = self._anchored(indices)
+        with self.accelerator.autocast():
+            embeds = None
+            if attribution:
+                embeds = input_embeddings(policy)(batch["input_ids"])
+                if not embeds.requires_grad:  # frozen embeddings (LoRA): attribution still needs the path
+                    embeds.requires_grad_(True)
+            output = grid_forward(
+                policy,
+                batch["input_ids"],
+                batch["attention_mask"],
+                grid,
+                inputs_embeds=embeds,
+                keep_cache=bool(anchored),  # anchors continue the chosen rows' prompts
+            )
+            weights = self._token_weights(output.logits, grid, batch, embeds, retain=True) if attribution else None
+            reference = self._reference_terms(batch, grid, indices)
+            token_kl = None
+            if reference.logits is not None:
+                policy_logps, reference_logps, token_kl = L.token_logps_and_kl(
+                    output.logits, reference.logits, grid.targets, self.block
+                )
+            else:
+                policy_logps = L.token_logps(output.logits, grid.targets, self.block)
+                reference_logps = reference.logps
+            tensors = StepTensors(
+                targets=grid.targets,
+                mask=grid.mask,
+                policy_logps=policy_logps,
+                reference_logps=reference_logps,
+                token_kl=token_kl,
+                reference_hidden=reference.hidden,
+                activation_scores=reference.activation_scores,
+                token_weights=weights if weights is not None else reference.token_weights,
+                **self._anchor_terms(policy, indices, anchored, output, grid),
+            )
+            return self.method.compute(tensors), tensors
+
+    def _collate(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        """Rows: the pairs' chosen, then their rejected (:func:`collate_pairs`), on the device."""
+        return self._to_device(collate_pairs([self.pairs[i] for i in indices], self.pad_token_id))
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {key: value.to(self.accelerator.device) for key, value in batch.items()}
+
+    def _unwrapped_policy(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.policy)
+
+    def _token_weights(self, logits, grid: CompletionGrid, batch, embeds, retain: bool) -> torch.Tensor:
+        """TI-DPO: I_t = ‖∂ max_v logits(last valid position) / ∂e_t‖₁ for every token embedding e_t,
+        turned into the method's weights over whole sequences, then laid on the grid at each token's
+        own position."""
+        rows = logits.shape[0]
+        attention = batch["attention_mask"]
+        last = attention.sum(-1) - 1
+        columns = last - (grid.start - 1)
+        target = logits[torch.arange(rows, device=logits.device), columns].float().amax(dim=-1).sum()
+        (gradient,) = torch.autograd.grad(target, embeds, retain_graph=retain)
+        attribution = gradient.float().abs().sum(dim=-1) * attention
+        weights = self.method.token_weights(attribution, attention, batch["completion_mask"])
+        return grid.take(weights) * grid.mask
+
+    def _reference_terms(self, batch: dict, grid: CompletionGrid, indices: list[int]) -> ReferenceTerms:
+        """From the cache (:meth:`precompute`) where it serves, else a no-grad forward of the reference."""
+        needs = self.needs
+        terms = ReferenceTerms()
+        if needs.attribution == "reference":
+            terms.token_weights = self._from_cache("weights", indices, grid.mask)
+        if self.cached_reference:
+            terms.logps = self._from_cache("logps", indices, grid.mask)
+            return terms
+        points = needs.activation_points
+        with (
+            torch.no_grad(),
+            reference_of(self._unwrapped_policy(), self.reference) as reference,
+            captured_activations(reference, points, needs.activation_layers) if points else contextlib.nullcontext()
+            as capture,
+        ):
+            output = grid_forward(
+                reference,
+                batch["input_ids"],
+                batch["attention_mask"],
+                grid,
+                output_hidden_states=needs.hidden_states,
+            )
+        if needs.token_kl:  # log-probs come with the KL, from one pass over the vocabulary
+            terms.logits = output.logits
+        else:
+            terms.logps = L.token_logps(output.logits, grid.targets, self.block)
+        if needs.hidden_states:
+            terms.hidden = [grid.take(h, needs.states_position) for h in output.hidden_states[1:]]
+        if points:
+            length = batch["input_ids"].shape[1]
+            terms.activation_scores = {
+                kind: [grid.take(_left_pad(score, length), needs.states_position) for score in scores]
+                for kind, scores in capture.scores.items()
+                if scores
+            }
+        return terms
+
+    def _anchored(self, indices: list[int]) -> list[int]:
+        pool = self.method.anchors
+        return [i for i in indices if pool is not None and i in pool.anchors]
+
+    def _anchor_terms(
+        self, policy: nn.Module, indices: list[int], anchored: list[int], output, grid: CompletionGrid
+    ) -> dict:
+        """TI-DPO: the anchors' token log-ratios, as the anchor fields of :class:`StepTensors`.
+
+        An anchor shares its prompt with the pair's chosen row, so its forward continues that row's
+        cached prompt keys and values (:func:`continue_prefixes`): only the anchor's own tokens are
+        computed, and its first token is scored by the chosen row's logits at the prompt's last
+        position. Where the model's cache cannot be reused (gradient checkpointing drops it; hybrid or
+        sliding-window caches), prompt + anchor rows get a forward of their own.
+        """
+        if not anchored:
+            return {}
+        pool = self.method.anchors
+        prompts = [self.pairs[i].prompt_ids for i in anchored]
+        completions = [pool.anchors[i].completion_ids for i in anchored]
+        rows = [indices.index(i) for i in anchored]  # each anchor's pair, and its chosen row
+        cache = output_cache(output)
+        if cache is not None and reusable_prefix_cache(cache) and all(prompts):
+            anchor_rows = self._to_device(collate_sequences([([], c) for c in completions], self.pad_token_id))
+            continued = continue_prefixes(policy, cache, rows, [len(p) for p in prompts], anchor_rows)
+            # Position len(prompt) − 1 of chosen row r is grid column len(prompt) − start.
+            first = torch.stack(
+                [output.logits[row, len(prompt) - grid.start] for row, prompt in zip(rows, prompts, strict=True)]
+            )
+            logits = torch.cat([first[:, None], continued.logits[:, :-1]], dim=1)
+            targets, mask = anchor_rows["input_ids"], anchor_rows["completion_mask"].float()
+        else:
+            batch = self._to_device(collate_sequences(list(zip(prompts, completions, strict=True)), self.pad_token_id))
+            anchor_grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
+            logits = grid_forward(policy, batch["input_ids"], batch["attention_mask"], anchor_grid).logits
+            targets, mask = anchor_grid.targets, anchor_grid.mask
+        logps = L.token_logps(logits, targets, self.block)
+        reference = torch.zeros_like(logps)
+        for row, index in enumerate(anchored):
+            values = torch.tensor(pool.anchors[index].reference_logps, device=logps.device)
+            reference[row][mask[row].bool()] = values
+        return {"anchor_pairs": rows, "anchor_logratios": (logps - reference) * mask, "anchor_mask": mask}
 
     # ------------------------------------------------------------------ reference cache
 
+    @property
+    def needs_cache(self) -> bool:
+        """Whether :meth:`precompute` has work: cached reference log-probs or reference token weights."""
+        return self.cached_reference or self.needs.attribution == "reference"
+
     def precompute(self, progress: Callable[[int], None] | None = None) -> None:
-        """Per-example reference log-probs (and reference token weights) once, shared by all processes."""
+        """Per-example reference log-probs (and reference token weights) once, shared by all processes.
+
+        Then frees the frozen reference unless a step still runs it (live terms, anchors).
+        """
+        if not self.needs_cache:
+            return
         wanted = [
             index
             for index in range(len(self.pairs))
@@ -143,11 +262,13 @@ class Engine:
                 progress(len(indices) * self.accelerator.num_processes)
         entries = gather_object(local) if self.accelerator.num_processes > 1 else local
         self.cache = dict(entries)
+        if self.cached_reference and not self.needs.anchors:
+            self.reference = None
 
     def _reference_entries(self, indices: list[int]) -> list[dict]:
         batch = self._collate(indices)
         grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
-        attribution = self.method.attribution == "reference"
+        attribution = self.needs.attribution == "reference"
         with (
             reference_of(self._unwrapped_policy(), self.reference) as reference,
             torch.set_grad_enabled(attribution),
@@ -183,161 +304,6 @@ class Engine:
         grid = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
         grid[mask.bool()] = torch.cat(rows).to(mask.device)
         return grid
-
-    # ------------------------------------------------------------------ one micro-batch
-
-    def _collate(self, indices: list[int]) -> dict:
-        """Rows: the pairs' chosen, then their rejected."""
-        pairs = [self.pairs[i] for i in indices]
-        rows = [(p.prompt_ids, p.chosen_ids) for p in pairs] + [(p.prompt_ids, p.rejected_ids) for p in pairs]
-        return self._to_device(collate_sequences(rows, self.pad_token_id))
-
-    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {key: value.to(self.accelerator.device) for key, value in batch.items()}
-
-    def _unwrapped_policy(self) -> nn.Module:
-        return self.accelerator.unwrap_model(self.policy)
-
-    def micro_step(
-        self, indices: list[int], policy: nn.Module | None = None
-    ) -> tuple[MethodOutput, StepTensors]:
-        """Forwards and the method's loss for the pairs ``indices`` (no backward)."""
-        policy = policy if policy is not None else self.policy
-        batch = self._collate(indices)
-        grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
-        anchored = self._anchored(indices)
-        with self.accelerator.autocast():
-            embeds = None
-            if self.method.attribution == "policy":
-                embeds = input_embeddings(policy)(batch["input_ids"])
-                if not embeds.requires_grad:  # frozen embeddings (LoRA): attribution still needs the path
-                    embeds.requires_grad_(True)
-            output = grid_forward(
-                policy,
-                batch["input_ids"],
-                batch["attention_mask"],
-                grid,
-                inputs_embeds=embeds,
-                keep_cache=bool(anchored),  # anchors continue the chosen rows' prompts
-            )
-            weights = None
-            if self.method.attribution == "policy":
-                weights = self._token_weights(output.logits, grid, batch, embeds, retain=True)
-            reference = self._reference_terms(batch, grid, indices)
-            token_kl = None
-            if reference.logits is not None:
-                policy_logps, reference_logps, token_kl = L.token_logps_and_kl(
-                    output.logits, reference.logits, grid.targets, self.block
-                )
-            else:
-                policy_logps = L.token_logps(output.logits, grid.targets, self.block)
-                reference_logps = reference.logps
-            tensors = StepTensors(
-                targets=grid.targets,
-                mask=grid.mask,
-                policy_logps=policy_logps,
-                reference_logps=reference_logps,
-                token_kl=token_kl,
-                reference_hidden=reference.hidden,
-                activation_scores=reference.activation_scores,
-                token_weights=weights if weights is not None else reference.token_weights,
-            )
-            self._anchor_terms(tensors, policy, indices, anchored, output, grid)
-            return self.method.compute(tensors), tensors
-
-    def _anchored(self, indices: list[int]) -> list[int]:
-        pool = self.method.anchors
-        return [i for i in indices if pool is not None and i in pool.anchors]
-
-    def _anchor_terms(
-        self, x: StepTensors, policy: nn.Module, indices: list[int], anchored: list[int], output, grid: CompletionGrid
-    ) -> None:
-        """TI-DPO: the anchors' token log-ratios.
-
-        An anchor shares its prompt with the pair's chosen row, so its forward continues that row's
-        cached prompt keys and values (:func:`continue_prefixes`): only the anchor's own tokens are
-        computed, and its first token is scored by the chosen row's logits at the prompt's last
-        position. Where the model's cache cannot be reused (gradient checkpointing drops it; hybrid or
-        sliding-window caches), prompt + anchor rows get a forward of their own.
-        """
-        if not anchored:
-            return
-        pool = self.method.anchors
-        prompts = [self.pairs[i].prompt_ids for i in anchored]
-        completions = [pool.anchors[i].completion_ids for i in anchored]
-        rows = [indices.index(i) for i in anchored]  # each anchor's pair, and its chosen row
-        cache = output_cache(output)
-        if cache is not None and reusable_prefix_cache(cache) and all(prompts):
-            anchor_rows = self._to_device(collate_sequences([([], c) for c in completions], self.pad_token_id))
-            continued = continue_prefixes(policy, cache, rows, [len(p) for p in prompts], anchor_rows)
-            # Position len(prompt) − 1 of chosen row r is grid column len(prompt) − start.
-            first = torch.stack(
-                [output.logits[row, len(prompt) - grid.start] for row, prompt in zip(rows, prompts, strict=True)]
-            )
-            logits = torch.cat([first[:, None], continued.logits[:, :-1]], dim=1)
-            targets, mask = anchor_rows["input_ids"], anchor_rows["completion_mask"].float()
-        else:
-            batch = self._to_device(collate_sequences(list(zip(prompts, completions, strict=True)), self.pad_token_id))
-            anchor_grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
-            logits = grid_forward(policy, batch["input_ids"], batch["attention_mask"], anchor_grid).logits
-            targets, mask = anchor_grid.targets, anchor_grid.mask
-        logps = L.token_logps(logits, targets, self.block)
-        reference = torch.zeros_like(logps)
-        for row, index in enumerate(anchored):
-            values = torch.tensor(pool.anchors[index].reference_logps, device=logps.device)
-            reference[row][mask[row].bool()] = values
-        x.anchor_pairs = rows
-        x.anchor_logratios, x.anchor_mask = (logps - reference) * mask, mask
-
-    def _reference_terms(self, batch: dict, grid: CompletionGrid, indices: list[int]) -> ReferenceTerms:
-        m = self.method
-        terms = ReferenceTerms()
-        if m.attribution == "reference":
-            terms.token_weights = self._from_cache("weights", indices, grid.mask)
-        if self.cached_reference:
-            terms.logps = self._from_cache("logps", indices, grid.mask)
-            return terms
-        hooks = m.activation_hooks
-        with (
-            torch.no_grad(),
-            reference_of(self._unwrapped_policy(), self.reference) as reference,
-            captured_activations(reference, *hooks) if hooks else contextlib.nullcontext() as capture,
-        ):
-            output = grid_forward(
-                reference,
-                batch["input_ids"],
-                batch["attention_mask"],
-                grid,
-                output_hidden_states=m.reference_hidden_states,
-            )
-        if m.reference_logits:  # log-probs come with the KL, from one pass over the vocabulary
-            terms.logits = output.logits
-        else:
-            terms.logps = L.token_logps(output.logits, grid.targets, self.block)
-        if m.reference_hidden_states:
-            terms.hidden = [grid.take(h, m.states_position) for h in output.hidden_states[1:]]
-        if hooks:
-            length = batch["input_ids"].shape[1]
-            terms.activation_scores = {
-                kind: [grid.take(_left_pad(score, length), m.states_position) for score in scores]
-                for kind, scores in capture.scores.items()
-                if scores
-            }
-        return terms
-
-    def _token_weights(self, logits, grid: CompletionGrid, batch, embeds, retain: bool) -> torch.Tensor:
-        """TI-DPO: I_t = ‖∂ max_v logits(last valid position) / ∂e_t‖₁ for every token embedding e_t,
-        turned into the method's weights over whole sequences, then laid on the grid at each token's
-        own position."""
-        rows = logits.shape[0]
-        attention = batch["attention_mask"]
-        last = attention.sum(-1) - 1
-        columns = last - (grid.start - 1)
-        target = logits[torch.arange(rows, device=logits.device), columns].float().amax(dim=-1).sum()
-        (gradient,) = torch.autograd.grad(target, embeds, retain_graph=retain)
-        attribution = gradient.float().abs().sum(dim=-1) * attention
-        weights = self.method.token_weights(attribution, attention, batch["completion_mask"])
-        return grid.take(weights) * grid.mask
 
     # ------------------------------------------------------------------ anchors
 

@@ -7,6 +7,8 @@ Conventions (the layout of :func:`tokenpo.trainers.data.collate_pairs` and of on
 - Token tensors have shape (2B, T) and go with ``mask`` (2B, T): 1 on completion tokens, 0 on
   prompt and padding. r_t = log πθ(y_t|·) − log πref(y_t|·) is a token log-ratio; KL_t is
   KL(πref(·|x, y<t) ‖ πθ(·|x, y<t)) over the full vocabulary at that position.
+- The token log-probs and token KL run on the block-wise autograd kernels of
+  :mod:`tokenpo.trainers.kernels`; everything here is plain tensor arithmetic.
 - A loss returns :class:`PairLosses`: per-pair losses (B,) that carry gradients, and per-pair
   implicit rewards (B,) that are detached. The caller reduces (mean over pairs) and logs.
 """
@@ -17,6 +19,8 @@ from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from tokenpo.trainers.kernels import LogpsAndKL, TargetLogProbs
 
 # ----------------------------------------------------------------------------- shared pieces
 
@@ -38,55 +42,9 @@ def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum(dim=-1)
 
 
-def _blocks(rows: int, size: int) -> range:
-    return range(0, rows, size)
-
-
-def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float32 for half-precision logits; float64 stays float64."""
-    return torch.promote_types(dtype, torch.float32)
-
-
-class _TargetLogProbs(torch.autograd.Function):
-    """log softmax(logits)[target] = logit[target] − logsumexp(logits), block by block.
-
-    Saves only the logits it was given (already alive for the backward of the LM head) and one
-    logsumexp per position, never a float32 copy of the logits: memory stays at one block.
-    """
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, block: int) -> torch.Tensor:
-        flat = logits.reshape(-1, logits.shape[-1])
-        flat_targets = targets.reshape(-1, 1)
-        dtype = _accumulation_dtype(logits.dtype)
-        out = torch.empty(flat.shape[0], dtype=dtype, device=logits.device)
-        lse = torch.empty_like(out)
-        for start in _blocks(flat.shape[0], block):
-            rows = slice(start, start + block)
-            values = flat[rows].to(dtype)
-            lse[rows] = torch.logsumexp(values, dim=-1)
-            out[rows] = values.gather(-1, flat_targets[rows]).squeeze(-1) - lse[rows]
-        ctx.save_for_backward(logits, targets, lse)
-        ctx.block = block
-        return out.view(targets.shape)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        logits, targets, lse = ctx.saved_tensors
-        flat = logits.reshape(-1, logits.shape[-1])
-        flat_targets = targets.reshape(-1, 1)
-        flat_grad = grad.reshape(-1, 1).to(lse.dtype)
-        grad_logits = torch.empty_like(flat)
-        for start in _blocks(flat.shape[0], ctx.block):
-            rows = slice(start, start + ctx.block)
-            block_grad = torch.exp(flat[rows].to(lse.dtype) - lse[rows, None]).mul_(-flat_grad[rows])
-            block_grad.scatter_add_(-1, flat_targets[rows], flat_grad[rows])
-            grad_logits[rows] = block_grad
-        return grad_logits.view_as(logits), None, None
-
-
 def token_logps(logits: torch.Tensor, targets: torch.Tensor, block: int = 512) -> torch.Tensor:
-    """log π(target_t | ·) for every position, without a full log-softmax.
+    """log π(y_t | ·) = z_t(y_t) − logsumexp_v z_t(v) for every position, without a full log-softmax
+    (:class:`tokenpo.trainers.kernels.TargetLogProbs`).
 
     Args:
         logits: (N, T, V) scores at each position (any float dtype).
@@ -95,68 +53,7 @@ def token_logps(logits: torch.Tensor, targets: torch.Tensor, block: int = 512) -
     Returns:
         (N, T) log-probabilities in float32 (float64 for float64 logits).
     """
-    return _TargetLogProbs.apply(logits, targets, block)
-
-
-class _LogpsAndKL(torch.autograd.Function):
-    """Policy log-probs, reference log-probs and KL(ref ‖ policy) in one pass per block of positions.
-
-    With lse = logsumexp(z) of each model's logits z at a position and y_t its target token:
-    log π(y_t) = z(y_t) − lse;  KL_t = Σ_v p_ref(v)·(z_ref(v) − z_θ(v)) − lse_ref + lse_θ.
-    For upstream gradients a_t (policy log-probs) and b_t (KL):
-    ∂/∂z_θ = a_t·(onehot(y_t) − softmax(z_θ)) + b_t·(softmax(z_θ) − p_ref)
-           = (b_t − a_t)·softmax(z_θ) − b_t·p_ref + a_t·onehot(y_t).
-    Computed apart (:func:`token_logps` twice and :func:`token_kl`), each logsumexp is taken twice
-    and the backward writes two full-vocabulary gradients that autograd then adds.
-    """
-
-    @staticmethod
-    def forward(ctx, policy_logits, reference_logits, targets, block):
-        vocab = policy_logits.shape[-1]
-        policy = policy_logits.reshape(-1, vocab)
-        reference = reference_logits.reshape(-1, vocab)
-        flat_targets = targets.reshape(-1, 1)
-        dtype = _accumulation_dtype(policy_logits.dtype)
-        rows_total = policy.shape[0]
-        policy_logps, reference_logps, kl, lse_policy, lse_reference = (
-            torch.empty(rows_total, dtype=dtype, device=policy.device) for _ in range(5)
-        )
-        for start in _blocks(rows_total, block):
-            rows = slice(start, start + block)
-            z_reference = reference[rows].to(dtype, copy=True)
-            z_policy = policy[rows].to(dtype, copy=True)
-            lse_reference[rows] = torch.logsumexp(z_reference, dim=-1)
-            lse_policy[rows] = torch.logsumexp(z_policy, dim=-1)
-            policy_logps[rows] = z_policy.gather(-1, flat_targets[rows]).squeeze(-1) - lse_policy[rows]
-            reference_logps[rows] = z_reference.gather(-1, flat_targets[rows]).squeeze(-1) - lse_reference[rows]
-            difference = z_policy.neg_().add_(z_reference)  # z_ref − z_θ
-            p_reference = z_reference.sub_(lse_reference[rows, None]).exp_()
-            kl[rows] = torch.linalg.vecdot(p_reference, difference) - lse_reference[rows] + lse_policy[rows]
-        ctx.save_for_backward(policy_logits, reference_logits, targets, lse_policy, lse_reference)
-        ctx.block = block
-        outputs = tuple(values.view(targets.shape) for values in (policy_logps, reference_logps, kl))
-        ctx.mark_non_differentiable(outputs[1])
-        return outputs
-
-    @staticmethod
-    def backward(ctx, grad_logps, _grad_reference, grad_kl):
-        policy_logits, reference_logits, targets, lse_policy, lse_reference = ctx.saved_tensors
-        vocab = policy_logits.shape[-1]
-        policy = policy_logits.reshape(-1, vocab)
-        reference = reference_logits.reshape(-1, vocab)
-        flat_targets = targets.reshape(-1, 1)
-        dtype = lse_policy.dtype
-        a = grad_logps.reshape(-1, 1).to(dtype)
-        b = grad_kl.reshape(-1, 1).to(dtype)
-        grad_policy = torch.empty_like(policy)
-        for start in _blocks(policy.shape[0], ctx.block):
-            rows = slice(start, start + ctx.block)
-            p_policy = policy[rows].to(dtype, copy=True).sub_(lse_policy[rows, None]).exp_()
-            p_reference = reference[rows].to(dtype, copy=True).sub_(lse_reference[rows, None]).exp_()
-            block_grad = p_policy.mul_(b[rows] - a[rows]).sub_(p_reference.mul_(b[rows]))
-            block_grad.scatter_add_(-1, flat_targets[rows], a[rows])
-            grad_policy[rows] = block_grad
-        return grad_policy.view_as(policy_logits), None, None, None
+    return TargetLogProbs.apply(logits, targets, block)
 
 
 def token_logps_and_kl(
@@ -164,8 +61,9 @@ def token_logps_and_kl(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`token_logps` of both models and :func:`token_kl`, from one pass over the vocabulary.
 
+    log π(y_t) = z(y_t) − lse(z) for each model;  KL_t = Σ_v πref(v)·(z_ref(v) − z_θ(v)) − lse(z_ref) + lse(z_θ).
     What TDPO, SparsePO and TI-DPO's KL variant need from a live reference; the values equal the three
-    separate calls, at about half their cost.
+    separate calls, at about half their cost (:class:`tokenpo.trainers.kernels.LogpsAndKL`).
 
     Args:
         policy_logits: (N, T, V), with gradients.  reference_logits: (N, T, V), no gradients.
@@ -174,7 +72,7 @@ def token_logps_and_kl(
         policy log-probs (N, T), reference log-probs (N, T) (no gradient), KL_t (N, T); float32
         (float64 for float64 logits).
     """
-    return _LogpsAndKL.apply(policy_logits, reference_logits, targets, block)
+    return LogpsAndKL.apply(policy_logits, reference_logits, targets, block)
 
 
 def token_kl(policy_logits: torch.Tensor, reference_logits: torch.Tensor, block: int = 512) -> torch.Tensor:

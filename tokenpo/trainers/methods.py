@@ -1,13 +1,15 @@
 """Each method as what it needs from a step's forwards and how it turns them into losses.
 
-The training loop (``tokenpo.trainers.engine``) runs the forwards a method asks for and hands the
-results over as :class:`StepTensors`; the method calls its loss from ``tokenpo.trainers.losses`` and
+A method declares what it needs from a step in a frozen :class:`Needs`, fixed by its configuration;
+the engine (``tokenpo.trainers.engine``) runs those forwards and hands the results over as
+:class:`StepTensors`; the method calls its loss from ``tokenpo.trainers.losses`` and
 returns per-pair losses, rewards and statistics. Statistics are (sum, count) pairs so that
 micro-batches and processes add up before dividing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,7 +37,7 @@ class StepTensors:
     mask: torch.Tensor  # (2B, K) completion tokens
     policy_logps: torch.Tensor  # (2B, K) float32
     reference_logps: torch.Tensor  # (2B, K) float32
-    token_kl: torch.Tensor | None = None  # (2B, K) KL_t, for methods with reference_logits
+    token_kl: torch.Tensor | None = None  # (2B, K) KL_t, for methods whose needs.token_kl
     reference_hidden: list[torch.Tensor] | None = None  # per layer (2B, K, H)
     activation_scores: dict[str, list[torch.Tensor]] | None = None  # per hook type, per tensor (2B, K)
     token_weights: torch.Tensor | None = None  # (2B, K) TI-DPO's W_t
@@ -64,31 +66,51 @@ def _token_stat(values: torch.Tensor, mask: torch.Tensor) -> Stat:
     return (values.detach().float() * mask).sum(), mask.sum()
 
 
-class Method:
-    """Base: what the loop must provide. ``reference`` is "cached" when per-token reference
-    log-probs can be computed once per example, "live" when the reference runs every step.
-    ``states_position`` says which position's reference states (hidden states, activations) serve
-    a completion token: "prediction" (the position whose logits predict it) or "token" (its own)."""
+@dataclass(frozen=True)
+class Needs:
+    """What a method needs from a step's forwards, fixed by its configuration when it is built.
 
-    reference: Literal["cached", "live"] = "cached"
-    reference_logits = False
-    reference_hidden_states = False
-    activation_hooks: tuple[list[str], list[int] | None] | None = None
+    The loop reads it; nothing changes it afterwards.
+
+    - ``token_kl``: KL_t of the reference against the policy, from the live reference's logits.
+    - ``hidden_states``: the reference's hidden states of every layer (learned masks).
+    - ``activation_points``/``activation_layers``: reference activations to capture (MaPO masks).
+    - ``states_position``: which position's reference states serve a completion token:
+      "prediction" (the position whose logits predict it) or "token" (its own).
+    - ``attribution``: TI-DPO's gradient attribution, on the "policy" every step or on the
+      "reference" once per example.
+    - ``anchors``: TI-DPO's anchor completions (the method's :class:`AnchorPool`).
+    """
+
+    token_kl: bool = False
+    hidden_states: bool = False
+    activation_points: tuple[str, ...] | None = None
+    activation_layers: tuple[int, ...] | None = None
     states_position: Literal["prediction", "token"] = "token"
     attribution: Literal["policy", "reference"] | None = None
-    anchors: AnchorPool | None = None
+    anchors: bool = False
 
-    def __init__(self, config: MethodConfig):
-        self.config = config
+    @property
+    def reference(self) -> Literal["cached", "live"]:
+        """"cached": per-token reference log-probs suffice, computed once per example; "live": the
+        reference runs every step (its logits, hidden states or activations)."""
+        live = self.token_kl or self.hidden_states or self.activation_points is not None
+        return "live" if live else "cached"
 
-    def trainable_modules(self) -> dict[str, nn.Module]:
-        return {}
+
+class Method:
+    """Base: a method's configuration, what it needs from a step (:class:`Needs`) and its loss."""
+
+    anchors: AnchorPool | None = None  # TI-DPO's anchor completions, kept across steps
+
+    def __init__(self, config: MethodConfig, needs: Needs):
+        self.config, self.needs = config, needs
 
     def token_weights(
         self, attribution: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor
     ) -> torch.Tensor:
-        """Per-position token weights (N, L) from per-position attribution scores (methods with
-        ``attribution``)."""
+        """Per-position token weights (N, L) from per-position attribution scores (methods whose
+        ``needs.attribution`` is set)."""
         raise NotImplementedError
 
     def compute(self, x: StepTensors) -> MethodOutput:
@@ -100,7 +122,7 @@ class Method:
     @staticmethod
     def _token_kl(x: StepTensors) -> torch.Tensor:
         if x.token_kl is None:
-            raise RuntimeError("the token KL needs a live reference's logits (set reference_logits)")
+            raise RuntimeError("the token KL needs a live reference's logits (needs.token_kl)")
         return x.token_kl
 
     @staticmethod
@@ -111,6 +133,9 @@ class Method:
 
 class DPO(Method):
     config: DPOConfig
+
+    def __init__(self, config: DPOConfig):
+        super().__init__(config, Needs())
 
     def compute(self, x: StepTensors) -> MethodOutput:
         mask = x.mask
@@ -125,8 +150,9 @@ class DPO(Method):
 
 class TDPO(Method):
     config: TDPOConfig
-    reference = "live"
-    reference_logits = True
+
+    def __init__(self, config: TDPOConfig):
+        super().__init__(config, Needs(token_kl=True))
 
     def compute(self, x: StepTensors) -> MethodOutput:
         mask = x.mask
@@ -144,25 +170,21 @@ class TDPO(Method):
 
 class SparsePO(Method):
     config: SparsePOConfig
-    reference = "live"
-    reference_logits = True
 
-    def __init__(self, config: SparsePOConfig, num_layers: int, hidden_size: int, initializer_range: float):
-        super().__init__(config)
-        self.states_position = config.mask_position
-        self.head: MaskHead | None = None
-        if config.mask == "learned":
-            self.reference_hidden_states = True
-            heads = 1 if config.heads == "common" else 2
-            self.head = MaskHead(
-                num_layers, hidden_size, heads, config.mask_dropout, config.head_init,
-                config.head_init_std or initializer_range,
-            )
-        else:
-            self.activation_hooks = (resolve_points(config.hooks), config.layers)
-
-    def trainable_modules(self) -> dict[str, nn.Module]:
-        return {"head": self.head} if self.head is not None else {}
+    def __init__(self, config: SparsePOConfig, head: MaskHead | None):
+        """``head``: the learned mask head the method runs (``mask: learned``), None for MaPO masks."""
+        learned = config.mask == "learned"
+        super().__init__(
+            config,
+            Needs(
+                token_kl=True,
+                hidden_states=learned,
+                activation_points=None if learned else tuple(resolve_points(config.hooks)),
+                activation_layers=None if learned or config.layers is None else tuple(config.layers),
+                states_position=config.mask_position,
+            ),
+        )
+        self.head = head
 
     def masks(self, x: StepTensors) -> tuple[torch.Tensor, torch.Tensor]:
         if self.head is None:
@@ -199,11 +221,12 @@ class TIDPO(Method):
     config: TIDPOConfig
 
     def __init__(self, config: TIDPOConfig):
-        super().__init__(config)
-        self.attribution = config.importance_source
-        if config.variant == "tdpo2-kl":
-            self.reference = "live"
-            self.reference_logits = True
+        needs = Needs(
+            token_kl=config.variant == "tdpo2-kl",
+            attribution=config.importance_source,
+            anchors=config.uses_anchors,
+        )
+        super().__init__(config, needs)
         if config.uses_anchors:
             self.anchors = AnchorPool(
                 config.anchor_every,
@@ -266,19 +289,34 @@ class TIDPO(Method):
         return L.PairLosses(result.losses + c.gamma * triplet, result.chosen_rewards, result.rejected_rewards)
 
 
-def build_method(config: MethodConfig, model_config) -> Method:
-    """The :class:`Method` for ``config``; ``model_config`` gives the sizes the mask head needs."""
+def trainable_modules(config: MethodConfig, model_config) -> dict[str, nn.Module]:
+    """New modules the method trains beside the policy (SparsePO's learned mask head), by name;
+    ``model_config`` gives the sizes."""
+    if isinstance(config, SparsePOConfig) and config.mask == "learned":
+        heads = 1 if config.heads == "common" else 2
+        head = MaskHead(
+            model_config.num_hidden_layers,
+            model_config.hidden_size,
+            heads,
+            config.mask_dropout,
+            config.head_init,
+            config.head_init_std or getattr(model_config, "initializer_range", 0.02),
+        )
+        return {"head": head}
+    return {}
+
+
+def build_method(config: MethodConfig, model_config, modules: Mapping[str, nn.Module] | None = None) -> Method:
+    """The :class:`Method` for ``config``, running ``modules`` (default: new :func:`trainable_modules`;
+    the loop passes its prepared, e.g. DDP-wrapped, copies)."""
+    if modules is None:
+        modules = trainable_modules(config, model_config)
     if isinstance(config, DPOConfig):
         return DPO(config)
     if isinstance(config, TDPOConfig):
         return TDPO(config)
     if isinstance(config, SparsePOConfig):
-        return SparsePO(
-            config,
-            model_config.num_hidden_layers,
-            model_config.hidden_size,
-            getattr(model_config, "initializer_range", 0.02),
-        )
+        return SparsePO(config, modules.get("head"))
     if isinstance(config, TIDPOConfig):
         return TIDPO(config)
     raise TypeError(f"unknown method config {type(config).__name__}")

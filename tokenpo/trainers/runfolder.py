@@ -1,0 +1,198 @@
+"""The run folder: its layout, what a finished or interrupted run left there, and the resume policy.
+
+Layout (docs/file-formats.md)::
+
+    RUN/config.yaml            the resolved configuration
+    RUN/metrics.jsonl          one row per optimiser step
+    RUN/checkpoints/step-N/    model (HF format) + mask head + state/ (optimiser, scheduler, RNG)
+                               + trainer_state.json (step, fingerprint) + anchors.json (TI-DPO)
+    RUN/final/                 the final model (LoRA: merged into the base weights)
+    RUN/token_scores.jsonl     token-level scores of a few training pairs
+    RUN/health.json            training-health flags of the last steps (tokenpo.trainers.health)
+    RUN/DONE                   written last: the run is complete
+
+Every folder and file is written under a temporary name (``.partial-*``) and renamed into place, so
+a killed run leaves either the previous state or the new one. A run is identified by a fingerprint
+of its configuration, model path and tokenised data: a folder holding a finished run with the same
+fingerprint is returned as it is, one holding a different run is refused, and an unfinished run of
+the same fingerprint resumes from its latest checkpoint (``training.resume``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tokenpo.core.files import replace_directory, write_atomic
+from tokenpo.core.fingerprint import fingerprint
+from tokenpo.trainers.config import TrainConfig
+from tokenpo.trainers.data import TokenizedPair
+from tokenpo.trainers.errors import TrainingError
+from tokenpo.trainers.health import HealthFlag
+
+# Settings that change how a run is kept or shown, not what it computes.
+_NOT_FINGERPRINTED = {"save_every", "keep_checkpoints", "resume", "report_to", "token_scores_examples"}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    final_dir: Path
+    metrics_path: Path
+    steps: int
+    resumed_from: int | None = None  # the checkpoint step a resumed run continued from
+    already_done: bool = False  # the folder already held this finished run
+    health: tuple[HealthFlag, ...] = ()  # flags of the last steps; empty: the method learned
+
+
+def fingerprint_of(config: TrainConfig, model_path: str, pairs: Sequence[TokenizedPair]) -> str:
+    settings = dataclasses.asdict(config)
+    for key in _NOT_FINGERPRINTED:
+        settings["training"].pop(key)
+    token_ids = ([pair.prompt_ids, pair.chosen_ids, pair.rejected_ids] for pair in pairs)
+    return fingerprint({"config": settings, "model": str(model_path)}, token_ids)[:32]
+
+
+class RunFolder:
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.checkpoints = self.root / "checkpoints"
+        self.final = self.root / "final"
+        self.metrics = self.root / "metrics.jsonl"
+        self.done = self.root / "DONE"
+        self.token_scores = self.root / "token_scores.jsonl"
+        self.config = self.root / "config.yaml"
+        self.health = self.root / "health.json"
+
+    # ---------------------------------------------------------------- what is there
+
+    def finished(self, fingerprint: str) -> TrainResult | None:
+        """The result of the finished run this folder holds, None when it holds none; raises
+        :class:`TrainingError` when that run has another fingerprint."""
+        if not self.done.is_file():
+            return None
+        done = json.loads(self.done.read_text())
+        if done["fingerprint"] != fingerprint:
+            raise TrainingError(
+                f"{self.root}: holds a finished run of another configuration, model or data; "
+                "choose another output folder"
+            )
+        return TrainResult(
+            self.root, self.final, self.metrics, done["steps"], already_done=True, health=self.health_flags()
+        )
+
+    def resume_point(self, resume: str, fingerprint: str) -> Path | None:
+        """The checkpoint an unfinished run of ``fingerprint`` continues from (None: start afresh), as
+        ``training.resume`` (``auto`` or ``never``) allows; raises :class:`TrainingError` otherwise."""
+        latest = self.latest_checkpoint()
+        if latest is None:
+            if resume == "never" and self.metrics.is_file():
+                raise TrainingError(
+                    f"{self.root}: holds an unfinished run and training.resume is 'never'; "
+                    "choose another output folder"
+                )
+            return None
+        if resume == "never":
+            raise TrainingError(
+                f"{self.root}: holds checkpoints of an unfinished run and training.resume is 'never'"
+            )
+        if checkpoint_state(latest)["fingerprint"] != fingerprint:
+            raise TrainingError(
+                f"{self.root}: holds checkpoints of another configuration, model or data "
+                f"({latest.name}); choose another output folder"
+            )
+        return latest
+
+    def health_flags(self) -> tuple[HealthFlag, ...]:
+        if not self.health.is_file():
+            return ()
+        return tuple(HealthFlag(**flag) for flag in json.loads(self.health.read_text())["flags"])
+
+    def latest_checkpoint(self) -> Path | None:
+        steps = sorted(self.checkpoint_steps())
+        return self.checkpoints / f"step-{steps[-1]}" if steps else None
+
+    def checkpoint_steps(self) -> list[int]:
+        if not self.checkpoints.is_dir():
+            return []
+        return [
+            int(p.name[5:])
+            for p in self.checkpoints.iterdir()
+            if p.name.startswith("step-") and p.name[5:].isdigit()
+        ]
+
+    # ---------------------------------------------------------------- writing
+
+    def prepare(self, config_record: Mapping) -> None:
+        """Create the folder, remove what a killed run left half-written, record the configuration."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(exist_ok=True)
+        self.remove_partials()
+        write_atomic(self.config, yaml.safe_dump(dict(config_record), sort_keys=False))
+
+    def remove_partials(self) -> None:
+        for folder in (self.root, self.checkpoints):
+            if folder.is_dir():
+                for path in folder.glob(".partial-*"):
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+    def keep_metrics_until(self, step: int) -> list[dict]:
+        """A resumed run redoes the steps after its checkpoint: drop their rows (and any torn last line).
+        Returns the rows kept."""
+        if not self.metrics.is_file():
+            return []
+        kept, rows = [], []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step", math.inf) <= step:
+                kept.append(line + "\n")
+                rows.append(row)
+        write_atomic(self.metrics, "".join(kept))
+        return rows
+
+    def append_metrics(self, row: dict) -> None:
+        with self.metrics.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    def partial_checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f".partial-step-{step}"
+
+    @property
+    def partial_final(self) -> Path:
+        return self.root / ".partial-final"
+
+    @staticmethod
+    def start_partial(partial: Path) -> None:
+        """Empty ``partial`` (a ``.partial-*`` folder) to write into before it is renamed into place."""
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+
+    def commit_checkpoint(self, partial: Path, step: int, keep: int | None) -> None:
+        """``partial`` becomes ``checkpoints/step-N``; only the latest ``keep`` checkpoints stay."""
+        replace_directory(partial, self.checkpoints / f"step-{step}")
+        if keep is not None:
+            for old in sorted(self.checkpoint_steps())[:-keep]:
+                shutil.rmtree(self.checkpoints / f"step-{old}", ignore_errors=True)
+
+    def commit_final(self, partial: Path, token_scores: list[dict], health: dict, done: dict) -> None:
+        """``partial`` becomes ``final/``, then the token scores, the health flags and, last, DONE."""
+        replace_directory(partial, self.final)
+        write_atomic(self.token_scores, "".join(json.dumps(row) + "\n" for row in token_scores))
+        write_atomic(self.health, json.dumps(health, indent=1) + "\n")
+        write_atomic(self.done, json.dumps(done, indent=1))
+
+
+def checkpoint_state(checkpoint: Path) -> dict:
+    """A checkpoint's ``trainer_state.json``: the step it was saved after, the run's fingerprint."""
+    return json.loads((checkpoint / "trainer_state.json").read_text())
