@@ -20,6 +20,7 @@ import numpy as np
 
 from tokenpo.core.files import write_atomic
 from tokenpo.leaderboards import health
+from tokenpo.leaderboards.formatting import fmt_delta, fmt_interval, fmt_score, legend_lines, method_label, seeds_text
 from tokenpo.leaderboards.frontier import (
     KL_METRIC,
     REWARD_METRIC,
@@ -31,7 +32,6 @@ from tokenpo.leaderboards.frontier import (
     frontier_svg,
 )
 from tokenpo.leaderboards.registry import Benchmark
-from tokenpo.leaderboards.render import fmt_delta, fmt_interval, fmt_score, legend_lines, method_label, seeds_text
 from tokenpo.leaderboards.results import Result
 from tokenpo.leaderboards.runs import (
     MASK_KEYS,
