@@ -26,7 +26,7 @@ import numpy as np
 from tokenpo.core.files import write_atomic
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.results import Result
+from tokenpo.leaderboards.results import Result, read_results
 from tokenpo.leaderboards.stats import bootstrap, percentile_interval
 from tokenpo.leaderboards.svg import PALETTE, ErrorPoint, PointSeries, scatter_chart
 
@@ -104,7 +104,7 @@ def frontier_points(
         raise ResultsError(f"confidence: {confidence} is not in [0.5, 1)")
     if n_boot < 10:
         raise ResultsError(f"bootstrap: {n_boot} resamples; need at least 10 (2000 is the default)")
-    loaded = _load(results)
+    loaded = read_results(results)
     groups: dict[tuple, list[Result]] = {}
     for result in loaded:
         family = result.family or result.method
@@ -137,17 +137,6 @@ def frontier_points(
             )
         )
     return sorted(points, key=lambda p: p.key)
-
-
-def _load(results: Sequence[Result | str | Path]) -> list[Result]:
-    results = list(results)
-    loaded = [r for r in results if isinstance(r, Result)]
-    paths = [r for r in results if not isinstance(r, Result)]
-    if paths:
-        from tokenpo.leaderboards.table import read_results
-
-        loaded += read_results(paths)
-    return loaded
 
 
 class _Measure:

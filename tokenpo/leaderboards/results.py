@@ -10,12 +10,16 @@ Accepted paths (see docs/file-formats.md):
 - ``OUT/`` or ``OUT/results.json``: our folder, samples in ``OUT/samples/TASK.jsonl``;
 - ``DIR/MODEL/`` or ``DIR/MODEL/results_TS.json``: lm-eval's, samples in ``samples_TASK_TS.jsonl``;
 - ``DIR/``: lm-eval's ``--output_path``, one result per ``MODEL`` folder inside.
+
+The one reader of result folders: ``read_results`` (many paths, files of one run merged, for the
+leaderboard and the frontier), ``load_single`` (one result, for the regression gate) and
+``load_results`` (every result at one path), on which both rest.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,6 +151,32 @@ def parse_result_arg(arg: str) -> tuple[str | None, str]:
     if sep and method and "/" not in method and not Path(arg).exists():
         return method, path
     return None, arg
+
+
+def read_results(results: Iterable[Result | str | Path]) -> list[Result]:
+    """``Result`` objects as given, then every path read (``PATH`` or ``METHOD=PATH``), the files of
+    one run (same model, method and seed) merged into one result."""
+    results = list(results)
+    loaded = [r for r in results if isinstance(r, Result)]
+    runs: dict[tuple, Result] = {}
+    for arg in (r for r in results if not isinstance(r, Result)):
+        method, path = parse_result_arg(str(arg))
+        for result in load_results(path, method):
+            if result.run_key in runs:
+                runs[result.run_key].merge(result)
+            else:
+                runs[result.run_key] = result
+    return loaded + list(runs.values())
+
+
+def load_single(path: str | Path) -> Result:
+    """The one result at ``path`` (a ``ResultsError`` when it holds several)."""
+    results = load_results(path)
+    if len(results) != 1:
+        raise ResultsError(
+            f"{path}: holds {len(results)} results ({', '.join(r.model for r in results)}); give one"
+        )
+    return results[0]
 
 
 def load_results(path: str | Path, method: str | None = None) -> list[Result]:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
-from tokenpo.leaderboards.results import ItemScores, Result, load_results, parse_result_arg
+from tokenpo.leaderboards.results import ItemScores, Result, read_results
 from tokenpo.leaderboards.stats import (
     bootstrap,
     mean_influence,
@@ -220,19 +220,6 @@ def tidy_table(results: Iterable[Result]) -> pd.DataFrame:
     return frame.astype({"seed": "Int64", "n": "Int64"})
 
 
-def read_results(paths: Sequence[str | Path]) -> list[Result]:
-    """Read every path (``PATH`` or ``METHOD=PATH``) and merge files of the same run."""
-    runs: dict[tuple, Result] = {}
-    for arg in paths:
-        method, path = parse_result_arg(str(arg))
-        for result in load_results(path, method):
-            if result.run_key in runs:
-                runs[result.run_key].merge(result)
-            else:
-                runs[result.run_key] = result
-    return list(runs.values())
-
-
 def build_leaderboard(
     results: Sequence[Result | str | Path],
     baseline: str = "dpo",
@@ -251,9 +238,7 @@ def build_leaderboard(
         raise ResultsError(f"confidence: {confidence} is not in [0.5, 1)")
     if n_boot < 10:
         raise ResultsError(f"bootstrap: {n_boot} resamples; need at least 10 (2000 is the default)")
-    loaded = [r for r in results if isinstance(r, Result)]
-    paths = [r for r in results if not isinstance(r, Result)]
-    loaded += read_results(paths) if paths else []
+    loaded = read_results(results)
     if not loaded:
         raise ResultsError("no results given")
     registry = (
