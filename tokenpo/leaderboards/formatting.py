@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 
+from tokenpo.leaderboards.board import Leaderboard, Row
 from tokenpo.leaderboards.health import MARKER
+from tokenpo.leaderboards.intervals import Estimate
 from tokenpo.leaderboards.stats import MIN_ITEMS_FOR_INTERVAL
-from tokenpo.leaderboards.table import Estimate, Leaderboard, Row
 
 NORMALISATION = "max(0, (v − random) / (1 − random)) · 100"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from tokenpo.leaderboards.board import Cell, Leaderboard, Row
 from tokenpo.leaderboards.formatting import NORMALISATION, fmt_delta, fmt_score, legend_lines, method_label, seeds_text
 from tokenpo.leaderboards.health import MARKER
 from tokenpo.leaderboards.report import build_html
-from tokenpo.leaderboards.table import Cell, Leaderboard, Row
 
 FORMATS = ("md", "html", "csv", "json")
 

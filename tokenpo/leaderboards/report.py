@@ -20,6 +20,7 @@ import numpy as np
 
 from tokenpo.core.files import write_atomic
 from tokenpo.leaderboards import health
+from tokenpo.leaderboards.board import Leaderboard, Row
 from tokenpo.leaderboards.formatting import fmt_delta, fmt_interval, fmt_score, legend_lines, method_label, seeds_text
 from tokenpo.leaderboards.frontier import (
     KL_METRIC,
@@ -44,7 +45,7 @@ from tokenpo.leaderboards.runs import (
     mask_weight_records,
 )
 from tokenpo.leaderboards.svg import PALETTE, SVG_STYLE, bar_chart, line_chart
-from tokenpo.leaderboards.table import Leaderboard, Row, build_leaderboard
+from tokenpo.leaderboards.table import build_leaderboard
 
 __all__ = ["KL_METRIC", "REWARD_METRIC", "build_html", "pareto_front", "write_report"]
 
