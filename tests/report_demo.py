@@ -18,7 +18,8 @@ import numpy as np
 from leaderboard_helpers import write_result, write_run
 from lmeval_output import TEST_BENCHMARKS
 
-from tokenpo.leaderboards.report import KL_METRIC, REWARD_METRIC, write_report
+from tokenpo.leaderboards.frontier import KL_METRIC, REWARD_METRIC
+from tokenpo.leaderboards.report import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The environment's flags for a headless Chromium that talks to nothing.

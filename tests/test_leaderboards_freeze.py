@@ -2,7 +2,8 @@ import json
 
 from tokenpo.harness.cli import main
 from tokenpo.leaderboards.freeze import freeze_result
-from tokenpo.leaderboards.regress import compare, load_single
+from tokenpo.leaderboards.regress import compare
+from tokenpo.leaderboards.results import load_single
 
 
 def _result_folder(path, correct):

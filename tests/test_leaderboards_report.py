@@ -12,8 +12,9 @@ from leaderboard_helpers import make_result, write_run
 from report_demo import CHROMIUM, build_demo_report, chromium_page
 
 from tokenpo.leaderboards.errors import ResultsError
+from tokenpo.leaderboards.frontier import KL_METRIC, REWARD_METRIC, pareto_front
 from tokenpo.leaderboards.registry import Benchmark
-from tokenpo.leaderboards.report import KL_METRIC, REWARD_METRIC, build_html, pareto_front
+from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.runs import load_run
 from tokenpo.leaderboards.svg import nice_ticks
 from tokenpo.leaderboards.table import build_leaderboard

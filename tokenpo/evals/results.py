@@ -107,8 +107,3 @@ def judge_results(
         "higher_is_better": {task: dict(higher_is_better)},
         "n-samples": {task: {"original": n, "effective": n}},
     }
-
-
-def read_results(out_dir: Path) -> dict[str, Any] | None:
-    path = Path(out_dir) / RESULTS
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -7,8 +7,9 @@ bootstrap interval over items: a resample draws doc_ids with replacement, and ea
 counts with the mean of the values of the seeds that have it (the seeds are evaluated on the same
 prompts in the same order). ``p_positive`` is carried along the same way.
 
-``frontier_points`` computes the points, ``frontier_json`` / ``write_frontier_json`` write them,
-``frontier_svg`` draws them as a standalone SVG (the HTML report draws the same chart inline).
+``frontier_points`` computes the points, ``pareto_front`` which of them no other beats,
+``frontier_json`` / ``write_frontier_json`` write them, ``frontier_svg`` draws them as a standalone
+SVG (the HTML report draws the same chart inline).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from tokenpo.core.files import write_atomic
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.results import Result
+from tokenpo.leaderboards.results import Result, read_results
 from tokenpo.leaderboards.stats import bootstrap, percentile_interval
 from tokenpo.leaderboards.svg import PALETTE, ErrorPoint, PointSeries, scatter_chart
 
@@ -104,7 +105,7 @@ def frontier_points(
         raise ResultsError(f"confidence: {confidence} is not in [0.5, 1)")
     if n_boot < 10:
         raise ResultsError(f"bootstrap: {n_boot} resamples; need at least 10 (2000 is the default)")
-    loaded = _load(results)
+    loaded = read_results(results)
     groups: dict[tuple, list[Result]] = {}
     for result in loaded:
         family = result.family or result.method
@@ -137,17 +138,6 @@ def frontier_points(
             )
         )
     return sorted(points, key=lambda p: p.key)
-
-
-def _load(results: Sequence[Result | str | Path]) -> list[Result]:
-    results = list(results)
-    loaded = [r for r in results if isinstance(r, Result)]
-    paths = [r for r in results if not isinstance(r, Result)]
-    if paths:
-        from tokenpo.leaderboards.table import read_results
-
-        loaded += read_results(paths)
-    return loaded
 
 
 class _Measure:
@@ -191,6 +181,15 @@ class _Measure:
             return Interval(mean, None, None, "none")
         spread = NormalDist().inv_cdf(0.5 + self.confidence / 2) * math.sqrt(sum(e * e for e in errors)) / len(errors)
         return Interval(mean, mean - spread, mean + spread, "stderr")
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both counts (lower KL ``x`` and higher reward ``y``)."""
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or y > front[-1][1]:
+            front.append((x, y))
+    return front
 
 
 # --- JSON --------------------------------------------------------------------------------------

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.results import Result, load_results
+from tokenpo.leaderboards.results import Result
 from tokenpo.leaderboards.stats import DropTest, drop_test, holm, paired_se
 
 POINTS = 100.0  # one point = 0.01 of the metric
@@ -73,15 +72,6 @@ class RegressReport:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
-
-
-def load_single(path: str | Path) -> Result:
-    results = load_results(path)
-    if len(results) != 1:
-        raise ResultsError(
-            f"{path}: holds {len(results)} results ({', '.join(r.model for r in results)}); give one"
-        )
-    return results[0]
 
 
 def compare(

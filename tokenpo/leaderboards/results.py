@@ -1,29 +1,34 @@
 """Read evaluation results: our result folders and plain lm-evaluation-harness output folders.
 
 Both hold lm-eval's ``results.json`` schema (metric keys ``"METRIC,FILTER"`` with
-``"METRIC_stderr,FILTER"`` beside them) and per-item sample files. A per-item file is used for
-paired statistics only when its scores reproduce the reported value; otherwise the reported
-stderr is used and a note says why, so no number silently changes meaning.
+``"METRIC_stderr,FILTER"`` beside them) and per-item sample files (read by ``samples``). A per-item
+file is used for paired statistics only when its scores reproduce the reported value; otherwise the
+reported stderr is used and a note says why, so no number silently changes meaning.
 
 Accepted paths (see docs/file-formats.md):
 
 - ``OUT/`` or ``OUT/results.json``: our folder, samples in ``OUT/samples/TASK.jsonl``;
 - ``DIR/MODEL/`` or ``DIR/MODEL/results_TS.json``: lm-eval's, samples in ``samples_TASK_TS.jsonl``;
 - ``DIR/``: lm-eval's ``--output_path``, one result per ``MODEL`` folder inside.
+
+The one reader of result folders: ``read_results`` (many paths, files of one run merged, for the
+leaderboard and the frontier), ``load_single`` (one result, for the regression gate) and
+``load_results`` (every result at one path), on which both rest.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.files import finite_number, json_lines, read_json
+from tokenpo.leaderboards.files import finite_number, read_json
 from tokenpo.leaderboards.health import parse_flags
+from tokenpo.leaderboards.samples import ItemScores, read_samples
 
 _LMEVAL_RESULTS = re.compile(r"^results_(?P<ts>.+)\.json$")
 # Reproduction tolerance for "Σ per-item scores / n equals the reported value" (float sums only).
@@ -37,34 +42,6 @@ class MetricValue:
     value: float
     stderr: float | None
     n: int | None
-
-
-@dataclass(frozen=True)
-class ItemScores:
-    """Per-item scores of one task metric: the metric equals ``Σ num / Σ den`` over the items.
-
-    Plain metrics score each item once (``den = 1``: acc is 0/1 per item, pass@1 a fraction).
-    Metrics scored per part of an item, such as IFEval's instruction-level accuracy (one 0/1 per
-    instruction of a prompt), keep the parts passed in ``num`` and the number of parts in ``den``,
-    so resampling items (not parts) is the right bootstrap unit. Items are keyed ``(task, doc_id)``.
-    """
-
-    keys: tuple[tuple[str, int], ...]
-    num: np.ndarray
-    den: np.ndarray
-
-    @property
-    def value(self) -> float:
-        return float(self.num.sum() / self.den.sum())
-
-    def index(self) -> dict[tuple[str, int], int]:
-        return {key: position for position, key in enumerate(self.keys)}
-
-    def take(self, keys: list[tuple[str, int]]) -> tuple[np.ndarray, np.ndarray]:
-        """``(num, den)`` of the given items, in that order (every key must be present)."""
-        position = self.index()
-        order = np.fromiter((position[key] for key in keys), dtype=np.int64, count=len(keys))
-        return self.num[order], self.den[order]
 
 
 @dataclass
@@ -149,6 +126,32 @@ def parse_result_arg(arg: str) -> tuple[str | None, str]:
     return None, arg
 
 
+def read_results(results: Iterable[Result | str | Path]) -> list[Result]:
+    """``Result`` objects as given, then every path read (``PATH`` or ``METHOD=PATH``), the files of
+    one run (same model, method and seed) merged into one result."""
+    results = list(results)
+    loaded = [r for r in results if isinstance(r, Result)]
+    runs: dict[tuple, Result] = {}
+    for arg in (r for r in results if not isinstance(r, Result)):
+        method, path = parse_result_arg(str(arg))
+        for result in load_results(path, method):
+            if result.run_key in runs:
+                runs[result.run_key].merge(result)
+            else:
+                runs[result.run_key] = result
+    return loaded + list(runs.values())
+
+
+def load_single(path: str | Path) -> Result:
+    """The one result at ``path`` (a ``ResultsError`` when it holds several)."""
+    results = load_results(path)
+    if len(results) != 1:
+        raise ResultsError(
+            f"{path}: holds {len(results)} results ({', '.join(r.model for r in results)}); give one"
+        )
+    return results[0]
+
+
 def load_results(path: str | Path, method: str | None = None) -> list[Result]:
     """Every result at ``path`` (a file or folder, see the module docstring)."""
     path = Path(path)
@@ -195,7 +198,8 @@ def _load_results_file(path: Path, method: str | None) -> Result:
         samples = _samples_file(path, task)
         if samples is None:
             continue
-        for key, scores in _read_samples(samples, task, result).items():
+        wanted = [key for (t, key) in result.metrics if t == task]
+        for key, scores in read_samples(samples, task, wanted, result.notes).items():
             result.items[(task, key)] = scores
     _pool_groups(result)
     _check_reproduction(result)
@@ -293,61 +297,6 @@ def _samples_file(results_path: Path, task: str) -> Path | None:
         if theirs.is_file():
             return theirs
     return None
-
-
-def _item_score(value: object) -> tuple[float, float] | None:
-    """``(num, den)`` of one item's score: a number, a bool, or a list of them (parts of the item)."""
-    number = finite_number(value) if not isinstance(value, bool) else float(value)
-    if number is not None:
-        return number, 1.0
-    if isinstance(value, list):
-        parts = [float(v) if isinstance(v, bool) else finite_number(v) for v in value]
-        if all(part is not None for part in parts):
-            return float(sum(parts)), float(len(parts))
-    return None
-
-
-def _read_samples(path: Path, task: str, result: Result) -> dict[str, ItemScores]:
-    """Per-item scores of every reported metric of ``task`` found in its samples file."""
-    wanted = [key for (t, key) in result.metrics if t == task]
-    filters_of: dict[str, list[str]] = {}
-    for key in wanted:
-        metric, filter_name = key.split(",", 1)
-        filters_of.setdefault(metric, []).append(filter_name)
-    collected: dict[str, dict[int, tuple[float, float]]] = {key: {} for key in wanted}
-    unusable: set[str] = set()
-    for line_number, row in json_lines(path):
-        doc_id = row.get("doc_id")
-        if isinstance(doc_id, bool) or not isinstance(doc_id, int):
-            raise ResultsError(f"{path}:{line_number}: doc_id: missing or not an integer")
-        row_filter = row.get("filter")
-        for key in wanted:
-            metric, filter_name = key.split(",", 1)
-            if key in row:
-                raw = row[key]
-            elif metric in row and (
-                row_filter == filter_name or (row_filter is None and len(filters_of[metric]) == 1)
-            ):
-                raw = row[metric]
-            else:
-                continue
-            score = _item_score(raw)
-            if score is None:
-                unusable.add(key)
-                continue
-            if doc_id in collected[key]:
-                raise ResultsError(f"{path}:{line_number}: doc_id {doc_id} repeated for metric {key!r}")
-            collected[key][doc_id] = score
-    scores = {}
-    for key, by_doc in collected.items():
-        if key in unusable:
-            result.notes.append(f"{path}: {key}: per-item scores are not numbers; using the reported stderr")
-        elif by_doc:
-            doc_ids = sorted(by_doc)
-            values = np.array([by_doc[doc] for doc in doc_ids], dtype=float)
-            keys = tuple((task, doc) for doc in doc_ids)
-            scores[key] = ItemScores(keys=keys, num=values[:, 0], den=values[:, 1])
-    return scores
 
 
 def _pool_groups(result: Result) -> None:

@@ -1,202 +1,40 @@
-"""The tidy results table and the leaderboard built from it.
+"""Build the leaderboard from results: the tidy table of every reported number, then the rows.
 
 One leaderboard row per ``(model, method)``; its seeds aggregate to mean ± sd. Each cell is a
 benchmark's headline score, normalised as the Open LLM Leaderboard v2 does, with a confidence
 interval, and its difference to the baseline row (a method, ``dpo`` by default) with a paired
-bootstrap interval over the items both share. Where the items cannot support an interval (too few,
-or no variation: ``stats.why_no_interval``) there is none, no significance, and the reason instead.
-Anything missing or mismatched becomes a note.
+bootstrap interval over the items both share (computed in ``intervals``). Where the items cannot
+support an interval (too few, or no variation: ``stats.why_no_interval``) there is none, no
+significance, and the reason instead. Anything missing or mismatched becomes a note. The rows,
+cells and notes built here are the classes of ``board``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from tokenpo.core import progress
 from tokenpo.leaderboards import health
+from tokenpo.leaderboards.board import Cell, Leaderboard, Row
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
-from tokenpo.leaderboards.results import ItemScores, Result, load_results, parse_result_arg
-from tokenpo.leaderboards.stats import (
-    bootstrap,
-    mean_influence,
-    percentile_interval,
-    ratio_on,
-    why_no_interval,
-    why_no_interval_over,
+from tokenpo.leaderboards.intervals import (
+    NO_ITEM_DATA,
+    Estimate,
+    Intervals,
+    aligned_items,
+    reported_stderr,
+    seed_mean_score,
 )
+from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
+from tokenpo.leaderboards.results import Result, read_results
+from tokenpo.leaderboards.stats import mean_influence
 
 TIDY_COLUMNS = ["model", "method", "seed", "task", "metric", "value", "stderr", "n", "source"]
-NO_ITEM_DATA = "no per-item scores or stderr"
-
-
-@dataclass
-class Estimate:
-    """A number with its confidence interval and standard error, and how they were obtained."""
-
-    value: float
-    low: float
-    high: float
-    se: float
-    how: str  # "paired bootstrap", "bootstrap", "stderr" (normal approximation), or "none"
-    samples: np.ndarray | None = field(default=None, repr=False)  # bootstrap replicates, if any
-    no_interval: str | None = None  # why there is none ("1 item", "no variation across 24 items", …)
-
-    @classmethod
-    def without_interval(cls, value: float, reason: str) -> Estimate:
-        """A value whose items cannot support an interval (``stats.why_no_interval``), saying why."""
-        return cls(value, math.nan, math.nan, math.nan, "none", no_interval=reason)
-
-    @property
-    def has_interval(self) -> bool:
-        """False when ``how`` is "none"; ``no_interval`` then says why."""
-        return self.how != "none"
-
-    @property
-    def significant(self) -> bool:
-        """The interval excludes 0; never without an interval (too few items, no variation, no data)."""
-        return self.has_interval and (self.low > 0 or self.high < 0)
-
-
-@dataclass
-class Cell:
-    """One benchmark of one leaderboard row."""
-
-    benchmark: Benchmark
-    task: str
-    seeds: list[int | None]
-    raw: float  # headline metric, mean over seeds
-    score: Estimate  # normalised score, mean over seeds
-    score_sd: float | None  # sd over seeds (None with one seed)
-    n: int | None
-    delta: Estimate | None = None  # score − baseline's score
-    n_shared: int | None = None
-
-
-@dataclass
-class Row:
-    model: str
-    method: str
-    runs: list[Result]
-    cells: dict[str, Cell] = field(default_factory=dict)
-    runs_for: dict[str, list[Result]] = field(default_factory=dict)  # benchmark → the seeds that ran it
-    average: Estimate | None = None
-    average_sd: float | None = None
-    average_delta: Estimate | None = None
-    is_baseline: bool = False
-    baseline_flagged: bool = False  # its deltas are against a baseline row whose training was flagged
-
-    @property
-    def seeds(self) -> list[int | None]:
-        return [run.seed for run in self.runs]
-
-    @property
-    def health(self) -> dict[int | None, list[dict]]:
-        """Per seed, the training-health flags of the runs that carry some (empty: nothing flagged)."""
-        return {run.seed: flags for run in self.runs if (flags := run.training_health)}
-
-    @property
-    def flagged(self) -> bool:
-        """A run of this row did not train properly: the row is listed after the ranked rows, marked."""
-        return bool(self.health)
-
-    @property
-    def health_status(self) -> str:
-        """``flagged``, ``ok`` (every run checked, none flagged) or ``unknown``."""
-        return health.status(run.training_health for run in self.runs)
-
-    def health_records(self) -> list[dict]:
-        """Every flag as ``{"seed", "metric", "value", "problem"}``."""
-        return [health.flag_record(flag, seed=seed) for seed, flags in self.health.items() for flag in flags]
-
-    @property
-    def label(self) -> str:
-        return f"{self.method} ({self.model})"
-
-
-@dataclass
-class Leaderboard:
-    benchmarks: list[Benchmark]  # the columns, in registry order
-    rows: list[Row]
-    tidy: pd.DataFrame
-    notes: list[str]
-    baseline: str
-    confidence: float
-    results: list[Result] = field(default_factory=list)  # what the board was built from (for the report)
-    n_boot: int = 2000
-    seed: int = 0
-
-    def frame(self) -> pd.DataFrame:
-        """One line per row and benchmark (plus ``benchmark == "average"``), for csv/json."""
-        records = []
-        for row in self.rows:
-            base = {
-                "model": row.model,
-                "method": row.method,
-                "seeds": ",".join(str(s) for s in row.seeds if s is not None),
-                "health": row.health_status,
-                "health_flags": "; ".join(
-                    f"seed {seed}: {health.describe(flag)}" if seed is not None else health.describe(flag)
-                    for seed, flags in row.health.items()
-                    for flag in flags
-                ),
-                "baseline_flagged": row.baseline_flagged,
-            }
-            for cell in row.cells.values():
-                records.append(
-                    base
-                    | {
-                        "benchmark": cell.benchmark.name,
-                        "task": cell.task,
-                        "metric": "+".join(cell.benchmark.metrics),
-                        "raw": cell.raw,
-                        "n": cell.n,
-                    }
-                    | _estimate_columns("score", cell.score)
-                    | {"score_sd": cell.score_sd}
-                    | _estimate_columns("delta", cell.delta)
-                    | {"n_shared": cell.n_shared}
-                )
-            if row.average is not None:
-                records.append(
-                    base
-                    | {"benchmark": "average", "task": None, "metric": None, "raw": None, "n": None}
-                    | _estimate_columns("score", row.average)
-                    | {"score_sd": row.average_sd}
-                    | _estimate_columns("delta", row.average_delta)
-                    | {"n_shared": None}
-                )
-        return pd.DataFrame.from_records(records)
-
-
-def _estimate_columns(prefix: str, estimate: Estimate | None) -> dict:
-    """``PREFIX``, its interval (``_low``, ``_high``), how it was computed (``_ci``) and, when it
-    has no interval, why (``_no_interval``); for Δ also whether it is ``significant``."""
-    if estimate is None:
-        return {
-            prefix: None,
-            f"{prefix}_low": None,
-            f"{prefix}_high": None,
-            f"{prefix}_ci": None,
-            f"{prefix}_no_interval": None,
-        }
-    columns = {
-        prefix: estimate.value,
-        f"{prefix}_low": estimate.low,
-        f"{prefix}_high": estimate.high,
-        f"{prefix}_ci": estimate.how,
-        f"{prefix}_no_interval": estimate.no_interval,
-    }
-    if prefix == "delta":
-        columns["significant"] = estimate.significant
-    return columns
 
 
 def tidy_table(results: Iterable[Result]) -> pd.DataFrame:
@@ -220,19 +58,6 @@ def tidy_table(results: Iterable[Result]) -> pd.DataFrame:
     return frame.astype({"seed": "Int64", "n": "Int64"})
 
 
-def read_results(paths: Sequence[str | Path]) -> list[Result]:
-    """Read every path (``PATH`` or ``METHOD=PATH``) and merge files of the same run."""
-    runs: dict[tuple, Result] = {}
-    for arg in paths:
-        method, path = parse_result_arg(str(arg))
-        for result in load_results(path, method):
-            if result.run_key in runs:
-                runs[result.run_key].merge(result)
-            else:
-                runs[result.run_key] = result
-    return list(runs.values())
-
-
 def build_leaderboard(
     results: Sequence[Result | str | Path],
     baseline: str = "dpo",
@@ -251,9 +76,7 @@ def build_leaderboard(
         raise ResultsError(f"confidence: {confidence} is not in [0.5, 1)")
     if n_boot < 10:
         raise ResultsError(f"bootstrap: {n_boot} resamples; need at least 10 (2000 is the default)")
-    loaded = [r for r in results if isinstance(r, Result)]
-    paths = [r for r in results if not isinstance(r, Result)]
-    loaded += read_results(paths) if paths else []
+    loaded = read_results(results)
     if not loaded:
         raise ResultsError("no results given")
     registry = (
@@ -273,9 +96,7 @@ class _Builder:
         self.baseline = baseline
         self.registry = registry
         self.confidence = confidence
-        self.z = NormalDist().inv_cdf(0.5 + confidence / 2)
-        self.n_boot = n_boot
-        self.rng = rng
+        self.intervals = Intervals(confidence, n_boot, rng)
         self.notes: list[str] = []
 
     def build(self) -> Leaderboard:
@@ -370,90 +191,23 @@ class _Builder:
             n=counts.pop() if len(counts) == 1 else None,
         )
 
-    # --- item-level scores ----------------------------------------------------------------------
-    def _item_scores(self, run: Result, task: str, benchmark: Benchmark) -> list[ItemScores] | None:
-        parts = [run.items.get((task, metric)) for metric in benchmark.metrics]
-        return parts if all(part is not None for part in parts) else None
-
-    def _aligned(self, runs: list[Result], task: str, benchmark: Benchmark):
-        """Per run, per metric ``(num, den)`` on the items all runs share; None without samples."""
-        per_run = [self._item_scores(run, task, benchmark) for run in runs]
-        if any(parts is None for parts in per_run):
-            return None, 0
-        shared = set(per_run[0][0].keys)
-        for parts in per_run:
-            for part in parts:
-                shared &= set(part.keys)
-        keys = sorted(shared)
-        if not keys:
-            return None, 0
-        return [[part.take(keys) for part in parts] for parts in per_run], len(keys)
-
-    def _row_score_fn(self, aligned, benchmark: Benchmark):
-        """idx ↦ seed-mean normalised headline score on each resample."""
-
-        def score(idx: np.ndarray) -> np.ndarray:
-            per_seed = [
-                normalise(np.mean([ratio_on(num, den, idx) for num, den in parts], axis=0), benchmark.random)
-                for parts in aligned
-            ]
-            return np.mean(per_seed, axis=0)
-
-        return score
-
-    def _stderr_of(self, runs: list[Result], task: str, benchmark: Benchmark) -> float | None:
-        """Normalised standard error of the seed-mean score from reported stderrs.
-
-        A headline made of several metrics (IFEval) takes the mean of their stderrs, the bound
-        for perfectly correlated metrics, so the interval is never too narrow.
-        """
-        per_seed = []
-        for run in runs:
-            errors = [run.metrics[(task, m)].stderr for m in benchmark.metrics]
-            if any(e is None for e in errors):
-                return None
-            per_seed.append(float(np.mean(errors)) * 100.0 / (1.0 - benchmark.random))
-        return math.sqrt(sum(e * e for e in per_seed)) / len(per_seed)
-
+    # --- intervals and averages -----------------------------------------------------------------
     def _score(self, row: Row, benchmark: Benchmark) -> Estimate:
         cell = row.cells[benchmark.name]
         runs = row.runs_for[benchmark.name]
-        aligned, _ = self._aligned(runs, cell.task, benchmark)
+        aligned, _ = aligned_items(runs, cell.task, benchmark)
         if aligned is not None:
-            return self._bootstrapped(
-                self._row_score_fn(aligned, benchmark), cell.score.value, mean_influence(aligned), "bootstrap"
+            return self.intervals.bootstrapped(
+                seed_mean_score(aligned, benchmark), cell.score.value, mean_influence(aligned), "bootstrap"
             )
-        se = self._stderr_of(runs, cell.task, benchmark)
+        se = reported_stderr(runs, cell.task, benchmark)
         if se is None:
             self.notes.append(
                 f"{benchmark.label}: {row.label} has neither per-item scores nor stderr; no interval"
             )
             return Estimate.without_interval(cell.score.value, NO_ITEM_DATA)
         # A normalised score is never below 0, nor is its interval.
-        return self._from_stderr(cell.score.value, se, cell.n, floor=0.0)
-
-    def _bootstrapped(
-        self, statistic: Callable[[np.ndarray], np.ndarray], value: float, per_item: np.ndarray, how: str
-    ) -> Estimate:
-        """``value`` with the percentile-bootstrap interval of ``statistic`` over items, unless
-        ``per_item`` (each item's contribution: its score, or for a Δ its paired difference) cannot
-        support an interval (``why_no_interval``)."""
-        # Resampled even when the interval is withheld: the random stream, hence every other cell's
-        # interval, stays what it would be without the rule.
-        samples = bootstrap(statistic, per_item.size, self.n_boot, self.rng)
-        reason = why_no_interval_over(per_item)
-        if reason is not None:
-            return Estimate.without_interval(value, reason)
-        low, high = percentile_interval(samples, self.confidence)
-        return Estimate(value, low, high, float(samples.std(ddof=1)), how, samples)
-
-    def _from_stderr(self, value: float, se: float, n_items: int | None, floor: float = -math.inf) -> Estimate:
-        """``value`` ± z·``se`` (the normal interval; its low end no less than ``floor``), unless
-        ``n_items`` items with standard error ``se`` cannot support an interval (``why_no_interval``)."""
-        reason = why_no_interval(n_items, se)
-        if reason is not None:
-            return Estimate.without_interval(value, reason)
-        return Estimate(value, max(floor, value - self.z * se), value + self.z * se, se, "stderr")
+        return self.intervals.from_stderr(cell.score.value, se, cell.n, floor=0.0)
 
     def _average(self, row: Row, columns: list[Benchmark]) -> None:
         averaged = [b for b in columns if b.average]
@@ -464,9 +218,7 @@ class _Builder:
             self.notes.append(f"average: {row.label} lacks {missing}; no average shown for it")
             return
         cells = [row.cells[b.name] for b in averaged]
-        row.average = _mean_estimate(
-            {b.label: cell.score for b, cell in zip(averaged, cells, strict=True)}, self.confidence, self.z
-        )
+        row.average = self.intervals.mean({b.label: cell.score for b, cell in zip(averaged, cells, strict=True)})
         per_seed = [
             np.mean(
                 [
@@ -503,7 +255,7 @@ class _Builder:
             deltas = [row.cells[b.name].delta if b.name in row.cells else None for b in averaged]
             if row.average is not None and base.average is not None and all(d is not None for d in deltas):
                 labelled = {b.label: delta for b, delta in zip(averaged, deltas, strict=True)}
-                row.average_delta = _mean_estimate(labelled, self.confidence, self.z)
+                row.average_delta = self.intervals.mean(labelled)
 
     def _delta(self, row: Row, base: Row, benchmark: Benchmark) -> None:
         cell, base_cell = row.cells[benchmark.name], base.cells[benchmark.name]
@@ -513,17 +265,17 @@ class _Builder:
             )
             return
         runs, base_runs = row.runs_for[benchmark.name], base.runs_for[benchmark.name]
-        aligned, n_shared = self._aligned(runs + base_runs, cell.task, benchmark)
+        aligned, n_shared = aligned_items(runs + base_runs, cell.task, benchmark)
         if aligned is not None:
             mine, theirs = aligned[: len(runs)], aligned[len(runs) :]
-            score, base_score = self._row_score_fn(mine, benchmark), self._row_score_fn(theirs, benchmark)
+            score, base_score = seed_mean_score(mine, benchmark), seed_mean_score(theirs, benchmark)
 
             def difference(idx: np.ndarray) -> np.ndarray:
                 return score(idx) - base_score(idx)
 
             full = np.arange(n_shared)[None, :]
             paired_differences = mean_influence(mine) - mean_influence(theirs)
-            cell.delta = self._bootstrapped(
+            cell.delta = self.intervals.bootstrapped(
                 difference, float(difference(full)[0]), paired_differences, "paired bootstrap"
             )
             cell.n_shared = n_shared
@@ -534,8 +286,8 @@ class _Builder:
                 )
             return
         se, base_se = (
-            self._stderr_of(runs, cell.task, benchmark),
-            self._stderr_of(base_runs, cell.task, benchmark),
+            reported_stderr(runs, cell.task, benchmark),
+            reported_stderr(base_runs, cell.task, benchmark),
         )
         value = cell.score.value - base_cell.score.value
         if se is None or base_se is None:
@@ -543,7 +295,7 @@ class _Builder:
             return
         counts = [n for n in (cell.n, base_cell.n) if n is not None]
         spread = math.sqrt(se * se + base_se * base_se)
-        cell.delta = self._from_stderr(value, spread, min(counts, default=None))
+        cell.delta = self.intervals.from_stderr(value, spread, min(counts, default=None))
         if cell.delta.has_interval:  # without one, the cell itself says why
             self.notes.append(
                 f"{benchmark.label}: {row.label} vs {base.label}: no shared per-item scores; "
@@ -602,24 +354,3 @@ class _Builder:
                     + ", ".join(f"{label} {s}" for label, s in shots.items())
                 )
 
-
-def _mean_estimate(parts: dict[str, Estimate], confidence: float, z: float) -> Estimate:
-    """Mean of estimates over independent item sets (benchmarks, keyed by label): a stratified
-    bootstrap when every part has replicates, else a normal interval from ``√(Σ se²) / k``.
-
-    The mean has an interval only when every part has one: the parts without (too few items, no
-    variation, no data) are named instead, and the mean is then never significant.
-    """
-    estimates = list(parts.values())
-    value = float(np.mean([e.value for e in estimates]))
-    lacking = [label for label, e in parts.items() if not e.has_interval]
-    if lacking:
-        verb = "lacks" if len(lacking) == 1 else "lack"
-        return Estimate.without_interval(value, f"{', '.join(lacking)} {verb} one")
-    if all(e.samples is not None for e in estimates):
-        samples = np.mean([e.samples for e in estimates], axis=0)
-        low, high = percentile_interval(samples, confidence)
-        how = "paired bootstrap" if any(e.how == "paired bootstrap" for e in estimates) else "bootstrap"
-        return Estimate(value, low, high, float(samples.std(ddof=1)), how, samples)
-    se = math.sqrt(sum(e.se**2 for e in estimates)) / len(estimates)
-    return Estimate(value, value - z * se, value + z * se, se, "stderr")

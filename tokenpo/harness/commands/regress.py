@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from tokenpo.harness.errors import HarnessError
-from tokenpo.leaderboards.regress import compare, format_report, load_single
+from tokenpo.leaderboards.regress import compare, format_report
+from tokenpo.leaderboards.results import load_single
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

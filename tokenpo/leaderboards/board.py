@@ -1,0 +1,147 @@
+"""What a built leaderboard holds: rows of benchmark cells (scores with intervals, deltas to the
+baseline), the tidy table and the notes; and the one-line-per-cell frame its csv and json are made of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from tokenpo.leaderboards import health
+from tokenpo.leaderboards.intervals import Estimate
+from tokenpo.leaderboards.registry import Benchmark
+from tokenpo.leaderboards.results import Result
+
+
+@dataclass
+class Cell:
+    """One benchmark of one leaderboard row."""
+
+    benchmark: Benchmark
+    task: str
+    seeds: list[int | None]
+    raw: float  # headline metric, mean over seeds
+    score: Estimate  # normalised score, mean over seeds
+    score_sd: float | None  # sd over seeds (None with one seed)
+    n: int | None
+    delta: Estimate | None = None  # score − baseline's score
+    n_shared: int | None = None
+
+
+@dataclass
+class Row:
+    model: str
+    method: str
+    runs: list[Result]
+    cells: dict[str, Cell] = field(default_factory=dict)
+    runs_for: dict[str, list[Result]] = field(default_factory=dict)  # benchmark → the seeds that ran it
+    average: Estimate | None = None
+    average_sd: float | None = None
+    average_delta: Estimate | None = None
+    is_baseline: bool = False
+    baseline_flagged: bool = False  # its deltas are against a baseline row whose training was flagged
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [run.seed for run in self.runs]
+
+    @property
+    def health(self) -> dict[int | None, list[dict]]:
+        """Per seed, the training-health flags of the runs that carry some (empty: nothing flagged)."""
+        return {run.seed: flags for run in self.runs if (flags := run.training_health)}
+
+    @property
+    def flagged(self) -> bool:
+        """A run of this row did not train properly: the row is listed after the ranked rows, marked."""
+        return bool(self.health)
+
+    @property
+    def health_status(self) -> str:
+        """``flagged``, ``ok`` (every run checked, none flagged) or ``unknown``."""
+        return health.status(run.training_health for run in self.runs)
+
+    def health_records(self) -> list[dict]:
+        """Every flag as ``{"seed", "metric", "value", "problem"}``."""
+        return [health.flag_record(flag, seed=seed) for seed, flags in self.health.items() for flag in flags]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} ({self.model})"
+
+
+@dataclass
+class Leaderboard:
+    benchmarks: list[Benchmark]  # the columns, in registry order
+    rows: list[Row]
+    tidy: pd.DataFrame
+    notes: list[str]
+    baseline: str
+    confidence: float
+    results: list[Result] = field(default_factory=list)  # what the board was built from (for the report)
+    n_boot: int = 2000
+    seed: int = 0
+
+    def frame(self) -> pd.DataFrame:
+        """One line per row and benchmark (plus ``benchmark == "average"``), for csv/json."""
+        records = []
+        for row in self.rows:
+            base = {
+                "model": row.model,
+                "method": row.method,
+                "seeds": ",".join(str(s) for s in row.seeds if s is not None),
+                "health": row.health_status,
+                "health_flags": "; ".join(
+                    f"seed {seed}: {health.describe(flag)}" if seed is not None else health.describe(flag)
+                    for seed, flags in row.health.items()
+                    for flag in flags
+                ),
+                "baseline_flagged": row.baseline_flagged,
+            }
+            for cell in row.cells.values():
+                records.append(
+                    base
+                    | {
+                        "benchmark": cell.benchmark.name,
+                        "task": cell.task,
+                        "metric": "+".join(cell.benchmark.metrics),
+                        "raw": cell.raw,
+                        "n": cell.n,
+                    }
+                    | _estimate_columns("score", cell.score)
+                    | {"score_sd": cell.score_sd}
+                    | _estimate_columns("delta", cell.delta)
+                    | {"n_shared": cell.n_shared}
+                )
+            if row.average is not None:
+                records.append(
+                    base
+                    | {"benchmark": "average", "task": None, "metric": None, "raw": None, "n": None}
+                    | _estimate_columns("score", row.average)
+                    | {"score_sd": row.average_sd}
+                    | _estimate_columns("delta", row.average_delta)
+                    | {"n_shared": None}
+                )
+        return pd.DataFrame.from_records(records)
+
+
+def _estimate_columns(prefix: str, estimate: Estimate | None) -> dict:
+    """``PREFIX``, its interval (``_low``, ``_high``), how it was computed (``_ci``) and, when it
+    has no interval, why (``_no_interval``); for Δ also whether it is ``significant``."""
+    if estimate is None:
+        return {
+            prefix: None,
+            f"{prefix}_low": None,
+            f"{prefix}_high": None,
+            f"{prefix}_ci": None,
+            f"{prefix}_no_interval": None,
+        }
+    columns = {
+        prefix: estimate.value,
+        f"{prefix}_low": estimate.low,
+        f"{prefix}_high": estimate.high,
+        f"{prefix}_ci": estimate.how,
+        f"{prefix}_no_interval": estimate.no_interval,
+    }
+    if prefix == "delta":
+        columns["significant"] = estimate.significant
+    return columns

@@ -1,0 +1,191 @@
+"""The HTML report's sections drawn from the results: the leaderboard table (intervals, deltas, methods
+whose training was flagged marked and listed last), one bar chart per benchmark, and the reward–KL
+frontier of sentiment runs (one point per method family and β, with intervals)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from tokenpo.leaderboards import health
+from tokenpo.leaderboards.board import Leaderboard, Row
+from tokenpo.leaderboards.formatting import fmt_delta, fmt_interval, fmt_score, legend_lines, method_label, seeds_text
+from tokenpo.leaderboards.frontier import (
+    FrontierPoint,
+    Interval,
+    chart_groups,
+    family_colours,
+    frontier_points,
+    frontier_svg,
+    pareto_front,
+)
+from tokenpo.leaderboards.registry import Benchmark
+from tokenpo.leaderboards.report_training import badge
+from tokenpo.leaderboards.svg import bar_chart
+
+
+# --- leaderboard table -------------------------------------------------------------------------
+def table_section(board: Leaderboard, colours: dict[str, str]) -> str:
+    head = "".join(f"<th>{escape(b.label)}</th>" for b in board.benchmarks)
+    body = []
+    for row in board.rows:
+        cells = []
+        for b in board.benchmarks:
+            cell = row.cells.get(b.name)
+            if cell is None:
+                cells.append('<td class="missing">missing</td>')
+                continue
+            cells.append(
+                _score_cell(
+                    cell.score,
+                    cell.score_sd,
+                    cell.delta,
+                    f"{b.label}: {cell.task}, n={cell.n}",
+                    raw=cell.raw,
+                    against_flagged=row.baseline_flagged,
+                )
+            )
+        cells.append(
+            _score_cell(
+                row.average,
+                row.average_sd,
+                row.average_delta,
+                "average",
+                extra="average",
+                against_flagged=row.baseline_flagged,
+            )
+        )
+        name = escape(row.method) + (' <span class="tag">baseline</span>' if row.is_baseline else "")
+        swatch = f'<span class="swatch" style="background:{colours[row.method]}"></span>'
+        flagged = ' class="flagged"' if row.flagged else ""
+        body.append(
+            f'<tr{flagged}><th scope="row">{swatch}{name}{_health_badge(row)}</th>'
+            f'<td class="text">{escape(row.model)}</td>'
+            f'<td class="text">{escape(seeds_text(row))}</td>{"".join(cells)}</tr>'
+        )
+    legend = "".join(f"<li>{escape(line)}</li>" for line in legend_lines(board))
+    notes = "".join(f"<li>{escape(note)}</li>" for note in board.notes)
+    notes_block = f'<h3>Notes</h3><ul class="notes">{notes}</ul>' if notes else ""
+    return (
+        '<section id="leaderboard"><h2>Leaderboard</h2>'
+        f'<table class="leaderboard"><thead><tr><th>method</th><th>model</th><th>seeds</th>{head}'
+        f"<th>average</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f'<ul class="legend">{legend}</ul>{notes_block}</section>'
+    )
+
+
+def _health_badge(row: Row) -> str:
+    """A visible badge naming the problems of a row whose training was flagged."""
+    if not row.flagged:
+        return ""
+    problems = [
+        (f"seed {seed}: " if seed is not None and len(row.runs) > 1 else "") + health.describe(flag)
+        for seed, flags in row.health.items()
+        for flag in flags
+    ]
+    return badge(problems)
+
+
+def _score_cell(
+    score, sd, delta, title: str, extra: str = "", raw: float | None = None, against_flagged: bool = False
+) -> str:
+    """Normalised score (± sd over seeds), its interval, the raw headline value, the Δ to baseline
+    (marked ⚠ when the baseline's training was flagged)."""
+    if score is None:
+        return f'<td class="missing {extra}">—</td>'
+    parts = [
+        f'<span class="score">{escape(fmt_score(score, sd))}</span>',
+        f'<span class="ci">{escape(fmt_interval(score))}</span>',
+    ]
+    if raw is not None:
+        parts.append(f'<span class="ci">raw {raw:.4f}</span>')
+    if delta is not None:
+        kind = "up" if delta.significant and delta.value > 0 else "down" if delta.significant else "flat"
+        mark = f"{health.MARKER} " if against_flagged else ""
+        parts.append(f'<span class="delta {kind}">{mark}Δ {escape(fmt_delta(delta))}</span>')
+    return f'<td class="{extra}" title="{escape(title)}">{"".join(parts)}</td>'
+
+
+# --- per-benchmark bars --------------------------------------------------------------------------
+def benchmark_section(board: Leaderboard, colours: dict[str, str]) -> str:
+    level = f"{board.confidence * 100:g}%"
+    charts = []
+    for benchmark in [*board.benchmarks, None]:
+        rows = [r for r in board.rows if (r.cells.get(benchmark.name) if benchmark else r.average)]
+        if not rows:
+            continue
+        estimates = [r.cells[benchmark.name].score if benchmark else r.average for r in rows]
+        charts.append(
+            bar_chart(
+                title=_chart_title(benchmark),
+                labels=[method_label(r) for r in rows],
+                values=[e.value for e in estimates],
+                intervals=[(e.low, e.high) if e.has_interval else None for e in estimates],
+                colors=[colours[r.method] for r in rows],
+                y_label="normalised score",
+            )
+        )
+    return (
+        f'<section id="benchmarks"><h2>Benchmarks</h2><p>Normalised headline score per method; whiskers are '
+        f"{level} intervals (bootstrap over items, or the reported stderr).</p>"
+        f'<div class="charts">{"".join(charts)}</div></section>'
+    )
+
+
+def _chart_title(benchmark: Benchmark | None) -> str:
+    return (
+        "Average"
+        if benchmark is None
+        else f"{benchmark.label} ({'+'.join(m.split(',')[0] for m in benchmark.metrics)})"
+    )
+
+
+# --- reward–KL frontier ------------------------------------------------------------------------
+def frontier_section(board: Leaderboard) -> str | None:
+    points = frontier_points(board.results, confidence=board.confidence, n_boot=board.n_boot, seed=board.seed)
+    if not points:
+        return None
+    colours = family_colours(points)
+    blocks = []
+    for group in chart_groups(points).values():
+        chart = frontier_svg(group, standalone=False, colours=colours)
+        blocks.append(f'<div class="frontier">{chart}{_frontier_table(group)}</div>')
+    level = f"{board.confidence * 100:g}%"
+    return (
+        '<section id="frontier"><h2>Reward–KL frontier</h2><p>Sentiment control: the judge\'s positive rate '
+        "against the sequence KL to the reference. One point per method family and β (labelled beside "
+        "it): the mean over its seeds; bars are "
+        f"{level} percentile-bootstrap intervals over items (doc_ids resampled; each counts with the mean "
+        "of the seeds that have it). Each family's points are joined in order of KL; the base model is "
+        "the black diamond; hollow, dashed: training flagged (did not train). "
+        "<em>front</em>: no other point has both a lower KL and a higher positive rate.</p>"
+        f'<div class="charts">{"".join(blocks)}</div></section>'
+    )
+
+
+def _frontier_table(points: Sequence[FrontierPoint]) -> str:
+    front = set(pareto_front([(p.kl.value, p.reward.value) for p in points if not p.flagged]))
+    rows = []
+    for p in points:
+        seeds = ",".join(str(s) for s in p.seeds if s is not None) or "—"
+        on_front = "front" if (p.kl.value, p.reward.value) in front and not p.flagged else ""
+        status = badge([health.describe(f) for f in p.flags]) if p.flagged else escape(p.health)
+        rows.append(
+            f"<tr><td>{escape(p.family)}</td><td>{'—' if p.beta is None else f'{p.beta:g}'}</td>"
+            f"<td>{escape(seeds)}</td><td>{p.n_items if p.n_items is not None else '—'}</td>"
+            f"<td>{_interval_text(p.kl)}</td><td>{_interval_text(p.reward)}</td>"
+            f"<td>{_interval_text(p.p_positive)}</td><td>{on_front}</td><td>{status}</td></tr>"
+        )
+    return (
+        '<table class="stats frontier"><thead><tr><th>family</th><th>β</th><th>seeds</th><th>items</th>'
+        "<th>KL to reference</th><th>positive rate</th><th>p(positive)</th><th>Pareto</th><th>training</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _interval_text(estimate: Interval | None) -> str:
+    if estimate is None:
+        return "—"
+    if estimate.low is None or estimate.high is None:
+        return f"{estimate.value:.3f}"
+    return f"{estimate.value:.3f} [{estimate.low:.3f}, {estimate.high:.3f}]"
