@@ -9,15 +9,9 @@ import torch
 import torch.nn.functional as F
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from tokenpo.trainers.activations import (
-    HOOK_POINTS,
-    HOOK_TYPES,
-    MODEL_LEVEL_POINTS,
-    activation_mask,
-    captured_activations,
-    resolve_points,
-)
+from tokenpo.trainers.activations import activation_mask, captured_activations
 from tokenpo.trainers.forward import transformer_layers
+from tokenpo.trainers.hooknames import HOOK_POINTS, HOOK_TYPES, MODEL_LEVEL_POINTS, resolve_points
 
 ALL = resolve_points(HOOK_TYPES)
 PER_LAYER = [name for name in ALL if name not in MODEL_LEVEL_POINTS]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tokenpo.core.errors import UserError
+from tokenpo.trainers.hooknames import resolve_points
 
 
 class ConfigValueError(UserError, ValueError):
@@ -122,8 +123,6 @@ class SparsePOConfig:
     head_weight_decay: float = 0.01
 
     def __post_init__(self) -> None:
-        from tokenpo.trainers.activations import resolve_points
-
         _positive(self, "beta")
         try:
             resolve_points(self.hooks)

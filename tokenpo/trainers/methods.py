@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from tokenpo.trainers import losses as L
-from tokenpo.trainers.activations import activation_mask, resolve_points
+from tokenpo.trainers.activations import activation_mask
 from tokenpo.trainers.anchors import AnchorPool
 from tokenpo.trainers.config import DPOConfig, MethodConfig, SparsePOConfig, TDPOConfig, TIDPOConfig
+from tokenpo.trainers.hooknames import resolve_points
 from tokenpo.trainers.masks import MaskHead
 
 Stat = tuple[torch.Tensor, torch.Tensor]
