@@ -7,9 +7,8 @@ from typing import Literal
 
 import pytest
 
+from tokenpo.core.config import ConfigError, dump_yaml, load_config, parse_override
 from tokenpo.harness.commands.train import TrainJob
-from tokenpo.harness.config import dump_yaml, load_config, parse_override
-from tokenpo.harness.errors import HarnessError
 from tokenpo.trainers.config import DPOConfig, SparsePOConfig, TIDPOConfig
 
 
@@ -64,7 +63,7 @@ def test_yaml_and_overrides_build_typed_nested_dataclasses(tmp_path):
 def test_an_override_can_switch_the_member_of_a_tagged_union(tmp_path):
     config = load_config(Outer, write(tmp_path, "name: x\npet: {kind: cat}\n"), ["pet.kind=dog"])
     assert config.pet == Dog()
-    with pytest.raises(HarnessError, match=r"pet\.lives: unknown key; expected one of: kind, good$"):
+    with pytest.raises(ConfigError, match=r"pet\.lives: unknown key; expected one of: kind, good$"):
         load_config(Outer, write(tmp_path, "name: x\npet: {kind: cat, lives: 3}\n"), ["pet.kind=dog"])
 
 
@@ -101,7 +100,7 @@ def test_an_override_can_switch_the_member_of_a_tagged_union(tmp_path):
 )
 def test_errors_are_one_line_and_name_the_key_path(tmp_path, monkeypatch, text, overrides, message):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(HarnessError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_config(Outer, write(tmp_path, text).name, overrides)
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
@@ -111,12 +110,12 @@ def test_override_syntax_is_checked():
     assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
     assert parse_override("a=null") == ("a", None)
     for bad in ("novalue", "=3", "a..b=1"):
-        with pytest.raises(HarnessError, match="expected KEY=VALUE"):
+        with pytest.raises(ConfigError, match="expected KEY=VALUE"):
             parse_override(bad)
 
 
 def test_a_missing_file_is_one_line(tmp_path):
-    with pytest.raises(HarnessError, match=r"nope\.yaml: cannot read the file"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read the file"):
         load_config(Outer, tmp_path / "nope.yaml")
 
 
@@ -144,7 +143,7 @@ def test_train_job_round_trips_through_yaml_with_every_default_filled_in(tmp_pat
 )
 def test_train_job_values_are_validated_with_the_key_named(tmp_path, override, message):
     with pytest.raises(
-        HarnessError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+        ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
     ):
         load_config(
             TrainJob,

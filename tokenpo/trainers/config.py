@@ -1,7 +1,7 @@
 """Typed configuration of a training run: one dataclass per method, plus the common settings.
 
 Every value is checked in ``__post_init__``; a bad one raises :class:`ConfigValueError` naming
-the field, which ``tokenpo.harness.config`` turns into ``FILE: method.beta: must be positive, got -1``.
+the field, which ``tokenpo.core.config`` turns into ``FILE: method.beta: must be positive, got -1``.
 Defaults are the papers' settings (see ``docs`` in the README's Training section).
 """
 

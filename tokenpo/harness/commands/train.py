@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tokenpo.core.config import load_config, to_mapping
 from tokenpo.harness.commands.data import load_reporting_rejects
-from tokenpo.harness.config import load_config, to_mapping
 from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
 from tokenpo.trainers import TrainConfig, train
 from tokenpo.trainers.config import DPOConfig, MethodConfig, TrainingConfig

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tokenpo.harness.config import from_mapping_at, to_mapping
+from tokenpo.core.config import field_error, from_mapping, to_mapping
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL
 from tokenpo.trainers.config import MethodConfig, TrainingConfig
@@ -43,16 +43,16 @@ class SentimentPairs:
     def __post_init__(self) -> None:
         for name in ("train_prompts", "eval_prompts", "max_new_tokens", "batch_size", "prompt_words"):
             if getattr(self, name) < 1:
-                raise _bad(name, f"must be at least 1, got {getattr(self, name)}")
+                raise field_error(name, f"must be at least 1, got {getattr(self, name)}")
         if self.completions_per_prompt < 2:
             count = self.completions_per_prompt
-            raise _bad("completions_per_prompt", f"must be at least 2 to make a pair, got {count}")
+            raise field_error("completions_per_prompt", f"must be at least 2 to make a pair, got {count}")
         if not self.temperature > 0:
-            raise _bad("temperature", f"must be positive, got {self.temperature}")
+            raise field_error("temperature", f"must be positive, got {self.temperature}")
         if self.top_k < 0:
-            raise _bad("top_k", f"must be 0 (off) or positive, got {self.top_k}")
+            raise field_error("top_k", f"must be 0 (off) or positive, got {self.top_k}")
         if not 0 <= self.min_margin < 1:
-            raise _bad("min_margin", f"must be in [0, 1), got {self.min_margin}")
+            raise field_error("min_margin", f"must be in [0, 1), got {self.min_margin}")
 
 
 @dataclass
@@ -68,9 +68,11 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.sentiment is None):
-            raise _bad("path", "give exactly one of data.path (a preference file or hub dataset) and data.sentiment")
+            raise field_error(
+                "path", "give exactly one of data.path (a preference file or hub dataset) and data.sentiment"
+            )
         if self.limit is not None and self.limit < 1:
-            raise _bad("limit", f"must be positive, got {self.limit}")
+            raise field_error("limit", f"must be positive, got {self.limit}")
 
 
 @dataclass
@@ -84,9 +86,9 @@ class MethodRun:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise _bad("name", f"must be lower-case letters, digits, '.', '_' or '-', got {self.name!r}")
+            raise field_error("name", f"must be lower-case letters, digits, '.', '_' or '-', got {self.name!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise _bad("seeds", f"must be a non-empty list of distinct integers, got {self.seeds}")
+            raise field_error("seeds", f"must be a non-empty list of distinct integers, got {self.seeds}")
 
 
 @dataclass
@@ -97,7 +99,8 @@ class SentimentEval:
 
     def __post_init__(self) -> None:
         if self.samples_per_prompt < 1 or self.max_new_tokens < 1 or not self.temperature > 0:
-            raise _bad("samples_per_prompt", "samples_per_prompt and max_new_tokens must be ≥ 1, temperature > 0")
+            problem = "samples_per_prompt and max_new_tokens must be ≥ 1, temperature > 0"
+            raise field_error("samples_per_prompt", problem)
 
 
 @dataclass
@@ -137,15 +140,16 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise _bad("name", f"must be lower-case letters, digits, '.', '_' or '-', got {self.name!r}")
+            raise field_error("name", f"must be lower-case letters, digits, '.', '_' or '-', got {self.name!r}")
         if not self.methods:
-            raise _bad("methods", "list at least one method to train")
+            raise field_error("methods", "list at least one method to train")
         names = [run.name for run in self.methods]
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate:
-            raise _bad("methods", f"two methods are named {duplicate!r}; names must be unique")
+            raise field_error("methods", f"two methods are named {duplicate!r}; names must be unique")
         if self.report.baseline not in names:
-            raise _bad("report", f"baseline {self.report.baseline!r} is not one of the methods: {', '.join(names)}")
+            baseline = self.report.baseline
+            raise field_error("report", f"baseline {baseline!r} is not one of the methods: {', '.join(names)}")
 
     @property
     def output(self) -> str:
@@ -156,21 +160,11 @@ def method_training(config: RunConfig, index: int, source: str) -> TrainingConfi
     """The run's ``training`` with method ``index``'s overrides and seed applied, validated."""
     run = config.methods[index]
     merged = {**to_mapping(config.training), **run.training}
-    return from_mapping_at(TrainingConfig, merged, source, f"methods[{index}].training")
+    return from_mapping(TrainingConfig, merged, source, f"methods[{index}].training")
 
 
 def seeded(training: TrainingConfig, seed: int) -> TrainingConfig:
     return dataclasses.replace(training, seed=seed)
-
-
-class _FieldError(ValueError):
-    def __init__(self, field_name: str, problem: str):
-        self.field, self.problem = field_name, problem
-        super().__init__(f"{field_name}: {problem}")
-
-
-def _bad(field_name: str, problem: str) -> _FieldError:
-    return _FieldError(field_name, problem)
 
 
 __all__ = ["DataConfig", "EvalConfig", "HarnessError", "MethodRun", "RunConfig", "SentimentPairs", "method_training"]
