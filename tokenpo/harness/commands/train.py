@@ -26,11 +26,17 @@ from tokenpo.trainers.config import DPOConfig, MethodConfig, TrainingConfig
 class TrainJob:
     """The whole of ``harness train``'s YAML."""
 
-    data: DataConfig
-    output_dir: str
-    model: str = DEFAULT_MODEL
-    method: MethodConfig = field(default_factory=DPOConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = field(metadata={"help": "the preference data (path, not sentiment)"})
+    output_dir: str = field(
+        metadata={"help": "the run folder; running again into it resumes the run (training.resume) or finds it done"}
+    )
+    model: str = field(
+        default=DEFAULT_MODEL, metadata={"help": "the starting model: a built-in name, a model folder or a hub id"}
+    )
+    method: MethodConfig = field(
+        default_factory=DPOConfig, metadata={"help": "the method (name: dpo, tdpo, sparsepo or tidpo) and its keys"}
+    )
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata={"help": "the training settings"})
 
     def __post_init__(self) -> None:
         if self.data.sentiment is not None:
