@@ -171,3 +171,25 @@ def test_method_defaults_are_what_the_authors_code_computes_with_their_published
     assert (sparsepo.mask_position, sparsepo.head_init, sparsepo.head_learning_rate) == ("prediction", "official", None)
     assert (sparsepo.hooks, sparsepo.hook_aggregation) == (["mlp", "attention", "residual", "logits"], "by-type")
     assert DPOConfig().beta == 0.1
+
+
+def test_command_line_options_take_type_default_and_help_from_the_config_fields():
+    import argparse
+
+    from tokenpo.harness.cli import build_parser
+    from tokenpo.harness.options import add_field_options
+    from tokenpo.harness.pipeline.config import DataConfig
+    from tokenpo.trainers.config import TrainingConfig
+
+    args = build_parser().parse_args(["data", "check", "prefs.jsonl"])
+    defaults = TrainingConfig()
+    assert (args.max_length, args.max_prompt_length) == (defaults.max_length, defaults.max_prompt_length)
+    assert (args.format, args.split, args.skip_invalid) == ("auto", "train", False)
+    parser = argparse.ArgumentParser()
+    add_field_options(parser, DataConfig, "format", "skip_invalid", "limit")
+    by_flag = {action.option_strings[0]: action for action in parser._actions if action.option_strings}
+    assert by_flag["--format"].choices == ("auto", "standard", "conversational", "hh-rlhf", "hh-rlhf-chat")
+    assert by_flag["--format"].help.endswith("(default: auto)") and by_flag["--skip-invalid"].const is True
+    assert parser.parse_args(["--limit", "3"]).limit == 3 and parser.parse_args([]).limit is None
+    with pytest.raises(TypeError, match="no command-line form"):
+        add_field_options(argparse.ArgumentParser(), DataConfig, "sentiment")

@@ -93,8 +93,8 @@ class DataConfig:
     split: str = field(default="train", metadata={"help": "split of a hub dataset"})
     skip_invalid: bool = field(
         default=False,
-        metadata={"help": "skip malformed records instead of stopping; they are counted and written to "
-                  "rejects.jsonl"},
+        metadata={"help": "skip malformed records instead of stopping; they are counted and written to a rejects "
+                  "JSONL file"},
     )
     limit: int | None = field(default=None, metadata={"help": "only the first N valid pairs (quick runs); null: all"})
     sentiment: SentimentPairs | None = field(
