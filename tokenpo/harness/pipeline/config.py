@@ -116,7 +116,8 @@ class MethodRun:
     """One method to train: its hyper-parameters, its own training overrides, and its seeds."""
 
     name: str = field(
-        metadata={"help": "the run's name: lower-case letters, digits, '.', '_', '-'; models are NAME-seedS"}
+        metadata={"help": "the method's name in the run: lower-case letters, digits, '.', '_', '-'; its models are "
+                  "NAME-seedS"}
     )
     method: MethodConfig = field(
         metadata={"help": "the method (name: dpo, tdpo, sparsepo or tidpo) and its keys, as harness train's method"}
@@ -185,7 +186,7 @@ class EvalConfig:
 class ReportConfig:
     """The leaderboard (printed, leaderboard.md) and the HTML report."""
 
-    baseline: str = field(default="dpo", metadata={"help": "the method run the leaderboard's deltas are against"})
+    baseline: str = field(default="dpo", metadata={"help": "the methods[] name the leaderboard's deltas are against"})
     html: bool = field(default=True, metadata={"help": "write report.html"})
 
 
