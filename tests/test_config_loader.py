@@ -7,9 +7,8 @@ from typing import Literal
 
 import pytest
 
+from tokenpo.core.config import ConfigError, dump_yaml, load_config, parse_override
 from tokenpo.harness.commands.train import TrainJob
-from tokenpo.harness.config import dump_yaml, load_config, parse_override
-from tokenpo.harness.errors import HarnessError
 from tokenpo.trainers.config import DPOConfig, SparsePOConfig, TIDPOConfig
 
 
@@ -64,7 +63,7 @@ def test_yaml_and_overrides_build_typed_nested_dataclasses(tmp_path):
 def test_an_override_can_switch_the_member_of_a_tagged_union(tmp_path):
     config = load_config(Outer, write(tmp_path, "name: x\npet: {kind: cat}\n"), ["pet.kind=dog"])
     assert config.pet == Dog()
-    with pytest.raises(HarnessError, match=r"pet\.lives: unknown key; expected one of: kind, good$"):
+    with pytest.raises(ConfigError, match=r"pet\.lives: unknown key; expected one of: kind, good$"):
         load_config(Outer, write(tmp_path, "name: x\npet: {kind: cat, lives: 3}\n"), ["pet.kind=dog"])
 
 
@@ -101,7 +100,7 @@ def test_an_override_can_switch_the_member_of_a_tagged_union(tmp_path):
 )
 def test_errors_are_one_line_and_name_the_key_path(tmp_path, monkeypatch, text, overrides, message):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(HarnessError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_config(Outer, write(tmp_path, text).name, overrides)
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
@@ -111,12 +110,12 @@ def test_override_syntax_is_checked():
     assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
     assert parse_override("a=null") == ("a", None)
     for bad in ("novalue", "=3", "a..b=1"):
-        with pytest.raises(HarnessError, match="expected KEY=VALUE"):
+        with pytest.raises(ConfigError, match="expected KEY=VALUE"):
             parse_override(bad)
 
 
 def test_a_missing_file_is_one_line(tmp_path):
-    with pytest.raises(HarnessError, match=r"nope\.yaml: cannot read the file"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read the file"):
         load_config(Outer, tmp_path / "nope.yaml")
 
 
@@ -144,7 +143,7 @@ def test_train_job_round_trips_through_yaml_with_every_default_filled_in(tmp_pat
 )
 def test_train_job_values_are_validated_with_the_key_named(tmp_path, override, message):
     with pytest.raises(
-        HarnessError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+        ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
     ):
         load_config(
             TrainJob,
@@ -172,3 +171,25 @@ def test_method_defaults_are_what_the_authors_code_computes_with_their_published
     assert (sparsepo.mask_position, sparsepo.head_init, sparsepo.head_learning_rate) == ("prediction", "official", None)
     assert (sparsepo.hooks, sparsepo.hook_aggregation) == (["mlp", "attention", "residual", "logits"], "by-type")
     assert DPOConfig().beta == 0.1
+
+
+def test_command_line_options_take_type_default_and_help_from_the_config_fields():
+    import argparse
+
+    from tokenpo.harness.cli import build_parser
+    from tokenpo.harness.options import add_field_options
+    from tokenpo.harness.pipeline.config import DataConfig
+    from tokenpo.trainers.config import TrainingConfig
+
+    args = build_parser().parse_args(["data", "check", "prefs.jsonl"])
+    defaults = TrainingConfig()
+    assert (args.max_length, args.max_prompt_length) == (defaults.max_length, defaults.max_prompt_length)
+    assert (args.format, args.split, args.skip_invalid) == ("auto", "train", False)
+    parser = argparse.ArgumentParser()
+    add_field_options(parser, DataConfig, "format", "skip_invalid", "limit")
+    by_flag = {action.option_strings[0]: action for action in parser._actions if action.option_strings}
+    assert by_flag["--format"].choices == ("auto", "standard", "conversational", "hh-rlhf", "hh-rlhf-chat")
+    assert by_flag["--format"].help.endswith("(default: auto)") and by_flag["--skip-invalid"].const is True
+    assert parser.parse_args(["--limit", "3"]).limit == 3 and parser.parse_args([]).limit is None
+    with pytest.raises(TypeError, match="no command-line form"):
+        add_field_options(argparse.ArgumentParser(), DataConfig, "sentiment")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tokenpo.core.config import load_config
 from tokenpo.harness.commands.train import TrainJob
-from tokenpo.harness.config import load_config
 from tokenpo.harness.pipeline.config import RunConfig, method_training
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

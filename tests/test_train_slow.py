@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from trainer_helpers import metrics
 
-from tokenpo.harness.config import load_config, to_mapping
+from tokenpo.core.config import load_config, to_mapping
 from tokenpo.harness.pipeline.config import RunConfig, method_training
 from tokenpo.trainers import TrainConfig, train
 

@@ -153,7 +153,7 @@ def select_pairs(benchmarks: Path, model_path: str, shape: Shape) -> list:
 
 
 def _train_config(contender: Contender, shape: Shape):
-    from tokenpo.harness.config import from_mapping
+    from tokenpo.core.config import from_mapping
     from tokenpo.trainers.config import TrainConfig
 
     return from_mapping(
@@ -171,6 +171,7 @@ def _train_config(contender: Contender, shape: Shape):
                 "precompute_reference": contender.precompute_reference,
             },
         },
+        f"bench contender {contender.name}",
     )
 
 

@@ -9,17 +9,16 @@ leaderboard the rest; nothing else declares a benchmark.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-import yaml
-
-from tokenpo.core.errors import UserError
+from tokenpo.core.config import ConfigError, field_error, load_config
 
 
-class CatalogError(UserError, ValueError):
+class CatalogError(ConfigError):
     """A benchmarks file is unreadable or malformed: ``FILE: benchmarks.NAME.KEY: problem``."""
 
 
@@ -27,9 +26,20 @@ class CatalogError(UserError, ValueError):
 class Mirror:
     """The offline copy of a hub dataset: a folder of the shared benchmarks directory."""
 
-    folder: str  # the benchmark's folder under the shared benchmarks directory
-    hub_id: str  # the hub dataset it stands for; a prepared folder holds HUB_ID/CONFIG/SPLIT.jsonl
-    differs: str = ""  # how the offline data differs from the hub's (empty when identical)
+    folder: str = field(default="", metadata={"help": "the benchmark's folder under the shared benchmarks directory"})
+    hub_id: str = field(
+        default="",
+        metadata={"help": "the hub dataset it stands for; a prepared folder holds HUB_ID/CONFIG/SPLIT.jsonl"},
+    )
+    differs: str = field(
+        default="", metadata={"help": "how the offline data differs from the hub's (empty when identical)"}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("folder", "hub_id"):
+            if not getattr(self, name):
+                raise field_error(name, "missing")
+        object.__setattr__(self, "differs", " ".join(self.differs.split()))  # YAML's folded lines, one line
 
 
 @dataclass(frozen=True)
@@ -52,18 +62,67 @@ class Benchmark:
         return bool(self.metrics)
 
 
-_TYPES: dict[str, type | tuple[type, ...]] = {
-    "label": str,
-    "tasks": list,
-    "metrics": list,
-    "random": (int, float),
-    "average": bool,
-    "note": str,
-    "data": dict,
-    "task_files": list,
-}
-_MIRROR_TYPES: dict[str, type] = {"folder": str, "hub_id": str, "differs": str}
-_REQUIRED_FOR_A_COLUMN = ("tasks", "random")
+@dataclass(frozen=True)
+class _Entry:
+    """A benchmark as ``benchmarks.yaml`` declares it; absent keys are None where absence matters."""
+
+    label: str | None = field(default=None, metadata={"help": "column heading"})
+    data: Mirror | None = field(default=None, metadata={"help": "the offline mirror (optional)"})
+    task_files: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "the official lm-eval task files that run it, relative to lm_eval/tasks"}
+    )
+    tasks: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "task names whose results make the headline score; the first present is used"}
+    )
+    metrics: tuple[str, ...] | None = field(
+        default=None,
+        metadata={"help": "METRIC,FILTER keys as in results.json, averaged; none: data only, not a column"},
+    )
+    # Any, checked below: the catalog's message names the wrong type (YAML's `true` is no score).
+    random: Any = field(default=None, metadata={"help": "the score of random guessing, in [0, 1)"})
+    average: bool = field(default=True, metadata={"help": "whether it counts in the leaderboard's average"})
+    note: str = field(default="", metadata={"help": "what the headline choice is, shown under the table"})
+
+    def __post_init__(self) -> None:
+        if self.label is None:
+            raise field_error("label", "missing")
+        if self.random is not None:
+            if isinstance(self.random, bool) or not isinstance(self.random, int | float):
+                raise field_error("random", f"wrong type {type(self.random).__name__}")
+            object.__setattr__(self, "random", float(self.random))
+        for name in ("task_files", "tasks", "metrics"):
+            names = getattr(self, name)
+            if names is not None and (not names or not all(names)):
+                raise field_error(name, "expected a non-empty list of names")
+        if self.metrics is not None:
+            for name in ("tasks", "random"):
+                if getattr(self, name) is None:
+                    raise field_error(name, "missing")
+            for metric in self.metrics:
+                if metric.count(",") != 1:
+                    raise field_error("metrics", f"{metric!r} is not 'METRIC,FILTER' (e.g. 'acc,none')")
+        elif self.data is None:
+            raise ValueError("neither metrics (a leaderboard column) nor data (a mirror)")
+        if self.random is not None and not (math.isfinite(self.random) and 0.0 <= self.random < 1.0):
+            raise field_error("random", f"{self.random} is not in [0, 1)")
+
+    def benchmark(self, name: str) -> Benchmark:
+        return Benchmark(
+            name=name,
+            label=self.label or "",
+            tasks=self.tasks or (),
+            metrics=self.metrics or (),
+            random=self.random if self.random is not None else 0.0,
+            average=self.average,
+            note=self.note,
+            data=self.data,
+            task_files=self.task_files or (),
+        )
+
+
+@dataclass(frozen=True)
+class _CatalogFile:
+    benchmarks: dict[str, _Entry] = field(metadata={"help": "benchmark names to their entries, in column order"})
 
 
 def packaged_path() -> Path:
@@ -72,18 +131,8 @@ def packaged_path() -> Path:
 
 def load_catalog(path: str | Path | None = None) -> tuple[Benchmark, ...]:
     """Read and validate a benchmarks file (default: the packaged ``benchmarks.yaml``), in file order."""
-    path = Path(path) if path is not None else packaged_path()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise CatalogError(f"{path}: cannot read: {error.strerror or error}") from error
-    except yaml.YAMLError as error:
-        raise CatalogError(f"{path}: invalid YAML: {error}") from error
-    if not isinstance(data, Mapping) or set(data) != {"benchmarks"} or not isinstance(data["benchmarks"], Mapping):
-        raise CatalogError(f"{path}: expected one top-level key 'benchmarks' mapping names to entries")
-    return tuple(
-        _benchmark(f"{path}: benchmarks.{name}", str(name), entry) for name, entry in data["benchmarks"].items()
-    )
+    catalog = load_config(_CatalogFile, path if path is not None else packaged_path(), error=CatalogError)
+    return tuple(entry.benchmark(name) for name, entry in catalog.benchmarks.items())
 
 
 def columns(catalog: tuple[Benchmark, ...]) -> tuple[Benchmark, ...]:
@@ -105,62 +154,6 @@ def headlines(catalog: tuple[Benchmark, ...], tasks: Iterable[str]) -> dict[str,
         if task is not None:
             chosen[benchmark.name] = {"task": task, "metrics": list(benchmark.metrics), "random": benchmark.random}
     return chosen
-
-
-def _check_types(where: str, entry: Mapping, types: Mapping[str, type | tuple[type, ...]]) -> None:
-    for key, value in entry.items():
-        if key not in types:
-            raise CatalogError(f"{where}.{key}: unknown key (known: {', '.join(types)})")
-        # bool is an int in Python: `random: true` must not pass as a number.
-        wrong_bool = isinstance(value, bool) and types[key] is not bool
-        if wrong_bool or not isinstance(value, types[key]):
-            raise CatalogError(f"{where}.{key}: wrong type {type(value).__name__}")
-
-
-def _names(where: str, key: str, items: list) -> tuple[str, ...]:
-    if not items or not all(isinstance(item, str) and item for item in items):
-        raise CatalogError(f"{where}.{key}: expected a non-empty list of names")
-    return tuple(items)
-
-
-def _benchmark(where: str, name: str, entry: object) -> Benchmark:
-    if not isinstance(entry, Mapping):
-        raise CatalogError(f"{where}: expected a mapping")
-    _check_types(where, entry, _TYPES)
-    if "label" not in entry:
-        raise CatalogError(f"{where}.label: missing")
-    if "metrics" in entry:
-        for key in _REQUIRED_FOR_A_COLUMN:
-            if key not in entry:
-                raise CatalogError(f"{where}.{key}: missing")
-    elif "data" not in entry:
-        raise CatalogError(f"{where}: neither metrics (a leaderboard column) nor data (a mirror)")
-    metrics = _names(where, "metrics", entry["metrics"]) if "metrics" in entry else ()
-    for metric in metrics:
-        if metric.count(",") != 1:
-            raise CatalogError(f"{where}.metrics: {metric!r} is not 'METRIC,FILTER' (e.g. 'acc,none')")
-    random = float(entry.get("random", 0.0))
-    if not (math.isfinite(random) and 0.0 <= random < 1.0):
-        raise CatalogError(f"{where}.random: {random} is not in [0, 1)")
-    return Benchmark(
-        name=name,
-        label=entry["label"],
-        tasks=_names(where, "tasks", entry["tasks"]) if "tasks" in entry else (),
-        metrics=metrics,
-        random=random,
-        average=entry.get("average", True),
-        note=entry.get("note", ""),
-        data=_mirror(f"{where}.data", entry["data"]) if "data" in entry else None,
-        task_files=_names(where, "task_files", entry["task_files"]) if "task_files" in entry else (),
-    )
-
-
-def _mirror(where: str, entry: Mapping) -> Mirror:
-    _check_types(where, entry, _MIRROR_TYPES)
-    for key in ("folder", "hub_id"):
-        if not entry.get(key):
-            raise CatalogError(f"{where}.{key}: missing")
-    return Mirror(folder=entry["folder"], hub_id=entry["hub_id"], differs=" ".join(entry.get("differs", "").split()))
 
 
 def markdown(catalog: tuple[Benchmark, ...]) -> str:

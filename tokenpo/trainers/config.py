@@ -1,8 +1,10 @@
 """Typed configuration of a training run: one dataclass per method, plus the common settings.
 
 Every value is checked in ``__post_init__``; a bad one raises :class:`ConfigValueError` naming
-the field, which ``tokenpo.harness.config`` turns into ``FILE: method.beta: must be positive, got -1``.
-Defaults are the papers' settings (see ``docs`` in the README's Training section).
+the field, which ``tokenpo.core.config`` turns into ``FILE: method.beta: must be positive, got -1``.
+Defaults are the papers' settings (see ``docs`` in the README's Training section). Each field's
+help is in its metadata (``field(metadata={"help": ...})``): ``docs/configuration.md`` and the
+command line's options are generated from it.
 """
 
 from __future__ import annotations
@@ -45,10 +47,16 @@ class DPOConfig:
     """DPO: −log σ(β·h), h = Σ r_t(y_w) − Σ r_t(y_l); conservative DPO with ``label_smoothing``;
     IPO with ``loss: ipo`` ((h̄ − 1/(2β))², h̄ length-normalised, as in TRL)."""
 
-    name: Literal["dpo"] = "dpo"
-    beta: float = 0.1
-    loss: Literal["sigmoid", "ipo"] = "sigmoid"
-    label_smoothing: float = 0.0
+    name: Literal["dpo"] = field(default="dpo", metadata={"help": "the method"})
+    beta: float = field(default=0.1, metadata={"help": "β: the strength of the implicit KL penalty to the reference"})
+    loss: Literal["sigmoid", "ipo"] = field(
+        default="sigmoid",
+        metadata={"help": "sigmoid: DPO's −log σ(β·h); ipo: (h̄ − 1/(2β))² with h̄ length-normalised, as in TRL"},
+    )
+    label_smoothing: float = field(
+        default=0.0,
+        metadata={"help": "conservative DPO: the assumed fraction of flipped labels, in [0, 0.5); sigmoid loss only"},
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "beta")
@@ -72,10 +80,13 @@ class DPOConfig:
 class TDPOConfig:
     """TDPO-1: −log σ(β(u − δ)); TDPO-2: −log σ(βu − αβ(ΣKL(y_l) − sg[ΣKL(y_w)]))."""
 
-    name: Literal["tdpo"] = "tdpo"
-    beta: float = 0.1
-    variant: Literal[1, 2] = 2
-    alpha: float = 0.5
+    name: Literal["tdpo"] = field(default="tdpo", metadata={"help": "the method"})
+    beta: float = field(default=0.1, metadata={"help": "β: the strength of the penalty to the reference"})
+    variant: Literal[1, 2] = field(
+        default=2,
+        metadata={"help": "1: TDPO-1, −log σ(β(u − δ)); 2: TDPO-2, −log σ(βu − αβ(ΣKL(y_l) − sg[ΣKL(y_w)]))"},
+    )
+    alpha: float = field(default=0.5, metadata={"help": "α: the weight of TDPO-2's token-level KL term (≥ 0)"})
 
     def __post_init__(self) -> None:
         _positive(self, "beta")
@@ -106,21 +117,60 @@ class SparsePOConfig:
     policy's, as the official single optimiser).
     """
 
-    name: Literal["sparsepo"] = "sparsepo"
-    beta: float = 0.1
-    mask: Literal["activation", "learned"] = "learned"
-    heads: Literal["common", "independent"] = "common"
-    hooks: list[str] = field(default_factory=lambda: ["mlp", "attention", "residual", "logits"])
-    hook_aggregation: Literal["by-type", "flat"] = "by-type"
-    layers: list[int] | None = None
-    mask_position: Literal["prediction", "token"] = "prediction"
-    lambda_u: float = 0.0
-    lambda_d: float = 0.0
-    mask_dropout: float = 0.01
-    head_init: Literal["official", "average"] = "official"
-    head_init_std: float | None = None
-    head_learning_rate: float | None = None
-    head_weight_decay: float = 0.01
+    name: Literal["sparsepo"] = field(default="sparsepo", metadata={"help": "the method"})
+    beta: float = field(default=0.1, metadata={"help": "β: the strength of the penalty to the reference"})
+    mask: Literal["activation", "learned"] = field(
+        default="learned",
+        metadata={"help": "learned: a head on the reference's hidden states; activation: the frozen "
+                  "reference's activations at `hooks` (one mask for both terms)"},
+    )
+    heads: Literal["common", "independent"] = field(
+        default="common",
+        metadata={"help": "learned masks: one mask for the reward and KL terms (common) or two (independent)"},
+    )
+    hooks: list[str] = field(
+        default_factory=lambda: ["mlp", "attention", "residual", "logits"],
+        metadata={"help": "activation masks: hook types, or `type.point` names (tokenpo.trainers.activations)"},
+    )
+    hook_aggregation: Literal["by-type", "flat"] = field(
+        default="by-type",
+        metadata={"help": "activation masks: average within each hook type, then across types (by-type), "
+                  "or over all points at once (flat)"},
+    )
+    layers: list[int] | None = field(
+        default=None, metadata={"help": "activation masks: the decoder layers read; null: all"}
+    )
+    mask_position: Literal["prediction", "token"] = field(
+        default="prediction",
+        metadata={"help": "prediction: token y_t's mask from the states at t−1, whose logits predict y_t "
+                  "(official); token: from the states at t"},
+    )
+    lambda_u: float = field(
+        default=0.0,
+        metadata={"help": "λ_u: L1 weight on the reward mask m_u (learned masks only; a common mask is penalised "
+                  "(λ_u + λ_d)/2 · ‖m‖₁, as the official code)"},
+    )
+    lambda_d: float = field(
+        default=0.0, metadata={"help": "λ_d: L1 weight on the KL mask m_d (learned masks only; see lambda_u)"}
+    )
+    mask_dropout: float = field(default=0.01, metadata={"help": "learned masks: dropout in the mask head, in [0, 1)"})
+    head_init: Literal["official", "average"] = field(
+        default="official",
+        metadata={"help": "official: the head's weights drawn from N(0, σ²), σ = head_init_std; average: ours "
+                  "(tokenpo.trainers.masks.MaskHead)"},
+    )
+    head_init_std: float | None = field(
+        default=None,
+        metadata={"help": "σ of head_init: official; null: the model's initializer_range (what the official code "
+                  "ends up with)"},
+    )
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "the mask head's learning rate; null: the policy's (the official single optimiser)"},
+    )
+    head_weight_decay: float = field(
+        default=0.01, metadata={"help": "AdamW weight decay of the mask head's weights (not its bias and norm)"}
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "beta")
@@ -174,24 +224,51 @@ class TIDPOConfig:
     (the tokens all three have) or "mean" (length-normalised sums).
     """
 
-    name: Literal["tidpo"] = "tidpo"
-    beta: float = 0.1
-    gamma: float = 0.1
-    importance_lambda: float = 0.7
-    prior: Literal["gaussian", "flat"] = "gaussian"
-    prior_sigma: float = 0.25
-    normalisation: Literal["mean", "sum"] = "mean"
-    weight_span: Literal["sequence", "completion"] = "sequence"
-    importance_source: Literal["policy", "reference"] = "policy"
-    anchor_every: int = 1
-    anchor_max_new_tokens: int = 64
-    anchor_temperature: float = 0.8
-    anchor_top_k: int = 50
-    anchor_top_p: float = 0.95
-    triplet_margin: float = 0.001
-    triplet_alignment: Literal["pairwise", "truncate", "mean"] = "pairwise"
-    variant: Literal["tdpo2-kl", "weighted-dpo"] = "tdpo2-kl"
-    kl_alpha: float = 0.5
+    name: Literal["tidpo"] = field(default="tidpo", metadata={"help": "the method"})
+    beta: float = field(default=0.1, metadata={"help": "β: the strength of the penalty to the reference"})
+    gamma: float = field(default=0.1, metadata={"help": "γ: the weight of the triplet term on anchors; 0: no anchors"})
+    importance_lambda: float = field(
+        default=0.7, metadata={"help": "λ in W = λ·Î + (1−λ)·P̂: gradient attribution against the prior, in [0, 1]"}
+    )
+    prior: Literal["gaussian", "flat"] = field(
+        default="gaussian", metadata={"help": "the prior P over token positions"}
+    )
+    prior_sigma: float = field(
+        default=0.25, metadata={"help": "the Gaussian prior's spread as a fraction of the length T: σ = max(1, this·T)"}
+    )
+    normalisation: Literal["mean", "sum"] = field(
+        default="mean",
+        metadata={"help": "weights normalised to mean 1 (released code) or to sum 1 (the paper's printed formula)"},
+    )
+    weight_span: Literal["sequence", "completion"] = field(
+        default="sequence",
+        metadata={"help": "the tokens weights are normalised over: prompt and completion (released code) or the "
+                  "completion only"},
+    )
+    importance_source: Literal["policy", "reference"] = field(
+        default="policy",
+        metadata={"help": "attribution from the policy every step (released code) or from the reference, once per "
+                  "example, cached"},
+    )
+    anchor_every: int = field(
+        default=1, metadata={"help": "anchors are sampled from the policy every N-th step (1: every step, as released)"}
+    )
+    anchor_max_new_tokens: int = field(default=64, metadata={"help": "the anchor's maximum length in new tokens"})
+    anchor_temperature: float = field(default=0.8, metadata={"help": "anchor sampling temperature"})
+    anchor_top_k: int = field(default=50, metadata={"help": "anchor sampling top-k (0: off)"})
+    anchor_top_p: float = field(default=0.95, metadata={"help": "anchor sampling top-p, in (0, 1]"})
+    triplet_margin: float = field(default=0.001, metadata={"help": "the triplet loss's margin"})
+    triplet_alignment: Literal["pairwise", "truncate", "mean"] = field(
+        default="pairwise",
+        metadata={"help": "triplet distances over the tokens both completions have (pairwise, released), the tokens "
+                  "all three have (truncate), or length-normalised sums (mean)"},
+    )
+    variant: Literal["tdpo2-kl", "weighted-dpo"] = field(
+        default="tdpo2-kl",
+        metadata={"help": "tdpo2-kl: the released objective with TDPO-2's KL term; weighted-dpo: the printed "
+                  "formula without it"},
+    )
+    kl_alpha: float = field(default=0.5, metadata={"help": "α of the KL term (variant tdpo2-kl)"})
 
     def __post_init__(self) -> None:
         _positive(self, "beta", "prior_sigma", "anchor_temperature", "anchor_every", "anchor_max_new_tokens")
@@ -217,10 +294,12 @@ MethodConfig = DPOConfig | TDPOConfig | SparsePOConfig | TIDPOConfig
 class LoraSettings:
     """LoRA adapters through peft; the reference is then the base model with adapters disabled."""
 
-    r: int = 16
-    alpha: float = 32.0
-    dropout: float = 0.05
-    target_modules: str | list[str] = "all-linear"
+    r: int = field(default=16, metadata={"help": "the adapters' rank"})
+    alpha: float = field(default=32.0, metadata={"help": "peft's lora_alpha: adapter updates are scaled by alpha / r"})
+    dropout: float = field(default=0.05, metadata={"help": "dropout on the adapters' input, in [0, 1)"})
+    target_modules: str | list[str] = field(
+        default="all-linear", metadata={"help": "the modules that get adapters, as peft's target_modules"}
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "r", "alpha")
@@ -231,30 +310,78 @@ class LoraSettings:
 class TrainingConfig:
     """Settings every method shares. Batch sizes count preference pairs."""
 
-    seed: int = 42
-    learning_rate: float = 1e-6
-    per_device_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    epochs: float = 1.0
-    max_steps: int | None = None
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0
-    max_length: int = 1024
-    max_prompt_length: int = 512
-    model_dtype: Literal["float32", "bfloat16"] = "float32"
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    gradient_checkpointing: bool = False
-    precompute_reference: bool = True
-    disable_dropout: bool = True
-    lora: LoraSettings | None = None
-    save_every: int = 0
-    keep_checkpoints: int | None = None
-    resume: Literal["auto", "never"] = "auto"
-    vocab_chunk_tokens: int = 512
-    token_scores_examples: int = 4
-    report_to: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
+    seed: int = field(default=42, metadata={"help": "seeds the run and each epoch's data order"})
+    learning_rate: float = field(default=1e-6, metadata={"help": "AdamW's peak learning rate"})
+    per_device_batch_size: int = field(default=4, metadata={"help": "preference pairs per process and micro-batch"})
+    gradient_accumulation_steps: int = field(
+        default=1,
+        metadata={"help": "micro-batches per optimiser step; global batch = per_device_batch_size × processes × "
+                  "this"},
+    )
+    epochs: float = field(
+        default=1.0,
+        metadata={"help": "passes over the data, may be fractional: ⌈epochs × steps per epoch⌉ steps, an epoch "
+                  "being the whole global batches the pairs fill"},
+    )
+    max_steps: int | None = field(default=None, metadata={"help": "optimiser steps; overrides epochs when set"})
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = field(
+        default="linear", metadata={"help": "the learning-rate schedule (transformers' get_scheduler)"}
+    )
+    warmup_ratio: float = field(
+        default=0.1, metadata={"help": "the fraction of the steps the learning rate warms up over, in [0, 1)"}
+    )
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay of the policy"})
+    max_grad_norm: float | None = field(default=1.0, metadata={"help": "gradient clipping norm; null: no clipping"})
+    max_length: int = field(
+        default=1024, metadata={"help": "truncation: prompt + completion tokens (completions cut on the right)"}
+    )
+    max_prompt_length: int = field(
+        default=512, metadata={"help": "truncation: prompt tokens (the prompt's last ones kept); below max_length"}
+    )
+    model_dtype: Literal["float32", "bfloat16"] = field(
+        default="float32",
+        metadata={"help": "the weights' dtype; bfloat16 rounds away updates smaller than its resolution"},
+    )
+    mixed_precision: Literal["no", "bf16", "fp16"] = field(
+        default="no", metadata={"help": "accelerate's mixed precision (low-precision matmuls, weights kept)"}
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute activations in the backward to save memory (non-reentrant)"}
+    )
+    precompute_reference: bool = field(
+        default=True,
+        metadata={"help": "reference log-probs a method can cache (DPO/IPO, TI-DPO's weighted term) are computed "
+                  "once before training; false runs the reference live every step, as TRL by default"},
+    )
+    disable_dropout: bool = field(
+        default=True, metadata={"help": "set the policy's dropout (LoRA's too) to 0, as the reference's"}
+    )
+    lora: LoraSettings | None = field(
+        default=None,
+        metadata={"help": "LoRA adapters instead of full fine-tuning; the reference is then the base model with "
+                  "adapters disabled; null: full fine-tuning"},
+    )
+    save_every: int = field(
+        default=0, metadata={"help": "a checkpoint every N steps (for resuming); 0: only the final model"}
+    )
+    keep_checkpoints: int | None = field(
+        default=None, metadata={"help": "keep the newest N checkpoints; null: all"}
+    )
+    resume: Literal["auto", "never"] = field(
+        default="auto",
+        metadata={"help": "auto: continue an unfinished run of the same configuration from its last checkpoint; "
+                  "never: refuse a folder that holds one"},
+    )
+    vocab_chunk_tokens: int = field(
+        default=512, metadata={"help": "positions per block in the log-prob and token-KL kernels (memory vs speed)"}
+    )
+    token_scores_examples: int = field(
+        default=4,
+        metadata={"help": "training pairs whose per-token scores under the final policy go to token_scores.jsonl"},
+    )
+    report_to: list[Literal["tensorboard", "wandb"]] = field(
+        default_factory=list, metadata={"help": "trackers that also receive the metrics (accelerate's log_with)"}
+    )
 
     def __post_init__(self) -> None:
         _positive(
@@ -297,5 +424,7 @@ class TrainingConfig:
 class TrainConfig:
     """A method and the training settings: everything ``trainers.train`` needs besides model and data."""
 
-    method: MethodConfig = field(default_factory=DPOConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
+    method: MethodConfig = field(
+        default_factory=DPOConfig, metadata={"help": "the method (name: dpo, tdpo, sparsepo or tidpo) and its keys"}
+    )
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata={"help": "settings every method shares"})

@@ -6,17 +6,60 @@ A benchmark's headline metric is not a suite's to choose: it is declared once, i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tokenpo.core.config import field_error, from_mapping, read_yaml
 from tokenpo.evals.errors import EvalError
 
 SUITES_DIR = Path(__file__).parent
-SUITE_KEYS = {"description", "tasks", "limit", "num_fewshot", "apply_chat_template"}
-TASK_OVERRIDE_KEYS = {"task", "num_fewshot", "generation_kwargs", "repeats"}
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """A task run with settings of its own: lm-eval's definition of ``task`` with these keys set."""
+
+    task: str = field(metadata={"help": "the lm-eval task (or group) name"})
+    num_fewshot: int | None = field(default=None, metadata={"help": "few-shot examples for this task"})
+    generation_kwargs: dict[str, Any] | None = field(
+        default=None, metadata={"help": "replaces the task's generation_kwargs (until, max_gen_toks, …)"}
+    )
+    repeats: int | None = field(default=None, metadata={"help": "answers generated per document"})
+
+    def __post_init__(self) -> None:
+        if not self.task.strip():
+            raise field_error("task", "expected a task name")
+        if self.num_fewshot is not None and self.num_fewshot < 0:
+            raise field_error("num_fewshot", "expected a non-negative integer")
+        if self.repeats is not None and self.repeats < 1:
+            raise field_error("repeats", "expected a positive integer")
+
+    def as_override(self) -> dict[str, Any]:
+        """The keys the suite sets, as lm-eval's task YAML spells them."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class SuiteFile:
+    """A suite YAML file (the suite's name is the file's)."""
+
+    tasks: list[str | TaskSettings] = field(
+        metadata={"help": "lm-eval task or group names, or mappings {task: NAME, ...} with settings of their own"}
+    )
+    description: str = field(default="", metadata={"help": "one line on what the suite is for"})
+    limit: int | None = field(default=None, metadata={"help": "at most N documents per task; null: all"})
+    num_fewshot: int | None = field(
+        default=None, metadata={"help": "few-shot examples for every task; null: each task's own"}
+    )
+    apply_chat_template: bool = field(
+        default=False, metadata={"help": "format prompts with the model's chat template"}
+    )
+
+    def __post_init__(self) -> None:
+        _check_tasks(self.tasks)
+        if self.limit is not None and self.limit < 1:
+            raise field_error("limit", "expected a positive integer")
 
 
 @dataclass(frozen=True)
@@ -39,29 +82,7 @@ def task_name(spec: str | dict[str, Any]) -> str:
 
 def parse_tasks(where: str, tasks: Any) -> list[str | dict[str, Any]]:
     """Validate a task list: names, or mappings ``{task: NAME, num_fewshot|generation_kwargs|repeats: …}``."""
-    if not isinstance(tasks, list) or not tasks:
-        raise EvalError(where, "tasks", "expected a non-empty list")
-    parsed = []
-    for index, spec in enumerate(tasks):
-        at = f"tasks[{index}]"
-        if isinstance(spec, str) and spec.strip():
-            parsed.append(spec.strip())
-            continue
-        if not isinstance(spec, dict) or not isinstance(spec.get("task"), str):
-            raise EvalError(where, at, "expected a task name or a mapping with a 'task' name")
-        unknown = sorted(set(spec) - TASK_OVERRIDE_KEYS)
-        if unknown:
-            raise EvalError(
-                where, f"{at}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(TASK_OVERRIDE_KEYS))}"
-            )
-        if "num_fewshot" in spec and (not isinstance(spec["num_fewshot"], int) or spec["num_fewshot"] < 0):
-            raise EvalError(where, f"{at}.num_fewshot", "expected a non-negative integer")
-        if "repeats" in spec and (not isinstance(spec["repeats"], int) or spec["repeats"] < 1):
-            raise EvalError(where, f"{at}.repeats", "expected a positive integer")
-        if "generation_kwargs" in spec and not isinstance(spec["generation_kwargs"], dict):
-            raise EvalError(where, f"{at}.generation_kwargs", "expected a mapping")
-        parsed.append(dict(spec))
-    return parsed
+    return _plain(from_mapping(_TaskList, {"tasks": tasks}, where, error=EvalError).tasks)
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -71,27 +92,37 @@ def load_suite(name_or_path: str) -> Suite:
         path = SUITES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise EvalError("--suite", name_or_path, f"no such suite; built-in: {', '.join(available_suites())}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise EvalError(str(path), "yaml", str(error).splitlines()[0]) from error
-    if not isinstance(raw, dict):
-        raise EvalError(str(path), "suite", "expected a mapping")
+    raw = read_yaml(path, error=EvalError)
     if "headline" in raw:
         raise EvalError(
             str(path), "headline", "a headline metric is declared once per benchmark, in tokenpo/core/benchmarks.yaml"
         )
-    unknown = sorted(set(raw) - SUITE_KEYS)
-    if unknown:
-        raise EvalError(str(path), unknown[0], f"unknown key; allowed: {', '.join(sorted(SUITE_KEYS))}")
-    limit = raw.get("limit")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise EvalError(str(path), "limit", "expected a positive integer")
+    suite = from_mapping(SuiteFile, raw, str(path), error=EvalError)
     return Suite(
         name=path.stem,
-        tasks=parse_tasks(str(path), raw.get("tasks")),
-        description=str(raw.get("description", "")),
-        limit=limit,
-        num_fewshot=raw.get("num_fewshot"),
-        apply_chat_template=bool(raw.get("apply_chat_template", False)),
+        tasks=_plain(suite.tasks),
+        description=suite.description,
+        limit=suite.limit,
+        num_fewshot=suite.num_fewshot,
+        apply_chat_template=suite.apply_chat_template,
     )
+
+
+@dataclass(frozen=True)
+class _TaskList:
+    tasks: list[str | TaskSettings]
+
+    def __post_init__(self) -> None:
+        _check_tasks(self.tasks)
+
+
+def _check_tasks(tasks: list[str | TaskSettings]) -> None:
+    if not tasks:
+        raise field_error("tasks", "expected a non-empty list")
+    for index, spec in enumerate(tasks):
+        if isinstance(spec, str) and not spec.strip():
+            raise field_error(f"tasks[{index}]", "expected a task name or a mapping with a 'task' name")
+
+
+def _plain(tasks: list[str | TaskSettings]) -> list[str | dict[str, Any]]:
+    return [spec.strip() if isinstance(spec, str) else spec.as_override() for spec in tasks]

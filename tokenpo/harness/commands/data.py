@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from tokenpo.harness.models import DEFAULT_MODEL, load_tokenizer, resolve_model
+from tokenpo.harness.options import add_field_options
+from tokenpo.harness.pipeline.config import DataConfig
+from tokenpo.trainers.config import TrainingConfig
 from tokenpo.trainers.data import (
-    FORMATS,
     LoadedPreferences,
     TruncationPolicy,
     length_statistics,
@@ -26,8 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_loading_arguments(check)
     check.add_argument("--model", default=DEFAULT_MODEL,
                        help=f"model whose tokenizer counts tokens (default {DEFAULT_MODEL})")
-    check.add_argument("--max-length", type=int, default=1024, help="truncation: prompt + completion tokens")
-    check.add_argument("--max-prompt-length", type=int, default=512, help="truncation: prompt tokens (left-truncated)")
+    add_field_options(check, TrainingConfig, "max_length", "max_prompt_length")
     check.set_defaults(run=_check)
 
     prepare = actions.add_parser(
@@ -42,11 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags every command that reads preference data shares."""
-    parser.add_argument("--format", default="auto", choices=FORMATS, help="record format (default: auto)")
-    parser.add_argument("--split", default="train", help="split of a hub dataset (default: train)")
-    parser.add_argument("--skip-invalid", action="store_true",
-                        help="skip malformed records instead of stopping; they are counted and written to --rejects")
+    """The flags every command that reads preference data shares: keys of the ``data`` block."""
+    add_field_options(parser, DataConfig, "format", "split", "skip_invalid")
     parser.add_argument("--rejects", help="where skipped records go (default: ./<name>.rejects.jsonl)")
 
 

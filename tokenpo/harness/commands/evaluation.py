@@ -10,6 +10,8 @@ from pathlib import Path
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
 from tokenpo.harness.models.cache import cache_root
+from tokenpo.harness.options import add_field_options
+from tokenpo.harness.pipeline.config import EvalConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--suite", help="a built-in suite (smoke, paper) or a suite YAML file")
     which.add_argument("--tasks", help="comma-separated lm-eval task or group names")
-    parser.add_argument("--limit", type=int, help="at most N documents per task")
+    add_field_options(parser, EvalConfig, "limit")
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--data-dir",
@@ -28,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--online", action="store_true", help="use lm-eval's tasks with their hub datasets")
     parser.add_argument("--backend", default="hf", choices=("hf", "vllm"))
     parser.add_argument("--output", help="result folder (default: ./eval-results/MODEL-SUITE); re-running resumes")
-    parser.add_argument("--batch-size", type=int, default=8)
+    add_field_options(parser, EvalConfig, "batch_size")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--num-fewshot", type=int, help="override every task's number of few-shot examples")
     parser.add_argument(
@@ -37,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--method", default="base", help="what trained the model (base, dpo, sparsepo-…), for the results"
     )
-    parser.add_argument("--seed", type=int, help="one seed for all of lm-eval's (default: lm-eval's own defaults)")
+    add_field_options(parser, EvalConfig, "seed")
     parser.add_argument(
         "--code-timeout",
         type=float,

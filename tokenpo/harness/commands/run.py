@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tokenpo.harness.config import load_config
+from tokenpo.core.config import load_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

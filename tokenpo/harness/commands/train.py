@@ -13,33 +13,34 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
+from tokenpo.core.config import field_error, load_config, to_mapping
 from tokenpo.harness.commands.data import load_reporting_rejects
-from tokenpo.harness.config import load_config, to_mapping
 from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
+from tokenpo.harness.pipeline.config import DataConfig
 from tokenpo.trainers import TrainConfig, train
 from tokenpo.trainers.config import DPOConfig, MethodConfig, TrainingConfig
-
-
-@dataclass
-class DataSettings:
-    path: str
-    format: Literal["auto", "standard", "conversational", "hh-rlhf", "hh-rlhf-chat"] = "auto"
-    split: str = "train"
-    skip_invalid: bool = False
-    limit: int | None = None  # the first N valid pairs (quick runs)
 
 
 @dataclass
 class TrainJob:
     """The whole of ``harness train``'s YAML."""
 
-    data: DataSettings
-    output_dir: str
-    model: str = DEFAULT_MODEL
-    method: MethodConfig = field(default_factory=DPOConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = field(metadata={"help": "the preference data (path, not sentiment)"})
+    output_dir: str = field(
+        metadata={"help": "the run folder; running again into it resumes the run (training.resume) or finds it done"}
+    )
+    model: str = field(
+        default=DEFAULT_MODEL, metadata={"help": "the starting model: a built-in name, a model folder or a hub id"}
+    )
+    method: MethodConfig = field(
+        default_factory=DPOConfig, metadata={"help": "the method (name: dpo, tdpo, sparsepo or tidpo) and its keys"}
+    )
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata={"help": "the training settings"})
+
+    def __post_init__(self) -> None:
+        if self.data.sentiment is not None:
+            raise field_error("data.sentiment", "sentiment pairs are built by `harness run`; give data.path here")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

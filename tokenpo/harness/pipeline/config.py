@@ -1,7 +1,9 @@
 """The ``harness run`` configuration: model, data, methods, evaluation, report — validated at the edge.
 
 Every key is checked when the file is read (unknown key, wrong type, bad value: one line naming
-the key, exit 2), then the typed objects are passed down; nothing re-reads the YAML later.
+the key, exit 2), then the typed objects are passed down; nothing re-reads the YAML later. Each
+field's help is in its metadata; ``docs/configuration.md`` is generated from it. The ``data`` block
+(:class:`DataConfig`) is ``harness train``'s too.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tokenpo.harness.config import from_mapping_at, to_mapping
+from tokenpo.core.config import field_error, from_mapping, to_mapping
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL
 from tokenpo.trainers.config import MethodConfig, TrainingConfig
@@ -26,126 +28,199 @@ class SentimentPairs:
     ``completions_per_prompt`` times by the base model, the sentiment judge scores every
     continuation, and the most and least positive continuation of a prompt make a pair."""
 
-    # "builtin" (80 openings written for this project), a text file (one prompt per line), or a review
-    # CSV (IMDB-style: `text`, `is_valid`): the first `prompt_words` words of each review, held out if valid
-    prompts: str = "builtin"
-    prompt_words: int = 8
-    train_prompts: int = 56
-    eval_prompts: int = 24  # held out: the positive rate and KL of every model are measured on these
-    completions_per_prompt: int = 4
-    max_new_tokens: int = 24
-    temperature: float = 1.0
-    top_k: int = 0
-    min_margin: float = 0.05  # pairs whose P(positive) differ by less are not preference signal
-    classifier: str | None = None  # a text-classification model (hub id/folder); None: VADER, offline
-    batch_size: int = 16
+    prompts: str = field(
+        default="builtin",
+        metadata={"help": "builtin (80 openings written for this project), a text file (one prompt per line), or "
+                  "a review CSV (IMDB-style: text, is_valid): the first prompt_words words of each review, "
+                  "those with is_valid true held out"},
+    )
+    prompt_words: int = field(default=8, metadata={"help": "words of each review that make an opening (CSV only)"})
+    train_prompts: int = field(
+        default=56, metadata={"help": "openings continued to make pairs (the first ones of a list or CSV)"}
+    )
+    eval_prompts: int = field(
+        default=24,
+        metadata={"help": "held-out openings (the next ones of a list; a CSV's is_valid reviews): the positive rate "
+                  "and KL of every model are measured on these"},
+    )
+    completions_per_prompt: int = field(
+        default=4, metadata={"help": "continuations the base model samples per opening (at least 2)"}
+    )
+    max_new_tokens: int = field(default=24, metadata={"help": "a continuation's maximum length in new tokens"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_k: int = field(default=0, metadata={"help": "sampling top-k; 0: off"})
+    min_margin: float = field(
+        default=0.05,
+        metadata={"help": "an opening whose best and worst P(positive) differ by less makes no pair (counted)"},
+    )
+    classifier: str | None = field(
+        default=None,
+        metadata={"help": "a text-classification model (hub id or folder) that scores sentiment, here and in "
+                  "eval.sentiment; null: VADER, offline"},
+    )
+    batch_size: int = field(
+        default=16, metadata={"help": "prompts per generation batch, here and in eval.sentiment"}
+    )
 
     def __post_init__(self) -> None:
         for name in ("train_prompts", "eval_prompts", "max_new_tokens", "batch_size", "prompt_words"):
             if getattr(self, name) < 1:
-                raise _bad(name, f"must be at least 1, got {getattr(self, name)}")
+                raise field_error(name, f"must be at least 1, got {getattr(self, name)}")
         if self.completions_per_prompt < 2:
             count = self.completions_per_prompt
-            raise _bad("completions_per_prompt", f"must be at least 2 to make a pair, got {count}")
+            raise field_error("completions_per_prompt", f"must be at least 2 to make a pair, got {count}")
         if not self.temperature > 0:
-            raise _bad("temperature", f"must be positive, got {self.temperature}")
+            raise field_error("temperature", f"must be positive, got {self.temperature}")
         if self.top_k < 0:
-            raise _bad("top_k", f"must be 0 (off) or positive, got {self.top_k}")
+            raise field_error("top_k", f"must be 0 (off) or positive, got {self.top_k}")
         if not 0 <= self.min_margin < 1:
-            raise _bad("min_margin", f"must be in [0, 1), got {self.min_margin}")
+            raise field_error("min_margin", f"must be in [0, 1), got {self.min_margin}")
 
 
 @dataclass
 class DataConfig:
     """Exactly one source: a preference ``path`` (file or hub dataset) or ``sentiment`` pairs."""
 
-    path: str | None = None
-    format: Literal[FORMATS] = "auto"  # type: ignore[valid-type]
-    split: str = "train"
-    skip_invalid: bool = False
-    limit: int | None = None
-    sentiment: SentimentPairs | None = None
+    path: str | None = field(
+        default=None,
+        metadata={"help": "preference data: JSONL, JSON, CSV (optionally .gz), Parquet, or a hub dataset id"},
+    )
+    format: Literal[FORMATS] = field(  # type: ignore[valid-type]
+        default="auto",
+        metadata={"help": "record format; auto decides per record (lists: conversational, an HH dialogue without "
+                  "prompt: hh-rlhf, else standard)"},
+    )
+    split: str = field(default="train", metadata={"help": "split of a hub dataset"})
+    skip_invalid: bool = field(
+        default=False,
+        metadata={"help": "skip malformed records instead of stopping; they are counted and written to a rejects "
+                  "JSONL file"},
+    )
+    limit: int | None = field(default=None, metadata={"help": "only the first N valid pairs (quick runs); null: all"})
+    sentiment: SentimentPairs | None = field(
+        default=None,
+        metadata={"help": "instead of path, sentiment-control pairs built from the base model (harness run only)"},
+    )
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.sentiment is None):
-            raise _bad("path", "give exactly one of data.path (a preference file or hub dataset) and data.sentiment")
+            raise field_error(
+                "path", "give exactly one of data.path (a preference file or hub dataset) and data.sentiment"
+            )
         if self.limit is not None and self.limit < 1:
-            raise _bad("limit", f"must be positive, got {self.limit}")
+            raise field_error("limit", f"must be positive, got {self.limit}")
 
 
 @dataclass
 class MethodRun:
     """One method to train: its hyper-parameters, its own training overrides, and its seeds."""
 
-    name: str
-    method: MethodConfig
-    training: dict[str, Any] = field(default_factory=dict)  # overrides of the run's `training`
-    seeds: list[int] = field(default_factory=lambda: [0])
+    name: str = field(
+        metadata={"help": "the method's name in the run: lower-case letters, digits, '.', '_', '-'; its models are "
+                  "NAME-seedS"}
+    )
+    method: MethodConfig = field(
+        metadata={"help": "the method (name: dpo, tdpo, sparsepo or tidpo) and its keys, as harness train's method"}
+    )
+    training: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "keys of the run's training this method sets otherwise"}
+    )
+    seeds: list[int] = field(
+        default_factory=lambda: [0], metadata={"help": "one trained model per seed (training.seed), distinct"}
+    )
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise _bad("name", f"must be lower-case letters, digits, '.', '_' or '-', got {self.name!r}")
+            raise field_error("name", f"must be lower-case letters, digits, '.', '_' or '-', got {self.name!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise _bad("seeds", f"must be a non-empty list of distinct integers, got {self.seeds}")
+            raise field_error("seeds", f"must be a non-empty list of distinct integers, got {self.seeds}")
 
 
 @dataclass
 class SentimentEval:
-    samples_per_prompt: int = 2
-    max_new_tokens: int = 24
-    temperature: float = 1.0
+    """Sampled continuations of the held-out openings, scored for sentiment and KL to the base model."""
+
+    samples_per_prompt: int = field(default=2, metadata={"help": "continuations sampled per held-out opening"})
+    max_new_tokens: int = field(default=24, metadata={"help": "a continuation's maximum length in new tokens"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
 
     def __post_init__(self) -> None:
         if self.samples_per_prompt < 1 or self.max_new_tokens < 1 or not self.temperature > 0:
-            raise _bad("samples_per_prompt", "samples_per_prompt and max_new_tokens must be ≥ 1, temperature > 0")
+            problem = "samples_per_prompt and max_new_tokens must be ≥ 1, temperature > 0"
+            raise field_error("samples_per_prompt", problem)
 
 
 @dataclass
 class EvalConfig:
     """What every model (the base and each trained one) is evaluated on."""
 
-    sentiment: SentimentEval | None = field(default_factory=SentimentEval)
-    suite: str | None = None  # e.g. "smoke" or "paper"; None: no benchmarks
-    limit: int | None = None
-    data_dir: str | None = None  # benchmark files as in ../shared/benchmarks; None: the hub
-    when_unavailable: Literal["skip", "error"] = "skip"  # no data_dir and no hub: skip benchmarks, say so
-    batch_size: int = 8
-    apply_chat_template: bool | None = None
-    # lm-eval's four seeds for the benchmarks; None keeps lm-eval's defaults, so few-shot examples are
-    # those of a plain `lm_eval` run (the training seed never reaches the evaluation)
-    seed: int | None = None
+    sentiment: SentimentEval | None = field(
+        default_factory=SentimentEval,
+        metadata={"help": "positive rate and sequence KL to the base model on the held-out openings (without "
+                  "sentiment data: the last built-in ones); null: none"},
+    )
+    suite: str | None = field(
+        default=None, metadata={"help": "a built-in suite (smoke, paper) or a suite YAML file; null: no benchmarks"}
+    )
+    limit: int | None = field(default=None, metadata={"help": "at most N documents per task; null: the suite's limit"})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "benchmark files laid out as ../shared/benchmarks, prepared offline by the run; "
+                  "benchmarks run only when it and suite are set"},
+    )
+    when_unavailable: Literal["skip", "error"] = field(
+        default="skip",
+        metadata={"help": "when data_dir is not a folder: skip the benchmarks (noted in the result) or stop"},
+    )
+    batch_size: int = field(default=8, metadata={"help": "lm-eval's batch size"})
+    apply_chat_template: bool | None = field(
+        default=None, metadata={"help": "format prompts with the model's chat template; null: as the suite says"}
+    )
+    # The training seed never reaches the evaluation: few-shot examples are those of a plain `lm_eval` run.
+    seed: int | None = field(
+        default=None, metadata={"help": "one value for lm-eval's four seeds; null: lm-eval's defaults"}
+    )
 
 
 @dataclass
 class ReportConfig:
-    baseline: str = "dpo"
-    html: bool = True
+    """The leaderboard (printed, leaderboard.md) and the HTML report."""
+
+    baseline: str = field(default="dpo", metadata={"help": "the methods[] name the leaderboard's deltas are against"})
+    html: bool = field(default=True, metadata={"help": "write report.html"})
 
 
 @dataclass
 class RunConfig:
     """The whole of ``harness run``'s YAML."""
 
-    name: str
-    data: DataConfig
-    methods: list[MethodRun]
-    output_dir: str = "runs/{name}"
-    model: str = DEFAULT_MODEL
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
+    name: str = field(metadata={"help": "the run's name: lower-case letters, digits, '.', '_', '-'"})
+    data: DataConfig = field(metadata={"help": "the preference data: a file or hub dataset, or sentiment pairs"})
+    methods: list[MethodRun] = field(metadata={"help": "the methods to train, each with its own name and seeds"})
+    output_dir: str = field(
+        default="runs/{name}", metadata={"help": "the run's folder; {name} is replaced by the run's name"}
+    )
+    model: str = field(
+        default=DEFAULT_MODEL, metadata={"help": "the base model: a built-in name, a model folder or a hub id"}
+    )
+    training: TrainingConfig = field(
+        default_factory=TrainingConfig, metadata={"help": "training settings every method shares"}
+    )
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "what every model is evaluated on"})
+    report: ReportConfig = field(default_factory=ReportConfig, metadata={"help": "the leaderboard and report"})
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise _bad("name", f"must be lower-case letters, digits, '.', '_' or '-', got {self.name!r}")
+            raise field_error("name", f"must be lower-case letters, digits, '.', '_' or '-', got {self.name!r}")
         if not self.methods:
-            raise _bad("methods", "list at least one method to train")
+            raise field_error("methods", "list at least one method to train")
         names = [run.name for run in self.methods]
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate:
-            raise _bad("methods", f"two methods are named {duplicate!r}; names must be unique")
+            raise field_error("methods", f"two methods are named {duplicate!r}; names must be unique")
         if self.report.baseline not in names:
-            raise _bad("report", f"baseline {self.report.baseline!r} is not one of the methods: {', '.join(names)}")
+            baseline = self.report.baseline
+            raise field_error("report", f"baseline {baseline!r} is not one of the methods: {', '.join(names)}")
 
     @property
     def output(self) -> str:
@@ -156,21 +231,11 @@ def method_training(config: RunConfig, index: int, source: str) -> TrainingConfi
     """The run's ``training`` with method ``index``'s overrides and seed applied, validated."""
     run = config.methods[index]
     merged = {**to_mapping(config.training), **run.training}
-    return from_mapping_at(TrainingConfig, merged, source, f"methods[{index}].training")
+    return from_mapping(TrainingConfig, merged, source, f"methods[{index}].training")
 
 
 def seeded(training: TrainingConfig, seed: int) -> TrainingConfig:
     return dataclasses.replace(training, seed=seed)
-
-
-class _FieldError(ValueError):
-    def __init__(self, field_name: str, problem: str):
-        self.field, self.problem = field_name, problem
-        super().__init__(f"{field_name}: {problem}")
-
-
-def _bad(field_name: str, problem: str) -> _FieldError:
-    return _FieldError(field_name, problem)
 
 
 __all__ = ["DataConfig", "EvalConfig", "HarnessError", "MethodRun", "RunConfig", "SentimentPairs", "method_training"]

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from tokenpo.core import progress
+from tokenpo.core.config import to_mapping
 from tokenpo.core.files import write_atomic
 from tokenpo.core.fingerprint import fingerprint
-from tokenpo.harness.config import to_mapping
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import load_causal_lm, load_tokenizer, resolve_model
 from tokenpo.harness.models.store import MANIFEST

@@ -4,12 +4,20 @@ Generic over any tree of dataclasses whose fields are annotated with: ``bool``, 
 ``float``, ``str``, ``Literal[...]``, ``Optional[X]``, ``list[X]``, ``tuple[X, ...]``,
 ``dict[str, X]``, a nested dataclass, or a union of dataclasses told apart by a ``Literal``
 field they share (e.g. ``method: {name: sparsepo, ...}``). Every problem becomes one
-:class:`HarnessError` line naming the source and the key path::
+:class:`ConfigError` line naming the source and the key path::
 
     cfg.yaml: method.beta: expected a number, got 'abc'
 
+Every room reads its YAML through this module (``harness train`` and ``harness run`` configs,
+suites, the benchmark catalog); a room that wants its own error type passes ``error=``, a callable
+``(source, key, problem)`` such as a :class:`ConfigError` subclass.
+
 A dataclass validates its own values in ``__post_init__`` by raising ``ValueError``; when that
-error has a ``field`` attribute (the name of the offending field) the path ends with it.
+error has a ``field`` attribute (the name of the offending field, see :func:`field_error`) the
+path ends with it.
+
+A field's help (``field(metadata={"help": ...})``, read with :func:`field_help`) is what the
+command line and ``docs/configuration.md`` say about it.
 
 Overrides use dotted paths (``training.learning_rate=5e-7``, ``method.name=tdpo``); the value
 is read as YAML, so ``true``, ``3``, ``[1, 2]`` and ``null`` have their YAML meaning.
@@ -22,13 +30,27 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal, Protocol, TypeVar, Union
 
 import yaml
 
-from tokenpo.harness.errors import HarnessError
+from tokenpo.core.errors import UserError
 
 T = TypeVar("T")
+
+
+class ConfigError(UserError, ValueError):
+    """``SOURCE: KEY: problem``, or ``SOURCE: problem`` when the whole source is wrong (``key`` empty)."""
+
+    def __init__(self, source: str, key: str, problem: str):
+        self.source, self.key, self.problem = source, key, problem
+        super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}")
+
+
+class ErrorType(Protocol):
+    """What ``error=`` takes: :class:`ConfigError`, a subclass, or any room's error built alike."""
+
+    def __call__(self, source: str, key: str, problem: str) -> Exception: ...
 
 
 class _ConfigProblem(Exception):
@@ -37,30 +59,53 @@ class _ConfigProblem(Exception):
         super().__init__(f"{path}: {problem}")
 
 
-def load_config(cls: type[T], path: str | Path | None, overrides: Sequence[str] = ()) -> T:
+class _FieldError(ValueError):
+    def __init__(self, field_name: str, problem: str):
+        self.field, self.problem = field_name, problem
+        super().__init__(f"{field_name}: {problem}")
+
+
+def field_error(field_name: str, problem: str) -> ValueError:
+    """The error a dataclass's ``__post_init__`` raises for a bad value; the loader names its key."""
+    return _FieldError(field_name, problem)
+
+
+def field_help(field: dataclasses.Field) -> str:
+    """The help a config field carries in its metadata (``""`` when it has none)."""
+    return field.metadata.get("help", "")
+
+
+def read_yaml(path: str | Path, error: ErrorType = ConfigError) -> dict[str, Any]:
+    """The mapping at the top of the YAML file ``path`` (empty for an empty file)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as problem:
+        raise error(source, "", f"cannot read the file: {problem.strerror or problem}") from problem
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as problem:
+        raise error(source, "", f"invalid YAML: {_one_line(problem)}") from problem
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(source, "", f"expected a mapping of keys at the top, got {_kind(data)}")
+    return data
+
+
+def load_config(
+    cls: type[T], path: str | Path | None, overrides: Sequence[str] = (), error: ErrorType = ConfigError
+) -> T:
     """``cls`` built from the YAML mapping in ``path`` (or an empty mapping) with ``overrides`` applied."""
     source = str(path) if path is not None else "config"
-    data: Any = {}
-    if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise HarnessError(f"{source}: cannot read the file: {error.strerror or error}") from error
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise HarnessError(f"{source}: invalid YAML: {_one_line(error)}") from error
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise HarnessError(f"{source}: expected a mapping of keys at the top, got {_kind(data)}")
+    data: dict[str, Any] = read_yaml(path, error) if path is not None else {}
     overridden: dict[str, str] = {}
     for override in overrides:
-        key, value = parse_override(override)
-        _set_path(data, key, value, source)
+        key, value = parse_override(override, error)
+        _set_path(data, key, value, source, error)
         overridden[key] = override
     try:
-        return from_mapping(cls, data)
+        return _convert(cls, data, "")
     except _ConfigProblem as problem:
         origin = next(
             (
@@ -70,36 +115,30 @@ def load_config(cls: type[T], path: str | Path | None, overrides: Sequence[str] 
             ),
             "",
         )
-        raise HarnessError(f"{source}{origin}: {problem.path}: {problem.problem}") from None
+        raise error(f"{source}{origin}", problem.path, problem.problem) from None
 
 
-def parse_override(text: str) -> tuple[str, Any]:
+def parse_override(text: str, error: ErrorType = ConfigError) -> tuple[str, Any]:
     """``'a.b=value'`` → ``('a.b', value read as YAML)``."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise HarnessError(
-            f"override {text!r}: expected KEY=VALUE with KEY a dotted path such as method.beta"
-        )
+        raise error(f"override {text!r}", "", "expected KEY=VALUE with KEY a dotted path such as method.beta")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as error:
-        raise HarnessError(f"override {text!r}: the value is not valid YAML: {_one_line(error)}") from error
+    except yaml.YAMLError as problem:
+        raise error(f"override {text!r}", "", f"the value is not valid YAML: {_one_line(problem)}") from problem
     return key, value
 
 
-def from_mapping(cls: type[T], data: Any, path: str = "") -> T:
-    """Convert plain data (as YAML gives it) to ``cls``; raises ``_ConfigProblem`` naming the key path."""
-    return _convert(cls, data, path)
-
-
-def from_mapping_at(cls: type[T], data: Any, source: str, path: str) -> T:
-    """``cls`` from plain ``data`` found at key ``path`` of ``source``; problems raise a HarnessError
-    naming ``source: path.key`` (for configs assembled from parts, e.g. per-method overrides)."""
+def from_mapping(cls: type[T], data: Any, source: str, path: str = "", error: ErrorType = ConfigError) -> T:
+    """``cls`` from plain ``data`` (as YAML gives it) found at key ``path`` of ``source``; a problem
+    raises ``error(source, key path, problem)`` (for configs assembled from parts, e.g. per-method
+    overrides, or read in parts, e.g. the catalog's entries)."""
     try:
         return _convert(cls, data, path)
     except _ConfigProblem as problem:
-        raise HarnessError(f"{source}: {problem.path}: {problem.problem}") from None
+        raise error(source, problem.path, problem.problem) from None
 
 
 def to_mapping(config: Any) -> Any:
@@ -117,7 +156,7 @@ def dump_yaml(config: Any) -> str:
     return yaml.safe_dump(to_mapping(config), sort_keys=False, default_flow_style=None)
 
 
-def _set_path(data: dict, key: str, value: Any, source: str) -> None:
+def _set_path(data: dict, key: str, value: Any, source: str, error: ErrorType) -> None:
     node = data
     parts = key.split(".")
     for depth, part in enumerate(parts[:-1]):
@@ -126,7 +165,7 @@ def _set_path(data: dict, key: str, value: Any, source: str) -> None:
             child = node[part] = {}
         if not isinstance(child, dict):
             where = ".".join(parts[: depth + 1])
-            raise HarnessError(f"{source}: {where}: is {_kind(child)}, so {key} cannot be set inside it")
+            raise error(source, where, f"is {_kind(child)}, so {key} cannot be set inside it")
         node = child
     node[parts[-1]] = value
 
@@ -193,8 +232,12 @@ def _convert_union(args: tuple, value: Any, path: str) -> Any:
     options = [arg for arg in args if arg is not type(None)]
     if len(options) == 1:
         return _convert(options[0], value, path)
-    if all(dataclasses.is_dataclass(option) for option in options):
-        return _convert_tagged(options, value, path)
+    # A mapping is meant for the dataclass members (e.g. a task: a name, or a mapping of its settings).
+    classes = [option for option in options if dataclasses.is_dataclass(option)]
+    if classes and (isinstance(value, dict) or len(classes) == len(options)):
+        if len(classes) == 1:
+            return _convert_dataclass(classes[0], value, path)
+        return _convert_tagged(classes, value, path)
     problems = []
     for option in options:
         try:

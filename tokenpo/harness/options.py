@@ -1,0 +1,50 @@
+"""Command-line options made from config fields, so a default and its help live only in the dataclass.
+
+``add_field_options(parser, TrainingConfig, "max_length", "max_prompt_length")`` adds
+``--max-length`` and ``--max-prompt-length`` with the fields' types, defaults and help; a
+``Literal`` field gets its values as choices, a ``bool`` field that defaults to false a flag.
+The options are read as ``args.max_length`` etc., the fields' own names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any, Literal
+
+from tokenpo.core.config import field_help
+
+
+def add_field_options(parser: argparse.ArgumentParser, cls: type, *names: str) -> None:
+    """One option per field of ``cls`` named in ``names`` (``--snake-name``), in that order."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for name in names:
+        field = fields[name]
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        flag = "--" + name.replace("_", "-")
+        annotation = _without_none(hints[name])
+        help_text = field_help(field)
+        if annotation is bool:
+            if default is not False:
+                raise TypeError(f"{cls.__name__}.{name}: a flag's field must default to false")
+            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            continue
+        if typing.get_origin(annotation) is Literal:
+            choices = typing.get_args(annotation)
+            kind = type(choices[0])
+        elif annotation in (int, float, str):
+            choices, kind = None, annotation
+        else:
+            raise TypeError(f"{cls.__name__}.{name}: {annotation!r} has no command-line form")
+        if default is None:
+            help_text = help_text.replace("null:", "not given:")  # the help speaks YAML; here null is no option
+        else:
+            help_text = f"{help_text} (default: {default})"
+        parser.add_argument(flag, dest=name, type=kind, choices=choices, default=default, help=help_text)
+
+
+def _without_none(annotation: Any) -> Any:
+    args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+    return args[0] if type(None) in typing.get_args(annotation) and len(args) == 1 else annotation
