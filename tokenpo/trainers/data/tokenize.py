@@ -26,8 +26,10 @@ from tokenpo.trainers.data.records import PreferenceExample
 
 @dataclass(frozen=True)
 class TruncationPolicy:
-    max_length: int | None = 1024
-    max_prompt_length: int | None = 512
+    """How long a tokenized pair may be (None: no limit); the defaults live in ``TrainingConfig`` only."""
+
+    max_length: int | None
+    max_prompt_length: int | None
 
     def __post_init__(self) -> None:
         for name in ("max_length", "max_prompt_length"):
