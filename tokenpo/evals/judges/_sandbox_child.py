@@ -313,7 +313,7 @@ def _receive_header(sock):
     size, fds, _, _ = socket.recv_fds(sock, 4, 3)
     if not size:
         return None, fds
-    data = wire._read_exactly(sock, int.from_bytes(size, "big"))
+    data = wire.read_exactly(sock, int.from_bytes(size, "big"))
     return json.loads(data), fds
 
 
@@ -552,7 +552,7 @@ def run_program(channel, program, path, workdir, header, uid):
         sys.stdout.flush()
         sys.stderr.flush()
         with contextlib.suppress(Exception):
-            wire.send(channel, {"load_error": [type(error).__name__, wire._describe(error)]})
+            wire.send(channel, {"load_error": [type(error).__name__, wire.describe_error(error)]})
         os._exit(1)
     try:
         wire.send(channel, {"ready": True})

@@ -58,7 +58,8 @@ def send(sock: socket.socket, message: object) -> None:
         raise ProgramGone(str(error)) from None
 
 
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    """``size`` bytes from ``sock``; :class:`ProgramGone` if it closes first (also the launcher's reader)."""
     chunks, missing = [], size
     while missing:
         try:
@@ -73,11 +74,11 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def receive(sock: socket.socket) -> object:
-    (size,) = struct.unpack(">I", _read_exactly(sock, 4))
+    (size,) = struct.unpack(">I", read_exactly(sock, 4))
     if size > MAX_MESSAGE:
         raise WireError(f"message of {size} bytes exceeds {MAX_MESSAGE}")
     try:
-        return json.loads(_read_exactly(sock, size))
+        return json.loads(read_exactly(sock, size))
     except (ValueError, RecursionError) as error:
         raise WireError(f"not JSON: {error}") from None
 
@@ -286,14 +287,15 @@ def serve_program(sock: socket.socket, namespace: dict) -> None:
                 result = target(*args, **kwargs)
             reply = {"ok": encode(result, handles)}
         except Exception as error:  # the program's exception: reported, and the tests decide
-            reply = {"raised": [type(error).__name__, _describe(error)]}
+            reply = {"raised": [type(error).__name__, describe_error(error)]}
         try:
             send(sock, reply)
         except WireError as error:
             send(sock, {"raised": ["WireError", str(error)]})
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
+    """An exception's message, at most 2,000 characters, even when its ``__str__`` fails."""
     try:
         text = str(error)
     except Exception:  # a program's exception whose __str__ fails
