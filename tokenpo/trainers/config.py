@@ -2,9 +2,12 @@
 
 Every value is checked in ``__post_init__``; a bad one raises :class:`ConfigValueError` naming
 the field, which ``tokenpo.core.config`` turns into ``FILE: method.beta: must be positive, got -1``.
-Defaults are the papers' settings (see ``docs`` in the README's Training section). Each field's
-help is in its metadata (``field(metadata={"help": ...})``): ``docs/configuration.md`` and the
-command line's options are generated from it.
+Defaults are the papers' settings (docs/methods.md, docs/training.md). Each field's help is in its
+metadata (``field(metadata={"help": ...})``): ``docs/configuration.md`` and the command line's
+options are generated from it.
+
+Why one module of ~430 lines: it is declarations only (fields, their help, their checks), the one
+place a reader looks up what a training setting means; most of its length is help text.
 """
 
 from __future__ import annotations
