@@ -183,3 +183,22 @@ def test_no_long_module_without_a_reason():
         if text.count("\n") > 400 and "\nWhy " not in (ast.get_docstring(ast.parse(text)) or "").join("\n\n"):
             long_without_reason.append(f"{path.relative_to(PACKAGE.parent)} ({text.count(chr(10))} lines)")
     assert long_without_reason == []
+
+
+def test_the_pipeline_display_counts_stages_and_shows_the_inner_work(capsys):
+    from tokenpo.harness.pipeline.progress import SKIPPED, RunProgress
+
+    with progress.shown_by(RunProgress()), progress.task("run tiny", total=2, unit="stage") as run:
+        with progress.task("data", unit="stage") as stage:
+            stage.advance(0, state=SKIPPED)
+        run.advance()
+        with progress.task("train dpo", unit="stage"), progress.task("training", total=4, unit="step") as steps:
+            steps.advance(3)
+        run.advance()
+    lines = [line.strip() for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.strip()]
+    shown = [line.split(" |")[0] for line in lines]
+    assert "run tiny [1/2] data · done earlier, skipped" in shown
+    assert "run tiny [2/2] train dpo · 3/4 step" in shown
+    assert shown[-1] == "run tiny [2/2] finished"
+    # a stage is never shown under the previous one's number
+    assert not any(line.startswith("run tiny [1/2] train") for line in shown)

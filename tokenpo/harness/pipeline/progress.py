@@ -48,7 +48,7 @@ class RunProgress:
                 self.bar.set_description_str(f"{task.description} [{task.done}/{task.total}] finished", refresh=True)
             self.bar.close()
             self.bar = None
-        else:
+        elif len(self.stack) > 1:  # inner work ended; a stage's end shows once the run has advanced
             self._show()
 
     def note(self, line: str) -> None:
