@@ -423,3 +423,21 @@ def test_an_unprivileged_user_gets_every_protection_but_a_uid_and_a_cgroup():
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0 and lines[0] == "True cgroup,uid", (done.stdout, done.stderr[-2000:])
     assert lines[1].startswith("required sandbox protection(s) not available here: uid"), lines
+
+
+def test_a_killed_judges_cgroups_are_removed_by_the_next_one():
+    # A judge killed with SIGTERM or SIGKILL cannot remove its workers' cgroups; the next launcher removes
+    # every empty one whose launcher is gone.
+    _needs("cgroup")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    own = dict(line.split(":", 2)[1:] for line in Path("/proc/self/cgroup").read_text().splitlines())
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        parents = [Path("/sys/fs/cgroup" + own[""])]
+    else:
+        parents = [Path(f"/sys/fs/cgroup/{c}" + own[c].rstrip("/")) for c in ("memory", "pids") if c in own]
+    orphans = [parent / f"tokenpo-sandbox-{gone.pid}" for parent in parents]
+    for orphan in orphans:
+        orphan.mkdir()
+    assert run_program("print(1)\n", LIMITS).passed
+    assert [orphan for orphan in orphans if orphan.exists()] == []

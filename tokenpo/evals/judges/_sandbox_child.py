@@ -103,6 +103,25 @@ def _read(path):
 # ------------------------------------------------------------------ cgroups (one per worker)
 
 
+def _remove_orphans(parent):
+    """Remove the cgroups of launchers that died without removing theirs (killed judges): empty ones
+    whose launcher pid is gone. A cgroup still holding a process cannot be removed and stays."""
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(parent):
+            pid = entry[len("tokenpo-sandbox-") :]
+            if not entry.startswith("tokenpo-sandbox-") or not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+                continue  # its launcher lives
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(parent, entry))
+
+
 class WorkerCgroup:
     """The worker's cgroup(s), v2 or v1 memory + pids, under the launcher's own; absent when not permitted."""
 
@@ -131,6 +150,7 @@ class WorkerCgroup:
                     self.remove()
 
     def _make(self, path, version):
+        _remove_orphans(os.path.dirname(path))
         os.mkdir(path)
         self.dirs.append(path)
         self.version = version
