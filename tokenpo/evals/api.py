@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from tokenpo.evals.judges.sandbox import SandboxLimits
 from tokenpo.evals.results import harness_version, link_lm_eval_layout, write_results, write_samples
 from tokenpo.evals.resume import ResumableLM
 from tokenpo.evals.suites import Suite, load_suite, parse_tasks, task_name
+from tokenpo.evals.vllm_server import ServerBackend
 
 CACHE = ".cache"
 LM_EVAL_DEFAULT_SEEDS = {
@@ -70,6 +72,31 @@ def _select(tasks: list[str] | None, suite: str | Suite | None) -> Suite:
     return Suite(name="custom", tasks=parse_tasks("--tasks", list(tasks)))
 
 
+def _language_model(stack, backend, model, tokenizer, batch_size, device, server, cache):
+    """The lm-eval model to answer with, and for a vLLM server what it computes with (else None)."""
+    if backend != "vllm-server":
+        return build_lm(backend, model, tokenizer, batch_size=batch_size, device=device), None
+    from tokenpo.evals import vllm_server
+
+    if server is None:
+        raise EvalError("--backend", "vllm-server", "needs a vLLM environment (--vllm-python) or a server (--base-url)")
+    if not isinstance(model, str | os.PathLike) or not Path(model).is_dir():
+        raise EvalError("--backend", "vllm-server", "serves a model folder (pull or save the model first)")
+    base_url = server.base_url or stack.enter_context(server.start(str(model), cache / "vllm-server.log")).base_url
+    name = server.served_name or str(model)
+    vllm_server.check_server(base_url, name, _local_tokenizer(tokenizer, model))
+    lm = vllm_server.completions_lm(base_url, name, str(model), server.max_model_len, server.concurrent)
+    return lm, {"dtype": server.dtype, "server": server.identity()}
+
+
+def _local_tokenizer(tokenizer: Any, model: Any) -> Any:
+    if tokenizer is not None and not isinstance(tokenizer, str | os.PathLike):
+        return tokenizer
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tokenizer or model))
+
+
 def evaluate(
     model: Any,
     tokenizer: Any = None,
@@ -87,6 +114,7 @@ def evaluate(
     seed: int | None = None,
     sandbox: SandboxLimits | None = None,
     metadata: dict[str, Any] | None = None,
+    server: ServerBackend | None = None,
 ) -> EvalRun:
     """Evaluate ``model`` on ``tasks`` or a ``suite`` and write a result folder (docs/file-formats.md).
 
@@ -96,6 +124,8 @@ def evaluate(
     limit: at most this many documents per task (default: the suite's, else all).
     seed: sets lm-eval's four seeds (Python, NumPy, torch, few-shot sampling); None keeps lm-eval's
         defaults (0, 1234, 1234, 1234), so few-shot examples are those of a plain ``lm_eval`` run.
+    server: for ``backend="vllm-server"``: the vLLM environment to start a server from, or the URL of a
+        running one (:class:`tokenpo.evals.vllm_server.ServerBackend`).
     metadata: extra keys for the results' ``harness`` block (``model_spec``, ``method``, ``run``, …).
     Re-running into the same ``output_dir`` reuses every model answer already journaled there.
     """
@@ -127,70 +157,74 @@ def evaluate(
         verify_checksums(data_dir, configs.checksums)
     code.SANDBOX["limits"] = sandbox
 
-    inner = build_lm(backend, model, tokenizer, batch_size=batch_size, device=device)
-    seeds = {**LM_EVAL_DEFAULT_SEEDS, **({} if seed is None else dict.fromkeys(SEED_ARGUMENTS, seed))}
-    model_id = model_identity(model, tokenizer, inner, backend)
-    computation = {"batch_size": batch_size, "device": str(getattr(inner, "device", device))}
-    # What can change an answer or a score (the tasks chosen and --limit only select items: a run
-    # with more items into the same folder reuses the answers it has).
-    settings = {
-        "computation": computation,
-        "num_fewshot": num_fewshot if num_fewshot is not None else chosen.num_fewshot,
-        "apply_chat_template": chosen.apply_chat_template if apply_chat_template is None else apply_chat_template,
-        "seeds": seeds,
-        "lm_eval": lm_eval_version(),
-        "sandbox": sandbox.__dict__,
-    }
-    data = {"source": "offline" if configs.offline else "online", "checksums": configs.checksums}
-    claim = {"model": model_id, "data": data, "tasks": _task_files_digest(cache), "settings": settings}
-    claim_folder(output_dir, claim)
-    journal = cache / f"requests-{journal_digest(model_id, seeds, computation)}.jsonl"
-    lm = ResumableLM(inner, journal)
-    tracker = EvaluationTracker()  # lm-eval's own record of chat template, system instruction, multiturn
-    code.PROMPT_OF.clear()  # the prompts recorded for this run's predictions only, not every run's since start-up
-    results = simple_evaluate(
-        model=lm,
-        tasks=names,
-        num_fewshot=settings["num_fewshot"],
-        limit=limit if limit is not None else chosen.limit,
-        task_manager=configs.task_manager(),
-        log_samples=True,
-        apply_chat_template=settings["apply_chat_template"],
-        confirm_run_unsafe_code=True,  # code runs only inside our sandbox (tokenpo.evals.tasks.code)
-        bootstrap_iters=1000,
-        evaluation_tracker=tracker,
-        **seeds,
-    )
-    code.PROMPT_OF.clear()
-    _record_as_lm_eval_tracker_does(results, tracker, model)
-    results["config"]["batch_size"] = batch_size
-    used = {configs.tasks.get(n) for n in results["results"]} | {configs.tasks.get(n) for n in names}
-    harness = {
-        "model_spec": str(model) if isinstance(model, str | os.PathLike) else type(model).__name__,
-        "model_path": str(model) if isinstance(model, str | os.PathLike) else None,
-        "weights_sha256": model_id["weights"].get("sha256"),
-        "model_identity": model_id,
-        "dtype": model_id["dtype"],
-        "method": "base",
-        "seed": seed,  # None: lm-eval's defaults, listed in lm_eval_seeds
-        "lm_eval_seeds": seeds,
-        "run": None,
-        **(metadata or {}),
-        "suite": chosen.name,
-        "headline": headlines(load_catalog(), results["results"]),
-        "data_source": data["source"],
-        "data_dir": str(data_dir) if data_dir else None,
-        "data_checksums": configs.checksums,
-        "data_notes": {b: note for b, note in configs.notes.items() if b in used},
-        "harness_version": harness_version(),
-        "backend": backend,
-        "batch_size": batch_size,
-        "journal": journal.name,
-        "sandbox": sandbox.__dict__,
-    }
-    sample_files = [write_samples(output_dir, task, rows) for task, rows in results.get("samples", {}).items()]
-    results_path = write_results(output_dir, results, harness)
-    link_lm_eval_layout(output_dir, results["model_name_sanitized"], results_path, sample_files)
-    body = {k: v for k, v in results.items() if k != "samples"}
-    body["harness"] = harness
-    return EvalRun(output_dir, body, lm.reused, lm.computed, sample_files)
+    # A vLLM server (vllm-server backend) lives for this block: stopped on success, error or Ctrl-C.
+    with contextlib.ExitStack() as stack:
+        inner, served = _language_model(stack, backend, model, tokenizer, batch_size, device, server, cache)
+        seeds = {**LM_EVAL_DEFAULT_SEEDS, **({} if seed is None else dict.fromkeys(SEED_ARGUMENTS, seed))}
+        model_id = model_identity(model, tokenizer, inner, backend)
+        if served is not None:  # what the server computes with, not what the harness process would load
+            model_id.update(served)
+        computation = {"batch_size": batch_size, "device": str(getattr(inner, "device", device))}
+        # What can change an answer or a score (the tasks chosen and --limit only select items: a run
+        # with more items into the same folder reuses the answers it has).
+        settings = {
+            "computation": computation,
+            "num_fewshot": num_fewshot if num_fewshot is not None else chosen.num_fewshot,
+            "apply_chat_template": chosen.apply_chat_template if apply_chat_template is None else apply_chat_template,
+            "seeds": seeds,
+            "lm_eval": lm_eval_version(),
+            "sandbox": sandbox.__dict__,
+        }
+        data = {"source": "offline" if configs.offline else "online", "checksums": configs.checksums}
+        claim = {"model": model_id, "data": data, "tasks": _task_files_digest(cache), "settings": settings}
+        claim_folder(output_dir, claim)
+        journal = cache / f"requests-{journal_digest(model_id, seeds, computation)}.jsonl"
+        lm = ResumableLM(inner, journal)
+        tracker = EvaluationTracker()  # lm-eval's own record of chat template, system instruction, multiturn
+        code.PROMPT_OF.clear()  # the prompts recorded for this run's predictions only, not every run's since start-up
+        results = simple_evaluate(
+            model=lm,
+            tasks=names,
+            num_fewshot=settings["num_fewshot"],
+            limit=limit if limit is not None else chosen.limit,
+            task_manager=configs.task_manager(),
+            log_samples=True,
+            apply_chat_template=settings["apply_chat_template"],
+            confirm_run_unsafe_code=True,  # code runs only inside our sandbox (tokenpo.evals.tasks.code)
+            bootstrap_iters=1000,
+            evaluation_tracker=tracker,
+            **seeds,
+        )
+        code.PROMPT_OF.clear()
+        _record_as_lm_eval_tracker_does(results, tracker, model)
+        results["config"]["batch_size"] = batch_size
+        used = {configs.tasks.get(n) for n in results["results"]} | {configs.tasks.get(n) for n in names}
+        harness = {
+            "model_spec": str(model) if isinstance(model, str | os.PathLike) else type(model).__name__,
+            "model_path": str(model) if isinstance(model, str | os.PathLike) else None,
+            "weights_sha256": model_id["weights"].get("sha256"),
+            "model_identity": model_id,
+            "dtype": model_id["dtype"],
+            "method": "base",
+            "seed": seed,  # None: lm-eval's defaults, listed in lm_eval_seeds
+            "lm_eval_seeds": seeds,
+            "run": None,
+            **(metadata or {}),
+            "suite": chosen.name,
+            "headline": headlines(load_catalog(), results["results"]),
+            "data_source": data["source"],
+            "data_dir": str(data_dir) if data_dir else None,
+            "data_checksums": configs.checksums,
+            "data_notes": {b: note for b, note in configs.notes.items() if b in used},
+            "harness_version": harness_version(),
+            "backend": backend,
+            "batch_size": batch_size,
+            "journal": journal.name,
+            "sandbox": sandbox.__dict__,
+        }
+        sample_files = [write_samples(output_dir, task, rows) for task, rows in results.get("samples", {}).items()]
+        results_path = write_results(output_dir, results, harness)
+        link_lm_eval_layout(output_dir, results["model_name_sanitized"], results_path, sample_files)
+        body = {k: v for k, v in results.items() if k != "samples"}
+        body["harness"] = harness
+        return EvalRun(output_dir, body, lm.reused, lm.computed, sample_files)

@@ -25,6 +25,7 @@ from tokenpo.harness.pipeline.config import (
     RunConfig,
     SentimentEval,
     SentimentPairs,
+    ServerConfig,
 )
 from tokenpo.trainers.config import DPOConfig, LoraSettings, SparsePOConfig, TDPOConfig, TIDPOConfig, TrainingConfig
 
@@ -46,6 +47,8 @@ SECTIONS: tuple[tuple[str, type, str], ...] = (
     ("methods[]", MethodRun, "One method of `harness run`: its settings, its own `training` keys, its seeds."),
     ("eval", EvalConfig, "What `harness run` evaluates every model (the base and each trained one) on."),
     ("eval.sentiment", SentimentEval, "The sentiment evaluation on the held-out openings."),
+    ("eval.server", ServerConfig, "The vllm-server backend (`eval.backend: vllm-server`, `harness eval --backend "
+                                  "vllm-server`): a vLLM server from its own environment, or a running one."),
     ("report", ReportConfig, "The leaderboard and the HTML report of `harness run`."),
     ("suite files", SuiteFile, "A suite YAML (`harness eval --suite FILE`, `eval.suite`); the built-in ones "
                                "are in `tokenpo/evals/suites/`."),

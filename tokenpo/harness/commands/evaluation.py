@@ -11,7 +11,8 @@ from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
 from tokenpo.harness.models.cache import cache_root
 from tokenpo.harness.options import add_field_options
-from tokenpo.harness.pipeline.config import EvalConfig
+from tokenpo.harness.pipeline.config import EvalConfig, ServerConfig
+from tokenpo.harness.vllm_env import server_backend
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(default: $HARNESS_DATA or <cache>/benchmarks when prepared, else online)",
     )
     source.add_argument("--online", action="store_true", help="use lm-eval's tasks with their hub datasets")
-    parser.add_argument("--backend", default="hf", choices=("hf", "vllm"))
+    add_field_options(parser, EvalConfig, "backend")
+    server = parser.add_argument_group("vllm-server backend")
+    server.add_argument("--vllm-python", help="the vLLM environment's python (default: harness vllm install's)")
+    server.add_argument("--base-url", help="use a running OpenAI-compatible server (http://HOST:PORT/v1) instead")
+    server.add_argument("--served-name", help="the running server's model name (default: the model folder)")
+    add_field_options(server, ServerConfig, "concurrent", "max_model_len")
     parser.add_argument("--output", help="result folder (default: ./eval-results/MODEL-SUITE); re-running resumes")
     add_field_options(parser, EvalConfig, "batch_size")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
@@ -102,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         sandbox=SandboxLimits(wall_seconds=args.code_timeout, cpu_seconds=math.ceil(args.code_timeout)),
         metadata={"model_spec": args.model, "model_path": path, "method": args.method},
+        server=server_backend(_server_settings(args)) if args.backend == "vllm-server" else None,
     )
     print(f"\nreused {run.reused_requests} answers, computed {run.computed_requests}")
     for task, row in run.results["results"].items():
@@ -113,3 +120,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{task:32} {scores}")
     print(f"\nwritten: {run.output_dir / 'results.json'}")
     return 0
+
+
+def _server_settings(args: argparse.Namespace) -> ServerConfig:
+    try:
+        return ServerConfig(args.vllm_python, args.base_url, args.served_name, args.concurrent, args.max_model_len)
+    except ValueError as error:  # the dataclass's check, named as the option it came from
+        name, _, problem = str(error).partition(": ")
+        raise HarnessError(f"--{name.replace('_', '-')}: {problem}") from None

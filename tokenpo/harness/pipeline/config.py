@@ -151,6 +151,30 @@ class SentimentEval:
 
 
 @dataclass
+class ServerConfig:
+    """The vllm-server backend: a vLLM server started from its own environment, or one already running."""
+
+    python: str | None = field(
+        default=None,
+        metadata={"help": "the vLLM environment's interpreter; null: $HARNESS_VLLM_PYTHON, else the one "
+                  "`harness vllm install` made"},
+    )
+    base_url: str | None = field(
+        default=None, metadata={"help": "a running OpenAI-compatible server (http://HOST:PORT/v1); null: start one"}
+    )
+    served_name: str | None = field(
+        default=None, metadata={"help": "the running server's model name; null: the model folder"}
+    )
+    concurrent: int = field(default=8, metadata={"help": "requests in flight (lm-eval's num_concurrent)"})
+    max_model_len: int = field(default=2048, metadata={"help": "the server's context length in tokens"})
+
+    def __post_init__(self) -> None:
+        for name in ("concurrent", "max_model_len"):
+            if getattr(self, name) < 1:
+                raise field_error(name, f"must be a positive integer, got {getattr(self, name)}")
+
+
+@dataclass
 class EvalConfig:
     """What every model (the base and each trained one) is evaluated on."""
 
@@ -173,6 +197,12 @@ class EvalConfig:
         metadata={"help": "when data_dir is not a folder: skip the benchmarks (noted in the result) or stop"},
     )
     batch_size: int = field(default=8, metadata={"help": "lm-eval's batch size"})
+    backend: Literal["hf", "vllm", "vllm-server"] = field(
+        default="hf",
+        metadata={"help": "hf: transformers in this process; vllm: vLLM in this process (an environment with "
+                  "vLLM); vllm-server: a vLLM server from its own environment (see server)"},
+    )
+    server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "the vllm-server backend"})
     apply_chat_template: bool | None = field(
         default=None, metadata={"help": "format prompts with the model's chat template; null: as the suite says"}
     )

@@ -268,11 +268,13 @@ class Pipeline:
 
     def _benchmark_eval(self, model: EvaluatedModel, data_dir: Path, out: Path, metadata: dict) -> dict:
         from tokenpo.evals import evaluate
+        from tokenpo.harness.vllm_env import server_backend
 
         settings = self.config.eval
+        server = server_backend(settings.server) if settings.backend == "vllm-server" else None
         run = evaluate(model.path, suite=settings.suite, output_dir=out, data_dir=data_dir, limit=settings.limit,
-                       batch_size=settings.batch_size, apply_chat_template=settings.apply_chat_template,
-                       seed=settings.seed, metadata=metadata)
+                       backend=settings.backend, batch_size=settings.batch_size, server=server,
+                       apply_chat_template=settings.apply_chat_template, seed=settings.seed, metadata=metadata)
         return {"tasks": sorted(run.results["results"])}
 
     def _report_stage(self, results: list[Path]) -> None:

@@ -1,0 +1,142 @@
+"""The vllm-server backend: its server's lifecycle, the checks that refuse a server that would score at
+chance, and (``tox -e vllm``) the same answers as the hf backend through a real vLLM server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tokenpo.evals.errors import EvalError
+from tokenpo.evals.vllm_server import ServerBackend, ServerSettings, VllmServer, check_server
+
+FAKE = Path(__file__).parent / "fake_vllm"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def fake(mode: str, tmp_path: Path) -> ServerBackend:
+    """A backend whose 'vLLM environment' is this interpreter with the stand-in server on its path."""
+    env = {"PYTHONPATH": str(FAKE), "FAKE_VLLM_MODE": mode, "FAKE_VLLM_PIDFILE": str(tmp_path / "server.pid")}
+    return ServerBackend(python=sys.executable, env=env)
+
+
+def test_a_started_server_answers_and_is_gone_after_the_block(tiny_model_dirs, tmp_path):
+    from transformers import AutoTokenizer
+
+    model = tiny_model_dirs["llama"]
+    with fake("good", tmp_path).start(model, tmp_path / "server.log") as server:
+        pid = int((tmp_path / "server.pid").read_text())
+        assert _alive(pid) and server.base_url.startswith("http://127.0.0.1:")
+        check_server(server.base_url, model, AutoTokenizer.from_pretrained(model))  # passes: nothing raised
+    assert not _alive(pid)
+
+
+@pytest.mark.parametrize(
+    ("mode", "field"),
+    [("no-logprobs", "logprobs: the server returns no prompt log-probabilities"), ("other-tokenizer", "tokenizer:")],
+)
+def test_a_server_that_would_score_at_chance_is_refused(tiny_model_dirs, tmp_path, mode, field):
+    from transformers import AutoTokenizer
+
+    model = tiny_model_dirs["llama"]
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    with fake(mode, tmp_path).start(model, tmp_path / "server.log") as server, pytest.raises(EvalError, match=field):
+        check_server(server.base_url, model, tokenizer)
+
+
+def test_a_server_that_dies_at_start_names_its_log(tiny_model_dirs, tmp_path):
+    broken = ServerSettings(sys.executable, tiny_model_dirs["llama"], env={"PYTHONPATH": str(tmp_path / "none")})
+    dies = pytest.raises(EvalError, match=r"server.log: vllm server: exited with 1: .*No module named 'vllm'")
+    with dies, VllmServer(broken, tmp_path / "server.log"):
+        pass
+
+
+def test_killing_the_harness_leaves_no_server(tiny_model_dirs, tmp_path):
+    harness = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_evals_vllm_server import fake
+        from pathlib import Path
+        with fake("good", Path({str(tmp_path)!r})).start({tiny_model_dirs["llama"]!r}, Path({str(tmp_path)!r}) / "log"):
+            print("ready", flush=True)
+            time.sleep(600)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", harness], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    pid = int((tmp_path / "server.pid").read_text())
+    assert _alive(pid)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 20
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def test_the_cli_refuses_without_a_vllm_environment(tmp_path, monkeypatch, capsys):
+    from tokenpo.harness.cli import main
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    monkeypatch.delenv("HARNESS_VLLM_PYTHON", raising=False)
+    code = main(["eval", "--model", "tiny-llama", "--tasks", "gsm8k", "--backend", "vllm-server", "--online",
+                 "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith("no vLLM environment: run `harness vllm install` "
+                                                    "(or pass --vllm-python / set $HARNESS_VLLM_PYTHON)")
+
+
+# ---------------------------------------------------------------- a real vLLM server (tox -e vllm)
+
+
+def _per_item(folder: Path, task: str) -> dict[int, dict]:
+    import json
+
+    rows = (folder / "samples" / f"{task}.jsonl").read_text().splitlines()
+    return {row["doc_id"]: row for row in map(json.loads, rows)}
+
+
+def _answer(row: dict) -> object:
+    """What the model answered: the generated text after filtering, or the choice it ranks first."""
+    if "filtered_resps" in row and isinstance(row["filtered_resps"][0], str):
+        return row["filtered_resps"][0]
+    scores = [float(r[0]) for r in row["filtered_resps"]]
+    return scores.index(max(scores))
+
+
+@pytest.mark.vllm
+def test_a_real_vllm_server_answers_as_the_hf_backend(smollm2_path, prepared_benchmarks, tmp_path):
+    from tokenpo.evals import evaluate
+    from tokenpo.harness.errors import HarnessError
+    from tokenpo.harness.vllm_env import vllm_python
+
+    try:
+        python = vllm_python()
+    except HarnessError as error:
+        pytest.skip(f"{error} (tox -e vllm installs it)")
+    tasks, limits = ["gsm8k", "truthfulqa_mc2"], 20
+    common = {"tasks": tasks, "limit": limits, "data_dir": prepared_benchmarks}
+    hf = evaluate(smollm2_path, output_dir=tmp_path / "hf", backend="hf", batch_size=8, **common)
+    server = ServerBackend(python=python, extra_args=("--enforce-eager",), env={"VLLM_CPU_KVCACHE_SPACE": "2"})
+    served = evaluate(smollm2_path, output_dir=tmp_path / "vllm", backend="vllm-server", server=server, **common)
+    assert served.results["harness"]["model_identity"]["server"]["dtype"] == "bfloat16"
+    for task, metric in (("gsm8k", "exact_match,strict-match"), ("truthfulqa_mc2", "acc,none")):
+        ours, theirs = _per_item(hf.output_dir, task), _per_item(served.output_dir, task)
+        assert sorted(ours) == sorted(theirs) == list(range(limits))
+        same = sum(_answer(ours[i]) == _answer(theirs[i]) for i in ours)
+        assert same >= 0.95 * limits, f"{task}: {same} of {limits} answers agree"
+        a, b = hf.results["results"][task], served.results["results"][task]
+        stderr = max(a[metric.replace(",", "_stderr,")], b[metric.replace(",", "_stderr,")])
+        assert abs(a[metric] - b[metric]) <= 1.96 * stderr, (task, a[metric], b[metric], stderr)
