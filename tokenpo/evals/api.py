@@ -41,10 +41,11 @@ class EvalRun:
     sample_files: list[Path] = field(default_factory=list)
 
 
-def _task_files_digest(cache: Path) -> str:
-    """sha256 over the task YAMLs this run wrote (names and contents)."""
-    files = sorted(p for folder in ("tasks", "overrides") for p in (cache / folder).glob("**/*.yaml"))
-    return fingerprint({str(p.relative_to(cache)): p.read_text(encoding="utf-8") for p in files})
+def _task_files_digest(root: Path) -> str:
+    """sha256 over the task YAMLs this run wrote under ``root`` (names and contents; ``root`` itself, which
+    differs between a run and its shards, as ``<root>``)."""
+    files = sorted(p for folder in ("tasks", "overrides") for p in (root / folder).glob("**/*.yaml"))
+    return fingerprint({str(p.relative_to(root)): p.read_text(encoding="utf-8").replace(str(root), "<root>") for p in files})
 
 
 def _record_as_lm_eval_tracker_does(results: dict[str, Any], tracker: Any, model: Any) -> None:
@@ -115,6 +116,8 @@ def evaluate(
     sandbox: SandboxLimits | None = None,
     metadata: dict[str, Any] | None = None,
     server: ServerBackend | None = None,
+    shards: int = 1,
+    shard: tuple[int, int] | None = None,
 ) -> EvalRun:
     """Evaluate ``model`` on ``tasks`` or a ``suite`` and write a result folder (docs/file-formats.md).
 
@@ -126,9 +129,13 @@ def evaluate(
         defaults (0, 1234, 1234, 1234), so few-shot examples are those of a plain ``lm_eval`` run.
     server: for ``backend="vllm-server"``: the vLLM environment to start a server from, or the URL of a
         running one (:class:`tokenpo.evals.vllm_server.ServerBackend`).
+    shards: answer the requests in that many processes (each with its own model or server) on disjoint
+        parts, then score them all here: the same answers and results as one process.
+    shard: ``(i, n)``: be the i-th of n such processes (answers journaled, no results written).
     metadata: extra keys for the results' ``harness`` block (``model_spec``, ``method``, ``run``, …).
     Re-running into the same ``output_dir`` reuses every model answer already journaled there.
     """
+    arguments = {k: v for k, v in locals().items() if k not in {"shards", "shard"}}  # what each shard runs
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
@@ -139,11 +146,12 @@ def evaluate(
     chosen = _select(tasks, suite)
     output_dir = Path(output_dir).resolve()
     cache = output_dir / CACHE
+    tasks_root = cache if shard is None else cache / f"shard-{shard[0]}"  # shards write their task files apart
     data_dir = Path(data_dir).resolve() if data_dir is not None else None
     for stale in ("tasks", "overrides"):  # every run writes its task files anew: no earlier run's may load
-        shutil.rmtree(cache / stale, ignore_errors=True)
-    configs = write_task_configs(cache / "tasks", data_dir)
-    configs.write_overrides(cache / "overrides", [spec for spec in chosen.tasks if isinstance(spec, dict)])
+        shutil.rmtree(tasks_root / stale, ignore_errors=True)
+    configs = write_task_configs(tasks_root / "tasks", data_dir)
+    configs.write_overrides(tasks_root / "overrides", [spec for spec in chosen.tasks if isinstance(spec, dict)])
     names = [task_name(spec) for spec in chosen.tasks]
     if configs.offline:
         missing = [n for n in names if n not in configs.tasks]
@@ -156,6 +164,13 @@ def evaluate(
             )
         verify_checksums(data_dir, configs.checksums)
     code.SANDBOX["limits"] = sandbox
+    if shards > 1 and shard is None:
+        from tokenpo.evals.shards import run_shards
+
+        if not isinstance(model, str | os.PathLike):
+            raise EvalError("shards", str(shards), "shards load the model themselves: give a folder or hub id")
+        arguments["output_dir"] = output_dir
+        run_shards(shards, arguments)
 
     # A vLLM server (vllm-server backend) lives for this block: stopped on success, error or Ctrl-C.
     with contextlib.ExitStack() as stack:
@@ -176,10 +191,10 @@ def evaluate(
             "sandbox": sandbox.__dict__,
         }
         data = {"source": "offline" if configs.offline else "online", "checksums": configs.checksums}
-        claim = {"model": model_id, "data": data, "tasks": _task_files_digest(cache), "settings": settings}
-        claim_folder(output_dir, claim)
+        claim = {"model": model_id, "data": data, "tasks": _task_files_digest(tasks_root), "settings": settings}
+        claim_folder(output_dir, claim)  # a run and its shards make the same claim
         journal = cache / f"requests-{journal_digest(model_id, seeds, computation)}.jsonl"
-        lm = ResumableLM(inner, journal)
+        lm = ResumableLM(inner, journal, shard=shard)
         tracker = EvaluationTracker()  # lm-eval's own record of chat template, system instruction, multiturn
         code.PROMPT_OF.clear()  # the prompts recorded for this run's predictions only, not every run's since start-up
         results = simple_evaluate(
@@ -196,6 +211,8 @@ def evaluate(
             **seeds,
         )
         code.PROMPT_OF.clear()
+        if shard is not None:  # its scores count placeholders for the other shards' answers: never written
+            return EvalRun(output_dir, {}, lm.reused, lm.computed)
         _record_as_lm_eval_tracker_does(results, tracker, model)
         results["config"]["batch_size"] = batch_size
         used = {configs.tasks.get(n) for n in results["results"]} | {configs.tasks.get(n) for n in names}

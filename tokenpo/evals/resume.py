@@ -24,6 +24,8 @@ from tokenpo.core import progress
 from tokenpo.core.fingerprint import fingerprint
 
 METHODS = ("loglikelihood", "loglikelihood_rolling", "generate_until")
+# What a shard answers for the requests of other shards: its own results are never written.
+PLACEHOLDER: dict[str, Any] = {"loglikelihood": (0.0, False), "loglikelihood_rolling": 0.0, "generate_until": ""}
 
 
 def request_key(method: str, args: Any, occurrence: int) -> str:
@@ -46,11 +48,19 @@ def read_journal(path: Path) -> dict[str, Any]:
 class ResumableLM(LM):
     """An ``LM`` that answers from ``journal`` when it can and records every new answer there."""
 
-    def __init__(self, inner: LM, journal: Path, chunk_size: int = 32):
+    def __init__(self, inner: LM, journal: Path, chunk_size: int = 32, shard: tuple[int, int] | None = None):
+        """``shard=(i, n)``: answer only the i-th of n disjoint parts of the requests (by key) into a journal
+        of its own beside ``journal``, the others with placeholders; a run without a shard reads every
+        shard's journal, so n shards and one final pass give the answers of one unsharded run."""
         super().__init__()
-        self.inner, self.journal, self.chunk_size = inner, Path(journal), chunk_size
-        self.journal.parent.mkdir(parents=True, exist_ok=True)
-        self.answers = read_journal(self.journal)
+        self.inner, self.chunk_size, self.shard = inner, chunk_size, shard
+        journal = Path(journal)
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        self.answers = read_journal(journal)
+        for part in sorted(journal.parent.glob(f"{journal.stem}.shard-*.jsonl")):
+            self.answers.update(read_journal(part))
+        own = journal if shard is None else journal.with_name(f"{journal.stem}.shard-{shard[0]}-of-{shard[1]}.jsonl")
+        self.journal = own
         self.reused = 0
         self.computed = 0
 
@@ -95,7 +105,10 @@ class ResumableLM(LM):
             keys.append(request_key(method, request.args, seen[base]))
             seen[base] += 1
         todo = [i for i, key in enumerate(keys) if key not in self.answers]
-        self.reused += len(requests) - len(todo)
+        if self.shard is not None:
+            index, count = self.shard
+            todo = [i for i in todo if int(keys[i][:8], 16) % count == index]
+        self.reused += sum(key in self.answers for key in keys)
         with progress.task(method, total=len(requests), unit="req", done=len(requests) - len(todo)) as bar:
             for start in range(0, len(todo), self.chunk_size):
                 chunk = todo[start : start + self.chunk_size]
@@ -110,7 +123,7 @@ class ResumableLM(LM):
                     os.fsync(handle.fileno())
                 self.computed += len(chunk)
                 bar.advance(len(chunk))
-        return [self._restore(method, self.answers[key]) for key in keys]
+        return [self._restore(method, self.answers.get(key, PLACEHOLDER[method])) for key in keys]
 
     @staticmethod
     def _restore(method: str, response: Any) -> Any:

