@@ -45,7 +45,8 @@ def _task_files_digest(root: Path) -> str:
     """sha256 over the task YAMLs this run wrote under ``root`` (names and contents; ``root`` itself, which
     differs between a run and its shards, as ``<root>``)."""
     files = sorted(p for folder in ("tasks", "overrides") for p in (root / folder).glob("**/*.yaml"))
-    return fingerprint({str(p.relative_to(root)): p.read_text(encoding="utf-8").replace(str(root), "<root>") for p in files})
+    contents = {str(p.relative_to(root)): p.read_text(encoding="utf-8").replace(str(root), "<root>") for p in files}
+    return fingerprint(contents)
 
 
 def _record_as_lm_eval_tracker_does(results: dict[str, Any], tracker: Any, model: Any) -> None:

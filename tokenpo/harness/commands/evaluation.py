@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(default: $HARNESS_DATA or <cache>/benchmarks when prepared, else online)",
     )
     source.add_argument("--online", action="store_true", help="use lm-eval's tasks with their hub datasets")
-    add_field_options(parser, EvalConfig, "backend")
+    add_field_options(parser, EvalConfig, "backend", "shards")
     server = parser.add_argument_group("vllm-server backend")
     server.add_argument("--vllm-python", help="the vLLM environment's python (default: harness vllm install's)")
     server.add_argument("--base-url", help="use a running OpenAI-compatible server (http://HOST:PORT/v1) instead")
@@ -109,6 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         sandbox=SandboxLimits(wall_seconds=args.code_timeout, cpu_seconds=math.ceil(args.code_timeout)),
         metadata={"model_spec": args.model, "model_path": path, "method": args.method},
         server=server_backend(_server_settings(args)) if args.backend == "vllm-server" else None,
+        shards=args.shards,
     )
     print(f"\nreused {run.reused_requests} answers, computed {run.computed_requests}")
     for task, row in run.results["results"].items():

@@ -203,6 +203,11 @@ class EvalConfig:
                   "vLLM); vllm-server: a vLLM server from its own environment (see server)"},
     )
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "the vllm-server backend"})
+    shards: int = field(
+        default=1,
+        metadata={"help": "answer in this many processes (each its own model or server) on disjoint parts of the "
+                  "requests, then score them together: the same results as one process"},
+    )
     apply_chat_template: bool | None = field(
         default=None, metadata={"help": "format prompts with the model's chat template; null: as the suite says"}
     )
@@ -210,6 +215,10 @@ class EvalConfig:
     seed: int | None = field(
         default=None, metadata={"help": "one value for lm-eval's four seeds; null: lm-eval's defaults"}
     )
+
+    def __post_init__(self) -> None:
+        if self.shards < 1:
+            raise field_error("shards", f"must be a positive integer, got {self.shards}")
 
 
 @dataclass

@@ -273,7 +273,7 @@ class Pipeline:
         settings = self.config.eval
         server = server_backend(settings.server) if settings.backend == "vllm-server" else None
         run = evaluate(model.path, suite=settings.suite, output_dir=out, data_dir=data_dir, limit=settings.limit,
-                       backend=settings.backend, batch_size=settings.batch_size, server=server,
+                       backend=settings.backend, batch_size=settings.batch_size, server=server, shards=settings.shards,
                        apply_chat_template=settings.apply_chat_template, seed=settings.seed, metadata=metadata)
         return {"tasks": sorted(run.results["results"])}
 
