@@ -171,7 +171,7 @@ def evaluate(
         if not isinstance(model, str | os.PathLike):
             raise EvalError("shards", str(shards), "shards load the model themselves: give a folder or hub id")
         arguments["output_dir"] = output_dir
-        run_shards(shards, arguments)
+        run_shards(shards, evaluate, arguments)
 
     # A vLLM server (vllm-server backend) lives for this block: stopped on success, error or Ctrl-C.
     with contextlib.ExitStack() as stack:

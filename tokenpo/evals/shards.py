@@ -11,30 +11,31 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from tokenpo.core import progress
 
 
-def _answer_part(arguments: dict[str, Any], shard: tuple[int, int]) -> tuple[int, int]:
+def _answer_part(evaluate: Callable[..., Any], arguments: dict[str, Any], shard: tuple[int, int]) -> tuple[int, int]:
     import torch
-
-    from tokenpo.evals.api import evaluate
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // shard[1]))  # the shards share the machine's cores
     run = evaluate(**arguments, shard=shard)
     return run.reused_requests, run.computed_requests
 
 
-def run_shards(count: int, arguments: dict[str, Any]) -> None:
-    """Run ``count`` shards of ``evaluate(**arguments)`` side by side; the first error stops them all."""
+def run_shards(count: int, evaluate: Callable[..., Any], arguments: dict[str, Any]) -> None:
+    """Run ``count`` shards of ``evaluate(**arguments)`` side by side; the first error stops them all.
+
+    (``evaluate`` is passed in, not imported, so that this module and the one calling it stay acyclic.)"""
     context = multiprocessing.get_context("spawn")  # never fork a process that holds torch threads
     with (
         progress.task("shards", total=count, unit="shard") as bar,
         ProcessPoolExecutor(max_workers=count, mp_context=context) as pool,
     ):
-        futures = [pool.submit(_answer_part, arguments, (index, count)) for index in range(count)]
+        futures = [pool.submit(_answer_part, evaluate, arguments, (index, count)) for index in range(count)]
         for future in as_completed(futures):
             future.result()
             bar.advance()
