@@ -3,6 +3,7 @@ chance, and (``tox -e vllm``) the same answers as the hf backend through a real 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tokenpo.evals.errors import EvalError
-from tokenpo.evals.vllm_server import ServerBackend, ServerSettings, VllmServer, check_server
+from tokenpo.evals.vllm_server import ServerBackend, check_server, model_dtype
 
 FAKE = Path(__file__).parent / "fake_vllm"
 
@@ -27,10 +28,11 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
-def fake(mode: str, tmp_path: Path) -> ServerBackend:
+def fake(mode: str, tmp_path: Path, delay: float = 0.0, **settings) -> ServerBackend:
     """A backend whose 'vLLM environment' is this interpreter with the stand-in server on its path."""
-    env = {"PYTHONPATH": str(FAKE), "FAKE_VLLM_MODE": mode, "FAKE_VLLM_PIDFILE": str(tmp_path / "server.pid")}
-    return ServerBackend(python=sys.executable, env=env)
+    env = {"PYTHONPATH": str(FAKE), "FAKE_VLLM_MODE": mode, "FAKE_VLLM_PIDFILE": str(tmp_path / "server.pid"),
+           "FAKE_VLLM_DELAY": str(delay)}  # fmt: skip
+    return ServerBackend(python=sys.executable, env=env, **settings)
 
 
 def test_a_started_server_answers_and_is_gone_after_the_block(tiny_model_dirs, tmp_path):
@@ -58,10 +60,47 @@ def test_a_server_that_would_score_at_chance_is_refused(tiny_model_dirs, tmp_pat
 
 
 def test_a_server_that_dies_at_start_names_its_log(tiny_model_dirs, tmp_path):
-    broken = ServerSettings(sys.executable, tiny_model_dirs["llama"], env={"PYTHONPATH": str(tmp_path / "none")})
+    broken = ServerBackend(python=sys.executable, env={"PYTHONPATH": str(tmp_path / "none")})
     dies = pytest.raises(EvalError, match=r"server.log: vllm server: exited with 1: .*No module named 'vllm'")
-    with dies, VllmServer(broken, tmp_path / "server.log"):
+    with dies, broken.start(tiny_model_dirs["llama"], tmp_path / "server.log"):
         pass
+
+
+def test_the_server_computes_in_the_models_own_dtype_unless_told(tiny_model_dirs, tmp_path):
+    # As transformers' dtype="auto" (plain lm_eval's hf default): config.json's dtype, its older name
+    # torch_dtype, else float32. vLLM's own "auto" would serve float32 weights in half precision.
+    for declared, expected in (({"dtype": "bfloat16"}, "bfloat16"), ({"torch_dtype": "float16"}, "float16"),
+                               ({}, "float32")):  # fmt: skip
+        folder = tmp_path / expected
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"model_type": "llama", **declared}))
+        assert model_dtype(folder) == expected
+    model = tiny_model_dirs["llama"]
+    own = model_dtype(model)
+    for backend, dtype in ((fake("good", tmp_path), own), (fake("good", tmp_path, dtype="float16"), "float16")):
+        with backend.start(model, tmp_path / "server.log"):
+            argv = json.loads((tmp_path / "server.pid.argv").read_text())
+        assert argv[argv.index("--dtype") + 1] == dtype == backend.identity(model)["dtype"]
+    # A running server says nothing of its dtype: none is recorded rather than a guess.
+    assert ServerBackend(base_url="http://127.0.0.1:1/v1").identity(model)["dtype"] is None
+
+
+def test_sharded_servers_give_one_servers_results_and_the_final_pass_starts_none(
+    tiny_model_dirs, prepared_benchmarks, tmp_path
+):
+    from tokenpo.evals import evaluate
+
+    model = tiny_model_dirs["llama"]
+    common = {"tasks": ["truthfulqa_mc2", "gsm8k"], "limit": 4, "data_dir": prepared_benchmarks,
+              "backend": "vllm-server", "server": fake("good", tmp_path)}  # fmt: skip
+    one = evaluate(model, output_dir=tmp_path / "one", **common)
+    two = evaluate(model, output_dir=tmp_path / "two", shards=2, **common)
+    assert two.results["results"] == one.results["results"]
+    assert one.results["results"]["truthfulqa_mc2"]["acc,none"] not in (0.0, 1.0)  # answers that tell items apart
+    cache = tmp_path / "two" / ".cache"
+    assert (cache / "shard-0" / "vllm-server.log").is_file() and (cache / "shard-1" / "vllm-server.log").is_file()
+    assert not (cache / "vllm-server.log").exists()  # the scoring pass read the shards' journals, served nothing
+    assert two.computed_requests == 0 and two.reused_requests == one.computed_requests > 0
 
 
 def test_killing_the_harness_leaves_no_server(tiny_model_dirs, tmp_path):
@@ -84,6 +123,45 @@ def test_killing_the_harness_leaves_no_server(tiny_model_dirs, tmp_path):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid)
+
+
+def test_a_served_run_killed_mid_way_leaves_no_server_and_resumes_to_the_same_results(
+    tiny_model_dirs, prepared_benchmarks, tmp_path
+):
+    from tokenpo.evals import evaluate
+
+    model, killed = tiny_model_dirs["llama"], tmp_path / "killed"
+    common = {"tasks": ["truthfulqa_mc2"], "limit": 12, "data_dir": str(prepared_benchmarks), "backend": "vllm-server"}
+    harness = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from pathlib import Path
+        from test_evals_vllm_server import fake
+        from tokenpo.evals import evaluate
+        evaluate({model!r}, output_dir={str(killed)!r}, server=fake("good", Path({str(tmp_path)!r}), delay=0.5),
+                 **{common!r})
+    """)
+    process = subprocess.Popen([sys.executable, "-c", harness])
+    deadline = time.monotonic() + 180
+    while not [p for p in killed.glob(".cache/requests-*.jsonl") if p.read_text().strip()]:
+        assert process.poll() is None and time.monotonic() < deadline, "no answer was journaled"
+        time.sleep(0.05)
+    server = int((tmp_path / "server.pid").read_text())
+    process.kill()  # SIGKILL: no handler of ours runs; the server must go all the same
+    process.wait()
+    deadline = time.monotonic() + 20
+    while _alive(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(server)
+    (journal,) = killed.glob(".cache/requests-*.jsonl")
+    journaled = len(journal.read_text().splitlines())
+    assert not (killed / "results.json").exists()
+
+    resumed = evaluate(model, output_dir=killed, server=fake("good", tmp_path), **common)
+    whole = evaluate(model, output_dir=tmp_path / "whole", server=fake("good", tmp_path), **common)
+    assert resumed.results["results"] == whole.results["results"]
+    assert 0 < resumed.reused_requests == journaled < whole.computed_requests
+    assert resumed.reused_requests + resumed.computed_requests == whole.computed_requests
 
 
 def test_the_cli_refuses_without_a_vllm_environment(tmp_path, monkeypatch, capsys):
@@ -120,22 +198,20 @@ def _answer(row: dict) -> object:
 def test_a_real_vllm_server_answers_as_the_hf_backend(smollm2_path, prepared_benchmarks, tmp_path):
     from tokenpo.evals import evaluate
     from tokenpo.harness.errors import HarnessError
-    from tokenpo.harness.vllm_env import vllm_python
+    from tokenpo.harness.pipeline.config import ServerConfig
+    from tokenpo.harness.vllm_env import server_backend
 
     try:
-        python = vllm_python()
+        server = server_backend(ServerConfig())  # what `harness eval --backend vllm-server` starts
     except HarnessError as error:
         pytest.skip(f"{error} (tox -e vllm installs it)")
     tasks, limits = ["gsm8k", "truthfulqa_mc2"], 20
     common = {"tasks": tasks, "limit": limits, "data_dir": prepared_benchmarks}
     hf = evaluate(smollm2_path, output_dir=tmp_path / "hf", backend="hf", batch_size=8, **common)
-    # float32 like the hf backend: in bfloat16, greedy GSM8K chains of thought part ways after a few dozen
-    # tokens (13 of 20 answers agreed; TruthfulQA mc2 20 of 20, 0.3513 vs 0.3499).
-    server = ServerBackend(
-        python=python, dtype="float32", extra_args=("--enforce-eager",), env={"VLLM_CPU_KVCACHE_SPACE": "2"}
-    )
     served = evaluate(smollm2_path, output_dir=tmp_path / "vllm", backend="vllm-server", server=server, **common)
-    assert served.results["harness"]["model_identity"]["server"]["dtype"] == "float32"
+    # The model's own dtype, as the hf backend loads it: in bfloat16, greedy GSM8K chains of thought part
+    # ways after a few dozen tokens (13 of 20 answers agreed; TruthfulQA mc2 20 of 20, 0.3513 vs 0.3499).
+    assert served.results["harness"]["model_identity"]["server"]["dtype"] == "float32" == model_dtype(smollm2_path)
     for task, metric in (("gsm8k", "exact_match,strict-match"), ("truthfulqa_mc2", "acc,none")):
         ours, theirs = _per_item(hf.output_dir, task), _per_item(served.output_dir, task)
         assert sorted(ours) == sorted(theirs) == list(range(limits))

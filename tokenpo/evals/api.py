@@ -74,8 +74,11 @@ def _select(tasks: list[str] | None, suite: str | Suite | None) -> Suite:
     return Suite(name="custom", tasks=parse_tasks("--tasks", list(tasks)))
 
 
-def _language_model(stack, backend, model, tokenizer, batch_size, device, server, cache):
-    """The lm-eval model to answer with, and for a vLLM server what it computes with (else None)."""
+def _language_model(stack, backend, model, tokenizer, batch_size, device, server, log, answered):
+    """The lm-eval model to answer with, and for a vLLM server what it computes with (else None).
+
+    ``log``: the started server's output; ``answered``: every answer is journaled already (the pass
+    after shards), so no server is started."""
     if backend != "vllm-server":
         return build_lm(backend, model, tokenizer, batch_size=batch_size, device=device), None
     from tokenpo.evals import vllm_server
@@ -84,11 +87,15 @@ def _language_model(stack, backend, model, tokenizer, batch_size, device, server
         raise EvalError("--backend", "vllm-server", "needs a vLLM environment (--vllm-python) or a server (--base-url)")
     if not isinstance(model, str | os.PathLike) or not Path(model).is_dir():
         raise EvalError("--backend", "vllm-server", "serves a model folder (pull or save the model first)")
-    base_url = server.base_url or stack.enter_context(server.start(str(model), cache / "vllm-server.log")).base_url
     name = server.served_name or str(model)
-    vllm_server.check_server(base_url, name, _local_tokenizer(tokenizer, model))
+    if answered:
+        base_url = vllm_server.NO_SERVER
+    else:
+        base_url = server.base_url or stack.enter_context(server.start(str(model), log)).base_url
+        vllm_server.check_server(base_url, name, _local_tokenizer(tokenizer, model))
     lm = vllm_server.completions_lm(base_url, name, str(model), server.max_model_len, server.concurrent)
-    return lm, {"dtype": server.dtype, "server": server.identity()}
+    computes = server.identity(str(model))
+    return lm, {"dtype": computes["dtype"], "server": computes}
 
 
 def _local_tokenizer(tokenizer: Any, model: Any) -> Any:
@@ -172,10 +179,14 @@ def evaluate(
             raise EvalError("shards", str(shards), "shards load the model themselves: give a folder or hub id")
         arguments["output_dir"] = output_dir
         run_shards(shards, evaluate, arguments)
+    answered = shards > 1 and shard is None  # the shards answered every request: this pass only scores
 
     # A vLLM server (vllm-server backend) lives for this block: stopped on success, error or Ctrl-C.
     with contextlib.ExitStack() as stack:
-        inner, served = _language_model(stack, backend, model, tokenizer, batch_size, device, server, cache)
+        server_log = tasks_root / "vllm-server.log"  # each shard's server its own
+        inner, served = _language_model(
+            stack, backend, model, tokenizer, batch_size, device, server, server_log, answered
+        )
         seeds = {**LM_EVAL_DEFAULT_SEEDS, **({} if seed is None else dict.fromkeys(SEED_ARGUMENTS, seed))}
         model_id = model_identity(model, tokenizer, inner, backend)
         if served is not None:  # what the server computes with, not what the harness process would load
@@ -195,7 +206,7 @@ def evaluate(
         claim = {"model": model_id, "data": data, "tasks": _task_files_digest(tasks_root), "settings": settings}
         claim_folder(output_dir, claim)  # a run and its shards make the same claim
         journal = cache / f"requests-{journal_digest(model_id, seeds, computation)}.jsonl"
-        lm = ResumableLM(inner, journal, shard=shard)
+        lm = ResumableLM(inner, journal, shard=shard, answered=answered)
         tracker = EvaluationTracker()  # lm-eval's own record of chat template, system instruction, multiturn
         code.PROMPT_OF.clear()  # the prompts recorded for this run's predictions only, not every run's since start-up
         results = simple_evaluate(

@@ -24,7 +24,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,20 +33,7 @@ from tokenpo.evals.errors import EvalError
 
 PROBE = "The quick brown fox jumps over the lazy dog. 1234 + 5678 = 6912; naïve café, 東京."
 _PR_SET_PDEATHSIG = 1
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """How to start a vLLM server for one model folder."""
-
-    python: str  # the interpreter of the vLLM environment (harness vllm install)
-    model: str  # a model folder
-    dtype: str = "bfloat16"
-    max_model_len: int = 2048
-    port: int | None = None  # None: a free port
-    startup_seconds: float = 900.0
-    extra_args: Sequence[str] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+NO_SERVER = "http://no-server.invalid/v1"  # for a pass that sends nothing: every answer is journaled
 
 
 @dataclass(frozen=True)
@@ -56,29 +43,38 @@ class ServerBackend:
     python: str | None = None  # the vLLM environment's interpreter (harness vllm install)
     base_url: str | None = None  # a running server's ``http://HOST:PORT/v1`` instead
     served_name: str | None = None  # the running server's model name (default: the model folder)
-    dtype: str = "bfloat16"
+    dtype: str | None = None  # None: the model's own (config.json), as the hf backend loads it
     max_model_len: int = 2048
     concurrent: int = 8  # requests in flight (lm-eval's num_concurrent)
     extra_args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    startup_seconds: float = 900.0
 
-    def start(self, model: str, log: Path) -> VllmServer:
+    def start(self, model: str, log: Path, port: int | None = None) -> VllmServer:
+        """A server for the model folder ``model`` (enter it to start and wait until it answers)."""
         if self.python is None:
             raise EvalError("--backend", "vllm-server", "no vLLM environment to start a server from")
-        settings = ServerSettings(
-            self.python, model, self.dtype, self.max_model_len, extra_args=self.extra_args, env=self.env
-        )
-        return VllmServer(settings, log)
+        return VllmServer(self, str(model), log, port)
 
-    def identity(self) -> dict[str, Any]:
-        """What can change an answer beyond the model files: how the server computes and batches."""
+    def identity(self, model: str) -> dict[str, Any]:
+        """What can change an answer beyond the model files: how the server computes and batches. A running
+        server (``base_url``) does not report its dtype, so none is recorded for it."""
         return {
             "base_url": self.base_url,
-            "dtype": self.dtype,
+            "dtype": None if self.base_url else self.dtype or model_dtype(model),
             "max_model_len": self.max_model_len,
             "concurrent": self.concurrent,
             "extra_args": list(self.extra_args),
         }
+
+
+def model_dtype(folder: str | os.PathLike[str]) -> str:
+    """The dtype a model folder declares (``dtype``, or the older ``torch_dtype``, in config.json), which
+    transformers' ``dtype="auto"`` (lm-eval's hf default) loads; float32 when it declares none, as
+    transformers does. (vLLM's own ``auto`` would serve float32 weights in half precision.)"""
+    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    declared = config.get("dtype") or config.get("torch_dtype")
+    return str(declared).removeprefix("torch.") if declared else "float32"
 
 
 def _free_port() -> int:
@@ -101,29 +97,29 @@ def _request(url: str, body: dict | None = None, timeout: float = 60.0) -> Any:
 
 
 class VllmServer:
-    """``with VllmServer(settings) as server:`` a ready server at ``server.base_url`` (``…/v1``)."""
+    """``with backend.start(model, log) as server:`` a ready server at ``server.base_url`` (``…/v1``)."""
 
-    def __init__(self, settings: ServerSettings, log: Path):
-        self.settings, self.log = settings, Path(log)
-        self.port = settings.port or _free_port()
+    def __init__(self, backend: ServerBackend, model: str, log: Path, port: int | None = None):
+        self.backend, self.model, self.log = backend, model, Path(log)
+        self.port = port or _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.name = str(settings.model)
+        self.name = model
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
-        s = self.settings
+        b = self.backend
         return [
-            s.python, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(s.model), "--served-model-name", self.name,
-            "--dtype", s.dtype, "--max-model-len", str(s.max_model_len),
+            b.python, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", self.model, "--served-model-name", self.name,
+            "--dtype", b.identity(self.model)["dtype"], "--max-model-len", str(b.max_model_len),
             "--host", "127.0.0.1", "--port", str(self.port),
-            *s.extra_args,
+            *b.extra_args,
         ]  # fmt: skip
 
     def __enter__(self) -> VllmServer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the server's environment is its own
-        env.update(self.settings.env)
+        env.update(self.backend.env)
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -140,7 +136,7 @@ class VllmServer:
         self.stop()
 
     def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self.settings.startup_seconds
+        deadline = time.monotonic() + self.backend.startup_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 ended = f"exited with {self.process.returncode}: {self._last_line()}"
@@ -150,7 +146,7 @@ class VllmServer:
                 if any(m.get("id") == self.name for m in models.get("data", [])):
                     return
             time.sleep(1.0)
-        raise EvalError(str(self.log), "vllm server", f"not ready after {self.settings.startup_seconds:.0f} s")
+        raise EvalError(str(self.log), "vllm server", f"not ready after {self.backend.startup_seconds:.0f} s")
 
     def _last_line(self) -> str:
         lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]

@@ -110,6 +110,7 @@ def server_backend(settings: ServerConfig) -> ServerBackend:
         python=None if settings.base_url else vllm_python(settings.python),
         base_url=settings.base_url.rstrip("/") if settings.base_url else None,
         served_name=settings.served_name,
+        dtype=settings.dtype,
         max_model_len=settings.max_model_len,
         concurrent=settings.concurrent,
         extra_args=("--enforce-eager",) if cpu else (),

@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--vllm-python", help="the vLLM environment's python (default: harness vllm install's)")
     server.add_argument("--base-url", help="use a running OpenAI-compatible server (http://HOST:PORT/v1) instead")
     server.add_argument("--served-name", help="the running server's model name (default: the model folder)")
-    add_field_options(server, ServerConfig, "concurrent", "max_model_len")
+    add_field_options(server, ServerConfig, "concurrent", "max_model_len", "dtype")
     parser.add_argument("--output", help="result folder (default: ./eval-results/MODEL-SUITE); re-running resumes")
     add_field_options(parser, EvalConfig, "batch_size")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
@@ -125,7 +125,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _server_settings(args: argparse.Namespace) -> ServerConfig:
     try:
-        return ServerConfig(args.vllm_python, args.base_url, args.served_name, args.concurrent, args.max_model_len)
+        return ServerConfig(
+            python=args.vllm_python,
+            base_url=args.base_url,
+            served_name=args.served_name,
+            concurrent=args.concurrent,
+            max_model_len=args.max_model_len,
+            dtype=args.dtype,
+        )
     except ValueError as error:  # the dataclass's check, named as the option it came from
         name, _, problem = str(error).partition(": ")
         raise HarnessError(f"--{name.replace('_', '-')}: {problem}") from None

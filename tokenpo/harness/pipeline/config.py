@@ -167,6 +167,11 @@ class ServerConfig:
     )
     concurrent: int = field(default=8, metadata={"help": "requests in flight (lm-eval's num_concurrent)"})
     max_model_len: int = field(default=2048, metadata={"help": "the server's context length in tokens"})
+    dtype: Literal["float32", "bfloat16", "float16"] | None = field(
+        default=None,
+        metadata={"help": "the started server's weights dtype (float32, bfloat16, float16); null: the model's own "
+                  "(config.json), as the hf backend and plain lm_eval load it"},
+    )
 
     def __post_init__(self) -> None:
         for name in ("concurrent", "max_model_len"):
