@@ -291,13 +291,37 @@ def test_eval_rows_without_vllm_say_why():
     raw = {
         "lm_eval": {"items_per_s": 0.5, "scores": scores},
         "harness_eval": {"items_per_s": 1.0, "scores": scores},
-        "harness_eval_vllm": {"unavailable": "vLLM not installed"},
+        "harness_eval_vllm_server": {"unavailable": "no vLLM environment: run `harness vllm install`"},
+        "harness_eval_vllm_server_bf16": {"unavailable": "no vLLM environment: run `harness vllm install`"},
+        "harness_eval_vllm": {"unavailable": "vLLM not installed in this environment"},
     }
     rows = {(r.contender, r.measurement): r for r in evaluation.eval_rows(raw)}
     assert rows[("harness eval (hf)", "GSM8K throughput")].verdict == MET
-    vllm = rows[("harness eval (vllm)", "GSM8K throughput")]
-    assert (vllm.verdict, vllm.note) == (NOT_APPLICABLE, "vLLM not installed")
+    vllm = rows[("harness eval (vllm in-process)", "GSM8K throughput")]
+    assert (vllm.verdict, vllm.note) == (NOT_APPLICABLE, "vLLM not installed in this environment")
+    served = rows[("harness eval (vllm-server)", "GSM8K throughput")]
+    assert (served.verdict, served.note) == (NOT_APPLICABLE, "no vLLM environment: run `harness vllm install`")
     assert rows[("harness eval (hf)", "exact match [strict-match]")].ratio == pytest.approx(1.0)
+
+
+def test_the_server_is_held_to_four_times_the_hf_backend_and_its_answers_compared():
+    scores = {"exact_match,strict-match": 0.02, "exact_match,flexible-extract": 0.03}
+    raw = {
+        "lm_eval": {"items_per_s": 0.15, "scores": scores, "same_answers_as_hf": 0.99},
+        "harness_eval": {"items_per_s": 0.2, "scores": scores},
+        "harness_eval_vllm_server": {"items_per_s": 0.78, "scores": scores, "same_answers_as_hf": 0.98},
+        "harness_eval_vllm_server_bf16": {"items_per_s": 1.2, "scores": scores, "same_answers_as_hf": 0.6},
+        "harness_eval_vllm": {"unavailable": "vLLM not installed in this environment"},
+    }
+    rows = {(r.contender, r.measurement): r for r in evaluation.eval_rows(raw)}
+    served = rows[("harness eval (vllm-server)", "GSM8K throughput")]
+    assert (served.reference, served.ratio, served.verdict) == ("harness eval (hf)", pytest.approx(3.9), MISSED)
+    bf16 = rows[("harness eval (vllm-server, bfloat16)", "GSM8K throughput")]
+    assert (bf16.ratio, bf16.verdict) == (pytest.approx(6.0), NO_TARGET)  # its answers differ: no target
+    assert rows[("harness eval (vllm-server, bfloat16)", "answers equal to hf's")].value == pytest.approx(60.0)
+    assert rows[("lm_eval (defaults)", "answers equal to hf's")].value == pytest.approx(99.0)
+    assert evaluation.agreement({0: "18", 1: "3", 2: "7"}, {0: "18", 1: "4", 3: "7"}) == pytest.approx(0.5)
+    assert evaluation.agreement({0: "1"}, {1: "1"}) is None
 
 
 # ---------------------------------------------------------------- command line

@@ -1,14 +1,20 @@
-"""Evaluation throughput: ``harness eval`` against the plain ``lm_eval`` command on the same model and data.
+"""Evaluation throughput: ``harness eval`` on each backend against the plain ``lm_eval`` command.
 
 GSM8K (lm-eval's official ``gsm8k`` task: 5-shot, greedy generation) on the first N test problems,
 offline from the benchmark mirror that ``harness data prepare`` builds (gsm8k only, in a scratch
-folder). Both run as fresh subprocesses into fresh output folders, each with its own defaults:
-``harness eval`` (hf backend, batch 8, answers journaled for resuming) and
-``lm_eval --model hf --model_args pretrained=PATH`` (batch 1, dtype from the model's config) with
-``--include_path`` on the same task YAMLs our evals write (the official task, only the data
-source redirected). Wall time covers the whole command, model loading included. Both exact-match
-scores are reported; with greedy decoding they should agree (batching pads differently, so a rare
-item may differ). The vLLM backend runs when ``import vllm`` works.
+folder). Every contender runs as a fresh subprocess into a fresh output folder, one after another:
+
+- ``lm_eval --model hf --model_args pretrained=PATH`` with its defaults (batch 1, the model's dtype),
+  ``--include_path`` on the task YAMLs our evals write (the official task, data source redirected);
+- ``harness eval --backend hf`` (batch 8, answers journaled for resuming);
+- ``harness eval --backend vllm-server``: a vLLM server from the environment ``harness vllm install``
+  made, in the model's own dtype (so its answers are the hf backend's), and again in bfloat16 (faster
+  on CPUs with bf16 units, answers no longer the same: reported, no target);
+- ``harness eval --backend vllm`` (vLLM in this process) when ``import vllm`` works here.
+
+Wall time covers the whole command: interpreter, model loading and the server's start-up included.
+Beside each contender's exact match, the share of problems on which its answer (the filtered
+response) equals the hf backend's.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +35,37 @@ from tokenpo_bench.report import Row, Target, compare
 
 TASK = "gsm8k"
 METRICS = ("exact_match,strict-match", "exact_match,flexible-extract")
-NO_OVERHEAD = Target(">=", 1.0)
-VLLM_SPEEDUP = Target(">=", 5.0)
+NO_OVERHEAD = Target(">=", 1.0)  # harness eval (hf) against plain lm_eval
+SERVING_SPEEDUP = Target(">=", 4.0)  # a vLLM backend against harness eval (hf)
+SERVER_CONCURRENT = "32"  # requests in flight: enough for vLLM to batch decoding on 2 cores
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One ``harness eval`` contender: its key in the raw results, row label, extra options, target."""
+
+    key: str
+    label: str
+    options: tuple[str, ...]
+    target: Target | None
+
+
+HF = Backend("harness_eval", "harness eval (hf)", ("--backend", "hf"), NO_OVERHEAD)
+SERVED = (
+    Backend(
+        "harness_eval_vllm_server",
+        "harness eval (vllm-server)",
+        ("--backend", "vllm-server", "--concurrent", SERVER_CONCURRENT),
+        SERVING_SPEEDUP,
+    ),
+    Backend(
+        "harness_eval_vllm_server_bf16",
+        "harness eval (vllm-server, bfloat16)",
+        ("--backend", "vllm-server", "--concurrent", SERVER_CONCURRENT, "--dtype", "bfloat16"),
+        None,
+    ),
+)
+IN_PROCESS = Backend("harness_eval_vllm", "harness eval (vllm in-process)", ("--backend", "vllm"), SERVING_SPEEDUP)
 
 
 def _offline_env() -> dict[str, str]:
@@ -55,6 +92,18 @@ def _scores(results_file: Path) -> dict[str, float]:
     return {metric: row[metric] for metric in METRICS if metric in row}
 
 
+def _answers(samples_file: Path) -> dict[int, str]:
+    """Each problem's answer: its filtered response (strict match), by document id."""
+    rows = map(json.loads, samples_file.read_text().splitlines())
+    return {row["doc_id"]: row["filtered_resps"][0] for row in rows if row["filter"] == "strict-match"}
+
+
+def agreement(ours: Mapping[int, str], theirs: Mapping[int, str]) -> float | None:
+    """The share of the problems both answered on which the answers are the same."""
+    common = set(ours) & set(theirs)
+    return sum(ours[i] == theirs[i] for i in common) / len(common) if common else None
+
+
 def prepare(benchmarks: Path, scratch: Path) -> tuple[Path, Path]:
     """The prepared GSM8K mirror and a folder of task YAMLs for plain lm-eval's ``--include_path``."""
     from tokenpo.evals.data.prepare import prepare_benchmarks
@@ -67,136 +116,122 @@ def prepare(benchmarks: Path, scratch: Path) -> tuple[Path, Path]:
     return data, tasks
 
 
-def run_harness_eval(model_path: str, data: Path, limit: int, out: Path, backend: str = "hf") -> dict[str, Any]:
+def run_harness_eval(model_path: str, data: Path, limit: int, out: Path, options: Sequence[str]) -> dict[str, Any]:
     command = [
-        sys.executable,
-        "-m",
-        "tokenpo",
-        "eval",
-        "--model",
-        model_path,
-        "--tasks",
-        TASK,
-        "--limit",
-        str(limit),
-        "--data-dir",
-        str(data),
-        "--output",
-        str(out),
-        "--backend",
-        backend,
-    ]
+        sys.executable, "-m", "tokenpo", "eval", "--model", model_path, "--tasks", TASK, "--limit", str(limit),
+        "--data-dir", str(data), "--output", str(out), *options,
+    ]  # fmt: skip
     seconds = _timed(command, out.with_suffix(".log"))
     return {
         "seconds": seconds,
         "items_per_s": limit / seconds,
         "scores": _scores(out / "results.json"),
+        "answers": _answers(out / "samples" / f"{TASK}.jsonl"),
         "command": " ".join(command),
     }
 
 
 def run_lm_eval(model_path: str, tasks: Path, limit: int, out: Path) -> dict[str, Any]:
     command = [
-        sys.executable,
-        "-m",
-        "lm_eval",
-        "--model",
-        "hf",
-        "--model_args",
-        f"pretrained={model_path}",
-        "--tasks",
-        TASK,
-        "--include_path",
-        str(tasks),
-        "--limit",
-        str(limit),
-        "--output_path",
-        str(out),
-    ]
+        sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_path}",
+        "--tasks", TASK, "--include_path", str(tasks), "--limit", str(limit), "--output_path", str(out),
+        "--log_samples",
+    ]  # fmt: skip
     seconds = _timed(command, out.with_suffix(".log"))
     found = sorted(out.rglob("results_*.json"))
     if not found:
         raise RuntimeError(f"{out}: lm_eval wrote no results_*.json")
+    samples = sorted(out.rglob(f"samples_{TASK}_*.jsonl"))
     return {
         "seconds": seconds,
         "items_per_s": limit / seconds,
         "scores": _scores(found[-1]),
+        "answers": _answers(samples[-1]) if samples else {},
         "command": " ".join(command),
     }
 
 
 def vllm_available() -> str | None:
-    """None when vLLM can be imported, else the reason it cannot be benchmarked."""
-    return None if importlib.util.find_spec("vllm") is not None else "vLLM not installed"
+    """None when vLLM can be imported here, else the reason the in-process backend cannot be benchmarked."""
+    return None if importlib.util.find_spec("vllm") is not None else "vLLM not installed in this environment"
+
+
+def server_available() -> str | None:
+    """None when ``harness vllm install`` made a vLLM environment, else the reason there is none."""
+    from tokenpo.harness.errors import HarnessError
+    from tokenpo.harness.vllm_env import vllm_python
+
+    try:
+        vllm_python()
+    except HarnessError as error:
+        return str(error)
+    return None
 
 
 def run_eval(model_path: str, benchmarks: Path, limit: int, scratch: Path) -> dict[str, Any]:
-    """Both commands (and vLLM where installed) on the first ``limit`` GSM8K problems."""
+    """Every contender on the first ``limit`` GSM8K problems (each JSON-ready: answers keyed by str)."""
     data, tasks = prepare(benchmarks, scratch)
-    raw: dict[str, Any] = {"task": TASK, "limit": limit}
-    for name, run in (
-        ("lm_eval", lambda: run_lm_eval(model_path, tasks, limit, scratch / "lm_eval")),
-        ("harness_eval", lambda: run_harness_eval(model_path, data, limit, scratch / "harness_eval")),
-    ):
+    raw: dict[str, Any] = {"task": TASK, "limit": limit, "server_concurrent": int(SERVER_CONCURRENT)}
+    runs: list[tuple[str, Any, str | None]] = [
+        ("lm_eval", partial(run_lm_eval, model_path, tasks, limit, scratch / "lm_eval"), None),
+        (HF.key, partial(run_harness_eval, model_path, data, limit, scratch / HF.key, HF.options), None),
+    ]
+    for backend, reason in [(b, server_available()) for b in SERVED] + [(IN_PROCESS, vllm_available())]:
+        run = partial(run_harness_eval, model_path, data, limit, scratch / backend.key, backend.options)
+        runs.append((backend.key, run, reason))
+    for key, run, reason in runs:
+        if reason is not None:
+            raw[key] = {"unavailable": reason}
+            continue
         try:
-            raw[name] = run()
+            raw[key] = run()
         except RuntimeError as error:
-            raw[name] = {"error": str(error)}
-    reason = vllm_available()
-    if reason is None:
-        try:
-            raw["harness_eval_vllm"] = run_harness_eval(model_path, data, limit, scratch / "vllm", backend="vllm")
-        except RuntimeError as error:
-            raw["harness_eval_vllm"] = {"error": str(error)}
-    else:
-        raw["harness_eval_vllm"] = {"unavailable": reason}
+            raw[key] = {"error": str(error)}
+    reference = raw[HF.key].get("answers", {})
+    for key in [k for k, *_ in runs if k != HF.key]:
+        if "answers" in raw[key]:
+            raw[key]["same_answers_as_hf"] = agreement(raw[key]["answers"], reference)
+    for result in raw.values():
+        if isinstance(result, dict) and "answers" in result:
+            result["answers"] = {str(doc): answer for doc, answer in result["answers"].items()}
     return raw
 
 
+def _unavailable(result: Mapping[str, Any]) -> str | None:
+    return result.get("unavailable") or (f"failed: {result['error']}" if "error" in result else None)
+
+
 def eval_rows(raw: Mapping[str, Any]) -> list[Row]:
-    """Items/s of each command, the no-overhead and vLLM targets, and both commands' exact match."""
-    plain, ours, vllm = raw["lm_eval"], raw["harness_eval"], raw["harness_eval_vllm"]
-    plain_rate = plain.get("items_per_s")
-    failed = plain.get("error") or ours.get("error")
+    """Items/s of each contender with its target, exact match, and agreement with the hf backend's answers."""
+    plain, ours = raw["lm_eval"], raw[HF.key]
     rows = [
         compare(
-            "eval", "lm_eval (defaults)", "GSM8K throughput", plain_rate, "items/s", unavailable=plain.get("error")
+            "eval", "lm_eval (defaults)", "GSM8K throughput", plain.get("items_per_s"), "items/s",
+            unavailable=_unavailable(plain),
         ),
         compare(
-            "eval",
-            "harness eval (hf)",
-            "GSM8K throughput",
-            ours.get("items_per_s"),
-            "items/s",
-            "lm_eval",
-            plain_rate,
-            NO_OVERHEAD,
-            unavailable=f"failed: {failed}" if failed else None,
+            "eval", HF.label, "GSM8K throughput", ours.get("items_per_s"), "items/s", "lm_eval",
+            plain.get("items_per_s"), HF.target, unavailable=_unavailable(ours) or _unavailable(plain),
         ),
-        compare(
-            "eval",
-            "harness eval (vllm)",
-            "GSM8K throughput",
-            vllm.get("items_per_s"),
-            "items/s",
-            "lm_eval",
-            plain_rate,
-            VLLM_SPEEDUP,
-            unavailable=vllm.get("unavailable") or (f"failed: {vllm['error']}" if "error" in vllm else None),
-        ),
-    ]
+    ]  # fmt: skip
+    for backend in (*SERVED, IN_PROCESS):
+        result = raw.get(backend.key, {"unavailable": "not run"})
+        rows.append(
+            compare(
+                "eval", backend.label, "GSM8K throughput", result.get("items_per_s"), "items/s", HF.label,
+                ours.get("items_per_s"), backend.target, unavailable=_unavailable(result) or _unavailable(ours),
+            )
+        )  # fmt: skip
     for metric in METRICS:
         label = f"exact match [{metric.split(',')[1]}]"
         rows.append(compare("eval", "lm_eval (defaults)", label, plain.get("scores", {}).get(metric), ""))
-        rows.append(
-            compare(
-                "eval",
-                "harness eval (hf)",
-                label,
-                ours.get("scores", {}).get(metric),
-                "",
-                "lm_eval",
-                plain.get("scores", {}).get(metric),
-            )
-        )
+        for backend in (HF, *SERVED, IN_PROCESS):
+            result = raw.get(backend.key, {})
+            if "scores" in result:
+                theirs = plain.get("scores", {}).get(metric)
+                rows.append(compare("eval", backend.label, label, result["scores"].get(metric), "", "lm_eval", theirs))
+    others = [("lm_eval (defaults)", plain)] + [(b.label, raw.get(b.key, {})) for b in (*SERVED, IN_PROCESS)]
+    for name, result in others:
+        if result.get("same_answers_as_hf") is not None:
+            rows.append(compare("eval", name, "answers equal to hf's", 100 * result["same_answers_as_hf"], "%"))
     return rows
