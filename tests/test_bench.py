@@ -341,3 +341,47 @@ def test_markdown_table_from_json_rows():
     rows = [report.asdict(compare("train", "dpo", "step time", 3.0, "s", "trl", 4.0, Target("<=", 0.75)))]
     lines = report.render_markdown(rows).splitlines()
     assert lines[2] == "| train | dpo | step time | 3.000 s | 0.75× trl | ≤ 0.75× | met |"
+
+
+# ---------------------------------------------------------------- full benchmarks page
+
+
+def test_the_full_benchmarks_page_shows_measured_scores_between_its_markers(tmp_path):
+    from tokenpo_bench import full
+
+    ours = tmp_path / "harness" / "ifeval"
+    ours.mkdir(parents=True)
+    row = {"prompt_level_strict_acc,none": 0.1234, "prompt_level_strict_acc_stderr,none": 0.01}
+    (ours / "results.json").write_text(
+        json.dumps({"results": {"ifeval": row}, "n-samples": {"ifeval": {"effective": 541}}})
+    )
+    plain = tmp_path / "lm_eval" / "ifeval" / "model"
+    plain.mkdir(parents=True)
+    (plain / "results_2026-12-03T07-00-00.json").write_text(
+        json.dumps({"results": {"ifeval": {"prompt_level_strict_acc,none": 0.125}}})
+    )
+    stopped_then_finished = [{"seconds": 60.0, "finished": False}, {"seconds": 66.0, "finished": True}]
+    runs = {"harness/ifeval": {"invocations": stopped_then_finished}}
+    (tmp_path / "full.json").write_text(json.dumps({"runs": runs}))
+    lines = full.table(tmp_path).splitlines()
+    ifeval = next(line for line in lines if line.startswith("| ifeval |"))
+    assert ifeval == (
+        "| ifeval | 541 | prompt-level strict | 12.34 ± 1.00 | 12.50 | 29.9 (average of prompt- and "
+        "instruction-level) | 2.1 min (2 runs) / – |"
+    )
+    gsm8k = next(line for line in lines if line.startswith("| gsm8k |"))
+    assert gsm8k == "| gsm8k | – | exact match, strict | – | – | 1.4 (5-shot) | – / – |"  # not run yet: dashes
+
+    page = tmp_path / "page.md"
+    page.write_text(f"# Title\n\nprose\n{full.BEGIN}\nold table\n{full.END}\n\nafter\n")
+    assert full.main(["page", str(tmp_path), "--update", str(page)]) == 0
+    text = page.read_text()
+    assert text.startswith("# Title\n\nprose\n") and text.endswith(f"{full.END}\n\nafter\n")
+    assert "old table" not in text and ifeval in text
+
+
+def test_plain_lm_eval_never_writes_gpqa_items(tmp_path):
+    from tokenpo_bench import full
+
+    assert "--log_samples" not in full.lm_eval_command("m", tmp_path, "gpqa_diamond_zeroshot", tmp_path)
+    assert "--log_samples" in full.lm_eval_command("m", tmp_path, "truthfulqa_mc2", tmp_path)

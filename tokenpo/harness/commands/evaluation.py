@@ -36,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--served-name", help="the running server's model name (default: the model folder)")
     add_field_options(server, ServerConfig, "concurrent", "max_model_len", "dtype")
     parser.add_argument("--output", help="result folder (default: ./eval-results/MODEL-SUITE); re-running resumes")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_field_options(parser, EvalConfig, "batch_size")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--num-fewshot", type=int, help="override every task's number of few-shot examples")
