@@ -95,15 +95,15 @@ def run(args: argparse.Namespace) -> int:
     out, data = Path(args.out), Path(args.data_dir)
     state = out / "full.json"
     tasks = [t for t in TASKS if t in args.tasks.split(",")] if args.tasks else list(TASKS)
-    for task in tasks:
+    plain = set((args.lm_eval or "").split(","))
+    for task in tasks:  # task by task, both tools: a stopped run has whole rows of the table
         target = out / "harness" / task
         if not (target / "results.json").is_file():
             print(f"harness eval {task} …", flush=True)
             command = harness_command(args.model, data, task, target, args.harness_options.split())
             _run(command, out / "logs" / f"harness-{task}.log", state, f"harness/{task}")
-    for task in [t for t in tasks if t in (args.lm_eval or "").split(",")]:
         target = out / "lm_eval" / task
-        if not list(target.rglob("results_*.json")):
+        if task in plain and not list(target.rglob("results_*.json")):
             print(f"lm_eval {task} …", flush=True)
             command = lm_eval_command(resolve_model(args.model), data, task, target)
             _run(command, out / "logs" / f"lm_eval-{task}.log", state, f"lm_eval/{task}")
