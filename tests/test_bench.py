@@ -353,7 +353,8 @@ def test_the_full_benchmarks_page_shows_measured_scores_between_its_markers(tmp_
     ours.mkdir(parents=True)
     row = {"prompt_level_strict_acc,none": 0.1234, "prompt_level_strict_acc_stderr,none": 0.01}
     (ours / "results.json").write_text(
-        json.dumps({"results": {"ifeval": row}, "n-samples": {"ifeval": {"effective": 541}}})
+        json.dumps({"results": {"ifeval": row}, "n-samples": {"ifeval": {"effective": 541}},
+                    "harness": {"backend": "vllm-server"}})
     )
     plain = tmp_path / "lm_eval" / "ifeval" / "model"
     plain.mkdir(parents=True)
@@ -366,11 +367,11 @@ def test_the_full_benchmarks_page_shows_measured_scores_between_its_markers(tmp_
     lines = full.table(tmp_path).splitlines()
     ifeval = next(line for line in lines if line.startswith("| ifeval |"))
     assert ifeval == (
-        "| ifeval | 541 | prompt-level strict | 12.34 ± 1.00 | 12.50 | 29.9 (average of prompt- and "
+        "| ifeval | 541 | prompt-level strict | 12.34 ± 1.00 | vllm-server | 12.50 | 29.9 (average of prompt- and "
         "instruction-level) | 2.1 min (2 runs) / – |"
     )
     gsm8k = next(line for line in lines if line.startswith("| gsm8k |"))
-    assert gsm8k == "| gsm8k | – | exact match, strict | – | – | 1.4 (5-shot) | – / – |"  # not run yet: dashes
+    assert gsm8k == "| gsm8k | – | exact match, strict | – | – | – | 1.4 (5-shot) | – / – |"  # not run yet: dashes
 
     page = tmp_path / "page.md"
     page.write_text(f"# Title\n\nprose\n{full.BEGIN}\nold table\n{full.END}\n\nafter\n")
