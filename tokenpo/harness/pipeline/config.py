@@ -16,10 +16,12 @@ from typing import Any, Literal
 from tokenpo.core.config import ConfigError, field_error, from_mapping, to_mapping
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL
+from tokenpo.harness.pipeline.executor import ExecutorConfig
 from tokenpo.harness.pipeline.sweep import SweepConfig, expand_entries
 from tokenpo.trainers.config import MethodConfig, TrainingConfig
 from tokenpo.trainers.data.records import FORMATS
 
+BASE = "base"  # the label of the untrained base model among the evaluated ones
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -253,6 +255,9 @@ class RunConfig:
     )
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "what every model is evaluated on"})
     report: ReportConfig = field(default_factory=ReportConfig, metadata={"help": "the leaderboard and report"})
+    executor: ExecutorConfig = field(
+        default_factory=ExecutorConfig, metadata={"help": "where the stages run: here, or as Slurm jobs"}
+    )
     sweep: SweepConfig | None = field(
         default=None,
         metadata={"help": "a grid over method and training keys: each swept method becomes one run per "
