@@ -88,6 +88,8 @@ def stage_command(frozen: Path, stage: str, settings: SlurmSettings) -> list[str
               "--num_processes", str(settings.processes_per_node * settings.nodes)]  # fmt: skip
     if settings.accelerate_config is not None:
         launch += ["--config_file", settings.accelerate_config]
+    else:  # one process per GPU of the node, through torchrun (DDP)
+        launch += ["--multi_gpu", "--num_machines", "1"]
     if settings.nodes > 1:
         launch += ["--num_machines", str(settings.nodes), "--machine_rank", "0", "--main_process_ip", "localhost"]
     return [*launch, *harness]
