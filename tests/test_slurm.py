@@ -73,7 +73,7 @@ def test_a_sweep_through_slurm_gives_the_local_results_run_for_run(slurm_env, tm
     trainings = [name for name in jobs if name.startswith("train/")]
     assert len(trainings) == 8 and len({jobs[n]["job"].split("_")[0] for n in trainings}) == 1
     for name in trainings:
-        assert jobs[name.replace("train/", "eval/")]["after"] == sorted({jobs["data"]["job"], jobs[name]["job"]})
+        assert jobs[name.replace("train/", "eval/")]["after"] == [jobs["data"]["job"], jobs[name]["job"]]
     assert set(jobs["report"]["after"]) == {jobs[n]["job"] for n in jobs if n.startswith("eval/")}
     assert "train/sparsepo-beta0.5-seed1" in submitted.stdout
 

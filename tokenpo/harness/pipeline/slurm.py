@@ -156,7 +156,7 @@ def submit(pipeline: Any, settings: SlurmSettings) -> list[tuple[str, str, list[
             while index + len(group) < len(plan) and plan[index + len(group)].name.startswith("train/"):
                 group.append(plan[index + len(group)])
         index += len(group)
-        after = sorted({waiting_on[d] for stage in group for d in stage.after if d in waiting_on})
+        after = sorted({waiting_on[d] for stage in group for d in stage.after if d in waiting_on}, key=_job_order)
         executor.update_parameters(**_parameters(settings, group[0].name, after, len(group)))
         commands = [StageJob(stage_command(frozen, stage.name, settings)) for stage in group]
         if len(group) > 1:
@@ -171,6 +171,11 @@ def submit(pipeline: Any, settings: SlurmSettings) -> list[tuple[str, str, list[
             submitted.append((stage.name, handle.job_id, after))
     write_atomic(output / FOLDER / JOBS, json.dumps(jobs, indent=2) + "\n")
     return submitted
+
+
+def _job_order(job: str) -> tuple[int, ...]:
+    """``12`` before ``12_3`` before ``110``: job ids in submission order."""
+    return tuple(int(part) for part in job.split("_") if part.isdigit())
 
 
 def _parameters(settings: SlurmSettings, stage: str, after: list[str], count: int) -> dict[str, Any]:
