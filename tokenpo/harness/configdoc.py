@@ -27,6 +27,8 @@ from tokenpo.harness.pipeline.config import (
     SentimentPairs,
     ServerConfig,
 )
+from tokenpo.harness.pipeline.executor import ExecutorConfig, SlurmSettings
+from tokenpo.harness.pipeline.sweep import SweepConfig
 from tokenpo.trainers.config import DPOConfig, LoraSettings, SparsePOConfig, TDPOConfig, TIDPOConfig, TrainingConfig
 
 # Each section: its key path, its dataclass, and what it is for. Nested sections are named by path in
@@ -50,6 +52,13 @@ SECTIONS: tuple[tuple[str, type, str], ...] = (
     ("eval.server", ServerConfig, "The vllm-server backend (`eval.backend: vllm-server`, `harness eval --backend "
                                   "vllm-server`): a vLLM server from its own environment, or a running one."),
     ("report", ReportConfig, "The leaderboard and the HTML report of `harness run`."),
+    ("executor", ExecutorConfig, "Where `harness run` executes its stages (docs/clusters.md)."),
+    ("executor.slurm", SlurmSettings, "Stages as Slurm jobs through submitit: trainings as one job array, each "
+                                      "evaluation after its training, the report after all; `harness run` again "
+                                      "submits only what is neither finished nor queued."),
+    ("sweep", SweepConfig, "A grid of `harness run`: each swept `methods[]` entry becomes one run per combination "
+                           "of the grid's values, named after them (`dpo-beta0.05-learning_rate5e-07`), each "
+                           "trained once per seed; the leaderboard aggregates seeds and draws the β frontier."),
     ("suite files", SuiteFile, "A suite YAML (`harness eval --suite FILE`, `eval.suite`); the built-in ones "
                                "are in `tokenpo/evals/suites/`."),
     ("suite files: tasks[]", TaskSettings, "A task of a suite given as a mapping, with settings of its own."),

@@ -13,12 +13,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tokenpo.core.config import field_error, from_mapping, to_mapping
+from tokenpo.core.config import ConfigError, field_error, from_mapping, to_mapping
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL
+from tokenpo.harness.pipeline.executor import ExecutorConfig
+from tokenpo.harness.pipeline.sweep import SweepConfig, expand_entries
 from tokenpo.trainers.config import MethodConfig, TrainingConfig
 from tokenpo.trainers.data.records import FORMATS
 
+BASE = "base"  # the label of the untrained base model among the evaluated ones
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -252,12 +255,22 @@ class RunConfig:
     )
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "what every model is evaluated on"})
     report: ReportConfig = field(default_factory=ReportConfig, metadata={"help": "the leaderboard and report"})
+    executor: ExecutorConfig = field(
+        default_factory=ExecutorConfig, metadata={"help": "where the stages run: here, or as Slurm jobs"}
+    )
+    sweep: SweepConfig | None = field(
+        default=None,
+        metadata={"help": "a grid over method and training keys: each swept method becomes one run per "
+                  "combination of values (and seed); null: the methods as listed"},
+    )
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise field_error("name", f"must be lower-case letters, digits, '.', '_' or '-', got {self.name!r}")
         if not self.methods:
             raise field_error("methods", "list at least one method to train")
+        if self.sweep is not None and self.sweep.grid:
+            self._expand_sweep(self.sweep)
         names = [run.name for run in self.methods]
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate:
@@ -265,6 +278,22 @@ class RunConfig:
         if self.report.baseline not in names:
             baseline = self.report.baseline
             raise field_error("report", f"baseline {baseline!r} is not one of the methods: {', '.join(names)}")
+
+    def _expand_sweep(self, sweep: SweepConfig) -> None:
+        expanded = expand_entries([to_mapping(run) for run in self.methods], sweep)
+        variants = [entry["name"] for origin, entry in expanded if origin == self.report.baseline]
+        if variants and self.report.baseline not in variants:
+            raise field_error(
+                "report",
+                f"baseline {self.report.baseline!r} is swept into {', '.join(variants)}: name one of them "
+                "(report.baseline), or leave it out of sweep.methods",
+            )
+        self.methods = []
+        for _, entry in expanded:
+            try:
+                self.methods.append(from_mapping(MethodRun, entry, "sweep", entry["name"]))
+            except ConfigError as error:  # a grid key or value the method refuses, named with its run
+                raise field_error("sweep", f"{error.key}: {error.problem}") from None
 
     @property
     def output(self) -> str:

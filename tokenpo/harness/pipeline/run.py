@@ -10,7 +10,9 @@ Layout of ``OUT/``::
     benchmark-data/   the offline benchmark mirror (when eval.data_dir is set)
     train/NAME-seedS/ trainer run folders
     eval/LABEL/       sentiment/ and benchmarks/ result folders per model (LABEL: base, NAME-seedS)
-    leaderboard.md, report.html
+    report/           the report stage's marker
+    slurm/            with the slurm executor: the frozen config, jobs.json, submitit's job folders
+    leaderboard.md, report.html, summary.json
 """
 
 from __future__ import annotations
@@ -27,14 +29,12 @@ from tokenpo.core.config import to_mapping
 from tokenpo.core.files import write_atomic
 from tokenpo.core.fingerprint import fingerprint
 from tokenpo.harness.errors import HarnessError
-from tokenpo.harness.models import load_causal_lm, load_tokenizer, resolve_model
+from tokenpo.harness.models import resolve_model
 from tokenpo.harness.models.store import MANIFEST
-from tokenpo.harness.pipeline.config import RunConfig, SentimentPairs, method_training, seeded
+from tokenpo.harness.pipeline.config import BASE, RunConfig, method_training, seeded
 from tokenpo.harness.pipeline.progress import SKIPPED
-from tokenpo.harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets, sample_continuations, write_jsonl
 from tokenpo.harness.pipeline.stages import Stage
-
-BASE = "base"
+from tokenpo.harness.pipeline.work import file_pairs, sentiment_eval, sentiment_pairs, write_report
 
 
 @dataclass
@@ -49,6 +49,15 @@ class EvaluatedModel:
     family: str = BASE  # the method's label whatever its hyper-parameters (e.g. "sparsepo-learned-common")
     beta: float | None = None
     health: list[dict] | None = None  # training-health flags; None: not checked (the base model)
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    """A stage of the run by name (``data``, ``benchmark-data``, ``train/NAME-seedS``, ``eval/LABEL``,
+    ``report``) with the stages whose output it reads: what an executor schedules."""
+
+    name: str
+    after: tuple[str, ...] = ()
 
 
 @dataclass
@@ -78,24 +87,74 @@ class Pipeline:
         evaluations = 1 + len(self.trainings)  # the base model and every trained one
         self.total_stages = 1 + (self.benchmark_source is not None) + len(self.trainings) + evaluations + 1
         self.result = PipelineResult(self.output, "", None)
+        self.stages: progress.Task | None = None  # the run-level task, when the whole run goes here
 
     # ---------------------------------------------------------------- the stages
 
+    def plan(self) -> list[PlannedStage]:
+        """Every stage in an order that runs each after the stages it reads."""
+        prepared = ("data", "benchmark-data") if self.benchmark_source is not None else ("data",)
+        stages = [PlannedStage(name) for name in prepared]
+        stages += [PlannedStage(f"train/{name}", ("data",)) for name in self.training_names()]
+        stages.append(PlannedStage(f"eval/{BASE}", prepared))
+        stages += [PlannedStage(f"eval/{name}", (*prepared, f"train/{name}")) for name in self.training_names()]
+        stages.append(PlannedStage("report", tuple(s.name for s in stages if s.name.startswith("eval/"))))
+        return stages
+
+    def training_names(self) -> list[str]:
+        return [f"{run.name}-seed{seed}" for run, seed, _ in self.trainings]
+
     def run(self) -> PipelineResult:
+        """Every stage here, one after another (the local executor)."""
+        self.start()
+        with progress.task(f"run {self.config.name}", total=self.total_stages, unit="stage") as self.stages:
+            for stage in self.plan():
+                self.run_stage(stage.name)
+        return self.result
+
+    def start(self) -> None:
         self.output.mkdir(parents=True, exist_ok=True)
         write_atomic(self.output / "run-config.json", json.dumps(to_mapping(self.config), indent=2) + "\n")
-        with progress.task(f"run {self.config.name}", total=self.total_stages, unit="stage") as self.stages:
-            data = self._data_stage()
-            benchmark_data = self._benchmark_data_stage() if self.benchmark_source is not None else None
-            models = [EvaluatedModel(BASE, BASE, None, self.base_path, self.base_key)]
-            for run, seed, training in self.trainings:
-                models.append(self._train_stage(run, seed, training, data))
-            results: list[Path] = []
-            for model in models:
-                results.extend(self._eval_stage(model, data, benchmark_data))
-            self.result.result_folders = results
-            self._report_stage(results)
-        return self.result
+
+    def run_stage(self, name: str) -> None:
+        """Run the stage ``name`` (skipped when its marker matches), reading what the stages before it wrote."""
+        if name == "data":
+            self._data_stage()
+        elif name == "benchmark-data":
+            self._benchmark_data_stage()
+        elif name.startswith("train/"):
+            run, seed, training = self._training(name.removeprefix("train/"))
+            self._train_stage(run, seed, training, self.data_stage())
+        elif name.startswith("eval/"):
+            self._eval_stage(self.evaluated_model(name.removeprefix("eval/")), self.data_stage(),
+                             self.benchmark_data())
+        elif name == "report":
+            self._report_stage(self.result_folders())
+        else:
+            raise HarnessError(f"{self.source}: no stage named {name!r}")
+
+    def _training(self, label: str):
+        for run, seed, training in self.trainings:
+            if f"{run.name}-seed{seed}" == label:
+                return run, seed, training
+        raise HarnessError(f"{self.source}: no trained model named {label!r}")
+
+    def evaluated_model(self, label: str) -> EvaluatedModel:
+        """The base model, or a trained one as its finished training stage recorded it."""
+        if label == BASE:
+            return EvaluatedModel(BASE, BASE, None, self.base_path, self.base_key)
+        run, seed, training = self._training(label)
+        stage = self.train_stage(run, training)
+        if not stage.done():
+            raise HarnessError(f"{self.output}: eval/{label} needs train/{label}, which has not finished")
+        summary = stage.summary()
+        return EvaluatedModel(label, run.name, seed, summary["final"], stage.key, run.method.label, run.method.beta,
+                              summary.get("health"))
+
+    def result_folders(self) -> list[Path]:
+        labels = [BASE, *self.training_names()]
+        folders = [self.output / "eval" / label / kind for label in labels for kind in ("sentiment", "benchmarks")]
+        return [folder for folder in folders if (folder / "results.json").is_file()]
 
     def _stage(self, name: str, folder: Path, inputs: Any) -> Stage:
         return Stage(name, folder, fingerprint(inputs))
@@ -113,66 +172,21 @@ class Pipeline:
                 summary["seconds"] = round(time.monotonic() - started, 1)
                 self.result.timings[stage.name] = summary["seconds"]
                 stage.finish(summary)
-        self.stages.advance()
+        if self.stages is not None:
+            self.stages.advance()
         return summary
+
+    def data_stage(self) -> Stage:
+        return self._stage("data", self.output / "data", {"base": self.base_key, "data": to_mapping(self.config.data)})
 
     def _data_stage(self) -> Stage:
         data = self.config.data
-        stage = self._stage("data", self.output / "data", {"base": self.base_key, "data": to_mapping(data)})
+        stage = self.data_stage()
         self._timed(stage, "data: " + ("sentiment-control pairs" if data.sentiment else data.path), lambda: (
-            self._sentiment_pairs(stage.folder) if data.sentiment else self._file_pairs(stage.folder)
+            sentiment_pairs(self.config, self.base_path, stage.folder) if data.sentiment
+            else file_pairs(self.config, stage.folder)
         ))
         return stage
-
-    def _sentiment_pairs(self, folder: Path) -> dict:
-        from tokenpo.evals.judges.sentiment import score_texts
-
-        settings = self.config.data.sentiment
-        train_prompts, eval_prompts = prompt_sets(settings)
-        model, tokenizer = load_causal_lm(self.base_path), load_tokenizer(self.base_path)
-        continuations = sample_continuations(
-            model, tokenizer, train_prompts, settings.completions_per_prompt, settings.max_new_tokens,
-            settings.temperature, settings.top_k, settings.batch_size, seed=self.config.training.seed,
-            description="continuations sampled",
-        )
-        flat = [text for texts in continuations for text in texts]
-        flat_scores = score_texts(flat, settings.classifier)
-        per_prompt = settings.completions_per_prompt
-        scores = [flat_scores[i * per_prompt : (i + 1) * per_prompt] for i in range(len(train_prompts))]
-        pairs, stats = build_pairs(train_prompts, continuations, scores, settings.min_margin)
-        if not pairs:
-            raise HarnessError("data.sentiment: no prompt gave a pair above min_margin; lower it or sample more")
-        write_jsonl(folder / "generations.jsonl", [
-            {"prompt": p, "completion": t, "p_positive": s}
-            for p, texts, values in zip(train_prompts, continuations, scores, strict=True)
-            for t, s in zip(texts, values, strict=True)
-        ])
-        write_jsonl(folder / "pairs.jsonl", pairs)
-        (folder / "eval_prompts.txt").write_text("".join(p + "\n" for p in eval_prompts), encoding="utf-8")
-        if stats.below_margin:
-            progress.note(
-                f"data: {stats.below_margin} of {stats.prompts} prompts gave no pair (best − worst "
-                f"P(positive) < {settings.min_margin}); listed in data/generations.jsonl"
-            )
-        return {"pairs": stats.pairs, "prompts": stats.prompts, "below_margin": stats.below_margin,
-                "mean_margin": round(stats.mean_margin, 4), "eval_prompts": len(eval_prompts)}
-
-    def _file_pairs(self, folder: Path) -> dict:
-        from tokenpo.trainers.data import load_preferences, write_rejects
-
-        data = self.config.data
-        loaded = load_preferences(data.path, fmt=data.format, split=data.split, skip_invalid=data.skip_invalid)
-        if loaded.rejected:
-            write_rejects(loaded.rejected, folder / "rejects.jsonl")
-            progress.note(
-                f"data: skipped {len(loaded.rejected)} invalid records of {loaded.total}; "
-                f"written to {folder / 'rejects.jsonl'}"
-            )
-        examples = loaded.examples[: data.limit] if data.limit else loaded.examples
-        write_jsonl(folder / "pairs.jsonl", [
-            {"prompt": e.prompt, "chosen": e.chosen, "rejected": e.rejected} for e in examples
-        ])
-        return {"pairs": len(examples), "records": loaded.total, "skipped": len(loaded.rejected)}
 
     def _benchmark_source(self) -> Path | None:
         settings = self.config.eval
@@ -186,10 +200,13 @@ class Pipeline:
             return None
         return source
 
+    def benchmark_data(self) -> Path | None:
+        return None if self.benchmark_source is None else self.output / "benchmark-data" / "mirror"
+
     def _benchmark_data_stage(self) -> Path:
         from tokenpo.evals.data.prepare import prepare_benchmarks
 
-        stage = self._stage("benchmark-data", self.output / "benchmark-data", {"source": str(self.benchmark_source)})
+        stage = self.stage_for("benchmark-data")
         self._timed(stage, "benchmarks: offline data", lambda: {
             "prepared": sorted(prepare_benchmarks(self.benchmark_source, stage.folder / "mirror").manifest)
         })
@@ -203,8 +220,7 @@ class Pipeline:
         config = TrainConfig(run.method, training)
         record = {"model": self.config.model, "data": str(data.folder / "pairs.jsonl"), "name": name,
                   **to_mapping(config)}
-        stage = self._stage(f"train/{name}", self.output / "train" / name,
-                            {"base": self.base_key, "data": data.key, "config": to_mapping(config)})
+        stage = self.train_stage(run, training)
 
         def work() -> dict:
             examples = load_preferences(str(data.folder / "pairs.jsonl")).examples
@@ -216,12 +232,49 @@ class Pipeline:
         return EvaluatedModel(name, run.name, seed, summary["final"], stage.key, run.method.label, run.method.beta,
                               summary.get("health"))
 
+    def train_stage(self, run, training) -> Stage:
+        from tokenpo.trainers import TrainConfig
+
+        name = f"{run.name}-seed{training.seed}"
+        inputs = {"base": self.base_key, "data": self.data_stage().key,
+                  "config": to_mapping(TrainConfig(run.method, training))}
+        return self._stage(f"train/{name}", self.output / "train" / name, inputs)
+
+    def eval_stage(self, label: str, model_key: str) -> Stage:
+        inputs = {"model": model_key, "data": self.data_stage().key, "eval": to_mapping(self.config.eval),
+                  "benchmarks": str(self.benchmark_data())}
+        return self._stage(f"eval/{label}", self.output / "eval" / label, inputs)
+
+    def report_stage(self) -> Stage:
+        """The report's marker (``report/stage.json``): it rewrites the files at the run's top each time it runs."""
+        evaluations = [self.stage_for(f"eval/{label}").key for label in (BASE, *self.training_names())]
+        return self._stage("report", self.output / "report", {"evaluations": evaluations,
+                                                              "report": to_mapping(self.config.report)})
+
+    def stage_for(self, name: str) -> Stage:
+        """The stage ``name``'s folder and fingerprint, known before anything has run."""
+        if name == "data":
+            return self.data_stage()
+        if name == "benchmark-data":
+            return self._stage("benchmark-data", self.output / "benchmark-data", {"source": str(self.benchmark_source)})
+        if name.startswith("train/"):
+            run, _, training = self._training(name.removeprefix("train/"))
+            return self.train_stage(run, training)
+        if name.startswith("eval/"):
+            label = name.removeprefix("eval/")
+            model_key = self.base_key if label == BASE else self.stage_for(f"train/{label}").key
+            return self.eval_stage(label, model_key)
+        if name == "report":
+            return self.report_stage()
+        raise HarnessError(f"{self.source}: no stage named {name!r}")
+
+    def stage_done(self, name: str) -> bool:
+        return self.stage_for(name).done()
+
     def _eval_stage(self, model: EvaluatedModel, data: Stage, benchmark_data: Path | None) -> list[Path]:
         settings = self.config.eval
         folder = self.output / "eval" / model.label
-        stage = self._stage(f"eval/{model.label}", folder,
-                            {"model": model.key, "data": data.key, "eval": to_mapping(settings),
-                             "benchmarks": str(benchmark_data)})
+        stage = self.eval_stage(model.label, model.key)
         metadata = {"model_spec": self.config.model if model.method == BASE else model.path,
                     "base_model": self.config.model, "method": model.method, "seed": model.seed,
                     "run": self.config.name, "method_family": model.family, "beta": model.beta}
@@ -231,40 +284,14 @@ class Pipeline:
         def work() -> dict:
             summary: dict[str, Any] = {}
             if settings.sentiment is not None:
-                summary["sentiment"] = self._sentiment_eval(model, data, folder / "sentiment", metadata)
+                summary["sentiment"] = sentiment_eval(self.config, self.base_path, model, data.folder,
+                                                          folder / "sentiment", metadata)
             if benchmark_data is not None:
                 summary["benchmarks"] = self._benchmark_eval(model, benchmark_data, folder / "benchmarks", metadata)
             return summary
 
         self._timed(stage, f"evaluate {model.label}", work)
         return [path for path in (folder / "sentiment", folder / "benchmarks") if (path / "results.json").is_file()]
-
-    def _sentiment_eval(self, model: EvaluatedModel, data: Stage, out: Path, metadata: dict) -> dict:
-        from tokenpo.evals.judges.files import judge_sentiment
-
-        settings = self.config.eval.sentiment
-        prompts_file = data.folder / "eval_prompts.txt"
-        # Without sentiment-control data, the last built-in openings serve as held-out prompts.
-        prompts = (
-            load_prompts(str(prompts_file)) if prompts_file.is_file()
-            else load_prompts("builtin")[-SentimentPairs.eval_prompts :]
-        )
-        policy, tokenizer = load_causal_lm(model.path), load_tokenizer(model.path)
-        reference = policy if model.method == BASE else load_causal_lm(self.base_path)
-        pairs_settings = self.config.data.sentiment or SentimentPairs()
-        continuations = sample_continuations(
-            policy, tokenizer, prompts, settings.samples_per_prompt, settings.max_new_tokens,
-            settings.temperature, batch_size=pairs_settings.batch_size, seed=1_000 + (model.seed or 0),
-            description="samples (sentiment)",
-        )
-        out.mkdir(parents=True, exist_ok=True)
-        texts = out / "generations.jsonl"
-        write_jsonl(texts, [{"prompt": p, "completion": t}
-                            for p, group in zip(prompts, continuations, strict=True) for t in group])
-        models = (policy, reference, tokenizer)
-        scored = judge_sentiment(texts, out, pairs_settings.classifier, models, metadata=metadata)
-        return {key: scored["results"]["sentiment"].get(f"{key},none")
-                for key in ("positive_rate", "p_positive", "kl_to_ref")}
 
     def _benchmark_eval(self, model: EvaluatedModel, data_dir: Path, out: Path, metadata: dict) -> dict:
         from tokenpo.evals import evaluate
@@ -278,42 +305,15 @@ class Pipeline:
         return {"tasks": sorted(run.results["results"])}
 
     def _report_stage(self, results: list[Path]) -> None:
+        stage = self.report_stage()  # always rewritten (cheap); its marker tells a scheduler it is done
         with progress.task("leaderboard and report", unit="stage"):
-            self._write_report(results)
-        self.stages.advance()
-
-    def _write_report(self, results: list[Path]) -> None:
-        from tokenpo.leaderboards.frontier import frontier_points, frontier_records, frontier_svg
-        from tokenpo.leaderboards.render import render
-        from tokenpo.leaderboards.report import build_html
-        from tokenpo.leaderboards.runs import load_runs, mask_weight_records
-        from tokenpo.leaderboards.table import build_leaderboard
-
-        baseline = self.config.report.baseline
-        board = build_leaderboard(results, baseline=baseline)
-        self.result.leaderboard = render(board, "md")
-        write_atomic(self.output / "leaderboard.md", self.result.leaderboard)
-        runs = load_runs(sorted(path.parent for path in (self.output / "train").glob("*/metrics.jsonl")))
-        if self.config.report.html:
-            self.result.report = write_atomic(self.output / "report.html", build_html(board, runs))
-        points = frontier_points(board.results, confidence=board.confidence, n_boot=board.n_boot, seed=board.seed)
-        if points and len({(p.task, p.model) for p in points}) == 1:
-            write_atomic(self.output / "frontier.svg", frontier_svg(points))
-        summary = {
-            "run": self.config.name,
-            "model": self.config.model,
-            "frontier": frontier_records(points),
-            "training": mask_weight_records(runs),
-            "leaderboard": json.loads(render(board, "json")),
-            # Every stage's own time, also of stages an earlier, interrupted invocation finished.
-            "seconds": {
-                name: json.loads(marker.read_text())["summary"].get("seconds")
-                for marker in sorted(self.output.glob("**/stage.json"))
-                if ".superseded-" not in (name := marker.parent.relative_to(self.output).as_posix())
-            },
-        }
-        write_atomic(self.output / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
-
+            self.result.leaderboard, self.result.report = write_report(self.config, self.output, results)
+            if not stage.done():
+                stage.prepare()
+                stage.finish({"results": [str(path) for path in results]})
+        self.result.result_folders = results
+        if self.stages is not None:
+            self.stages.advance()
 
 def check_inputs(config: RunConfig, source: str) -> None:
     """Files the configuration names must exist before anything runs (a missing one names its key)."""

@@ -1,0 +1,135 @@
+"""What each stage of ``harness run`` does, as functions of the run's configuration and folders.
+
+:mod:`tokenpo.harness.pipeline.run` decides which stage runs, when, and whether it is already done;
+the work itself (building pairs, sampling and judging, writing the report) is here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tokenpo.core import progress
+from tokenpo.core.files import write_atomic
+from tokenpo.harness.errors import HarnessError
+from tokenpo.harness.models import load_causal_lm, load_tokenizer
+from tokenpo.harness.pipeline.config import BASE, RunConfig, SentimentPairs
+from tokenpo.harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets, sample_continuations, write_jsonl
+
+
+def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
+    """The sentiment-control pairs: the base model continues each opening, the judge scores, best vs worst."""
+    from tokenpo.evals.judges.sentiment import score_texts
+
+    settings = config.data.sentiment
+    train_prompts, eval_prompts = prompt_sets(settings)
+    model, tokenizer = load_causal_lm(base_path), load_tokenizer(base_path)
+    continuations = sample_continuations(
+        model, tokenizer, train_prompts, settings.completions_per_prompt, settings.max_new_tokens,
+        settings.temperature, settings.top_k, settings.batch_size, seed=config.training.seed,
+        description="continuations sampled",
+    )
+    flat = [text for texts in continuations for text in texts]
+    flat_scores = score_texts(flat, settings.classifier)
+    per_prompt = settings.completions_per_prompt
+    scores = [flat_scores[i * per_prompt : (i + 1) * per_prompt] for i in range(len(train_prompts))]
+    pairs, stats = build_pairs(train_prompts, continuations, scores, settings.min_margin)
+    if not pairs:
+        raise HarnessError("data.sentiment: no prompt gave a pair above min_margin; lower it or sample more")
+    write_jsonl(folder / "generations.jsonl", [
+        {"prompt": p, "completion": t, "p_positive": s}
+        for p, texts, values in zip(train_prompts, continuations, scores, strict=True)
+        for t, s in zip(texts, values, strict=True)
+    ])
+    write_jsonl(folder / "pairs.jsonl", pairs)
+    (folder / "eval_prompts.txt").write_text("".join(p + "\n" for p in eval_prompts), encoding="utf-8")
+    if stats.below_margin:
+        progress.note(
+            f"data: {stats.below_margin} of {stats.prompts} prompts gave no pair (best − worst "
+            f"P(positive) < {settings.min_margin}); listed in data/generations.jsonl"
+        )
+    return {"pairs": stats.pairs, "prompts": stats.prompts, "below_margin": stats.below_margin,
+            "mean_margin": round(stats.mean_margin, 4), "eval_prompts": len(eval_prompts)}
+
+def file_pairs(config: RunConfig, folder: Path) -> dict:
+    """The preference file's valid pairs (the first ``data.limit``); invalid records to rejects.jsonl when skipped."""
+    from tokenpo.trainers.data import load_preferences, write_rejects
+
+    data = config.data
+    loaded = load_preferences(data.path, fmt=data.format, split=data.split, skip_invalid=data.skip_invalid)
+    if loaded.rejected:
+        write_rejects(loaded.rejected, folder / "rejects.jsonl")
+        progress.note(
+            f"data: skipped {len(loaded.rejected)} invalid records of {loaded.total}; "
+            f"written to {folder / 'rejects.jsonl'}"
+        )
+    examples = loaded.examples[: data.limit] if data.limit else loaded.examples
+    write_jsonl(folder / "pairs.jsonl", [
+        {"prompt": e.prompt, "chosen": e.chosen, "rejected": e.rejected} for e in examples
+    ])
+    return {"pairs": len(examples), "records": loaded.total, "skipped": len(loaded.rejected)}
+
+
+def sentiment_eval(config: RunConfig, base_path: str, model: Any, data_folder: Path, out: Path, metadata: dict) -> dict:
+    """Positive rate and KL to the base model of ``model``'s samples on the held-out openings."""
+    from tokenpo.evals.judges.files import judge_sentiment
+
+    settings = config.eval.sentiment
+    prompts_file = data_folder / "eval_prompts.txt"
+    # Without sentiment-control data, the last built-in openings serve as held-out prompts.
+    prompts = (
+        load_prompts(str(prompts_file)) if prompts_file.is_file()
+        else load_prompts("builtin")[-SentimentPairs.eval_prompts :]
+    )
+    policy, tokenizer = load_causal_lm(model.path), load_tokenizer(model.path)
+    reference = policy if model.method == BASE else load_causal_lm(base_path)
+    pairs_settings = config.data.sentiment or SentimentPairs()
+    continuations = sample_continuations(
+        policy, tokenizer, prompts, settings.samples_per_prompt, settings.max_new_tokens,
+        settings.temperature, batch_size=pairs_settings.batch_size, seed=1_000 + (model.seed or 0),
+        description="samples (sentiment)",
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    texts = out / "generations.jsonl"
+    write_jsonl(texts, [{"prompt": p, "completion": t}
+                        for p, group in zip(prompts, continuations, strict=True) for t in group])
+    models = (policy, reference, tokenizer)
+    scored = judge_sentiment(texts, out, pairs_settings.classifier, models, metadata=metadata)
+    return {key: scored["results"]["sentiment"].get(f"{key},none")
+            for key in ("positive_rate", "p_positive", "kl_to_ref")}
+
+
+def write_report(config: RunConfig, output: Path, results: list[Path]) -> tuple[str, Path | None]:
+    """leaderboard.md, report.html, frontier.svg and summary.json of the run; the leaderboard's markdown and
+    the report's path (None without html)."""
+    from tokenpo.leaderboards.frontier import frontier_points, frontier_records, frontier_svg
+    from tokenpo.leaderboards.render import render
+    from tokenpo.leaderboards.report import build_html
+    from tokenpo.leaderboards.runs import load_runs, mask_weight_records
+    from tokenpo.leaderboards.table import build_leaderboard
+
+    baseline = config.report.baseline
+    board = build_leaderboard(results, baseline=baseline)
+    leaderboard = render(board, "md")
+    write_atomic(output / "leaderboard.md", leaderboard)
+    runs = load_runs(sorted(path.parent for path in (output / "train").glob("*/metrics.jsonl")))
+    report = write_atomic(output / "report.html", build_html(board, runs)) if config.report.html else None
+    points = frontier_points(board.results, confidence=board.confidence, n_boot=board.n_boot, seed=board.seed)
+    if points and len({(p.task, p.model) for p in points}) == 1:
+        write_atomic(output / "frontier.svg", frontier_svg(points))
+    summary = {
+        "run": config.name,
+        "model": config.model,
+        "frontier": frontier_records(points),
+        "training": mask_weight_records(runs),
+        "leaderboard": json.loads(render(board, "json")),
+        # Every stage's own time, also of stages an earlier, interrupted invocation finished.
+        "seconds": {
+            name: json.loads(marker.read_text())["summary"].get("seconds")
+            for marker in sorted(output.glob("**/stage.json"))
+            if ".superseded-" not in (name := marker.parent.relative_to(output).as_posix())
+        },
+    }
+    write_atomic(output / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    return leaderboard, report
