@@ -346,36 +346,52 @@ def test_markdown_table_from_json_rows():
 # ---------------------------------------------------------------- full benchmarks page
 
 
-def test_the_full_benchmarks_page_shows_measured_scores_between_its_markers(tmp_path):
+def test_the_full_benchmarks_page_shows_recorded_scores_between_its_markers(tmp_path):
     from tokenpo_bench import full
 
-    ours = tmp_path / "harness" / "ifeval"
+    out, records = tmp_path / "out", tmp_path / "records"
+    ours = out / "harness" / "ifeval"
     ours.mkdir(parents=True)
-    row = {"prompt_level_strict_acc,none": 0.1234, "prompt_level_strict_acc_stderr,none": 0.01}
+    row = {"alias": "ifeval", "prompt_level_strict_acc,none": 0.1234, "prompt_level_strict_acc_stderr,none": 0.01}
     (ours / "results.json").write_text(
         json.dumps({"results": {"ifeval": row}, "n-samples": {"ifeval": {"effective": 541}},
-                    "harness": {"backend": "vllm-server"}})
+                    "harness": {"backend": "vllm-server", "batch_size": 8, "data_dir": "/somewhere"}})
     )
-    plain = tmp_path / "lm_eval" / "ifeval" / "model"
+    plain = out / "lm_eval" / "ifeval" / "model"
     plain.mkdir(parents=True)
     (plain / "results_2026-12-03T07-00-00.json").write_text(
         json.dumps({"results": {"ifeval": {"prompt_level_strict_acc,none": 0.125}}})
     )
-    stopped_then_finished = [{"seconds": 60.0, "finished": False}, {"seconds": 66.0, "finished": True}]
-    runs = {"harness/ifeval": {"invocations": stopped_then_finished}}
-    (tmp_path / "full.json").write_text(json.dumps({"runs": runs}))
-    lines = full.table(tmp_path).splitlines()
+    halfway = out / "harness" / "gsm8k"  # stopped: a journal, no results
+    halfway.mkdir(parents=True)
+    stopped_then_finished = [{"seconds": 60.0, "finished": False, "ended": "a"},
+                             {"seconds": 66.0, "finished": True, "ended": "b"}]  # fmt: skip
+    runs = {"harness/ifeval": {"invocations": stopped_then_finished, "command": "python -m tokenpo eval"},
+            "lm_eval/ifeval": {"invocations": [{"seconds": 600.0, "finished": True, "ended": "c"}], "command": "x"},
+            "harness/gsm8k": {"invocations": [{"seconds": 60.0, "finished": False, "ended": "d"}], "command": "y"}}
+    (out / "full.json").write_text(json.dumps({"runs": runs}))
+
+    written = full.collect(out, records)
+    assert sorted(path.name for path in written) == ["harness-ifeval.json", "lm_eval-ifeval.json"]
+    record = json.loads((records / "harness-ifeval.json").read_text())
+    assert record["results"] == {"ifeval": {"prompt_level_strict_acc,none": 0.1234,
+                                            "prompt_level_strict_acc_stderr,none": 0.01}}  # numbers only
+    assert (record["items"], record["seconds"], record["invocations"]) == (541, 126.0, 2)
+    assert "/somewhere" not in json.dumps(record)  # no local paths
+    assert full.collect(out, records) == []  # a record is written once
+
+    lines = full.table(records).splitlines()
     ifeval = next(line for line in lines if line.startswith("| ifeval |"))
     assert ifeval == (
         "| ifeval | 541 | prompt-level strict | 12.34 ± 1.00 | vllm-server | 12.50 | 29.9 (average of prompt- and "
-        "instruction-level) | 2.1 min (2 runs) / – |"
+        "instruction-level) | 2.1 min (2 runs) / 10.0 min |"
     )
     gsm8k = next(line for line in lines if line.startswith("| gsm8k |"))
-    assert gsm8k == "| gsm8k | – | exact match, strict | – | – | – | 1.4 (5-shot) | – / – |"  # not run yet: dashes
+    assert gsm8k == "| gsm8k | – | exact match, strict | – | – | – | 1.4 (5-shot) | – / – |"  # not finished: dashes
 
     page = tmp_path / "page.md"
     page.write_text(f"# Title\n\nprose\n{full.BEGIN}\nold table\n{full.END}\n\nafter\n")
-    assert full.main(["page", str(tmp_path), "--update", str(page)]) == 0
+    assert full.main(["page", "--records", str(records), "--update", str(page)]) == 0
     text = page.read_text()
     assert text.startswith("# Title\n\nprose\n") and text.endswith(f"{full.END}\n\nafter\n")
     assert "old table" not in text and ifeval in text

@@ -4,16 +4,20 @@
 through ``harness eval`` into ``DIR/harness/TASK`` (any backend; answers journaled, so a killed or
 stopped run continues where it was when started again) and, for the tasks named with
 ``--lm-eval``, through plain ``lm_eval --model hf`` with its defaults on the same task files and
-data into ``DIR/lm_eval/TASK``. Each command's wall time is added to ``DIR/full.json``.
-``python -m tokenpo_bench.full page DIR --update docs/full-benchmarks.md`` writes the table of
-scores (with standard errors, the model card's figure where it publishes one, and wall times)
-between the page's markers, so the page holds only measured numbers. GPQA is reported as scores
+data into ``DIR/lm_eval/TASK``. Each command's wall time is added to ``DIR/full.json``, and each
+finished run leaves a small record in ``--records`` (``docs/bench/full/TOOL-TASK.json`` in the
+repository: scores, standard errors, item count, backend, versions, wall time; no item, no answer),
+so the benchmark can be advanced a few tasks per machine and what is done is never run again.
+``python -m tokenpo_bench.full page --update docs/full-benchmarks.md`` writes the table of these
+records (with the model card's figure where it publishes one) between the page's markers, so the
+page holds only measured numbers. GPQA is reported as scores
 only: plain lm_eval runs it without ``--log_samples``, and no item is ever printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -60,6 +64,9 @@ MODEL_CARD: dict[str, str | None] = {
     "mmlu": "29.3 (cloze formulation)",
 }
 BEGIN, END = "<!-- full-benchmarks:begin -->", "<!-- full-benchmarks:end -->"
+RECORDS = Path(__file__).resolve().parents[2] / "docs" / "bench" / "full"
+TOOLS = ("harness", "lm_eval")
+RECORDS_HELP = "folder of the finished runs' records (default: %(default)s)"
 
 
 def _offline_env() -> dict[str, str]:
@@ -96,6 +103,10 @@ def lm_eval_command(model_path: str, data: Path, task: str, out: Path) -> list[s
     return command if "gpqa" in task else [*command, "--log_samples"]  # GPQA items are never written out
 
 
+def _finished(records: Path, target: Path, tool: str, task: str) -> bool:
+    return (records / f"{tool}-{task}.json").is_file() or _results(target) is not None
+
+
 def run(args: argparse.Namespace) -> int:
     from tokenpo.harness.models import resolve_model
 
@@ -103,18 +114,22 @@ def run(args: argparse.Namespace) -> int:
     state = out / "full.json"
     tasks = [t for t in TASKS if t in args.tasks.split(",")] if args.tasks else list(TASKS)
     plain = set((args.lm_eval or "").split(","))
+    records = Path(args.records)
+    collect(out, records)
     for task in tasks:  # task by task, both tools: a stopped run has whole rows of the table
         target = out / "harness" / task
-        if not (target / "results.json").is_file():
+        if not _finished(records, target, "harness", task):
             print(f"harness eval {task} …", flush=True)
             options = args.harness_options or (SERVED if task in GENERATIVE else LOCAL)
             command = harness_command(args.model, data, task, target, options.split())
             _run(command, out / "logs" / f"harness-{task}.log", state, f"harness/{task}")
+            collect(out, records)
         target = out / "lm_eval" / task
-        if task in plain and not list(target.rglob("results_*.json")):
+        if task in plain and not _finished(records, target, "lm_eval", task):
             print(f"lm_eval {task} …", flush=True)
             command = lm_eval_command(resolve_model(args.model), data, task, target)
             _run(command, out / "logs" / f"lm_eval-{task}.log", state, f"lm_eval/{task}")
+            collect(out, records)
     return 0
 
 
@@ -123,35 +138,86 @@ def _results(folder: Path) -> dict[str, Any] | None:
     return json.loads(found[-1].read_text()) if found else None
 
 
-def _cell(results: dict[str, Any] | None, task: str, key: str) -> str:
-    if results is None or key not in results["results"].get(task, {}):
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("tokenpo-harness", "lm_eval", "torch", "transformers"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[package] = version(package)
+    return found
+
+
+def make_record(results: dict[str, Any], task: str, tool: str, run: dict[str, Any]) -> dict[str, Any]:
+    """What the page needs of one finished run: the task's (and its subgroups') numeric scores, the item
+    count, the backend and settings it ran with, versions and wall time. No item and no answer."""
+    rows = {name: {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            for name, row in results["results"].items() if name == task or name.startswith(f"{task}_")}  # fmt: skip
+    harness = results.get("harness", {})
+    return {
+        "task": task,
+        "tool": tool,
+        "items": results["n-samples"][task]["effective"] if task in results.get("n-samples", {}) else None,
+        "n-shot": results.get("n-shot", {}).get(task),
+        "backend": harness.get("backend", "hf (lm_eval defaults)" if tool == "lm_eval" else None),
+        "settings": {k: harness[k] for k in ("batch_size", "concurrent", "dtype", "seed") if k in harness},
+        "results": rows,
+        "seconds": round(sum(i["seconds"] for i in run["invocations"]), 1),
+        "invocations": len(run["invocations"]),
+        "ended": run["invocations"][-1]["ended"],
+        "command": run["command"].split(" -m ", 1)[-1],
+        "versions": _versions(),
+        "cores": os.cpu_count(),
+    }
+
+
+def collect(out: Path, records: Path) -> list[Path]:
+    """Write a record for every finished run in ``out`` that has none yet; returns the new records."""
+    state = json.loads((out / "full.json").read_text()) if (out / "full.json").is_file() else {"runs": {}}
+    written = []
+    for tool in TOOLS:
+        for task in TASKS:
+            run, target = state["runs"].get(f"{tool}/{task}"), records / f"{tool}-{task}.json"
+            results = _results(out / tool / task)
+            if target.is_file() or results is None or not run or not run["invocations"][-1]["finished"]:
+                continue
+            records.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, json.dumps(make_record(results, task, tool, run), indent=2) + "\n")
+            written.append(target)
+    return written
+
+
+def _load(records: Path, tool: str, task: str) -> dict[str, Any] | None:
+    path = records / f"{tool}-{task}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _cell(record: dict[str, Any] | None, task: str, key: str) -> str:
+    if record is None or key not in record["results"].get(task, {}):
         return "–"
-    row = results["results"][task]
+    row = record["results"][task]
     stderr = row.get(key.replace(",", "_stderr,"))
     value = 100 * row[key]
     return f"{value:.2f} ± {100 * stderr:.2f}" if isinstance(stderr, float) else f"{value:.2f}"
 
 
-def _wall(state: dict[str, Any], key: str) -> str:
-    run = state.get("runs", {}).get(key)
-    if not run or not run["invocations"][-1]["finished"]:
+def _wall(record: dict[str, Any] | None) -> str:
+    if record is None:
         return "–"
-    seconds = sum(i["seconds"] for i in run["invocations"])
-    resumed = f" ({len(run['invocations'])} runs)" if len(run["invocations"]) > 1 else ""
-    return f"{seconds / 60:.1f} min{resumed}"
+    resumed = f" ({record['invocations']} runs)" if record["invocations"] > 1 else ""
+    return f"{record['seconds'] / 60:.1f} min{resumed}"
 
 
-def table(out: Path) -> str:
+def table(records: Path) -> str:
     """The markdown table of every task's scores (×100) with their standard errors and wall times."""
-    state = json.loads((out / "full.json").read_text()) if (out / "full.json").is_file() else {}
     head = ("task", "items", "metric", "harness eval", "backend", "plain lm_eval", "model card",
             "wall time (harness / lm_eval)")  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|---|---:|---|---:|---|---:|---|---|"]
     for task in TASKS:
-        ours, plain = _results(out / "harness" / task), _results(out / "lm_eval" / task)
-        items = (ours or plain or {}).get("n-samples", {}).get(task, {}).get("effective", "–")
-        walls = f"{_wall(state, f'harness/{task}')} / {_wall(state, f'lm_eval/{task}')}"
-        backend = (ours or {}).get("harness", {}).get("backend", "–")
+        ours, plain = _load(records, "harness", task), _load(records, "lm_eval", task)
+        items = (ours or plain or {}).get("items") or "–"
+        walls = f"{_wall(ours)} / {_wall(plain)}"
+        backend = _backend(ours)
         card = MODEL_CARD.get(task) or "not on the card"
         for index, (key, label) in enumerate(METRICS[task]):
             first = (task, items, backend, card, walls) if index == 0 else ("",) * 5
@@ -161,8 +227,17 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def _backend(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "–"
+    settings = record["settings"]
+    extra = [f"batch {settings['batch_size']}" if "batch_size" in settings and record["backend"] == "hf" else "",
+             f"{settings['concurrent']} concurrent" if settings.get("concurrent") else ""]  # fmt: skip
+    return ", ".join([str(record["backend"]), *filter(None, extra)])
+
+
 def page(args: argparse.Namespace) -> int:
-    text = table(Path(args.out))
+    text = table(Path(args.records))
     if args.update is None:
         print(text)
         return 0
@@ -186,9 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner.add_argument("--harness-options", help=f"options for harness eval (default: '{SERVED}' for generative "
                         f"tasks, '{LOCAL}' for multiple choice)")  # fmt: skip
     runner.add_argument("--lm-eval", help="comma-separated tasks to run through plain lm_eval as well")
+    runner.add_argument("--records", default=str(RECORDS), help=RECORDS_HELP)
     runner.set_defaults(run=run)
     pager = commands.add_parser("page", help="the table of scores (into a page between its markers with --update)")
-    pager.add_argument("out")
+    pager.add_argument("--records", default=str(RECORDS), help=RECORDS_HELP)
     pager.add_argument("--update", help="a markdown page with the begin/end markers")
     pager.set_defaults(run=page)
     args = parser.parse_args(argv)
