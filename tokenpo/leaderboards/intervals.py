@@ -8,7 +8,8 @@ an interval (too few, or no variation: ``stats.why_no_interval``) there is none,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -56,27 +57,37 @@ class Estimate:
 
 
 class Intervals:
-    """The intervals of one leaderboard: their level, the bootstrap's resamples and its random stream,
-    which every bootstrap draws from in turn."""
+    """The intervals of one leaderboard: their level, the bootstrap's resamples and its seed.
 
-    def __init__(self, confidence: float, n_boot: int, rng: np.random.Generator):
+    Every bootstrap draws from a random stream of its own, seeded by the seed and the name of what it
+    estimates (``stream``: the row and benchmark), so a cell's interval is the same whichever other rows
+    are on the board: a model card showing one model against its baseline shows the leaderboard's numbers.
+    """
+
+    def __init__(self, confidence: float, n_boot: int, seed: int):
         self.confidence = confidence
         self.z = NormalDist().inv_cdf(0.5 + confidence / 2)
         self.n_boot = n_boot
-        self.rng = rng
+        self.seed = seed
+
+    def rng(self, stream: Hashable) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(repr(stream).encode())])
 
     def bootstrapped(
-        self, statistic: Callable[[np.ndarray], np.ndarray], value: float, per_item: np.ndarray, how: str
+        self,
+        statistic: Callable[[np.ndarray], np.ndarray],
+        value: float,
+        per_item: np.ndarray,
+        how: str,
+        stream: Hashable,
     ) -> Estimate:
-        """``value`` with the percentile-bootstrap interval of ``statistic`` over items, unless
-        ``per_item`` (each item's contribution: its score, or for a Δ its paired difference) cannot
-        support an interval (``why_no_interval``)."""
-        # Resampled even when the interval is withheld: the random stream, hence every other cell's
-        # interval, stays what it would be without the rule.
-        samples = bootstrap(statistic, per_item.size, self.n_boot, self.rng)
+        """``value`` with the percentile-bootstrap interval of ``statistic`` over items, resampled from the
+        random stream ``stream``, unless ``per_item`` (each item's contribution: its score, or for a Δ its
+        paired difference) cannot support an interval (``why_no_interval``)."""
         reason = why_no_interval_over(per_item)
         if reason is not None:
             return Estimate.without_interval(value, reason)
+        samples = bootstrap(statistic, per_item.size, self.n_boot, self.rng(stream))
         low, high = percentile_interval(samples, self.confidence)
         return Estimate(value, low, high, float(samples.std(ddof=1)), how, samples)
 

@@ -159,7 +159,7 @@ def tokens_section(runs: Sequence[TrainingRun]) -> str | None:
 
 def _score_stats(rows: Sequence[TokenScores], kinds: Sequence[str]) -> str:
     """Per score kind: mean on chosen vs rejected tokens, fraction of exact zeros, top tokens."""
-    byte_level = _is_byte_level(r.tokens for r in rows)
+    byte_level = is_byte_level(r.tokens for r in rows)
     lines = []
     for kind in kinds:
         by_side = {
@@ -179,7 +179,7 @@ def _score_stats(rows: Sequence[TokenScores], kinds: Sequence[str]) -> str:
             for token, score in zip(r.tokens, r.scores[kind], strict=True)
         ]
         top = ", ".join(
-            f"{escape(_display(t, byte_level).strip() or repr(t))} ({s:.2f})"
+            f"{escape(display_token(t, byte_level).strip() or repr(t))} ({s:.2f})"
             for s, t in sorted(pairs, reverse=True)[:5]
         )
         means = " / ".join(
@@ -197,18 +197,18 @@ def _score_stats(rows: Sequence[TokenScores], kinds: Sequence[str]) -> str:
 
 def _token_line(row: TokenScores, kind: str, scale: float) -> str:
     red, green, blue = SCORE_COLOURS.get(kind, (120, 120, 120))
-    byte_level = _is_byte_level([row.tokens])
+    byte_level = is_byte_level([row.tokens])
     spans = []
     for token, score in zip(row.tokens, row.scores[kind], strict=True):
         alpha = 0.0 if scale <= 0 or not math.isfinite(score) else min(1.0, max(0.0, score / scale))
         spans.append(
             f'<span class="tok" style="background:rgba({red},{green},{blue},{alpha:.2f})" '
-            f'title="{escape(repr(token))}: {score:.4g}">{escape(_display(token, byte_level))}</span>'
+            f'title="{escape(repr(token))}: {score:.4g}">{escape(display_token(token, byte_level))}</span>'
         )
     return f'<div class="tokens {row.side}"><span class="side">{row.side}</span>{"".join(spans)}</div>'
 
 
-def _is_byte_level(token_lists) -> bool:
+def is_byte_level(token_lists) -> bool:
     return any(
         marker in token for tokens in token_lists for token in tokens for marker in _BYTE_LEVEL_MARKERS
     )
@@ -232,7 +232,7 @@ def _byte_decoder() -> dict[str, int]:
 _BYTE_DECODER = _byte_decoder()
 
 
-def _display(token: str, byte_level: bool) -> str:
+def display_token(token: str, byte_level: bool) -> str:
     if byte_level and all(ch in _BYTE_DECODER for ch in token):
         # A token holding part of a multi-byte character does not decode alone: shown as is.
         with contextlib.suppress(UnicodeDecodeError):

@@ -84,19 +84,19 @@ def build_leaderboard(
         if isinstance(benchmarks, Sequence) and not isinstance(benchmarks, str)
         else load_registry(benchmarks)
     )
-    builder = _Builder(loaded, baseline, list(registry), confidence, n_boot, np.random.default_rng(seed))
+    builder = _Builder(loaded, baseline, list(registry), confidence, n_boot, seed)
     board = builder.build()
     board.n_boot, board.seed = n_boot, seed
     return board
 
 
 class _Builder:
-    def __init__(self, results, baseline, registry, confidence, n_boot, rng):
+    def __init__(self, results, baseline, registry, confidence, n_boot, seed):
         self.results = results
         self.baseline = baseline
         self.registry = registry
         self.confidence = confidence
-        self.intervals = Intervals(confidence, n_boot, rng)
+        self.intervals = Intervals(confidence, n_boot, seed)
         self.notes: list[str] = []
 
     def build(self) -> Leaderboard:
@@ -198,7 +198,8 @@ class _Builder:
         aligned, _ = aligned_items(runs, cell.task, benchmark)
         if aligned is not None:
             return self.intervals.bootstrapped(
-                seed_mean_score(aligned, benchmark), cell.score.value, mean_influence(aligned), "bootstrap"
+                seed_mean_score(aligned, benchmark), cell.score.value, mean_influence(aligned), "bootstrap",
+                stream=("score", row.model, row.method, benchmark.name),
             )
         se = reported_stderr(runs, cell.task, benchmark)
         if se is None:
@@ -276,7 +277,8 @@ class _Builder:
             full = np.arange(n_shared)[None, :]
             paired_differences = mean_influence(mine) - mean_influence(theirs)
             cell.delta = self.intervals.bootstrapped(
-                difference, float(difference(full)[0]), paired_differences, "paired bootstrap"
+                difference, float(difference(full)[0]), paired_differences, "paired bootstrap",
+                stream=("delta", row.model, row.method, base.model, base.method, benchmark.name),
             )
             cell.n_shared = n_shared
             if cell.n is not None and base_cell.n is not None and n_shared < max(cell.n, base_cell.n):

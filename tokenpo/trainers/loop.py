@@ -23,6 +23,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
+from tokenpo.cards import write_checkpoint_card, write_run_card
 from tokenpo.core import progress
 from tokenpo.trainers.config import TrainConfig
 from tokenpo.trainers.data import TokenizedPair
@@ -31,7 +32,7 @@ from tokenpo.trainers.errors import TrainingError
 from tokenpo.trainers.forward import disable_dropout, load_policy, load_reference
 from tokenpo.trainers.health import HealthMonitor
 from tokenpo.trainers.methods import Method, build_method, trainable_modules
-from tokenpo.trainers.runfolder import RunFolder, TrainResult, checkpoint_state
+from tokenpo.trainers.runfolder import ADAPTER, RunFolder, TrainResult, checkpoint_state
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,7 @@ class Trainer:
                 (partial / "anchors.json").write_text(json.dumps(self.method.anchors.state_dict()))
             state = {"step": step, "fingerprint": self.fingerprint, "method": self.method_label}
             (partial / "trainer_state.json").write_text(json.dumps(state, indent=1))
+            write_checkpoint_card(partial, run.root, step)
             run.commit_checkpoint(partial, step, self.config.training.keep_checkpoints)
         acc.wait_for_everyone()
 
@@ -304,6 +306,8 @@ class Trainer:
         if acc.is_main_process:
             run.start_partial(partial)
         acc.wait_for_everyone()
+        if self.config.training.lora is not None:  # the adapter too, to publish it (harness push --adapter)
+            self._save_model(partial / ADAPTER)
         self._save_model(partial, merge_lora=True)
         if acc.is_main_process:
             run.commit_final(
@@ -312,6 +316,7 @@ class Trainer:
                 health={"flags": [flag.as_dict() for flag in self.health.final()], "steps": steps},
                 done={"fingerprint": self.fingerprint, "steps": steps, "method": self.method_label},
             )
+            write_run_card(run.root)  # the method and training; the pipeline adds the evaluation
         if self.config.training.report_to:
             acc.end_training()
         acc.wait_for_everyone()

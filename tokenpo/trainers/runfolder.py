@@ -6,7 +6,9 @@ Layout (docs/file-formats.md)::
     RUN/metrics.jsonl          one row per optimiser step
     RUN/checkpoints/step-N/    model (HF format) + mask head + state/ (optimiser, scheduler, RNG)
                                + trainer_state.json (step, fingerprint) + anchors.json (TI-DPO)
-    RUN/final/                 the final model (LoRA: merged into the base weights)
+    RUN/final/                 the final model (LoRA: merged into the base weights) and its model card
+                               (README.md, token-picture.svg; tokenpo.cards)
+    RUN/final/adapter/         LoRA runs: the adapter itself (peft's format)
     RUN/token_scores.jsonl     token-level scores of a few training pairs
     RUN/health.json            training-health flags of the last steps (tokenpo.trainers.health)
     RUN/DONE                   written last: the run is complete
@@ -38,6 +40,7 @@ from tokenpo.trainers.data import TokenizedPair
 from tokenpo.trainers.errors import TrainingError
 from tokenpo.trainers.health import HealthFlag
 
+ADAPTER = "adapter"  # RUN/final/adapter/
 # Settings that change how a run is kept or shown, not what it computes.
 _NOT_FINGERPRINTED = {"save_every", "keep_checkpoints", "resume", "report_to", "token_scores_examples"}
 

