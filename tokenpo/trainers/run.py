@@ -33,7 +33,7 @@ def train(
 
     Resumes from the latest checkpoint when the folder holds an unfinished run of the same
     fingerprint (``training.resume: auto``); returns at once when it holds the finished run.
-    ``config_record`` is what ``config.yaml`` records (default: ``config`` itself).
+    ``config_record`` is what ``config.yaml`` records (default: ``config`` itself and the model).
     Progress (reference log-probs, steps) and each training-health warning as it first appears are
     reported through :mod:`tokenpo.core.progress`, drawn however the caller chose.
     Raises :class:`TrainingError` on a non-finite loss or gradient, naming the step.
@@ -49,7 +49,7 @@ def train(
     accelerator = new_accelerator(t.mixed_precision, log_with=t.report_to or None, project_dir=str(run.root))
     resume_from = run.resume_point(t.resume, fingerprint)
     if accelerator.is_main_process:
-        run.prepare(config_record or dataclasses.asdict(config))
+        run.prepare(config_record or {"model": str(model_path), **dataclasses.asdict(config)})
     accelerator.wait_for_everyone()
     trainer = Trainer(config, model_path, pairs, tokenizer, run, accelerator, fingerprint)
     return trainer.run(resume_from)
