@@ -45,7 +45,13 @@ def _evaluations(folder: Path) -> dict[str, Path]:
         document = json.loads((made[method] / "results.json").read_text())
         document["n-samples"]["gsm8k"]["original"] = 1319  # a slice of the test set, as --limit 40 writes it
         (made[method] / "results.json").write_text(json.dumps(document))
+        # The judge's file of the same run: read first, so the merged result's own source is not the benchmarks'.
+        write_result(folder / f"{method}-judge", {"sentiment": {"positive_rate,none": _items(gsm8k, 20)}}, method)
     return made
+
+
+def _both(made: dict[str, Path], method: str) -> list[Path]:
+    return [made[method].parent / f"{method}-judge", made[method]]
 
 
 def _run_folder(folder: Path, method: dict, lora: dict | None = None) -> Path:
@@ -87,14 +93,14 @@ def test_the_cards_table_is_the_leaderboards_row_whichever_rows_the_leaderboard_
 def test_model_index_validates_against_the_hubs_schema_and_leaves_slices_out(tmp_path):
     made = _evaluations(tmp_path)
     run = _run_folder(tmp_path / "sparsepo-seed0", {"name": "sparsepo", "beta": 0.1, "mask": "learned"})
-    card_path = write_run_card(run, [made["sparsepo"]], [made["dpo"]])
+    card_path = write_run_card(run, _both(made, "sparsepo"), _both(made, "dpo"))
     card = ModelCard(card_path.read_text())
     metadata = card.data.to_dict()
     jsonschema.validate(metadata["model-index"], SCHEMA)
     assert metadata["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and metadata["license"] == "apache-2.0"
     assert metadata["pipeline_tag"] == "text-generation" and metadata["library_name"] == "transformers"
     assert {"tokenpo-harness", "sparsepo", "token-level"} <= set(metadata["tags"])
-    (result,) = card.data.eval_results  # GPQA only: GSM8K ran on a slice
+    (result,) = card.data.eval_results  # GPQA only: GSM8K ran on a slice, the judge has no hub dataset
     assert (result.dataset_type, result.metric_type, result.metric_value) == ("Idavidrein/gpqa", "acc_norm", 37.88)
     assert "GSM8K: a slice of 40 of 1319 items" in card.text
     assert "SparsePO" in card.text and "@inproceedings{christopoulou2025sparsepo" in card.text

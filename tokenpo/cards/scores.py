@@ -3,7 +3,6 @@ entries of it, and the notes on the data it was evaluated on."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,22 +126,13 @@ def data_notes(scores: CardScores) -> list[str]:
 
 
 def _n_samples(row: Row, task: str) -> tuple[int, int] | None:
-    """(effective, original) item counts of ``task`` (a group: summed over its tasks) in the row's first
-    result that has them."""
+    """(evaluated, in the task) item counts of ``task`` (a group: summed over its tasks) in the row's
+    first result that has them."""
     for run in row.runs:
-        path = Path(run.source)
-        if not path.is_file():
-            continue
-        counts = json.loads(path.read_text(encoding="utf-8")).get("n-samples", {})
-        entries = [counts.get(t) for t in _leaves(run, task)]
-        if entries and all(isinstance(e, dict) and "effective" in e and "original" in e for e in entries):
-            return sum(int(e["effective"]) for e in entries), sum(int(e["original"]) for e in entries)
+        counts = [run.n_samples.get(leaf) for leaf in run.subtasks.get(task) or (task,)]
+        if counts and all(c is not None for c in counts):
+            return sum(c[0] for c in counts), sum(c[1] for c in counts)  # type: ignore[index]
     return None
-
-
-def _leaves(run: Result, task: str) -> list[str]:
-    children = run.subtasks.get(task)
-    return [leaf for child in children for leaf in _leaves(run, child)] if children else [task]
 
 
 def _is_slice(row: Row, task: str) -> bool:

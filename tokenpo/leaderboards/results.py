@@ -57,6 +57,8 @@ class Result:
     higher_is_better: dict[tuple[str, str], bool] = field(default_factory=dict)
     n_shot: dict[str, object] = field(default_factory=dict)
     subtasks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # task → (items evaluated, items in the task): fewer evaluated means a slice (--limit)
+    n_samples: dict[str, tuple[int, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     harness: dict = field(default_factory=dict)
 
@@ -106,6 +108,7 @@ class Result:
         self.higher_is_better.update(other.higher_is_better)
         self.n_shot.update(other.n_shot)
         self.subtasks.update(other.subtasks)
+        self.n_samples.update(other.n_samples)
         self.notes.extend(other.notes)
         for key, value in other.harness.items():  # e.g. metadata an older file of the run lacks
             if self.harness.get(key) is None:
@@ -250,6 +253,9 @@ def _read_metrics(path: Path, data: Mapping, result: Result) -> None:
             metric, filter_name = key.split(",", 1)
             stderr = finite_number(entry.get(f"{metric}_stderr,{filter_name}"))
             result.metrics[(task, key)] = MetricValue(value=value, stderr=stderr, n=n)
+    for task, counts in n_samples.items():
+        if isinstance(counts, Mapping) and all(isinstance(counts.get(k), int) for k in ("effective", "original")):
+            result.n_samples[task] = (counts["effective"], counts["original"])
     for task, entry in (data.get("higher_is_better") or {}).items():
         for metric, higher in (entry or {}).items():
             if isinstance(higher, bool):
