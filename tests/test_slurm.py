@@ -101,7 +101,7 @@ def test_a_cancelled_training_job_is_submitted_again_and_ends_as_an_uninterrupte
     _harness(config(scheduled, "slurm"), tmp_path, slurm_env)
     training = scheduled / "train" / "dpo-seed0"
     deadline = time.monotonic() + 600
-    while not list(training.glob("checkpoints/*")):
+    while not list(training.glob("checkpoints/step-*")):  # committed, not one still being written (.partial-*)
         assert time.monotonic() < deadline, "no checkpoint was written"
         time.sleep(0.05)
     job = json.loads((scheduled / "slurm" / "jobs.json").read_text())["train/dpo-seed0"]["job"]
