@@ -28,10 +28,10 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
-def fake(mode: str, tmp_path: Path, delay: float = 0.0, **settings) -> ServerBackend:
+def fake(mode: str, tmp_path: Path, delay: float = 0.0, env: dict | None = None, **settings) -> ServerBackend:
     """A backend whose 'vLLM environment' is this interpreter with the stand-in server on its path."""
     env = {"PYTHONPATH": str(FAKE), "FAKE_VLLM_MODE": mode, "FAKE_VLLM_PIDFILE": str(tmp_path / "server.pid"),
-           "FAKE_VLLM_DELAY": str(delay)}  # fmt: skip
+           "FAKE_VLLM_DELAY": str(delay), **(env or {})}  # fmt: skip
     return ServerBackend(python=sys.executable, env=env, **settings)
 
 
@@ -162,6 +162,46 @@ def test_a_served_run_killed_mid_way_leaves_no_server_and_resumes_to_the_same_re
     assert resumed.results["results"] == whole.results["results"]
     assert 0 < resumed.reused_requests == journaled < whole.computed_requests
     assert resumed.reused_requests + resumed.computed_requests == whole.computed_requests
+
+
+HUMANEVAL_STOPS = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]  # lm-eval's humaneval: five, vLLM takes 4
+WRITTEN = "    return a + b\nprint(add(1, 2))\nclass Spare: pass"  # what the stand-in server generates
+
+
+def test_a_generation_stops_at_every_stop_string_whether_the_server_takes_them_all_or_four(tiny_model_dirs, tmp_path):
+    from lm_eval.api.instance import Instance
+
+    from tokenpo.evals.resume import ResumableLM, read_journal
+    from tokenpo.evals.served_lm import OPENAI_STOP_STRINGS
+    from tokenpo.evals.vllm_server import STARTED_STOP_STRINGS, completions_lm
+
+    model = tiny_model_dirs["llama"]
+    request = Instance("generate_until", doc={}, arguments=("def add(a, b):\n", {"until": HUMANEVAL_STOPS}), idx=0)
+    # Started by the harness, the server takes every stop string; a running one OpenAI's 4 (vLLM's default),
+    # and the fifth ("\nprint", which comes first in this text) is applied to its answer here.
+    for name, server_takes, sent in (("started", None, STARTED_STOP_STRINGS), ("running", "4", OPENAI_STOP_STRINGS)):
+        backend = fake("good", tmp_path, env={"FAKE_VLLM_TEXT": WRITTEN, **({"VLLM_MAX_STOP_STRINGS": server_takes}
+                                                                           if server_takes else {})})  # fmt: skip
+        journal = tmp_path / f"{name}.jsonl"
+        with backend.start(model, tmp_path / f"{name}.log") as server:
+            lm = ResumableLM(completions_lm(server.base_url, model, model, 64, 2, sent), journal)
+            assert lm.generate_until([request]) == ["    return a + b"], name
+        assert list(read_journal(journal).values()) == ["    return a + b"], name  # a resumed run reads the same
+
+
+def test_humaneval_through_a_running_server_that_takes_four_stop_strings(
+    tiny_model_dirs, prepared_benchmarks, tmp_path
+):
+    from tokenpo.evals import evaluate
+
+    model = tiny_model_dirs["llama"]
+    backend = fake("good", tmp_path, env={"FAKE_VLLM_TEXT": WRITTEN, "VLLM_MAX_STOP_STRINGS": "4"})
+    with backend.start(model, tmp_path / "server.log") as server:
+        running = ServerBackend(base_url=server.base_url, served_name=model)
+        result = evaluate(model, output_dir=tmp_path / "out", tasks=["humaneval"], limit=1,
+                          data_dir=prepared_benchmarks, backend="vllm-server", server=running)  # fmt: skip
+    (row,) = _per_item(result.output_dir, "humaneval").values()
+    assert row["resps"][0][0] == "    return a + b"
 
 
 def test_the_cli_refuses_without_a_vllm_environment(tmp_path, monkeypatch, capsys):

@@ -82,6 +82,7 @@ def _language_model(stack, backend, model, tokenizer, batch_size, device, server
     if backend != "vllm-server":
         return build_lm(backend, model, tokenizer, batch_size=batch_size, device=device), None
     from tokenpo.evals import vllm_server
+    from tokenpo.evals.served_lm import OPENAI_STOP_STRINGS
 
     if server is None:
         raise EvalError("--backend", "vllm-server", "needs a vLLM environment (--vllm-python) or a server (--base-url)")
@@ -93,7 +94,8 @@ def _language_model(stack, backend, model, tokenizer, batch_size, device, server
     else:
         base_url = server.base_url or stack.enter_context(server.start(str(model), log)).base_url
         vllm_server.check_server(base_url, name, _local_tokenizer(tokenizer, model))
-    lm = vllm_server.completions_lm(base_url, name, str(model), server.max_model_len, server.concurrent)
+    stops = OPENAI_STOP_STRINGS if server.base_url else vllm_server.STARTED_STOP_STRINGS
+    lm = vllm_server.completions_lm(base_url, name, str(model), server.max_model_len, server.concurrent, stops)
     computes = server.identity(str(model))
     return lm, {"dtype": computes["dtype"], "server": computes}
 

@@ -34,6 +34,9 @@ from tokenpo.evals.errors import EvalError
 PROBE = "The quick brown fox jumps over the lazy dog. 1234 + 5678 = 6912; naïve café, 東京."
 _PR_SET_PDEATHSIG = 1
 NO_SERVER = "http://no-server.invalid/v1"  # for a pass that sends nothing: every answer is journaled
+# A server we start takes this many stop strings per request (vLLM's default is OpenAI's 4, fewer than
+# HumanEval's): every stop then ends generation on the server; a running server gets OpenAI's 4.
+STARTED_STOP_STRINGS = 32
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class VllmServer:
     def __enter__(self) -> VllmServer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the server's environment is its own
+        env["VLLM_MAX_STOP_STRINGS"] = str(STARTED_STOP_STRINGS)
         env.update(self.backend.env)
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
@@ -198,11 +202,14 @@ def check_server(base_url: str, name: str, tokenizer: Any) -> None:
         raise EvalError(base_url, "logprobs", problem)
 
 
-def completions_lm(base_url: str, name: str, tokenizer_path: str, max_length: int, concurrent: int):
-    """lm-eval's ``local-completions`` model on the server, prompts sent as our tokenizer's ids."""
-    from lm_eval.models.openai_completions import LocalCompletionsAPI
+def completions_lm(
+    base_url: str, name: str, tokenizer_path: str, max_length: int, concurrent: int, max_stop_strings: int
+):
+    """lm-eval's ``local-completions`` model on the server, prompts sent as our tokenizer's ids, at most
+    ``max_stop_strings`` stop strings per request (the others applied to the answers here)."""
+    from tokenpo.evals.served_lm import StopCappedCompletions
 
-    return LocalCompletionsAPI(
+    return StopCappedCompletions(
         base_url=f"{base_url}/completions",
         model=name,
         tokenizer=tokenizer_path,
@@ -211,4 +218,5 @@ def completions_lm(base_url: str, name: str, tokenizer_path: str, max_length: in
         num_concurrent=concurrent,
         max_length=max_length,
         max_retries=3,
+        max_stop_strings=max_stop_strings,
     )

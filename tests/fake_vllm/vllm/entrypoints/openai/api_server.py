@@ -3,7 +3,9 @@ the endpoints the harness reads, answers from the model's own tokenizer. ``FAKE_
 ``good``, ``no-logprobs`` (echo without prompt log-probabilities), ``other-tokenizer``.
 ``FAKE_VLLM_PIDFILE``: where it writes its pid (and ``.argv`` beside it: its command line);
 ``FAKE_VLLM_DELAY``: seconds each completion takes. A token's log-probability depends on the token
-only, so answers are deterministic and differ between prompts."""
+only, so answers are deterministic and differ between prompts. A generation is ``FAKE_VLLM_TEXT``
+(default ``x``) cut at the request's stop strings, of which it takes ``VLLM_MAX_STOP_STRINGS`` (default
+4) at most, answering 400 to more, as vLLM does."""
 
 import argparse
 import json
@@ -28,6 +30,15 @@ if os.environ.get("FAKE_VLLM_PIDFILE"):
     with open(os.environ["FAKE_VLLM_PIDFILE"] + ".argv", "w") as out:
         out.write(json.dumps(sys.argv[1:]))
 DELAY = float(os.environ.get("FAKE_VLLM_DELAY", "0"))
+TEXT = os.environ.get("FAKE_VLLM_TEXT", "x")
+MAX_STOP_STRINGS = int(os.environ.get("VLLM_MAX_STOP_STRINGS", "4"))
+
+
+def _generated(stop):
+    text = TEXT
+    for term in [stop] if isinstance(stop, str) else stop or []:
+        text = text.split(term)[0]
+    return text
 
 
 def _choice(index, prompt):
@@ -42,9 +53,9 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def _answer(self, body):
+    def _answer(self, body, status=200):
         data = json.dumps(body).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -59,9 +70,16 @@ class Handler(BaseHTTPRequestHandler):
             ids = tokenizer(request["prompt"], add_special_tokens=False)["input_ids"]
             self._answer({"tokens": [i + 1 for i in ids] if MODE == "other-tokenizer" else ids})
             return
+        stop = request.get("stop")
+        if isinstance(stop, list) and len(stop) > MAX_STOP_STRINGS:
+            self._answer({"error": {"message": f"stop: at most {MAX_STOP_STRINGS} items", "code": 400}}, status=400)
+            return
         time.sleep(DELAY)
         prompts = request["prompt"] if isinstance(request["prompt"][0], list) else [request["prompt"]]
-        self._answer({"choices": [_choice(index, prompt) for index, prompt in enumerate(prompts)]})
+        choices = [_choice(index, prompt) for index, prompt in enumerate(prompts)]
+        if not request.get("echo"):
+            choices = [{"index": c["index"], "text": _generated(stop)} for c in choices]
+        self._answer({"choices": choices})
 
 
 ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
