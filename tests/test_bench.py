@@ -355,7 +355,8 @@ def test_the_full_benchmarks_page_shows_recorded_scores_between_its_markers(tmp_
     row = {"alias": "ifeval", "prompt_level_strict_acc,none": 0.1234, "prompt_level_strict_acc_stderr,none": 0.01}
     (ours / "results.json").write_text(
         json.dumps({"results": {"ifeval": row}, "n-samples": {"ifeval": {"effective": 541}},
-                    "harness": {"backend": "vllm-server", "batch_size": 8, "data_dir": "/somewhere"}})
+                    "harness": {"backend": "vllm-server", "batch_size": 8, "data_dir": "/somewhere", "seed": None,
+                                "model_identity": {"server": {"dtype": "float32", "concurrent": 32}}}})
     )
     plain = out / "lm_eval" / "ifeval" / "model"
     plain.mkdir(parents=True)
@@ -366,7 +367,8 @@ def test_the_full_benchmarks_page_shows_recorded_scores_between_its_markers(tmp_
     halfway.mkdir(parents=True)
     stopped_then_finished = [{"seconds": 60.0, "finished": False, "ended": "a"},
                              {"seconds": 66.0, "finished": True, "ended": "b"}]  # fmt: skip
-    runs = {"harness/ifeval": {"invocations": stopped_then_finished, "command": "python -m tokenpo eval"},
+    command = "/venv/bin/python -m tokenpo eval --tasks ifeval --data-dir /somewhere --output /somewhere/out"
+    runs = {"harness/ifeval": {"invocations": stopped_then_finished, "command": command},
             "lm_eval/ifeval": {"invocations": [{"seconds": 600.0, "finished": True, "ended": "c"}], "command": "x"},
             "harness/gsm8k": {"invocations": [{"seconds": 60.0, "finished": False, "ended": "d"}], "command": "y"}}
     (out / "full.json").write_text(json.dumps({"runs": runs}))
@@ -378,12 +380,14 @@ def test_the_full_benchmarks_page_shows_recorded_scores_between_its_markers(tmp_
                                             "prompt_level_strict_acc_stderr,none": 0.01}}  # numbers only
     assert (record["items"], record["seconds"], record["invocations"]) == (541, 126.0, 2)
     assert "/somewhere" not in json.dumps(record)  # no local paths
+    assert record["command"] == "tokenpo eval --tasks ifeval --data-dir PREPARED --output OUT"
+    assert record["settings"] == {"dtype": "float32", "concurrent": 32, "seed": None}  # a server's, not a batch
     assert full.collect(out, records) == []  # a record is written once
 
     lines = full.table(records).splitlines()
     ifeval = next(line for line in lines if line.startswith("| ifeval |"))
     assert ifeval == (
-        "| ifeval | 541 | prompt-level strict | 12.34 ± 1.00 | vllm-server | 12.50 | 29.9 (average of prompt- and "
+        "| ifeval | 541 | prompt-level strict | 12.34 ± 1.00 | vllm-server, 32 concurrent | 12.50 | 29.9 (average of prompt- and "
         "instruction-level) | 2.1 min (2 runs) / 10.0 min |"
     )
     gsm8k = next(line for line in lines if line.startswith("| gsm8k |"))

@@ -160,15 +160,39 @@ def make_record(results: dict[str, Any], task: str, tool: str, run: dict[str, An
         "items": results["n-samples"][task]["effective"] if task in results.get("n-samples", {}) else None,
         "n-shot": results.get("n-shot", {}).get(task),
         "backend": harness.get("backend", "hf (lm_eval defaults)" if tool == "lm_eval" else None),
-        "settings": {k: harness[k] for k in ("batch_size", "concurrent", "dtype", "seed") if k in harness},
+        "settings": _settings(harness),
         "results": rows,
         "seconds": round(sum(i["seconds"] for i in run["invocations"]), 1),
         "invocations": len(run["invocations"]),
         "ended": run["invocations"][-1]["ended"],
-        "command": run["command"].split(" -m ", 1)[-1],
+        "command": _portable(run["command"]),
         "versions": _versions(),
         "cores": os.cpu_count(),
     }
+
+
+# A command's local paths, as the record shows them.
+PLACEHOLDERS = {"--data-dir": "PREPARED", "--output": "OUT", "--output_path": "OUT", "--include_path": "TASKS"}
+
+
+def _portable(command: str) -> str:
+    """The command after ``python -m``, its local paths replaced by the names the page uses."""
+    words = command.split(" -m ", 1)[-1].split(" ")
+    for index, word in enumerate(words[:-1]):
+        if word in PLACEHOLDERS:
+            words[index + 1] = PLACEHOLDERS[word]
+        elif word == "--model_args" and words[index + 1].startswith("pretrained="):
+            words[index + 1] = "pretrained=MODEL_FOLDER"
+    return " ".join(words)
+
+
+def _settings(harness: dict[str, Any]) -> dict[str, Any]:
+    """How the answers were computed: a server's dtype and requests in flight (its batches are its own),
+    else the batch size; lm-eval's seed."""
+    server = (harness.get("model_identity") or {}).get("server")
+    if isinstance(server, dict):
+        return {"dtype": server.get("dtype"), "concurrent": server.get("concurrent"), "seed": harness.get("seed")}
+    return {k: harness[k] for k in ("batch_size", "dtype", "seed") if k in harness}
 
 
 def collect(out: Path, records: Path) -> list[Path]:
