@@ -387,8 +387,8 @@ def test_the_full_benchmarks_page_shows_recorded_scores_between_its_markers(tmp_
     lines = full.table(records).splitlines()
     ifeval = next(line for line in lines if line.startswith("| ifeval |"))
     assert ifeval == (
-        "| ifeval | 541 | prompt-level strict | 12.34 ± 1.00 | vllm-server, 32 concurrent | 12.50 | 29.9 (average of prompt- and "
-        "instruction-level) | 2.1 min (2 runs) / 10.0 min |"
+        "| ifeval | 541 | prompt-level strict | 12.34 ± 1.00 | vllm-server, 32 concurrent | 12.50 | 29.9 (average "
+        "of prompt- and instruction-level) | 2.1 min (2 runs) / 10.0 min |"
     )
     gsm8k = next(line for line in lines if line.startswith("| gsm8k |"))
     assert gsm8k == "| gsm8k | – | exact match, strict | – | – | – | 1.4 (5-shot) | – / – |"  # not finished: dashes

@@ -173,7 +173,7 @@ def test_a_generation_stops_at_every_stop_string_whether_the_server_takes_them_a
 
     from tokenpo.evals.resume import ResumableLM, read_journal
     from tokenpo.evals.served_lm import OPENAI_STOP_STRINGS
-    from tokenpo.evals.vllm_server import STARTED_STOP_STRINGS, completions_lm
+    from tokenpo.evals.vllm_server import REQUEST_TIMEOUT_SECONDS, STARTED_STOP_STRINGS, completions_lm
 
     model = tiny_model_dirs["llama"]
     request = Instance("generate_until", doc={}, arguments=("def add(a, b):\n", {"until": HUMANEVAL_STOPS}), idx=0)
@@ -186,6 +186,9 @@ def test_a_generation_stops_at_every_stop_string_whether_the_server_takes_them_a
         with backend.start(model, tmp_path / f"{name}.log") as server:
             lm = ResumableLM(completions_lm(server.base_url, model, model, 64, 2, sent), journal)
             assert lm.generate_until([request]) == ["    return a + b"], name
+            # Not lm-eval's 300 s: 1,280-token IFEval answers, 32 in flight on 2 cores, took longer and were
+            # generated again from the start until the run failed.
+            assert lm.inner.timeout == REQUEST_TIMEOUT_SECONDS >= 3600
         assert list(read_journal(journal).values()) == ["    return a + b"], name  # a resumed run reads the same
 
 

@@ -37,6 +37,10 @@ NO_SERVER = "http://no-server.invalid/v1"  # for a pass that sends nothing: ever
 # A server we start takes this many stop strings per request (vLLM's default is OpenAI's 4, fewer than
 # HumanEval's): every stop then ends generation on the server; a running server gets OpenAI's 4.
 STARTED_STOP_STRINGS = 32
+# How long one request may take. lm-eval's default, 300 s, is shorter than a long generation with many
+# requests in flight on a CPU: IFEval's 1,280-token answers, 32 at a time on 2 cores, run at ~2 tokens/s
+# each, time out and are generated again from the start, until the run fails.
+REQUEST_TIMEOUT_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -218,5 +222,6 @@ def completions_lm(
         num_concurrent=concurrent,
         max_length=max_length,
         max_retries=3,
+        timeout=REQUEST_TIMEOUT_SECONDS,
         max_stop_strings=max_stop_strings,
     )
