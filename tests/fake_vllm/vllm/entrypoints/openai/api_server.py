@@ -1,7 +1,8 @@
 """A stand-in for vLLM's OpenAI server, for the lifecycle and refusal tests: the same command line,
 the endpoints the harness reads, answers from the model's own tokenizer. ``FAKE_VLLM_MODE``:
 ``good``, ``no-logprobs`` (echo without prompt log-probabilities), ``other-tokenizer``.
-``FAKE_VLLM_PIDFILE``: where it writes its pid (and ``.argv`` beside it: its command line);
+``FAKE_VLLM_PIDFILE``: where it writes its pid (and beside it ``.argv``, its command line, and ``.env``,
+its ``VLLM_*`` variables);
 ``FAKE_VLLM_DELAY``: seconds each completion takes. A token's log-probability depends on the token
 only, so answers are deterministic and differ between prompts. A generation is ``FAKE_VLLM_TEXT``
 (default ``x``) cut at the request's stop strings, of which it takes ``VLLM_MAX_STOP_STRINGS`` (default
@@ -29,6 +30,8 @@ if os.environ.get("FAKE_VLLM_PIDFILE"):
         out.write(str(os.getpid()))
     with open(os.environ["FAKE_VLLM_PIDFILE"] + ".argv", "w") as out:
         out.write(json.dumps(sys.argv[1:]))
+    with open(os.environ["FAKE_VLLM_PIDFILE"] + ".env", "w") as out:
+        out.write(json.dumps({k: v for k, v in os.environ.items() if k.startswith("VLLM_")}))
 DELAY = float(os.environ.get("FAKE_VLLM_DELAY", "0"))
 TEXT = os.environ.get("FAKE_VLLM_TEXT", "x")
 MAX_STOP_STRINGS = int(os.environ.get("VLLM_MAX_STOP_STRINGS", "4"))
