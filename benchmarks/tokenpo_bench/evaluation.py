@@ -9,7 +9,8 @@ folder). Every contender runs as a fresh subprocess into a fresh output folder, 
 - ``harness eval --backend hf`` (batch 8, answers journaled for resuming);
 - ``harness eval --backend vllm-server``: a vLLM server from the environment ``harness vllm install``
   made, in the model's own dtype (so its answers are the hf backend's), and again in bfloat16 (faster
-  on CPUs with bf16 units, answers no longer the same: reported, no target);
+  on CPUs with bf16 units, answers no longer the same: reported, no target; not run on a CPU without
+  them, where bfloat16 is emulated);
 - ``harness eval --backend vllm`` (vLLM in this process) when ``import vllm`` works here.
 
 Wall time covers the whole command: interpreter, model loading and the server's start-up included.
@@ -168,6 +169,13 @@ def server_available() -> str | None:
     return None
 
 
+def bf16_unavailable() -> str | None:
+    """None when bfloat16 runs natively here, else why the bfloat16 server is not measured."""
+    from tokenpo.core.hardware import native_bf16
+
+    return None if native_bf16() else "this CPU has no native bfloat16 (AVX512-BF16 or AMX): it would be emulated"
+
+
 def run_eval(model_path: str, benchmarks: Path, limit: int, scratch: Path) -> dict[str, Any]:
     """Every contender on the first ``limit`` GSM8K problems (each JSON-ready: answers keyed by str)."""
     data, tasks = prepare(benchmarks, scratch)
@@ -176,7 +184,8 @@ def run_eval(model_path: str, benchmarks: Path, limit: int, scratch: Path) -> di
         ("lm_eval", partial(run_lm_eval, model_path, tasks, limit, scratch / "lm_eval"), None),
         (HF.key, partial(run_harness_eval, model_path, data, limit, scratch / HF.key, HF.options), None),
     ]
-    for backend, reason in [(b, server_available()) for b in SERVED] + [(IN_PROCESS, vllm_available())]:
+    served = [(b, server_available() or (bf16_unavailable() if "bfloat16" in b.options else None)) for b in SERVED]
+    for backend, reason in [*served, (IN_PROCESS, vllm_available())]:
         run = partial(run_harness_eval, model_path, data, limit, scratch / backend.key, backend.options)
         runs.append((backend.key, run, reason))
     for key, run, reason in runs:

@@ -11,11 +11,11 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 
-import torch
 from accelerate import Accelerator
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from tokenpo.core import progress
+from tokenpo.core.hardware import native_bf16
 from tokenpo.trainers.config import TrainConfig
 from tokenpo.trainers.data import PreferenceExample, TruncationPolicy, tokenize_examples
 from tokenpo.trainers.loop import Trainer
@@ -71,7 +71,7 @@ def new_accelerator(mixed_precision: str, **kwargs) -> Accelerator:
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=False)
-    if mixed_precision == "bf16" and not _native_bf16():
+    if mixed_precision == "bf16" and not native_bf16():
         # Seen on a 2-core AVX2 EPYC: the quickstart's DPO at ~1 step a minute under emulated bf16 autocast
         # (sharing the CPU with another job) against ~4 s a step in float32. Autocast only changes the matmuls'
         # precision (weights and optimiser stay float32), so float32 computes the same method, more exactly.
@@ -82,9 +82,3 @@ def new_accelerator(mixed_precision: str, **kwargs) -> Accelerator:
         mixed_precision = "no"
     return Accelerator(mixed_precision=mixed_precision, **kwargs)
 
-
-def _native_bf16() -> bool:
-    """Whether bf16 autocast runs natively: on a GPU, or on a CPU with AVX512-BF16 or AMX."""
-    if torch.cuda.is_available():
-        return True
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
