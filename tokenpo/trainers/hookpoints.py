@@ -138,7 +138,9 @@ class _Rotary:
     def of(cls, attention: nn.Module, layout: _Layout | None) -> _Rotary | None:
         """The rotary of ``attention``, or None where it is not available as described above."""
         function = getattr(sys.modules.get(type(attention).__module__), "apply_rotary_pos_emb", None)
-        if layout is None or not callable(function) or _parameters(function)[:4] != ["q", "k", "cos", "sin"]:
+        if layout is None or not callable(function) or _parameters(_python_function(function))[:4] != [
+            "q", "k", "cos", "sin"
+        ]:
             return None
         parameters = _parameters(attention.forward)
         if "position_embeddings" not in parameters:
@@ -156,6 +158,21 @@ class _Rotary:
     def heads(self, tensor: torch.Tensor) -> torch.Tensor:
         """(N, L, heads·head_dim) or (N, L, heads, head_dim) → (N, heads, L, head_dim)."""
         return tensor.reshape(*tensor.shape[:2], -1, self.head_dim).transpose(1, 2)
+
+
+def _python_function(function: Callable) -> Callable:
+    """The Python function behind ``function``: itself, or the one a hub-kernel wrapper falls back to.
+
+    With the ``kernels`` package installed (transformers ≥ 5.25 requires it), ``apply_rotary_pos_emb``
+    is an ``nn.Module`` instance whose ``forward(*args, **kwargs)`` runs the modeling file's function
+    unless ``kernelize`` swapped in a hub kernel of the same contract; the wrapper keeps that function
+    only in its ``forward``'s closure. Its signature is what says the arguments are (q, k, cos, sin);
+    the hooks still call the wrapper, as the attention does.
+    """
+    if isinstance(function, nn.Module):
+        wrapped = inspect.getclosurevars(type(function).forward).nonlocals.get("func")
+        return wrapped if callable(wrapped) else function
+    return function
 
 
 def _parameters(function: Callable) -> list[str]:
