@@ -406,3 +406,23 @@ def test_plain_lm_eval_never_writes_gpqa_items(tmp_path):
 
     assert "--log_samples" not in full.lm_eval_command("m", tmp_path, "gpqa_diamond_zeroshot", tmp_path)
     assert "--log_samples" in full.lm_eval_command("m", tmp_path, "truthfulqa_mc2", tmp_path)
+
+
+def test_a_group_task_record_counts_the_items_of_its_subtasks():
+    """lm-eval reports a group (MMLU) without an n-samples entry of its own: its row's sample_len counts
+    the items, and its subtasks' common n-shot is its own."""
+    from tokenpo_bench import full
+
+    results = {
+        "results": {"mmlu": {"sample_len": 3, "acc,none": 0.25, "acc_stderr,none": 0.1, "alias": "mmlu"},
+                    "mmlu_anatomy": {"sample_len": 1, "acc,none": 0.0},
+                    "mmlu_virology": {"sample_len": 2, "acc,none": 0.5}},
+        "n-samples": {"mmlu_anatomy": {"effective": 1}, "mmlu_virology": {"effective": 2}},
+        "n-shot": {"mmlu_anatomy": 0, "mmlu_virology": 0},
+    }  # fmt: skip
+    run = {"invocations": [{"seconds": 6.0, "finished": True, "ended": "e"}], "command": "x"}
+    record = full.make_record(results, "mmlu", "harness", run)
+    assert (record["items"], record["n-shot"]) == (3, 0)
+    assert record["results"]["mmlu"] == {"sample_len": 3, "acc,none": 0.25, "acc_stderr,none": 0.1}
+    results["n-shot"]["mmlu_virology"] = 5  # subtasks that disagree: no single n-shot
+    assert full.make_record(results, "mmlu", "harness", run)["n-shot"] is None

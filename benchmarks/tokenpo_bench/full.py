@@ -148,6 +148,23 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _items(results: dict[str, Any], task: str) -> int | None:
+    """A task's item count; a group (MMLU) has no ``n-samples`` entry of its own, its row's ``sample_len``
+    is the count over its subtasks."""
+    if task in results.get("n-samples", {}):
+        return results["n-samples"][task]["effective"]
+    return results["results"].get(task, {}).get("sample_len")
+
+
+def _n_shot(results: dict[str, Any], task: str) -> int | None:
+    """A task's few-shot count; a group's is its subtasks' when they all agree."""
+    shots = results.get("n-shot", {})
+    if task in shots:
+        return shots[task]
+    of_subtasks = {n for name, n in shots.items() if name.startswith(f"{task}_")}
+    return of_subtasks.pop() if len(of_subtasks) == 1 else None
+
+
 def make_record(results: dict[str, Any], task: str, tool: str, run: dict[str, Any]) -> dict[str, Any]:
     """What the page needs of one finished run: the task's (and its subgroups') numeric scores, the item
     count, the backend and settings it ran with, versions and wall time. No item and no answer."""
@@ -157,8 +174,8 @@ def make_record(results: dict[str, Any], task: str, tool: str, run: dict[str, An
     return {
         "task": task,
         "tool": tool,
-        "items": results["n-samples"][task]["effective"] if task in results.get("n-samples", {}) else None,
-        "n-shot": results.get("n-shot", {}).get(task),
+        "items": _items(results, task),
+        "n-shot": _n_shot(results, task),
         "backend": harness.get("backend", "hf (lm_eval defaults)" if tool == "lm_eval" else None),
         "settings": _settings(harness),
         "results": rows,
