@@ -31,7 +31,11 @@ HOSTILE = {
     "infinite loop": ("while True:\n    pass\n", "cpu time limit"),
     "sleeps forever": ("import time\ntime.sleep(3600)\n", "timeout: wall time"),
     "fork bomb": ("import os\nwhile True:\n    os.fork()\n", "process limit"),
-    "memory hog": ("blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))\n", "memory limit", MEMORY_HOG_LIMITS),
+    "memory hog": (
+        "blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))\n",
+        "memory limit",
+        MEMORY_HOG_LIMITS,
+    ),
     "huge output": ("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", "file size limit"),
     "network": ("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\n", "Network is unreachable"),
 }
