@@ -27,24 +27,28 @@ def _sandbox_processes() -> list[str]:
 # fills 96 MiB and stops with MemoryError in about 0.1 s here).
 MEMORY_HOG_LIMITS = replace(LIMITS, memory_bytes=128 << 20, cpu_seconds=10, wall_seconds=20)
 
-HOSTILE = {
-    "infinite loop": ("while True:\n    pass\n", "cpu time limit"),
-    "sleeps forever": ("import time\ntime.sleep(3600)\n", "timeout: wall time"),
-    "fork bomb": ("import os\nwhile True:\n    os.fork()\n", "process limit"),
+HOSTILE = {  # name: (program, the reason it must fail with, the limits it runs under)
+    "infinite loop": ("while True:\n    pass\n", "cpu time limit", LIMITS),
+    "sleeps forever": ("import time\ntime.sleep(3600)\n", "timeout: wall time", LIMITS),
+    "fork bomb": ("import os\nwhile True:\n    os.fork()\n", "process limit", LIMITS),
     "memory hog": (
         "blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))\n",
         "memory limit",
         MEMORY_HOG_LIMITS,
     ),
-    "huge output": ("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", "file size limit"),
-    "network": ("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\n", "Network is unreachable"),
+    "huge output": ("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", "file size limit", LIMITS),
+    "network": (
+        "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\n",
+        "Network is unreachable",
+        LIMITS,
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_program_fails_with_its_reason(name):
-    program, reason, *limits = HOSTILE[name]
-    outcome = run_program(program, *limits or [LIMITS])
+    program, reason, limits = HOSTILE[name]
+    outcome = run_program(program, limits)
     assert not outcome.passed
     assert reason in outcome.reason, outcome.reason
     assert _sandbox_processes() == []
