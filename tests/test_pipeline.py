@@ -15,7 +15,7 @@ import yaml
 
 from tokenpo.harness.cli import main
 from tokenpo.harness.pipeline.config import SentimentPairs
-from tokenpo.harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets
+from tokenpo.harness.pipeline.sentiment import Continuation, build_pairs, load_prompts, prompt_sets
 from tokenpo.harness.pipeline.stages import Stage
 
 # One thread: the killed-and-resumed runs must sum floats in the same order as the straight one.
@@ -220,9 +220,10 @@ def test_config_errors_exit_2_with_one_line_naming_the_key(tmp_path, capsys):
 
 
 def test_pairs_take_the_most_and_least_positive_continuation():
+    texts = [["good", "bad", "meh"], ["x", "y", "z"], ["fine", "fine", "ok"]]
     pairs, stats = build_pairs(
         ["A", "B", "C"],
-        [["good", "bad", "meh"], ["x", "y", "z"], ["fine", "fine", "ok"]],
+        [[Continuation(text, truncated=False) for text in group] for group in texts],
         [[0.9, 0.1, 0.5], [0.5, 0.52, 0.5], [0.7, 0.7, 0.3]],
         min_margin=0.05,
     )

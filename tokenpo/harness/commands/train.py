@@ -20,6 +20,7 @@ from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
 from tokenpo.harness.pipeline.config import DataConfig
 from tokenpo.trainers import TrainConfig, train
 from tokenpo.trainers.config import DPOConfig, MethodConfig, TrainingConfig
+from tokenpo.trainers.data import mark_truncated
 
 
 @dataclass
@@ -69,6 +70,8 @@ def _train(args: argparse.Namespace) -> int:
         rejects=str(output / "rejects.jsonl"),
     )
     examples = load_reporting_rejects(loading).examples
+    if job.data.truncated_completions:
+        examples = [mark_truncated(example) for example in examples]
     if job.data.limit is not None:
         examples = examples[: job.data.limit]
     result = train(

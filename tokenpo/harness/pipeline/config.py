@@ -100,6 +100,11 @@ class DataConfig:
                   "JSONL file"},
     )
     limit: int | None = field(default=None, metadata={"help": "only the first N valid pairs (quick runs); null: all"})
+    truncated_completions: bool = field(
+        default=False,
+        metadata={"help": "true: every plain-text completion was cut at a length limit, so no end-of-text is "
+                  "appended (per record: chosen_truncated / rejected_truncated)"},
+    )
     sentiment: SentimentPairs | None = field(
         default=None,
         metadata={"help": "instead of path, sentiment-control pairs built from the base model (harness run only)"},
@@ -112,6 +117,9 @@ class DataConfig:
             )
         if self.limit is not None and self.limit < 1:
             raise field_error("limit", f"must be positive, got {self.limit}")
+        if self.truncated_completions and self.sentiment is not None:
+            # Sentiment pairs record per continuation whether it was cut; a blanket switch would contradict them.
+            raise field_error("truncated_completions", "applies to data.path; sentiment pairs mark their own")
 
 
 @dataclass

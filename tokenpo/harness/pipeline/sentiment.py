@@ -4,6 +4,10 @@ own continuations of film-review openings, scored by the sentiment judge.
 For each training prompt the base model samples ``k`` continuations; the judge gives each its
 P(positive); the most positive becomes ``chosen`` and the least positive ``rejected``. Prompts
 whose best and worst differ by less than ``min_margin`` give no pair, and are counted.
+
+A continuation either ends (the model emitted an end-of-text before ``max_new_tokens``) or is cut
+at the cap. Pairs record which (``chosen_truncated`` / ``rejected_truncated``), so tokenisation
+appends no end-of-text the model never produced to a cut one.
 """
 
 from __future__ import annotations
@@ -100,6 +104,39 @@ def review_openings(path: str, words: int) -> tuple[list[str], list[str]]:
     return train, held_out
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """A sampled continuation's text (special tokens dropped) and whether it was cut at the token cap."""
+
+    text: str
+    truncated: bool  # True: ``max_new_tokens`` reached before any end-of-text; False: the model ended it
+
+
+def end_of_text_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The token ids that end generation: the generation config's ``eos_token_id`` (an int or a list, as
+    models ship it; Llama 3 lists several), else the tokenizer's end-of-text."""
+    configured = model.generation_config.eos_token_id
+    if configured is None:
+        configured = tokenizer.eos_token_id
+    ids = [configured] if isinstance(configured, int) else list(configured or [])
+    if not ids:
+        raise HarnessError("the model's generation config and its tokenizer name no end-of-text token")
+    return ids
+
+
+def split_continuation(new_tokens: Sequence[int], end_ids: Sequence[int]) -> tuple[list[int], bool]:
+    """The content tokens of one generated row and whether it was cut (True) rather than ended.
+
+    Content stops at the first end-of-text: what follows is padding (after a row ends, ``generate``
+    fills it with the pad id, often the end-of-text itself) while the batch's other rows go on.
+    A row with no end-of-text was cut at ``max_new_tokens``.
+    """
+    for position, token in enumerate(new_tokens):
+        if token in end_ids:
+            return list(new_tokens[:position]), False
+    return list(new_tokens), True
+
+
 @torch.no_grad()
 def sample_continuations(
     model: PreTrainedModel,
@@ -112,8 +149,9 @@ def sample_continuations(
     batch_size: int = 16,
     seed: int = 0,
     description: str = "continuations sampled",
-) -> list[list[str]]:
-    """``samples`` sampled continuations of each prompt (plain text continuation, no chat template).
+) -> list[list[Continuation]]:
+    """``samples`` sampled continuations of each prompt (plain text continuation, no chat template),
+    each marked ended or cut at ``max_new_tokens``.
 
     Reproducible: the generator is seeded per call, and prompts are batched in a fixed order.
     Reports the continuations generated as the progress task ``description``.
@@ -122,7 +160,9 @@ def sample_continuations(
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     expanded = [prompt for prompt in prompts for _ in range(samples)]
-    texts: list[str] = []
+    # Generation stops on exactly the ids that mark a continuation as ended.
+    end_ids = end_of_text_ids(model, tokenizer)
+    continuations: list[Continuation] = []
     try:
         with progress.task(description, total=len(expanded), unit="text") as counted:
             for start in range(0, len(expanded), batch_size):
@@ -136,15 +176,17 @@ def sample_continuations(
                     top_p=1.0,
                     max_new_tokens=max_new_tokens,
                     min_new_tokens=1,
+                    eos_token_id=end_ids,
                     pad_token_id=tokenizer.pad_token_id,
                 )
-                new_tokens = output[:, inputs["input_ids"].shape[1] :]
-                texts.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+                for row in output[:, inputs["input_ids"].shape[1] :].tolist():
+                    content, truncated = split_continuation(row, end_ids)
+                    continuations.append(Continuation(tokenizer.decode(content, skip_special_tokens=True), truncated))
                 counted.advance(len(batch))
     finally:
         torch.random.set_rng_state(generator_state)
         tokenizer.padding_side = "right"
-    return [texts[i * samples : (i + 1) * samples] for i in range(len(prompts))]
+    return [continuations[i * samples : (i + 1) * samples] for i in range(len(prompts))]
 
 
 @dataclass(frozen=True)
@@ -153,26 +195,34 @@ class PairStats:
     pairs: int
     below_margin: int
     mean_margin: float
+    truncated: int  # continuations cut at the token cap, of all sampled (kept in pairs or not)
 
 
 def build_pairs(
-    prompts: Sequence[str], continuations: Sequence[Sequence[str]], scores: Sequence[Sequence[float]], min_margin: float
+    prompts: Sequence[str],
+    continuations: Sequence[Sequence[Continuation]],
+    scores: Sequence[Sequence[float]],
+    min_margin: float,
 ) -> tuple[list[dict], PairStats]:
-    """Standard-format pairs (most vs least positive continuation) and what was kept."""
+    """Standard-format pairs (most vs least positive continuation, each with whether it was cut at the
+    token cap) and what was kept."""
     pairs, margins, below = [], [], 0
-    for prompt, texts, values in zip(prompts, continuations, scores, strict=True):
+    for prompt, sampled, values in zip(prompts, continuations, scores, strict=True):
         best = max(range(len(values)), key=values.__getitem__)
         worst = min(range(len(values)), key=values.__getitem__)
+        chosen, rejected = sampled[best], sampled[worst]
         margin = values[best] - values[worst]
-        if margin < min_margin or texts[best] == texts[worst] or not texts[best].strip() or not texts[worst].strip():
+        if margin < min_margin or chosen.text == rejected.text or not chosen.text.strip() or not rejected.text.strip():
             below += 1
             continue
         margins.append(margin)
         pairs.append(
-            {"prompt": prompt, "chosen": texts[best], "rejected": texts[worst],
+            {"prompt": prompt, "chosen": chosen.text, "rejected": rejected.text,
+             "chosen_truncated": chosen.truncated, "rejected_truncated": rejected.truncated,
              "p_positive_chosen": values[best], "p_positive_rejected": values[worst]}
         )
-    stats = PairStats(len(prompts), len(pairs), below, sum(margins) / len(margins) if margins else 0.0)
+    truncated = sum(item.truncated for sampled in continuations for item in sampled)
+    stats = PairStats(len(prompts), len(pairs), below, sum(margins) / len(margins) if margins else 0.0, truncated)
     return pairs, stats
 
 

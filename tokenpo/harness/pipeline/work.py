@@ -30,7 +30,7 @@ def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
         settings.temperature, settings.top_k, settings.batch_size, seed=config.training.seed,
         description="continuations sampled",
     )
-    flat = [text for texts in continuations for text in texts]
+    flat = [item.text for sampled in continuations for item in sampled]
     flat_scores = score_texts(flat, settings.classifier)
     per_prompt = settings.completions_per_prompt
     scores = [flat_scores[i * per_prompt : (i + 1) * per_prompt] for i in range(len(train_prompts))]
@@ -38,9 +38,9 @@ def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
     if not pairs:
         raise HarnessError("data.sentiment: no prompt gave a pair above min_margin; lower it or sample more")
     write_jsonl(folder / "generations.jsonl", [
-        {"prompt": p, "completion": t, "p_positive": s}
-        for p, texts, values in zip(train_prompts, continuations, scores, strict=True)
-        for t, s in zip(texts, values, strict=True)
+        {"prompt": p, "completion": c.text, "truncated": c.truncated, "p_positive": s}
+        for p, sampled, values in zip(train_prompts, continuations, scores, strict=True)
+        for c, s in zip(sampled, values, strict=True)
     ])
     write_jsonl(folder / "pairs.jsonl", pairs)
     (folder / "eval_prompts.txt").write_text("".join(p + "\n" for p in eval_prompts), encoding="utf-8")
@@ -50,14 +50,16 @@ def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
             f"P(positive) < {settings.min_margin}); listed in data/generations.jsonl"
         )
     return {"pairs": stats.pairs, "prompts": stats.prompts, "below_margin": stats.below_margin,
-            "mean_margin": round(stats.mean_margin, 4), "eval_prompts": len(eval_prompts)}
+            "mean_margin": round(stats.mean_margin, 4), "eval_prompts": len(eval_prompts),
+            "continuations": len(flat), "truncated": stats.truncated}
 
 def file_pairs(config: RunConfig, folder: Path) -> dict:
     """The preference file's valid pairs (the first ``data.limit``); invalid records to rejects.jsonl when skipped."""
     from tokenpo.trainers.data import load_preferences, write_rejects
 
     data = config.data
-    loaded = load_preferences(data.path, fmt=data.format, split=data.split, skip_invalid=data.skip_invalid)
+    loaded = load_preferences(data.path, fmt=data.format, split=data.split, skip_invalid=data.skip_invalid,
+                              truncated_completions=data.truncated_completions)
     if loaded.rejected:
         write_rejects(loaded.rejected, folder / "rejects.jsonl")
         progress.note(
@@ -65,8 +67,11 @@ def file_pairs(config: RunConfig, folder: Path) -> dict:
             f"written to {folder / 'rejects.jsonl'}"
         )
     examples = loaded.examples[: data.limit] if data.limit else loaded.examples
+    # The flags travel with the pairs, so training on data/pairs.jsonl gives the tokens data.path gives.
     write_jsonl(folder / "pairs.jsonl", [
-        {"prompt": e.prompt, "chosen": e.chosen, "rejected": e.rejected} for e in examples
+        {"prompt": e.prompt, "chosen": e.chosen, "rejected": e.rejected,
+         "chosen_truncated": e.chosen_truncated, "rejected_truncated": e.rejected_truncated}
+        for e in examples
     ])
     return {"pairs": len(examples), "records": loaded.total, "skipped": len(loaded.rejected)}
 
@@ -92,8 +97,8 @@ def sentiment_eval(config: RunConfig, base_path: str, model: Any, data_folder: P
     )
     out.mkdir(parents=True, exist_ok=True)
     texts = out / "generations.jsonl"
-    write_jsonl(texts, [{"prompt": p, "completion": t}
-                        for p, group in zip(prompts, continuations, strict=True) for t in group])
+    write_jsonl(texts, [{"prompt": p, "completion": c.text}
+                        for p, group in zip(prompts, continuations, strict=True) for c in group])
     models = (policy, reference, tokenizer)
     scored = judge_sentiment(texts, out, pairs_settings.classifier, models, metadata=metadata)
     return {key: scored["results"]["sentiment"].get(f"{key},none")

@@ -3,7 +3,7 @@
 from tokenpo.trainers.data.collate import collate_pairs, collate_sequences
 from tokenpo.trainers.data.errors import DataError
 from tokenpo.trainers.data.loader import LoadedPreferences, Rejected, load_preferences, write_rejects
-from tokenpo.trainers.data.records import FORMATS, PreferenceExample, parse_record
+from tokenpo.trainers.data.records import FORMATS, PreferenceExample, mark_truncated, parse_record
 from tokenpo.trainers.data.tokenize import (
     TokenizedPair,
     TruncationPolicy,
@@ -25,6 +25,7 @@ __all__ = [
     "collate_sequences",
     "length_statistics",
     "load_preferences",
+    "mark_truncated",
     "parse_record",
     "render_example",
     "tokenize_example",

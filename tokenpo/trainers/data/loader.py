@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from tokenpo.core.files import write_atomic
 from tokenpo.trainers.data.errors import DataError
 from tokenpo.trainers.data.readers import RawRecord, read_records
-from tokenpo.trainers.data.records import PreferenceExample, parse_record
+from tokenpo.trainers.data.records import PreferenceExample, mark_truncated, parse_record
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,21 @@ class LoadedPreferences:
 
 
 def load_preferences(
-    source: str, fmt: str = "auto", split: str = "train", skip_invalid: bool = False
+    source: str,
+    fmt: str = "auto",
+    split: str = "train",
+    skip_invalid: bool = False,
+    truncated_completions: bool = False,
 ) -> LoadedPreferences:
     """Every example of ``source``. A bad record raises :class:`DataError` unless ``skip_invalid``,
-    in which case it is returned in ``rejected`` for the caller to report and write out."""
+    in which case it is returned in ``rejected`` for the caller to report and write out.
+    ``truncated_completions``: every plain-text completion was cut at a length limit (see
+    :func:`mark_truncated`), whatever its record says."""
     loaded = LoadedPreferences(examples=[])
     for raw in read_records(source, split=split):
         try:
-            loaded.examples.append(parse_record(raw, fmt))
+            example = parse_record(raw, fmt)
+            loaded.examples.append(mark_truncated(example) if truncated_completions else example)
         except DataError as error:
             if not skip_invalid:
                 raise

@@ -10,17 +10,21 @@ Formats (``fmt``):
   template renders them (what an instruct model was trained on).
 - ``auto``: decided per record: lists are conversational, an HH dialogue without ``prompt`` is
   ``hh-rlhf``, anything else is standard.
+
+Any plain-text record may carry ``chosen_truncated`` / ``rejected_truncated`` (booleans, default false):
+true says the completion was cut at a length limit, so tokenisation appends no end-of-text to it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from tokenpo.trainers.data.errors import DataError
-from tokenpo.trainers.data.readers import RawRecord
+from tokenpo.trainers.data.readers import RawRecord, data_format
 
 Message = dict[str, str]
 Text = str | list[Message]
@@ -28,6 +32,8 @@ FORMATS = ("auto", "standard", "conversational", "hh-rlhf", "hh-rlhf-chat")
 ROLES = ("system", "user", "assistant", "tool")
 HH_ASSISTANT = "\n\nAssistant:"
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ?")
+TRUNCATED_FIELDS = ("chosen_truncated", "rejected_truncated")
+PLAIN_TEXT_ONLY = "truncated completions are supported for plain-text records only"
 
 
 @dataclass(frozen=True)
@@ -39,10 +45,28 @@ class PreferenceExample:
     rejected: Text
     source: str = ""
     location: int | str | None = None
+    # True: the completion was cut at a length limit (no end-of-text of its own), so none is appended.
+    chosen_truncated: bool = False
+    rejected_truncated: bool = False
+
+    def __post_init__(self) -> None:
+        # A chat template closes every message with its end-of-turn token; it cannot leave one open.
+        if self.conversational:
+            for field in TRUNCATED_FIELDS:
+                if getattr(self, field):
+                    raise DataError(self.source, self.location, field, PLAIN_TEXT_ONLY)
 
     @property
     def conversational(self) -> bool:
         return isinstance(self.chosen, list)
+
+
+def mark_truncated(example: PreferenceExample) -> PreferenceExample:
+    """``example`` with both completions marked cut at a length limit; conversational ones unchanged
+    (their chat template writes the end of every turn)."""
+    if example.conversational:
+        return example
+    return dataclasses.replace(example, chosen_truncated=True, rejected_truncated=True)
 
 
 def parse_record(raw: RawRecord, fmt: str = "auto") -> PreferenceExample:
@@ -79,7 +103,11 @@ def parse_record(raw: RawRecord, fmt: str = "auto") -> PreferenceExample:
             raise fail(field, "empty completion")
     if chosen == rejected:
         raise fail("rejected", "identical to chosen")
-    return PreferenceExample(prompt, chosen, rejected, raw.source, raw.location)
+    csv = data_format(raw.source) == "csv"
+    chosen_truncated, rejected_truncated = (_flag(record, field, fail, csv) for field in TRUNCATED_FIELDS)
+    return PreferenceExample(
+        prompt, chosen, rejected, raw.source, raw.location, chosen_truncated, rejected_truncated
+    )
 
 
 def _detect(record: dict[str, Any]) -> str:
@@ -95,6 +123,19 @@ def _string(record: dict[str, Any], field: str, fail) -> str:
     value = record[field]
     if not isinstance(value, str):
         raise fail(field, f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def _flag(record: dict[str, Any], field: str, fail, csv: bool) -> bool:
+    """An optional boolean field: absent or null is false. CSV has only text: there true/false (any case)
+    or an empty cell."""
+    value = record.get(field)
+    if csv and isinstance(value, str) and value.strip().lower() in ("true", "false", ""):
+        return value.strip().lower() == "true"
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise fail(field, f"expected true or false, got {_type_name(value)}")
     return value
 
 

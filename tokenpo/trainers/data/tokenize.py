@@ -9,7 +9,9 @@ Truncation policy (the same as TRL's DPO defaults):
 ``max_prompt_length < max_length`` is required, so every completion keeps at least one token.
 Chosen and rejected share the same prompt ids. Standard-format text is tokenised with the
 tokenizer's special tokens on the prompt (a BOS where the model uses one) and an EOS appended to
-each completion; conversational text is rendered with the chat template, which already holds them.
+each completion that ended (TRL's convention), but not to one marked truncated (cut at a length
+limit, e.g. sampled up to a token cap): an EOS there would teach an ending the text never had.
+Conversational text is rendered with the chat template, which already holds them.
 """
 
 from __future__ import annotations
@@ -89,9 +91,9 @@ def tokenize_example(
     text = render_example(example, tokenizer)
     prompt = tokenizer(text.prompt, add_special_tokens=not text.templated)["input_ids"]
     completions = []
-    for completion in (text.chosen, text.rejected):
+    for completion, truncated in ((text.chosen, example.chosen_truncated), (text.rejected, example.rejected_truncated)):
         ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-        if not text.templated:
+        if not text.templated and not truncated:
             ids = [*ids, tokenizer.eos_token_id]
         completions.append(ids)
     full_lengths = (len(prompt), len(completions[0]), len(completions[1]))
