@@ -30,7 +30,7 @@ from tokenpo.trainers.data import TokenizedPair
 from tokenpo.trainers.engine import PAIR_METRICS, Engine, add_stats
 from tokenpo.trainers.errors import TrainingError
 from tokenpo.trainers.forward import disable_dropout, load_policy, load_reference
-from tokenpo.trainers.health import HealthMonitor
+from tokenpo.trainers.health import HealthContext, HealthMonitor, HealthReport
 from tokenpo.trainers.methods import Method, build_method, trainable_modules
 from tokenpo.trainers.runfolder import ADAPTER, RunFolder, TrainResult, checkpoint_state
 
@@ -101,7 +101,7 @@ class Trainer:
         self.run_folder, self.accelerator, self.fingerprint = run, accelerator, fingerprint
         self.shown = accelerator.is_local_main_process  # one process draws progress
         self.schedule = Schedule.of(config, len(pairs), accelerator.num_processes)
-        self.health = HealthMonitor(config.method.beta, self.schedule.total_steps)
+        self.health = HealthMonitor(HealthContext.of(config.method, self.schedule.total_steps, len(pairs)))
 
     # ---------------------------------------------------------------- set-up
 
@@ -191,15 +191,22 @@ class Trainer:
                 every = self.config.training.save_every
                 if every and (step + 1) % every == 0 and step + 1 < total:
                     self._save_checkpoint(step + 1)
-        self._finish(total)
+        health = self.health.final(self._anchored_pairs())
+        self._finish(total, health)
         return TrainResult(
             self.run_folder.root,
             self.run_folder.final,
             self.run_folder.metrics,
             total,
             resumed_from=start if resume_from is not None else None,
-            health=tuple(self.health.final()),
+            report=health,
         )
+
+    def _anchored_pairs(self) -> list[int] | None:
+        """TI-DPO: the training pairs that ever had an anchor, the keys of its pool (it keeps each pair's
+        latest; a resumed run restored it from anchors.json); None without anchors."""
+        pool = self.method.anchors
+        return None if pool is None else list(pool.anchors)
 
     @property
     def method_label(self) -> str:
@@ -299,7 +306,7 @@ class Trainer:
             run.commit_checkpoint(partial, step, self.config.training.keep_checkpoints)
         acc.wait_for_everyone()
 
-    def _finish(self, steps: int) -> None:
+    def _finish(self, steps: int, health: HealthReport) -> None:
         acc, run = self.accelerator, self.run_folder
         rows = self._token_scores() if acc.is_main_process else []
         partial = run.partial_final
@@ -313,7 +320,7 @@ class Trainer:
             run.commit_final(
                 partial,
                 rows,
-                health={"flags": [flag.as_dict() for flag in self.health.final()], "steps": steps},
+                health=health.as_dict(),
                 done={"fingerprint": self.fingerprint, "steps": steps, "method": self.method_label},
             )
             write_run_card(run.root)  # the method and training; the pipeline adds the evaluation

@@ -67,6 +67,24 @@ def _token_stat(values: torch.Tensor, mask: torch.Tensor) -> Stat:
     return (values.detach().float() * mask).sum(), mask.sum()
 
 
+# A completion of T tokens gives its top token at least 1/T of the weight even when every token weighs
+# the same: the top-share statistic reads completions of at least 8 tokens, where that floor is 12.5 %,
+# half the 25 % bound of training health's ``concentrated_weights``.
+TOP_SHARE_MIN_TOKENS = 8
+
+
+def _top_share_stat(values: torch.Tensor, mask: torch.Tensor) -> Stat:
+    """Per completion of at least ``TOP_SHARE_MIN_TOKENS`` tokens, its largest token's share of its total
+    weight (max_t w_t / Σ_t w_t over completion tokens), over those whose total is > 0: an all-zero mask has
+    no share (training health's ``concentrated_weights``). Weights and masks are non-negative, so padding
+    (0) never is the max."""
+    values = values.detach().float() * mask
+    totals = values.sum(-1)
+    counted = (totals > 0) & (mask.sum(-1) >= TOP_SHARE_MIN_TOKENS)
+    shares = values.amax(-1) / torch.where(counted, totals, torch.ones_like(totals))
+    return (shares * counted).sum(), counted.float().sum()
+
+
 @dataclass(frozen=True)
 class Needs:
     """What a method needs from a step's forwards, fixed by its configuration when it is built.
@@ -214,6 +232,7 @@ class SparsePO(Method):
             stats[f"mask/{kind}_zero_fraction"] = _token_stat((values == 0).float(), mask)
             stats[f"mask/{kind}_chosen_mean"] = _token_stat(chosen, chosen_mask)
             stats[f"mask/{kind}_rejected_mean"] = _token_stat(rejected, rejected_mask)
+            stats[f"mask/{kind}_top_share"] = _top_share_stat(values, mask)
         scores = {"logratio": token_logratios, "mask_u": mask_u, "mask_d": mask_d}
         return MethodOutput(result, stats, scores)
 
@@ -260,6 +279,7 @@ class TIDPO(Method):
         stats["weights/chosen_mean"] = _token_stat(chosen_weights, chosen_mask)
         stats["weights/rejected_mean"] = _token_stat(rejected_weights, rejected_mask)
         stats["weights/max"] = _mean_stat(weights.amax(dim=-1))
+        stats["weights/top_share"] = _top_share_stat(weights, mask)
         if self.anchors is not None:
             result = self._with_triplet(x, result, token_logratios, mask, stats)
         return MethodOutput(result, stats, {"logratio": token_logratios, "weight": weights})

@@ -10,7 +10,8 @@ Layout (docs/file-formats.md)::
                                (README.md, token-picture.svg; tokenpo.cards)
     RUN/final/adapter/         LoRA runs: the adapter itself (peft's format)
     RUN/token_scores.jsonl     token-level scores of a few training pairs
-    RUN/health.json            training-health flags of the last steps (tokenpo.trainers.health)
+    RUN/health.json            training health: every check with its outcome, the flags, the effective β
+                               and TI-DPO's anchor coverage (tokenpo.trainers.health)
     RUN/DONE                   written last: the run is complete
 
 Every folder and file is written under a temporary name (``.partial-*``) and renamed into place, so
@@ -28,7 +29,7 @@ import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -38,7 +39,7 @@ from tokenpo.core.fingerprint import fingerprint
 from tokenpo.trainers.config import TrainConfig
 from tokenpo.trainers.data import TokenizedPair
 from tokenpo.trainers.errors import TrainingError
-from tokenpo.trainers.health import HealthFlag
+from tokenpo.trainers.health import HealthCheck, HealthFlag, HealthReport
 
 ADAPTER = "adapter"  # RUN/final/adapter/
 # Settings that change how a run is kept or shown, not what it computes.
@@ -53,7 +54,28 @@ class TrainResult:
     steps: int
     resumed_from: int | None = None  # the checkpoint step a resumed run continued from
     already_done: bool = False  # the folder already held this finished run
-    health: tuple[HealthFlag, ...] = ()  # flags of the last steps; empty: the method learned
+    # training health: every check, the flags, the effective β, the anchors
+    report: HealthReport = field(default_factory=HealthReport)
+
+    @property
+    def health(self) -> tuple[HealthFlag, ...]:
+        """The flags of the last steps; empty: the method learned as it claims."""
+        return self.report.flags
+
+    @property
+    def checks(self) -> tuple[HealthCheck, ...]:
+        """Every health check with its outcome; empty for a run folder written before they were recorded."""
+        return self.report.checks
+
+    @property
+    def effective_beta(self) -> float | None:
+        """β × the mean token multiplier on completion tokens over the last steps."""
+        return self.report.effective_beta
+
+    @property
+    def anchor_coverage(self) -> float | None:
+        """TI-DPO with anchors: the share of training pairs that ever had one."""
+        return self.report.anchor_coverage
 
 
 def fingerprint_of(config: TrainConfig, model_path: str, pairs: Sequence[TokenizedPair]) -> str:
@@ -89,7 +111,7 @@ class RunFolder:
                 "choose another output folder"
             )
         return TrainResult(
-            self.root, self.final, self.metrics, done["steps"], already_done=True, health=self.health_flags()
+            self.root, self.final, self.metrics, done["steps"], already_done=True, report=self.health_report()
         )
 
     def resume_point(self, resume: str, fingerprint: str) -> Path | None:
@@ -114,10 +136,11 @@ class RunFolder:
             )
         return latest
 
-    def health_flags(self) -> tuple[HealthFlag, ...]:
+    def health_report(self) -> HealthReport:
+        """``health.json`` (empty when there is none; an older one has flags only)."""
         if not self.health.is_file():
-            return ()
-        return tuple(HealthFlag(**flag) for flag in json.loads(self.health.read_text())["flags"])
+            return HealthReport()
+        return HealthReport.from_dict(json.loads(self.health.read_text()))
 
     def latest_checkpoint(self) -> Path | None:
         steps = sorted(self.checkpoint_steps())
@@ -189,7 +212,8 @@ class RunFolder:
                 shutil.rmtree(self.checkpoints / f"step-{old}", ignore_errors=True)
 
     def commit_final(self, partial: Path, token_scores: list[dict], health: dict, done: dict) -> None:
-        """``partial`` becomes ``final/``, then the token scores, the health flags and, last, DONE."""
+        """``partial`` becomes ``final/``, then the token scores, the health report
+        (:meth:`tokenpo.trainers.health.HealthReport.as_dict`) and, last, DONE."""
         replace_directory(partial, self.final)
         write_atomic(self.token_scores, "".join(json.dumps(row) + "\n" for row in token_scores))
         write_atomic(self.health, json.dumps(health, indent=1) + "\n")
