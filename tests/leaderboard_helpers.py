@@ -38,11 +38,13 @@ def write_result(
     higher_is_better: Mapping[str, bool] | None = None,
     doc_ids: Mapping[str, Sequence[int]] | None = None,
     harness: Mapping | None = None,
+    prompt_ids: Mapping[str, Sequence[int]] | None = None,
 ) -> Path:
     """Our result folder: ``results.json`` + ``samples/TASK.jsonl`` from per-item scores.
 
     ``tasks`` maps task → ``"METRIC,FILTER"`` → per-item scores (numbers, or lists of 0/1 parts);
-    ``harness`` adds keys to the "harness" block (``method_family``, ``beta``, ``training_health``).
+    ``harness`` adds keys to the "harness" block (``method_family``, ``beta``, ``training_health``);
+    ``prompt_ids`` gives a task's items the prompts they answer (several samples per prompt).
     """
     folder.mkdir(parents=True, exist_ok=True)
     results, hib, n_samples = {}, {}, {}
@@ -60,6 +62,8 @@ def write_result(
                 doc = ids[i] if ids else i
                 row = rows.setdefault((doc, filter_name), {"doc_id": doc, "filter": filter_name})
                 row[metric] = score
+                if prompt_ids and task in prompt_ids:
+                    row["prompt_id"] = prompt_ids[task][i]
             n_samples[task] = {"original": len(scores), "effective": len(scores)}
         results[task] = entry
         if samples:
@@ -88,6 +92,7 @@ def make_result(
     model: str = "tiny-llama",
     higher_is_better: Mapping[str, bool] | None = None,
     harness: Mapping | None = None,
+    prompt_ids: Mapping[str, Sequence[int]] | None = None,
 ) -> Result:
     """The in-memory ``Result`` that reading ``write_result``'s folder gives (for fast statistics)."""
     result = Result(
@@ -103,7 +108,8 @@ def make_result(
             result.metrics[(task, key)] = MetricValue(
                 float(num.sum() / den.sum()), _stderr(num, den), len(num)
             )
-            result.items[(task, key)] = ItemScores(tuple((task, i) for i in range(len(num))), num, den)
+            prompts = tuple((task, p) for p in prompt_ids[task]) if prompt_ids and task in prompt_ids else None
+            result.items[(task, key)] = ItemScores(tuple((task, i) for i in range(len(num))), num, den, prompts)
             result.higher_is_better[(task, key.split(",")[0])] = (higher_is_better or {}).get(
                 key.split(",")[0], True
             )

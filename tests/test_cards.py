@@ -137,7 +137,7 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cards")
     config = {
         "name": "cards", "output_dir": str(folder / "out"), "model": "tiny-llama",
-        "data": {"sentiment": {"train_prompts": 24, "eval_prompts": 8, "completions_per_prompt": 3,
+        "data": {"sentiment": {"train_prompts": 24, "eval_prompts": 12, "completions_per_prompt": 3,
                                "max_new_tokens": 8, "min_margin": 0.0}},
         "methods": [
             {"name": "dpo", "method": {"name": "dpo", "beta": 0.1}},
@@ -146,7 +146,7 @@ def trained(tmp_path_factory):
         ],
         "training": {"learning_rate": 1.0e-3, "per_device_batch_size": 2, "max_steps": 4, "save_every": 2,
                      "max_length": 32, "max_prompt_length": 16},
-        "eval": {"sentiment": {"samples_per_prompt": 2, "max_new_tokens": 6}},
+        "eval": {"sentiment": {"samples_per_prompt": 1, "max_new_tokens": 6}},
     }  # fmt: skip
     (folder / "run.yaml").write_text(yaml.safe_dump(config))
     done = subprocess.run([sys.executable, "-m", "tokenpo", "run", str(folder / "run.yaml"), "--no-progress"],

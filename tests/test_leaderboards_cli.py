@@ -33,6 +33,7 @@ def _scores(right: int, n: int) -> list[int]:
 
 @pytest.fixture
 def folders(tmp_path):
+    """One result per method (the regression gate compares re-evaluations of one model)."""
     registry = tmp_path / "benchmarks.yaml"
     registry.write_text(BENCHMARKS)
     dpo = write_result(
@@ -48,28 +49,68 @@ def folders(tmp_path):
     return registry, dpo, new
 
 
-def test_leaderboard_markdown(folders, capsys):
-    registry, dpo, new = folders
-    assert main(["leaderboard", str(dpo), str(new), "--benchmarks", str(registry), "--bootstrap", "300"]) == 0
+@pytest.fixture
+def two_seeds(tmp_path):
+    """Two training seeds per method (a claim needs at least two): MC right answers per seed, Gen alike."""
+    registry = tmp_path / "benchmarks.yaml"
+    registry.write_text(BENCHMARKS)
+    made = {}
+    for method, rights in (("dpo", (40, 42)), ("sparsepo", (56, 54))):
+        made[method] = [
+            write_result(
+                tmp_path / f"{method}-seed{seed}",
+                {"mc_task": {"acc,none": _scores(right, 80)},
+                 "gen_task": {"exact_match,strict-match": _scores(20, 80)}},
+                method,
+                seed=seed,
+            )
+            for seed, right in enumerate(rights)
+        ]
+    return registry, made["dpo"], made["sparsepo"]
+
+
+def test_leaderboard_markdown(two_seeds, capsys):
+    registry, dpo, new = two_seeds
+    paths = [str(p) for p in (*dpo, *new)]
+    assert main(["leaderboard", *paths, "--benchmarks", str(registry), "--bootstrap", "300"]) == 0
     out = capsys.readouterr().out
-    # MC: dpo 0.5 → 33.3, sparsepo 0.7 → 60.0; Gen: 25.0 both; averages 29.2 and 42.5
-    assert "| dpo (baseline) | tiny-llama | 0 | 33.3 | 25.0 | 29.2 |" in out
-    assert "| sparsepo | tiny-llama | 0 | 60.0 | 25.0 | 42.5 |" in out
+    # MC: dpo 0.5, 0.525 → 33.3, 36.7 → 35.0 ± 2.4; sparsepo 0.7, 0.675 → 60.0, 56.7 → 58.3 ± 2.4;
+    # Gen: 25.0 everywhere; averages 30.0 and 41.7
+    assert "| dpo (baseline) | tiny-llama | 0,1 | 35.0 ± 2.4 | 25.0 ± 0.0 | 30.0 ± 1.2 |" in out
+    assert "| sparsepo | tiny-llama | 0,1 | 58.3 ± 2.4 | 25.0 ± 0.0 | 41.7 ± 1.2 |" in out
     # Gen: both runs score every item alike, so the Δ has no interval, nor has the average built on it.
-    assert "| sparsepo | tiny-llama | +26.7 [" in out
-    assert "]* | +0.0 (no interval: no variation across 80 items) | +13.3 (no interval: Gen lacks one) |" in out
+    assert "| sparsepo | tiny-llama | +23.3 [" in out
+    assert ("]* better | +0.0 (no interval: no variation across 80 items) | +11.7 (no interval: Gen lacks one) | "
+            "training seeds and prompts |") in out
     assert "max(0, (v − random) / (1 − random)) · 100" in out
 
 
-def test_leaderboard_csv_json_and_tidy(folders, capsys, tmp_path):
+def test_one_training_seed_shows_its_interval_marked_and_claims_nothing(folders, capsys, tmp_path):
     registry, dpo, new = folders
-    common = [str(dpo), str(new), "--benchmarks", str(registry), "--bootstrap", "200"]
+    assert main(["leaderboard", str(dpo), str(new), "--benchmarks", str(registry), "--bootstrap", "300",
+                 "--format", "json", "--out", str(tmp_path / "board.json")]) == 0
+    rows = json.loads((tmp_path / "board.json").read_text())["rows"]
+    mc = next(r for r in rows if r["method"] == "sparsepo" and r["benchmark"] == "mc")
+    # 16 more right of 80: +26.7 points, an interval well above 0 — of one trained model, not of the method
+    assert mc["delta"] == pytest.approx(80 / 3) and mc["delta_low"] > 0 and not mc["significant"]
+    assert mc["delta_covers"] == "prompts" and mc["delta_seeds"] == 1
+    assert (mc["verdict"], mc["verdict_reason"]) == ("inconclusive", "1 training seed")
+    assert main(["leaderboard", str(dpo), str(new), "--benchmarks", str(registry), "--bootstrap", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "| sparsepo | tiny-llama | +26.7 [" in out and "] (1 seed) | +0.0 (no interval" in out
+    assert "]*" not in out
+
+
+def test_leaderboard_csv_json_and_tidy(two_seeds, capsys, tmp_path):
+    registry, dpo, new = two_seeds
+    common = [*(str(p) for p in (*dpo, *new)), "--benchmarks", str(registry), "--bootstrap", "200"]
     assert main(["leaderboard", *common, "--format", "csv", "--tidy"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert len(rows) == 4 and set(rows[0]) == {
+    assert len(rows) == 8 and set(rows[0]) == {
         "model",
         "method",
         "seed",
+        "step",
         "task",
         "metric",
         "value",
@@ -81,7 +122,8 @@ def test_leaderboard_csv_json_and_tidy(folders, capsys, tmp_path):
     document = json.loads((tmp_path / "board.json").read_text())
     assert document["baseline"] == "dpo" and [b["name"] for b in document["benchmarks"]] == ["mc", "gen"]
     mc = next(r for r in document["rows"] if r["method"] == "sparsepo" and r["benchmark"] == "mc")
-    assert mc["score"] == pytest.approx(60.0) and mc["delta"] == pytest.approx(80 / 3) and mc["significant"]
+    assert mc["score"] == pytest.approx(175 / 3) and mc["delta"] == pytest.approx(70 / 3) and mc["significant"]
+    assert mc["delta_covers"] == "training seeds and prompts" and mc["verdict"] == "better"
 
 
 def test_leaderboard_html_is_written_atomically_and_self_contained(folders, tmp_path):

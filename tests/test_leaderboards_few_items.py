@@ -1,8 +1,10 @@
-"""No interval and no significance where the items cannot support one (``stats.why_no_interval``).
+"""No interval and no significance where the items cannot support one (``stats.why_no_interval``),
+and no column for a benchmark no row ran on enough items (a smoke check).
 
 The quickstart evaluates one item per task; a bootstrap over one item is a point, and used to be
-printed as an interval and marked significant (``-0.6 [-0.6, -0.6]*``). The pinned numbers of the
-"as before" tests are what the leaderboard printed before the rule, on the same data and seed.
+printed as an interval and marked significant (``-0.6 [-0.6, -0.6]*``), then as seven columns of
+``+0.0 (no interval: 1 item)`` beside the one judge that carried the comparison. The pinned numbers
+of the "as before" tests are what the leaderboard printed before the rule, on the same data and seed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from leaderboard_helpers import make_result, write_result
 from tokenpo.leaderboards.registry import Benchmark, load_registry
 from tokenpo.leaderboards.render import markdown, render
 from tokenpo.leaderboards.report import build_html
-from tokenpo.leaderboards.stats import MIN_ITEMS_FOR_INTERVAL, why_no_interval, why_no_interval_over
+from tokenpo.leaderboards.stats import MIN_ITEMS_FOR_INTERVAL, why_no_interval
 from tokenpo.leaderboards.table import build_leaderboard
 
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
@@ -68,73 +70,70 @@ def test_the_rule_names_the_reason(n_items, spread, reason):
     assert why_no_interval(n_items, spread) == reason
 
 
-def test_the_rule_over_per_item_values_uses_their_count_and_range():
-    assert why_no_interval_over(np.array([0.3])) == "1 item"
-    assert why_no_interval_over(np.full(24, 0.7)) == "no variation across 24 items"
-    assert why_no_interval_over(np.array([0.0] * 23 + [1.0])) is None
+def test_the_rule_counts_prompts_when_items_are_grouped():
+    assert why_no_interval(3, 0.5, unit="prompt") == "3 prompts"
+    assert why_no_interval(1, 0.5, unit="prompt") == "1 prompt"
+    assert why_no_interval(24, 0.0, unit="prompt") == "no variation across 24 prompts"
 
 
 @pytest.mark.parametrize("n_items", [MIN_ITEMS_FOR_INTERVAL - 1, MIN_ITEMS_FOR_INTERVAL])
 def test_the_threshold_on_a_board(n_items):
-    """Alternating wins and losses against the baseline: 9 items give no interval, 10 give one."""
+    """Alternating wins and losses against the baseline: 9 items make a smoke check, 10 an interval."""
     base = make_result({"mc_task": {"acc,none": [float(i % 2) for i in range(n_items)]}}, "dpo")
     cand = make_result({"mc_task": {"acc,none": [1.0] * n_items}}, "tdpo")
-    delta = build_leaderboard([base, cand], benchmarks=[MC], n_boot=200).rows[1].cells["mc"].delta
+    board = build_leaderboard([base, cand], benchmarks=[MC], n_boot=200)
     if n_items < MIN_ITEMS_FOR_INTERVAL:
-        assert delta.no_interval == "9 items" and not delta.has_interval and not delta.significant
+        assert board.benchmarks == [] and [check.items for check in board.smoke] == [9]
+        assert "mc" not in board.rows[1].cells
     else:
-        assert delta.no_interval is None and delta.how == "paired bootstrap"
+        delta = board.rows[1].cells["mc"].delta
+        assert board.smoke == [] and delta.no_interval is None and delta.how == "paired bootstrap"
         assert delta.low <= delta.value <= delta.high
 
 
+def test_too_few_shared_items_give_a_cell_without_interval():
+    """Each row ran 12 items, but only 4 of them are the same: the column stays, its Δ has no interval."""
+    base = make_result({"mc_task": {"acc,none": [float(i % 2) for i in range(12)]}}, "dpo")
+    cand = make_result({"mc_task": {"acc,none": [1.0] * 12}}, "tdpo")
+    cand.items[("mc_task", "acc,none")] = type(cand.items[("mc_task", "acc,none")])(
+        tuple(("mc_task", i) for i in range(8, 20)), np.ones(12), np.ones(12)
+    )
+    delta = build_leaderboard([base, cand], benchmarks=[MC], n_boot=200).rows[1].cells["mc"].delta
+    assert delta.no_interval == "4 items" and not delta.has_interval and not delta.significant
+
+
 # --- one item: the quickstart ----------------------------------------------------------------
-def test_one_item_task_has_no_interval_no_mark_and_says_why_in_markdown(quickstart_board):
-    row = quickstart_board.rows[1]
-    truthful = row.cells["truthfulqa"]
-    assert truthful.n_shared == 1 and truthful.delta.value == pytest.approx(-0.6)
-    assert not truthful.delta.has_interval and not truthful.delta.significant
-    assert truthful.delta.no_interval == "1 item"
-    assert math.isnan(truthful.delta.low) and math.isnan(truthful.delta.high)
-    assert truthful.score.no_interval == "1 item" and not truthful.score.has_interval
-    assert row.average_delta.value == pytest.approx(-0.3)
-    assert not row.average_delta.significant
-    assert row.average_delta.no_interval == "GSM8K, TruthfulQA lack one"
-
+def test_one_item_tasks_are_smoke_checks_listed_with_their_raw_values(quickstart_board):
+    assert quickstart_board.benchmarks == [] and all(not row.cells for row in quickstart_board.rows)
+    assert [(c.benchmark.name, c.items) for c in quickstart_board.smoke] == [("gsm8k", 1), ("truthfulqa", 1)]
+    truthful = quickstart_board.smoke[1]
+    assert truthful.raw == {"dpo (tiny-llama)": pytest.approx(0.420), "sparsepo (tiny-llama)": pytest.approx(0.414)}
     text = markdown(quickstart_board)
-    assert (
-        "| sparsepo | tiny-llama | +0.0 (no interval: 1 item) | -0.6 (no interval: 1 item) "
-        "| -0.3 (no interval: GSM8K, TruthfulQA lack one) |"
-    ) in text
-    assert "*" not in _delta_section(text) and "[" not in _delta_section(text)
-    assert "fewer than 10 items, or no variation across them" in text  # the legend states the rule
+    assert "### Δ vs" not in text and "*" not in text.split("Smoke checks")[0].split("- Scores are")[0]
+    assert ("- TruthfulQA: 1 item per model, run as a smoke check, not compared "
+            "(raw dpo (tiny-llama) 0.4200, sparsepo (tiny-llama) 0.4140)") in text
+    assert "fewer than 10 prompts, or no variation across them" in text  # the legend states the rule
 
 
-def test_one_item_reason_is_in_the_html_csv_and_json(quickstart_board):
+def test_smoke_checks_are_in_the_html_and_json(quickstart_board):
     html = build_html(quickstart_board)
-    assert '<span class="delta flat">Δ -0.6 (no interval: 1 item)</span>' in html
-    assert '<span class="ci">no interval: 1 item</span>' in html  # in place of the score's interval
+    assert "TruthfulQA: 1 item per model, run as a smoke check, not compared" in html
     assert 'class="delta up"' not in html and 'class="delta down"' not in html
-
-    rows = list(csv.DictReader(io.StringIO(render(quickstart_board, "csv"))))
-    truthful = next(r for r in rows if r["method"] == "sparsepo" and r["benchmark"] == "truthfulqa")
-    assert truthful["delta_no_interval"] == "1 item" and truthful["score_no_interval"] == "1 item"
-    assert truthful["delta_low"] == "" and truthful["significant"] == "False"
-
     document = json.loads(render(quickstart_board, "json"))
-    average = next(r for r in document["rows"] if r["method"] == "sparsepo" and r["benchmark"] == "average")
-    assert average["delta"] == pytest.approx(-0.3) and average["delta_low"] is None
-    assert average["delta_no_interval"] == "GSM8K, TruthfulQA lack one" and average["significant"] is False
+    assert document["rows"] == [] or all(r["benchmark"] != "truthfulqa" for r in document["rows"])
+    smoke = {check["benchmark"]: check for check in document["smoke_checks"]}
+    assert smoke["truthfulqa"]["items"] == 1 and smoke["truthfulqa"]["raw"]["sparsepo (tiny-llama)"] == 0.414
+    tidy = list(csv.DictReader(io.StringIO(render(quickstart_board, "csv", tidy=True))))
+    assert {r["task"] for r in tidy} == {"truthfulqa_mc2", "gsm8k"}  # the raw values stay in the files
 
 
-def test_one_item_without_per_item_scores_has_no_interval_either(tmp_path):
+def test_one_item_without_per_item_scores_is_a_smoke_check_too(tmp_path):
     """From reported stderrs (0 for one item) the normal interval was the point [v, v], marked."""
     base = write_result(tmp_path / "b", {"mc_task": {"acc,none": [1.0]}}, "dpo", samples=False)
     cand = write_result(tmp_path / "c", {"mc_task": {"acc,none": [0.0]}}, "tdpo", samples=False)
     board = build_leaderboard([base, cand], benchmarks=[MC])
-    cell = board.rows[1].cells["mc"]
-    assert cell.delta.value == pytest.approx(-100.0) and not cell.delta.significant
-    assert cell.delta.no_interval == "1 item" and cell.score.no_interval == "1 item"
-    assert "| tdpo | tiny-llama | -100.0 (no interval: 1 item) |" in markdown(board)
+    assert board.benchmarks == [] and board.smoke[0].raw == {"dpo (tiny-llama)": 1.0, "tdpo (tiny-llama)": 0.0}
+    assert "-100.0" not in markdown(board)
 
 
 # --- no variation ------------------------------------------------------------------------------
@@ -197,7 +196,9 @@ def test_enough_varying_items_keep_their_interval_and_mark_whichever_rows_are_on
         assert (mc.delta.low, mc.delta.high) == pytest.approx((6.633333333333348, 21.333333333333336), **exact)
         assert (gen.delta.low, gen.delta.high) == pytest.approx((-16.0, -4.000000000000002), **exact)
         assert (mc.score.low, mc.score.high) == pytest.approx((33.33333333333333, 60.0), **exact)
-        assert mc.delta.significant and gen.delta.significant
+        # One training seed per row: intervals of evaluation noise, no claim (the old board marked both)
+        assert mc.delta.excludes_zero and gen.delta.excludes_zero
+        assert not mc.delta.significant and not gen.delta.significant
         assert mc.delta.no_interval is None and gen.delta.no_interval is None
         average = (row.average_delta.low, row.average_delta.high)
         assert average == pytest.approx((-2.8374999999999986, 6.837499999999999), **exact)
@@ -206,17 +207,18 @@ def test_enough_varying_items_keep_their_interval_and_mark_whichever_rows_are_on
 
 @pytest.fixture
 def mixed_board():
-    """MC on 100 items (Δ +13.3, significant) next to Gen on one item (Δ −100)."""
+    """MC on 100 items (Δ +13.3 [+6.6, +21.3]) next to Gen on 24 items every one of which dropped (Δ −100)."""
     base = make_result(
-        {"mc_task": {"acc,none": _scores(50, 100)}, "gen_task": {"exact_match,strict-match": [1.0]}}, "dpo"
+        {"mc_task": {"acc,none": _scores(50, 100)}, "gen_task": {"exact_match,strict-match": [1.0] * 24}}, "dpo"
     )
     cand = make_result(
-        {"mc_task": {"acc,none": _scores(60, 100)}, "gen_task": {"exact_match,strict-match": [0.0]}}, "sparsepo"
+        {"mc_task": {"acc,none": _scores(60, 100)}, "gen_task": {"exact_match,strict-match": [0.0] * 24}},
+        "sparsepo",
     )
     return build_leaderboard([cand, base], benchmarks=[MC, GEN], n_boot=1000)
 
 
-def test_a_one_item_neighbour_leaves_the_other_intervals_as_before(mixed_board):
+def test_a_neighbour_without_interval_leaves_the_other_intervals_as_before(mixed_board):
     """Each cell resamples from its own stream, so MC's numbers are those it has without the neighbour
     (test_enough_varying_items_keep_their_interval_and_mark_whichever_rows_are_on_the_board)."""
     mc = mixed_board.rows[1].cells["mc"]
@@ -224,14 +226,14 @@ def test_a_one_item_neighbour_leaves_the_other_intervals_as_before(mixed_board):
     assert mc.delta.value == pytest.approx(13.333333333333336, **exact)
     assert (mc.delta.low, mc.delta.high) == pytest.approx((6.633333333333348, 21.333333333333336), **exact)
     assert (mc.score.low, mc.score.high) == pytest.approx((33.33333333333333, 60.0), **exact)
-    assert mc.delta.significant
-    assert "| sparsepo | tiny-llama | +13.3 [+6.6, +21.3]* | -100.0 (no interval: 1 item) |" in markdown(mixed_board)
+    assert mc.delta.excludes_zero and not mc.delta.significant  # one training seed
+    assert ("| sparsepo | tiny-llama | +13.3 [+6.6, +21.3] (1 seed) | -100.0 (no interval: no variation across "
+            "24 items) |") in markdown(mixed_board)
 
 
 def test_the_average_is_not_significant_when_any_part_lacks_an_interval(mixed_board):
-    """Before the rule this average read -43.3 [-46.7, -39.3]*, its interval all from MC's items."""
     row = mixed_board.rows[1]
-    assert row.cells["mc"].delta.significant and not row.cells["gen"].delta.has_interval
+    assert row.cells["mc"].delta.excludes_zero and not row.cells["gen"].delta.has_interval
     assert row.average_delta.value == pytest.approx(-43.33333333333333)
     assert not row.average_delta.significant and not row.average_delta.has_interval
     assert row.average_delta.no_interval == "Gen lacks one"

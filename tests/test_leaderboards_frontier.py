@@ -43,41 +43,49 @@ def _sentiment(kl, positive, method, seed=0, family=None, beta=None, probability
     )
 
 
-def test_point_is_the_seed_mean_with_intervals_over_items():
-    # 2 seeds × 4 items; the seeds share doc_ids 0..3
+def test_point_is_the_seed_mean_with_intervals_over_seeds_and_prompts():
+    # 2 seeds × 12 items (4 values three times); the seeds share doc_ids 0..11
     runs = [
-        _sentiment([1, 2, 3, 4], [1, 0, 1, 1], "dpo", 0, "dpo", 0.1, probability=[0.9, 0.2, 0.8, 0.7]),
-        _sentiment([3, 2, 5, 6], [1, 1, 0, 1], "dpo", 1, "dpo", 0.1, probability=[0.7, 0.6, 0.4, 0.9]),
+        _sentiment([1, 2, 3, 4] * 3, [1, 0, 1, 1] * 3, "dpo", 0, "dpo", 0.1, probability=[0.9, 0.2, 0.8, 0.7] * 3),
+        _sentiment([3, 2, 5, 6] * 3, [1, 1, 0, 1] * 3, "dpo", 1, "dpo", 0.1, probability=[0.7, 0.6, 0.4, 0.9] * 3),
     ]
     (point,) = frontier_points(runs, n_boot=2000)
     assert (point.task, point.model, point.family, point.beta) == ("sentiment", "gpt2", "dpo", 0.1)
-    assert point.seeds == [0, 1] and point.n_items == 4 and point.methods == ["dpo"]
+    assert point.seeds == [0, 1] and point.n_items == 12 and point.methods == ["dpo"]
     assert point.kl.value == pytest.approx((2.5 + 4.0) / 2)
     assert point.reward.value == pytest.approx(0.75)
     assert point.p_positive.value == pytest.approx((0.65 + 0.65) / 2)
     for estimate in (point.kl, point.reward, point.p_positive):
         assert estimate.how == "bootstrap" and estimate.low < estimate.value < estimate.high
-    # per doc the seed mean of KL is [2, 2, 4, 5]: a resample's mean lies in [2, 5]
-    assert point.kl.low >= 2.0 and point.kl.high <= 5.0
+        assert estimate.covers == "training seeds and prompts"
+    # a resample draws seed 0 or 1 (or both) and prompts: its mean KL lies within [1, 6], the seeds' extremes
+    assert point.kl.low >= 1.0 and point.kl.high <= 6.0
     assert point.health == "unknown" and point.flags == []
 
 
 def test_bootstrap_interval_matches_the_exact_distribution():
-    # One item in four has KL 4: a resample's mean is the number k of such items drawn, k ~ Binomial(4, 1/4):
-    # P(k=0) = .316, P(k ≤ 2) = .949, P(k ≤ 3) = .996, so the 95% percentile interval is exactly [0, 3].
-    (point,) = frontier_points([_sentiment([0, 0, 0, 4], [1, 0, 1, 1], "dpo")], n_boot=2000)
+    # One item in ten has KL 10: a resample's mean is the number k of such items drawn, k ~ Binomial(10, 1/10):
+    # P(k=0) = .349, P(k ≤ 2) = .930, P(k ≤ 3) = .987, so the 95% percentile interval is exactly [0, 3].
+    (point,) = frontier_points([_sentiment([0] * 9 + [10], [1, 0] * 5, "dpo")], n_boot=2000)
     assert point.kl.value == pytest.approx(1.0)
     assert (point.kl.low, point.kl.high) == (0.0, 3.0)
+    assert point.kl.covers == "prompts"  # one training seed: evaluation noise only
 
 
-def test_replicates_average_the_seeds_per_doc_id():
-    # The seeds disagree item by item but their per-doc means are all 2: no sampling spread left.
-    runs = [_sentiment([0, 0, 4, 4], [1, 1, 1, 1], "dpo", 0), _sentiment([4, 4, 0, 0], [1, 1, 1, 1], "dpo", 1)]
-    (point,) = frontier_points(runs, n_boot=500)
-    assert (point.kl.value, point.kl.low, point.kl.high) == (2.0, 2.0, 2.0)
+def test_seeds_that_disagree_item_by_item_widen_the_interval():
+    """Per doc the two seeds' mean KL is 2 everywhere, so the old bootstrap (over items, after averaging the
+    seeds) gave the point [2, 2]; drawing the seeds as well keeps their disagreement in the interval."""
+    runs = [_sentiment([0, 0, 4, 4] * 3, [1] * 12, "dpo", 0), _sentiment([4, 4, 0, 0] * 3, [1] * 12, "dpo", 1)]
+    (point,) = frontier_points(runs, n_boot=2000)
+    assert point.kl.value == 2.0 and point.kl.low < 1.5 and point.kl.high > 2.5
     # every item positive: the interval is degenerate at 1
     assert (point.reward.value, point.reward.low, point.reward.high) == (1.0, 1.0, 1.0)
     assert point.p_positive is None  # not reported
+
+
+def test_too_few_prompts_give_no_interval():
+    (point,) = frontier_points([_sentiment([1, 2, 3, 4], [1, 0, 1, 1], "dpo")], n_boot=200)
+    assert point.kl.how == "none" and point.kl.low is None and point.kl.high is None
 
 
 def test_points_group_by_family_and_beta_and_fall_back_to_the_method():
@@ -137,9 +145,10 @@ def test_without_per_item_scores_the_interval_comes_from_the_stderrs(tmp_path):
 
 def test_json_records_are_rounded_and_ordered(tmp_path):
     runs = [
-        _sentiment([1 / 3] * 3, [1, 0, 0], "tdpo2", 0, "tdpo2", 0.05, probability=[0.1, 0.2, 0.3], flags=[FLAT]),
-        _sentiment([0.0] * 3, [0, 0, 1], "base", None, "base", None),
-        _sentiment([2.0] * 3, [1, 1, 0], "dpo", 0, "dpo", 0.1, flags=[]),
+        _sentiment([1 / 3] * 12, [1, 0, 0] * 4, "tdpo2", 0, "tdpo2", 0.05, probability=[0.1, 0.2, 0.3] * 4,
+                   flags=[FLAT]),
+        _sentiment([0.0] * 12, [0, 0, 1] * 4, "base", None, "base", None),
+        _sentiment([2.0] * 12, [1, 1, 0] * 4, "dpo", 0, "dpo", 0.1, flags=[]),
     ]
     points = frontier_points(runs[::-1], n_boot=50)  # the order of the input does not matter
     records = json.loads(frontier_json(points))
@@ -161,10 +170,12 @@ def test_json_records_are_rounded_and_ordered(tmp_path):
         "health",
         "health_flags",
     }
-    assert tdpo2["kl_to_ref"] == {"value": 0.3333, "low": 0.3333, "high": 0.3333, "ci": "bootstrap"}
+    assert tdpo2["kl_to_ref"] == {
+        "value": 0.3333, "low": 0.3333, "high": 0.3333, "ci": "bootstrap", "covers": "prompts"
+    }
     assert tdpo2["positive_rate"]["value"] == 0.3333 and tdpo2["p_positive"]["value"] == 0.2
     assert tdpo2["health"] == "flagged" and tdpo2["health_flags"] == [{"seed": 0} | FLAT]
-    assert tdpo2["seeds"] == [0] and tdpo2["n_items"] == 3 and tdpo2["confidence"] == 0.95
+    assert tdpo2["seeds"] == [0] and tdpo2["n_items"] == 12 and tdpo2["confidence"] == 0.95
     assert records[0]["base"] is True and records[0]["p_positive"] is None and records[0]["health"] == "unknown"
     assert records[1]["health"] == "ok"
     assert frontier_records(points) == records
@@ -173,13 +184,14 @@ def test_json_records_are_rounded_and_ordered(tmp_path):
 
 
 def _frontier_runs():
+    """Five points on 12 prompts each (4 values three times)."""
     return [
-        _sentiment([0.0, 0.1, 0.0, 0.1], [0, 1, 0, 0], "base", None, "base", None),
-        _sentiment([1, 2, 1, 2], [1, 1, 0, 0], "dpo", 0, "dpo", 0.1),
-        _sentiment([4, 5, 6, 5], [1, 1, 1, 0], "dpo", 0, "dpo", 0.05),
-        _sentiment([2, 2, 3, 3], [1, 1, 1, 0], "sparsepo", 0, "sparsepo-learned-common", 0.1),
-        _sentiment([3, 3, 4, 4], [1, 1, 1, 1], "sparsepo", 1, "sparsepo-learned-common", 0.1),
-        _sentiment([0.1, 0.2, 0.1, 0.1], [0, 1, 0, 0], "tidpo", 0, "tidpo", 0.1, flags=[FLAT]),
+        _sentiment([0.0, 0.1, 0.0, 0.1] * 3, [0, 1, 0, 0] * 3, "base", None, "base", None),
+        _sentiment([1, 2, 1, 2] * 3, [1, 1, 0, 0] * 3, "dpo", 0, "dpo", 0.1),
+        _sentiment([4, 5, 6, 5] * 3, [1, 1, 1, 0] * 3, "dpo", 0, "dpo", 0.05),
+        _sentiment([2, 2, 3, 3] * 3, [1, 1, 1, 0] * 3, "sparsepo", 0, "sparsepo-learned-common", 0.1),
+        _sentiment([3, 3, 4, 4] * 3, [1, 1, 1, 1] * 3, "sparsepo", 1, "sparsepo-learned-common", 0.1),
+        _sentiment([0.1, 0.2, 0.1, 0.1] * 3, [0, 1, 0, 0] * 3, "tidpo", 0, "tidpo", 0.1, flags=[FLAT]),
     ]
 
 

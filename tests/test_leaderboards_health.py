@@ -146,7 +146,8 @@ def test_a_flagged_baseline_stays_first_and_is_said(tmp_path):
         "but against a baseline that did not train"
     ) in text
     html = build_html(board, [])
-    assert html.count('<span class="delta up">⚠ Δ +33.3 [') == 2  # tdpo: MC and average
+    # tdpo: MC and average; one training seed per row, so no claim (flat), and the ⚠ of the baseline
+    assert html.count('<span class="delta flat">⚠ Δ +33.3 [') == 2
     assert "⚠ did not train" in html.split("</tr>")[1]  # the baseline row (after the header row) has the badge
     rows = list(csv.DictReader(io.StringIO(render(board, "csv"))))
     assert {r["method"]: r["baseline_flagged"] for r in rows if r["benchmark"] == "mc"} == {

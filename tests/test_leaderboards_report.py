@@ -92,7 +92,7 @@ def test_frontier_without_metadata_has_one_point_per_method(tmp_path):
     for method, kl, reward in (("dpo", 4.0, 0.6), ("sparsepo", 3.0, 0.7), ("sparsepo", 6.0, 0.65)):
         results.append(
             make_result(
-                {"imdb": {REWARD_METRIC: [reward] * 4, KL_METRIC: [kl] * 4}},
+                {"imdb": {REWARD_METRIC: [reward] * 12, KL_METRIC: [kl] * 12}},
                 method,
                 seed=int(kl),
                 model="gpt2-imdb",
@@ -101,9 +101,10 @@ def test_frontier_without_metadata_has_one_point_per_method(tmp_path):
     board = build_leaderboard(results, benchmarks=[MC], n_boot=20)
     html = build_html(board, [])
     frontier = html[html.index('id="frontier"') :]
-    # no method_family / beta: the two sparsepo seeds are one point at their mean
+    # no method_family / beta: the two sparsepo seeds are one point at their mean; every prompt scores alike
+    # within a seed, so the interval is the seeds' spread (a resample draws seed 3 twice, 6 twice, or both)
     assert frontier.count('<circle class="point"') == 2
-    assert "sparsepo β ?: KL 4.5 [4.5, 4.5], positive rate 0.675 [0.675, 0.675]" in frontier
+    assert "sparsepo β ?: KL 4.5 [3, 6], positive rate 0.675 [0.65, 0.7]" in frontier
     assert "imdb: positive rate vs KL (gpt2-imdb)" in frontier
     assert frontier.count('<polyline class="join"') == 0  # one point per family: nothing to join
 

@@ -17,13 +17,13 @@ from leaderboard_helpers import make_result
 from tokenpo.leaderboards.registry import Benchmark
 from tokenpo.leaderboards.regress import compare
 from tokenpo.leaderboards.stats import (
-    bootstrap,
+    draw_counts,
     drop_test,
     holm,
     linearised,
     paired_se,
     percentile_interval,
-    ratio_on,
+    two_level_bootstrap,
 )
 from tokenpo.leaderboards.table import build_leaderboard
 
@@ -73,24 +73,32 @@ def test_paired_se_of_plain_means_is_sd_of_differences():
     assert diff.mean() == pytest.approx(0.2)
 
 
+def _ratio(num: np.ndarray, den: np.ndarray):
+    """The statistic Σ num / Σ den over the drawn prompts (one seed: its draws are always 1)."""
+    return lambda prompts, seed_counts: (prompts @ num) / (prompts @ den)
+
+
 def test_ratio_linearisation_matches_bootstrap_se():
     """Per-part metrics (IFEval instruction level): delta-method SE agrees with the bootstrap SE."""
     rng = np.random.default_rng(1)
     den = rng.integers(1, 5, 800).astype(float)
     num = rng.binomial(den.astype(int), 0.7).astype(float)
     analytic = linearised(num, den).std(ddof=1) / math.sqrt(num.size)
-    replicates = bootstrap(lambda idx: ratio_on(num, den, idx), num.size, 4000, np.random.default_rng(2))
+    replicates = two_level_bootstrap(_ratio(num, den), num.size, {}, 4000, np.random.default_rng(2))
     assert replicates.std(ddof=1) == pytest.approx(analytic, rel=0.05)
 
 
-def test_bootstrap_chunks_give_the_same_replicates_as_one_matrix(monkeypatch):
+def test_draw_counts_hold_each_resample_and_chunks_give_the_same_replicates(monkeypatch):
     import tokenpo.leaderboards.stats as stats
 
+    counts = draw_counts(7, 500, np.random.default_rng(0))
+    assert counts.shape == (500, 7) and (counts.sum(axis=1) == 7).all()
+    assert counts.mean() == pytest.approx(1.0)  # every unit is drawn once per resample on average
     values = np.arange(10.0)
     ones = np.ones(10)
-    whole = bootstrap(lambda idx: ratio_on(values, ones, idx), 10, 50, np.random.default_rng(3))
+    whole = two_level_bootstrap(_ratio(values, ones), 10, {}, 50, np.random.default_rng(3))
     monkeypatch.setattr(stats, "_CHUNK_ENTRIES", 70)  # 7 resamples per chunk
-    chunked = bootstrap(lambda idx: ratio_on(values, ones, idx), 10, 50, np.random.default_rng(3))
+    chunked = two_level_bootstrap(_ratio(values, ones), 10, {}, 50, np.random.default_rng(3))
     assert whole.shape == (50,)
     assert chunked == pytest.approx(whole)
     assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))

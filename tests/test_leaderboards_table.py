@@ -11,7 +11,8 @@ from leaderboard_helpers import make_result, write_result
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
 from tokenpo.leaderboards.results import load_results, parse_result_arg
-from tokenpo.leaderboards.table import TIDY_COLUMNS, build_leaderboard
+from tokenpo.leaderboards.table import build_leaderboard
+from tokenpo.leaderboards.tidy import TIDY_COLUMNS
 
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
 GEN = Benchmark("gen", "Gen", ("gen_task",), ("exact_match,strict-match",), 0.0)
@@ -94,15 +95,22 @@ def test_ifeval_headline_is_the_mean_of_prompt_and_instruction_level_strict_accu
     prompt = [1, 1, 0, 0]
     instructions = [[1, 1, 1], [1, 1], [1, 0, 0], [1, 0]]
     result = make_result(
-        {"ifeval": {"prompt_level_strict_acc,none": prompt, "inst_level_strict_acc,none": instructions}},
+        {"ifeval": {"prompt_level_strict_acc,none": prompt * 3, "inst_level_strict_acc,none": instructions * 3}},
         "dpo",
     )
     board = build_leaderboard([result], benchmarks=[IFEVAL], n_boot=200)
     cell = board.rows[0].cells["ifeval"]
     assert cell.raw == pytest.approx(0.6)
     assert cell.score.value == pytest.approx(60.0)
-    # 4 prompts are too few items for an interval (stats.why_no_interval)
-    assert cell.score.how == "none" and cell.score.no_interval == "4 items"
+    assert cell.score.how == "bootstrap" and cell.n == 12
+    # 4 prompts are too few items for an interval (stats.why_no_interval): run as a smoke check, not a column
+    few = make_result(
+        {"ifeval": {"prompt_level_strict_acc,none": prompt, "inst_level_strict_acc,none": instructions}}, "dpo"
+    )
+    board = build_leaderboard([few], benchmarks=[IFEVAL], n_boot=200)
+    assert board.benchmarks == [] and "ifeval" not in board.rows[0].cells
+    (smoke,) = board.smoke
+    assert smoke.items == 4 and smoke.raw == {"dpo (tiny-llama)": pytest.approx(0.6)}
 
 
 def test_seeds_aggregate_to_mean_and_sd_of_normalised_scores():
@@ -142,9 +150,13 @@ def test_delta_is_paired_on_shared_items_and_matches_hand_computation():
     assert mc.delta.value == pytest.approx((0.6 - 0.25) / 0.75 * 100 - (0.5 - 0.25) / 0.75 * 100)  # +13.33
     assert gen.delta.value == pytest.approx(-10.0)
     assert mc.delta.how == "paired bootstrap" and mc.n_shared == 100
-    # Only 10 items differ, all the same way: every resample has Δ > 0 (or < 0), so both are marked.
-    assert mc.delta.significant and mc.delta.low > 0
-    assert gen.delta.significant and gen.delta.high < 0
+    # Only 10 items differ, all the same way: every resample has Δ > 0 (or < 0), so both intervals
+    # exclude 0; but each row is one training run, so the intervals cover prompts only and mark nothing.
+    assert mc.delta.excludes_zero and mc.delta.low > 0
+    assert gen.delta.excludes_zero and gen.delta.high < 0
+    for delta in (mc.delta, gen.delta, row.average_delta):
+        assert delta.covers == "prompts" and delta.seeds == 1 and delta.claim_blocked == "1 training seed"
+        assert not delta.significant
     assert row.average.value == pytest.approx((mc.score.value + gen.score.value) / 2)
     assert row.average_delta.value == pytest.approx((mc.delta.value + gen.delta.value) / 2)
 
@@ -244,7 +256,7 @@ def test_reads_our_folder_with_filters_and_per_part_scores(tmp_path):
         doc_ids={"gen_task": [7, 3, 5]},
     )
     (result,) = load_results(folder / "results.json")
-    assert result.run_key == ("tiny-llama", "sparsepo", 1)
+    assert result.run_key == ("tiny-llama", "sparsepo", 1, None)  # None: a final model, not a checkpoint
     strict = result.items[("gen_task", "exact_match,strict-match")]
     assert strict.keys == (("gen_task", 3), ("gen_task", 5), ("gen_task", 7))  # sorted by doc_id
     assert list(strict.num) == [1.0, 1.0, 0.0]
@@ -293,8 +305,8 @@ def test_bad_result_files(tmp_path):
 
 
 def test_same_run_in_two_files_merges_and_conflicts_are_errors(tmp_path):
-    write_result(tmp_path / "eval", {"mc_task": {"acc,none": [1, 0]}}, "dpo")
-    write_result(tmp_path / "judge", {"gen_task": {"exact_match,strict-match": [1, 1]}}, "dpo")
+    write_result(tmp_path / "eval", {"mc_task": {"acc,none": [1, 0] * 5}}, "dpo")
+    write_result(tmp_path / "judge", {"gen_task": {"exact_match,strict-match": [1, 1] * 5}}, "dpo")
     board = build_leaderboard([tmp_path / "eval", tmp_path / "judge"], benchmarks=[MC, GEN], n_boot=50)
     assert len(board.rows) == 1 and set(board.rows[0].cells) == {"mc", "gen"}
     with pytest.raises(

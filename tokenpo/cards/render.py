@@ -14,7 +14,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from tokenpo.cards.methods import DPO, method_text
 from tokenpo.cards.scores import CardScores, data_notes, model_index, score_table
 from tokenpo.cards.trained import TrainedModel
-from tokenpo.leaderboards.formatting import NORMALISATION
+from tokenpo.leaderboards.formatting import NORMALISATION, smoke_lines
 from tokenpo.leaderboards.runs import TrainingRun, mask_weight_records
 
 CARD = "README.md"
@@ -109,14 +109,20 @@ def _evaluation(parts: CardParts) -> str:
         f"*raw*: the headline metric × 100 (a benchmark's through lm-evaluation-harness's task files and "
         f"metrics, a judge's as the judge computes it). "
         f"*score*: normalised as the Open LLM Leaderboard v2, {NORMALISATION} (clipped at 0), with its "
-        f"{scores.level} bootstrap interval over items."
+        f"{scores.level} bootstrap interval over the prompts (and over the training seeds, when several were "
+        "evaluated together)."
     )
     if scores.baseline is not None:
         legend += (
-            f" *Δ*: the score minus {scores.baseline.method}'s ({scores.baseline.model}) on the items both "
-            f"answered, with its {scores.level} paired bootstrap interval; `*` marks an interval that excludes 0."
+            f" *Δ*: the score minus {scores.baseline.method}'s ({scores.baseline.model}) on the prompts both "
+            f"answered, with its {scores.level} paired bootstrap interval; `*` marks an interval that excludes 0 "
+            "with at least two training seeds on each side; `(1 seed)` marks an interval of one trained model's "
+            "evaluation noise, which says nothing about the method (see the leaderboard's verdicts)."
         )
     lines.append(legend)
+    smoke = smoke_lines(scores.board)
+    if smoke:
+        lines += ["", "Smoke checks (too few items to compare):", "", *[f"- {line}" for line in smoke]]
     notes = data_notes(scores)
     if notes:
         lines += ["", "Evaluation data:", "", *[f"- {note}" for note in notes]]

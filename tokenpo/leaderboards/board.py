@@ -1,5 +1,6 @@
 """What a built leaderboard holds: rows of benchmark cells (scores with intervals, deltas to the
-baseline), the tidy table and the notes; and the one-line-per-cell frame its csv and json are made of."""
+baseline, verdicts), the matched-KL verdicts, the benchmarks run only as smoke checks, the tidy table
+and the notes; and the one-line-per-cell frame its csv and json are made of."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pandas as pd
 
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.intervals import Estimate
+from tokenpo.leaderboards.matched import MatchedKL
 from tokenpo.leaderboards.registry import Benchmark
 from tokenpo.leaderboards.results import Result
+from tokenpo.leaderboards.verdicts import DEFAULT_MARGIN, Verdict, verdict
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Row:
     average_delta: Estimate | None = None
     is_baseline: bool = False
     baseline_flagged: bool = False  # its deltas are against a baseline row whose training was flagged
+    row_flags: list[dict] = field(default_factory=list)  # flags across its seeds (seed_disagreement)
 
     @property
     def seeds(self) -> list[int | None]:
@@ -52,21 +56,43 @@ class Row:
 
     @property
     def flagged(self) -> bool:
-        """A run of this row did not train properly: the row is listed after the ranked rows, marked."""
-        return bool(self.health)
+        """A run of this row did not train properly, or its seeds disagree: listed after the ranked rows, marked."""
+        return bool(self.health) or bool(self.row_flags)
 
     @property
     def health_status(self) -> str:
         """``flagged``, ``ok`` (every run checked, none flagged) or ``unknown``."""
+        if self.row_flags:
+            return health.FLAGGED
         return health.status(run.training_health for run in self.runs)
 
     def health_records(self) -> list[dict]:
-        """Every flag as ``{"seed", "metric", "value", "problem"}``."""
-        return [health.flag_record(flag, seed=seed) for seed, flags in self.health.items() for flag in flags]
+        """Every flag as ``{"seed", "metric", "value", "problem"}`` (seed null: a flag across the seeds)."""
+        return [health.flag_record(flag, seed=None) for flag in self.row_flags] + [
+            health.flag_record(flag, seed=seed) for seed, flags in self.health.items() for flag in flags
+        ]
+
+    def problems(self) -> str | None:
+        """The row's training-health problems in one line (None: none)."""
+        flags = [*self.row_flags, *(flag for flags in self.health.values() for flag in flags)]
+        return "; ".join(health.describe(flag) for flag in flags) or None
 
     @property
     def label(self) -> str:
         return f"{self.method} ({self.model})"
+
+
+@dataclass(frozen=True)
+class SmokeCheck:
+    """A benchmark every row ran on fewer items than an interval needs: listed as run, not compared."""
+
+    benchmark: Benchmark
+    items: int  # the most items a row ran
+    raw: dict[str, float]  # row label → raw headline value (mean over seeds)
+
+    def record(self) -> dict:
+        return {"benchmark": self.benchmark.name, "label": self.benchmark.label, "items": self.items,
+                "metrics": list(self.benchmark.metrics), "raw": self.raw}
 
 
 @dataclass
@@ -80,6 +106,21 @@ class Leaderboard:
     results: list[Result] = field(default_factory=list)  # what the board was built from (for the report)
     n_boot: int = 2000
     seed: int = 0
+    margin: float = DEFAULT_MARGIN  # equivalence margin, in the headline metrics' units
+    verdicts: list[MatchedKL] = field(default_factory=list)  # each method at the baseline's KL
+    smoke: list[SmokeCheck] = field(default_factory=list)  # benchmarks run on too few items to compare
+
+    def cell_verdict(self, row: Row, delta: Estimate | None, random: float | None) -> Verdict:
+        """The verdict of a Δ cell: the margin in normalised points of its benchmark (None: an average)."""
+        points = None if random is None else self.margin * 100.0 / (1.0 - random)
+        base = self.baseline_row(row)
+        problems = "; ".join(p for p in (row.problems(), base.problems() if base is not None else None) if p)
+        return verdict(delta, points, problems or None)
+
+    def baseline_row(self, row: Row) -> Row | None:
+        return next((r for r in self.rows if r.is_baseline and r.model == row.model), None) or next(
+            (r for r in self.rows if r.is_baseline), None
+        )
 
     def frame(self) -> pd.DataFrame:
         """One line per row and benchmark (plus ``benchmark == "average"``), for csv/json."""
@@ -110,6 +151,7 @@ class Leaderboard:
                     | _estimate_columns("score", cell.score)
                     | {"score_sd": cell.score_sd}
                     | _estimate_columns("delta", cell.delta)
+                    | _verdict_columns(self.cell_verdict(row, cell.delta, cell.benchmark.random), cell.delta)
                     | {"n_shared": cell.n_shared}
                 )
             if row.average is not None:
@@ -119,20 +161,31 @@ class Leaderboard:
                     | _estimate_columns("score", row.average)
                     | {"score_sd": row.average_sd}
                     | _estimate_columns("delta", row.average_delta)
+                    | _verdict_columns(self.cell_verdict(row, row.average_delta, None), row.average_delta)
                     | {"n_shared": None}
                 )
         return pd.DataFrame.from_records(records)
 
 
+def _verdict_columns(found: Verdict, delta: Estimate | None) -> dict:
+    """``verdict`` and ``verdict_reason`` of a Δ (none for the baseline row)."""
+    if delta is None:
+        return {"verdict": None, "verdict_reason": None}
+    return {"verdict": found.word, "verdict_reason": found.reason}
+
+
 def _estimate_columns(prefix: str, estimate: Estimate | None) -> dict:
-    """``PREFIX``, its interval (``_low``, ``_high``), how it was computed (``_ci``) and, when it
-    has no interval, why (``_no_interval``); for Δ also whether it is ``significant``."""
+    """``PREFIX``, its interval (``_low``, ``_high``), how it was computed (``_ci``), what it covers
+    (``_covers``), the training seeds behind it (``_seeds``) and, when it has no interval, why
+    (``_no_interval``); for Δ also whether it is ``significant``."""
     if estimate is None:
         return {
             prefix: None,
             f"{prefix}_low": None,
             f"{prefix}_high": None,
             f"{prefix}_ci": None,
+            f"{prefix}_covers": None,
+            f"{prefix}_seeds": None,
             f"{prefix}_no_interval": None,
         }
     columns = {
@@ -140,6 +193,8 @@ def _estimate_columns(prefix: str, estimate: Estimate | None) -> dict:
         f"{prefix}_low": estimate.low,
         f"{prefix}_high": estimate.high,
         f"{prefix}_ci": estimate.how,
+        f"{prefix}_covers": estimate.covers,
+        f"{prefix}_seeds": estimate.seeds,
         f"{prefix}_no_interval": estimate.no_interval,
     }
     if prefix == "delta":

@@ -1,11 +1,13 @@
 """The reward–KL frontier of sentiment control: one point per method family and β, with intervals.
 
 A point stands for every seed of one ``(method_family, beta)`` (from the results' ``harness``
-block; without that metadata ``(method, None)``) on one task and base model. Its coordinates are
-the means over those seeds of ``kl_to_ref`` (x) and ``positive_rate`` (y); each has a percentile
-bootstrap interval over items: a resample draws doc_ids with replacement, and each drawn doc_id
-counts with the mean of the values of the seeds that have it (the seeds are evaluated on the same
-prompts in the same order). ``p_positive`` is carried along the same way.
+block; without that metadata ``(method, None)``) on one task and base model, final models only
+(checkpoints evaluated on the way are the runs' paths: ``matched``). Its coordinates are the means
+over those seeds of ``kl_to_ref`` (x) and ``positive_rate`` (y); each has a percentile interval of
+the two-level bootstrap (``stats``): the seeds drawn with replacement, then the prompts (every sample
+of a prompt together), on the samples every seed has. With one seed the interval covers prompts
+only, which the point records (``covers``). ``p_positive`` is carried along the same way. A family
+whose seeds' effective β disagree (``health.seed_disagreement``) is flagged like one that did not train.
 
 ``frontier_points`` computes the points, ``pareto_front`` which of them no other beats,
 ``frontier_json`` / ``write_frontier_json`` write them, ``frontier_svg`` draws them as a standalone
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,9 @@ import numpy as np
 from tokenpo.core.files import write_atomic
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.errors import ResultsError
+from tokenpo.leaderboards.intervals import Intervals, coverage, panels
 from tokenpo.leaderboards.results import Result, read_results
-from tokenpo.leaderboards.stats import bootstrap, percentile_interval
+from tokenpo.leaderboards.stats import percentile_interval, why_no_interval
 from tokenpo.leaderboards.svg import PALETTE, ErrorPoint, PointSeries, scatter_chart
 
 REWARD_METRIC = "positive_rate,none"
@@ -41,15 +43,18 @@ DIGITS = 4  # decimals of the numbers in the JSON output
 
 @dataclass(frozen=True)
 class Interval:
-    """A seed-mean with its interval; ``how`` is ``bootstrap``, ``stderr`` (normal, no items) or ``none``."""
+    """A seed-mean with its interval; ``how`` is ``bootstrap``, ``stderr`` (normal, no items) or ``none``;
+    ``covers`` what the interval resamples (``intervals.SEEDS_AND_PROMPTS``, ``PROMPTS``, …)."""
 
     value: float
     low: float | None
     high: float | None
     how: str
+    covers: str | None = None
 
     def record(self) -> dict:
-        return {"value": _round(self.value), "low": _round(self.low), "high": _round(self.high), "ci": self.how}
+        return {"value": _round(self.value), "low": _round(self.low), "high": _round(self.high), "ci": self.how,
+                "covers": self.covers}
 
 
 @dataclass
@@ -105,21 +110,23 @@ def frontier_points(
         raise ResultsError(f"confidence: {confidence} is not in [0.5, 1)")
     if n_boot < 10:
         raise ResultsError(f"bootstrap: {n_boot} resamples; need at least 10 (2000 is the default)")
-    loaded = read_results(results)
+    loaded = [r for r in read_results(results) if r.checkpoint_step is None]
     groups: dict[tuple, list[Result]] = {}
     for result in loaded:
         family = result.family or result.method
         for task in result.tasks:
             if (task, REWARD_METRIC) in result.metrics and (task, KL_METRIC) in result.metrics:
                 groups.setdefault((task, result.model, family, result.beta), []).append(result)
+    intervals = Intervals(confidence, n_boot, seed)
     points = []
     for (task, model, family, beta), members in groups.items():
         runs = sorted(members, key=lambda r: (-1 if r.seed is None else r.seed, r.method))
-        rng_seed = [seed, zlib.crc32(repr((task, model, family, beta)).encode())]
-        measure = _Measure(runs, task, confidence, n_boot, rng_seed)
+        measure = _Measure(runs, task, intervals, (task, model, family, beta))
         probability = (
             measure(PROBABILITY_METRIC) if all((task, PROBABILITY_METRIC) in r.metrics for r in runs) else None
         )
+        flags = [health.flag_record(flag, seed=r.seed) for r in runs for flag in r.training_health or ()]
+        across = health.seed_disagreement({r.seed: r.effective_beta for r in runs})
         points.append(
             FrontierPoint(
                 task=task,
@@ -132,8 +139,8 @@ def frontier_points(
                 kl=measure(KL_METRIC),
                 reward=measure(REWARD_METRIC),
                 p_positive=probability,
-                flags=[health.flag_record(flag, seed=r.seed) for r in runs for flag in r.training_health or ()],
-                health=health.status(r.training_health for r in runs),
+                flags=[health.flag_record(flag, seed=None) for flag in across] + flags,
+                health=health.FLAGGED if across else health.status(r.training_health for r in runs),
                 confidence=confidence,
             )
         )
@@ -143,44 +150,38 @@ def frontier_points(
 class _Measure:
     """Seed-mean and interval of one metric of one point's runs."""
 
-    def __init__(self, runs: list[Result], task: str, confidence: float, n_boot: int, rng_seed: list[int]):
-        self.runs, self.task, self.confidence, self.n_boot, self.rng_seed = runs, task, confidence, n_boot, rng_seed
-
-    def per_item(self, metric: str) -> tuple[list, np.ndarray] | None:
-        """Items (the union over seeds) and per item the mean over the seeds that have it."""
-        scores = [run.items.get((self.task, metric)) for run in self.runs]
-        if any(s is None for s in scores):
-            return None
-        keys = sorted({key for s in scores for key in s.keys})
-        position = {key: i for i, key in enumerate(keys)}
-        table = np.full((len(scores), len(keys)), np.nan)
-        for row, s in enumerate(scores):
-            table[row, [position[key] for key in s.keys]] = s.num / s.den
-        return keys, np.nanmean(table, axis=0)
+    def __init__(self, runs: list[Result], task: str, intervals: Intervals, stream: tuple):
+        self.runs, self.task, self.intervals, self.stream = runs, task, intervals, stream
 
     def n_items(self, metric: str) -> int | None:
-        items = self.per_item(metric)
-        if items is not None:
-            return len(items[0])
+        aligned = panels([self.runs], self.task, [metric])
+        if aligned is not None:
+            return aligned[0].n_items
         counts = {run.metrics[(self.task, metric)].n for run in self.runs}
         return counts.pop() if len(counts) == 1 else None
 
     def __call__(self, metric: str) -> Interval:
         values = [run.metrics[(self.task, metric)] for run in self.runs]
         mean = float(np.mean([v.value for v in values]))
-        items = self.per_item(metric)
-        if items is not None:
-            per_doc = items[1]
-            samples = bootstrap(
-                lambda idx: per_doc[idx].mean(axis=1), per_doc.size, self.n_boot, np.random.default_rng(self.rng_seed)
-            )
-            low, high = percentile_interval(samples, self.confidence)
-            return Interval(mean, low, high, "bootstrap")
+        aligned = panels([self.runs], self.task, [metric])
+        if aligned is not None:
+            (panel,) = aligned
+            covers, _ = coverage(aligned)
+            if why_no_interval(panel.n_prompts, math.inf) is not None:
+                return Interval(mean, None, None, "none", covers)
+
+            def seed_mean(prompts: np.ndarray, seed_counts) -> np.ndarray:
+                return panel.seed_mean(panel.ratios(prompts)[:, 0, :], seed_counts(panel.seeds))
+
+            samples = self.intervals.replicates(seed_mean, [panel.seeds], panel.n_prompts, (*self.stream, metric))
+            low, high = percentile_interval(samples, self.intervals.confidence)
+            return Interval(mean, low, high, "bootstrap", covers)
         errors = [v.stderr for v in values]
         if any(e is None for e in errors):
             return Interval(mean, None, None, "none")
-        spread = NormalDist().inv_cdf(0.5 + self.confidence / 2) * math.sqrt(sum(e * e for e in errors)) / len(errors)
-        return Interval(mean, mean - spread, mean + spread, "stderr")
+        se = math.sqrt(sum(e * e for e in errors)) / len(errors)
+        spread = NormalDist().inv_cdf(0.5 + self.intervals.confidence / 2) * se
+        return Interval(mean, mean - spread, mean + spread, "stderr", "items (reported stderrs)")
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -2,8 +2,15 @@
 
 A flag is ``{"metric": "rewards/margins", "value": 0.0008, "problem": "margins stayed flat …"}``.
 Results carry them in ``harness.training_health`` and run folders in ``health.json``
-(``{"flags": [...], "steps": N}``): an empty list means the run was checked and is healthy, a
-missing key means its health is unknown (older or plain lm-eval results).
+(``{"flags": [...], "checks": [...], "steps": N, ...}``): an empty list means the run was checked
+and is healthy, a missing key means its health is unknown (older or plain lm-eval results).
+
+One check looks across the seeds of a method (the others are each run's: ``tokenpo.trainers.health``):
+``seed_disagreement``, when the seeds' effective β (β × the mean token multiplier each trained with,
+``harness.effective_beta``) differ by more than ``SEED_DISAGREEMENT`` (3×). Learned SparsePO masks
+start from a random head whose sparsity decides the multiplier (mean masks of 0.2–7.2 over 20
+initialisations on IMDB): seeds 3× apart in effective β are different methods that share a name, and
+their mean is no result of the method.
 """
 
 from __future__ import annotations
@@ -15,6 +22,25 @@ from tokenpo.leaderboards.errors import ResultsError
 
 OK, FLAGGED, UNKNOWN = "ok", "flagged", "unknown"
 MARKER = "⚠"
+SEED_DISAGREEMENT = 3.0
+
+
+def seed_disagreement(effective_betas: Mapping[int | None, float | None]) -> list[dict]:
+    """``[flag]`` when the seeds' effective β differ by more than ``SEED_DISAGREEMENT``×, else ``[]``."""
+    known = {seed: beta for seed, beta in effective_betas.items() if beta is not None and beta > 0}
+    if len(known) < 2:
+        return []
+    low, high = min(known, key=known.get), max(known, key=known.get)
+    ratio = known[high] / known[low]
+    if ratio <= SEED_DISAGREEMENT:
+        return []
+    return [{
+        "metric": "effective_beta",
+        "value": ratio,
+        "problem": (f"seed_disagreement: the seeds' effective β differ {ratio:.1f}× (seed {high}: {known[high]:.3g}, "
+                    f"seed {low}: {known[low]:.3g}; bound {SEED_DISAGREEMENT:g}×): the method's behaviour is set "
+                    "by each seed's random start"),
+    }]
 
 
 def parse_flags(raw: object, where: str) -> list[dict] | None:

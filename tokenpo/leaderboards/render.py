@@ -6,7 +6,18 @@ import json
 from collections.abc import Sequence
 
 from tokenpo.leaderboards.board import Cell, Leaderboard, Row
-from tokenpo.leaderboards.formatting import NORMALISATION, fmt_delta, fmt_score, legend_lines, method_label, seeds_text
+from tokenpo.leaderboards.formatting import (
+    NORMALISATION,
+    VERDICT_HEAD,
+    fmt_delta_verdict,
+    fmt_score,
+    legend_lines,
+    method_label,
+    seeds_text,
+    smoke_lines,
+    verdict_intro,
+    verdict_rows,
+)
 from tokenpo.leaderboards.health import MARKER
 from tokenpo.leaderboards.report import build_html
 
@@ -49,6 +60,9 @@ def as_json(board: Leaderboard, tidy: bool = False) -> str:
             for b in board.benchmarks
         ],
         "rows": records,
+        "margin": board.margin,
+        "verdicts": [v.record() | {"method": v.method} for v in board.verdicts],
+        "smoke_checks": [check.record() for check in board.smoke],
         "notes": board.notes,
     }
     return json.dumps(document, indent=1) + "\n"
@@ -59,9 +73,16 @@ def cell_of(row: Row, name: str) -> Cell | None:
 
 
 def markdown(board: Leaderboard) -> str:
+    """The verdicts at matched KL first (the comparison a run can make), then the table, Δ, raw values."""
     columns = board.benchmarks
+    out = []
+    if board.verdicts:
+        out += [f"## Verdicts at matched KL (baseline: {board.baseline})", "", verdict_intro(board), "",
+                _md_row(VERDICT_HEAD), _md_row(["---"] * len(VERDICT_HEAD))]
+        out += [_md_row(cells) for cells in verdict_rows(board)]
+        out.append("")
     head = ["method", "model", "seeds", *[b.label for b in columns], "average"]
-    out = [f"## Leaderboard (baseline: {board.baseline})", "", _md_row(head), _md_row(["---"] * len(head))]
+    out += [f"## Leaderboard (baseline: {board.baseline})", "", _md_row(head), _md_row(["---"] * len(head))]
     for row in board.rows:
         cells = [
             fmt_score(c.score, c.score_sd) if (c := cell_of(row, b.name)) else "missing" for b in columns
@@ -77,27 +98,37 @@ def markdown(board: Leaderboard) -> str:
                 ]
             )
         )
-    if any(row.is_baseline for row in board.rows):
+    if any(row.is_baseline for row in board.rows) and columns:
         flagged = " — " + MARKER + " the baseline did not train" if any(r.baseline_flagged for r in board.rows) else ""
         out += ["", f"### Δ vs {board.baseline} (normalised points, {board.confidence * 100:g}% CI){flagged}", ""]
         out += [
-            _md_row(["method", "model", *[b.label for b in columns], "average"]),
-            _md_row(["---"] * (len(columns) + 3)),
+            _md_row(["method", "model", *[b.label for b in columns], "average", "intervals cover"]),
+            _md_row(["---"] * (len(columns) + 4)),
         ]
         for row in board.rows:
             if row.is_baseline:
                 continue
-            cells = [fmt_delta(c.delta) if (c := cell_of(row, b.name)) else "missing" for b in columns]
-            out.append(_md_row([method_label(row), row.model, *cells, fmt_delta(row.average_delta)]))
-    out += ["", "### Headline metrics, raw (mean over seeds)", ""]
-    out += [
-        _md_row(["method", "model", *[f"{b.label} ({'+'.join(b.metrics)})" for b in columns]]),
-        _md_row(["---"] * (len(columns) + 2)),
-    ]
-    for row in board.rows:
-        cells = [f"{c.raw:.4f}" if (c := cell_of(row, b.name)) else "missing" for b in columns]
-        out.append(_md_row([method_label(row), row.model, *cells]))
+            cells = [
+                fmt_delta_verdict(c.delta, board.cell_verdict(row, c.delta, b.random))
+                if (c := cell_of(row, b.name)) else "missing"
+                for b in columns
+            ]
+            average = fmt_delta_verdict(row.average_delta, board.cell_verdict(row, row.average_delta, None))
+            covers = sorted({c.delta.covers for c in row.cells.values() if c.delta is not None})
+            out.append(_md_row([method_label(row), row.model, *cells, average, "; ".join(covers) or "—"]))
+    if columns:
+        out += ["", "### Headline metrics, raw (mean over seeds)", ""]
+        out += [
+            _md_row(["method", "model", *[f"{b.label} ({'+'.join(b.metrics)})" for b in columns]]),
+            _md_row(["---"] * (len(columns) + 2)),
+        ]
+        for row in board.rows:
+            cells = [f"{c.raw:.4f}" if (c := cell_of(row, b.name)) else "missing" for b in columns]
+            out.append(_md_row([method_label(row), row.model, *cells]))
     out += ["", *[f"- {line}" for line in legend_lines(board)]]
+    if board.smoke:
+        out += ["", "Smoke checks (run on too few items for an interval; in the tidy table, not compared):", ""]
+        out += [f"- {line}" for line in smoke_lines(board)]
     if board.notes:
         out += ["", "Notes:", "", *[f"- {note}" for note in board.notes]]
     return "\n".join(out) + "\n"

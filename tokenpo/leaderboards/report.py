@@ -15,7 +15,13 @@ from pathlib import Path
 
 from tokenpo.core.files import write_atomic
 from tokenpo.leaderboards.board import Leaderboard
-from tokenpo.leaderboards.report_leaderboard import benchmark_section, frontier_section, table_section
+from tokenpo.leaderboards.report_leaderboard import (
+    benchmark_section,
+    frontier_section,
+    paths_section,
+    table_section,
+    verdict_section,
+)
 from tokenpo.leaderboards.report_training import curves_section, masks_section, tokens_section
 from tokenpo.leaderboards.results import Result
 from tokenpo.leaderboards.runs import TrainingRun, load_runs
@@ -43,10 +49,14 @@ def write_report(
 
 def build_html(board: Leaderboard, runs: Sequence[TrainingRun] = ()) -> str:
     colours = _method_colours(board)
-    sections = [table_section(board, colours), benchmark_section(board, colours)]
+    verdicts = verdict_section(board)
+    sections = [*([verdicts] if verdicts else []), table_section(board, colours), benchmark_section(board, colours)]
     frontier = frontier_section(board)
     if frontier:
         sections.append(frontier)
+    paths = paths_section(board)
+    if paths:
+        sections.append(paths)
     masks = masks_section(runs)
     if masks:
         sections.append(masks)

@@ -1,6 +1,7 @@
-"""The HTML report's sections drawn from the results: the leaderboard table (intervals, deltas, methods
-whose training was flagged marked and listed last), one bar chart per benchmark, and the reward–KL
-frontier of sentiment runs (one point per method family and β, with intervals)."""
+"""The HTML report's sections drawn from the results: the matched-KL verdicts, the leaderboard table
+(intervals, deltas, methods whose training was flagged marked and listed last), one bar chart per
+benchmark, the reward–KL frontier of sentiment runs (one point per method family and β, with
+intervals), and, where checkpoints were evaluated, each run's path and its benchmarks over steps."""
 
 from __future__ import annotations
 
@@ -9,7 +10,18 @@ from html import escape
 
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.board import Leaderboard, Row
-from tokenpo.leaderboards.formatting import fmt_delta, fmt_interval, fmt_score, legend_lines, method_label, seeds_text
+from tokenpo.leaderboards.formatting import (
+    VERDICT_HEAD,
+    fmt_delta_verdict,
+    fmt_interval,
+    fmt_score,
+    legend_lines,
+    method_label,
+    seeds_text,
+    smoke_lines,
+    verdict_intro,
+    verdict_rows,
+)
 from tokenpo.leaderboards.frontier import (
     FrontierPoint,
     Interval,
@@ -19,12 +31,30 @@ from tokenpo.leaderboards.frontier import (
     frontier_svg,
     pareto_front,
 )
-from tokenpo.leaderboards.registry import Benchmark
+from tokenpo.leaderboards.matched import REWARD_METRIC, RunPath, base_result, run_paths
+from tokenpo.leaderboards.registry import Benchmark, normalise
 from tokenpo.leaderboards.report_training import badge
-from tokenpo.leaderboards.svg import bar_chart
+from tokenpo.leaderboards.svg import PALETTE, ErrorPoint, PointSeries, bar_chart, line_chart, scatter_chart
+from tokenpo.leaderboards.verdicts import Verdict
 
 
 # --- leaderboard table -------------------------------------------------------------------------
+def verdict_section(board: Leaderboard) -> str | None:
+    """The matched-KL verdicts: the comparison a run can make, first on the page."""
+    if not board.verdicts:
+        return None
+    head = "".join(f"<th>{escape(h)}</th>" for h in VERDICT_HEAD)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="text">{escape(cell)}</td>' for cell in cells) + "</tr>"
+        for cells in verdict_rows(board)
+    )
+    return (
+        f'<section id="verdicts"><h2>Verdicts at matched KL (baseline: {escape(board.baseline)})</h2>'
+        f"<p>{escape(verdict_intro(board))}</p>"
+        f'<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>'
+    )
+
+
 def table_section(board: Leaderboard, colours: dict[str, str]) -> str:
     head = "".join(f"<th>{escape(b.label)}</th>" for b in board.benchmarks)
     body = []
@@ -41,6 +71,7 @@ def table_section(board: Leaderboard, colours: dict[str, str]) -> str:
                     cell.score_sd,
                     cell.delta,
                     f"{b.label}: {cell.task}, n={cell.n}",
+                    board.cell_verdict(row, cell.delta, b.random),
                     raw=cell.raw,
                     against_flagged=row.baseline_flagged,
                 )
@@ -51,6 +82,7 @@ def table_section(board: Leaderboard, colours: dict[str, str]) -> str:
                 row.average_sd,
                 row.average_delta,
                 "average",
+                board.cell_verdict(row, row.average_delta, None),
                 extra="average",
                 against_flagged=row.baseline_flagged,
             )
@@ -58,19 +90,27 @@ def table_section(board: Leaderboard, colours: dict[str, str]) -> str:
         name = escape(row.method) + (' <span class="tag">baseline</span>' if row.is_baseline else "")
         swatch = f'<span class="swatch" style="background:{colours[row.method]}"></span>'
         flagged = ' class="flagged"' if row.flagged else ""
+        covers = sorted({c.delta.covers for c in row.cells.values() if c.delta is not None})
         body.append(
             f'<tr{flagged}><th scope="row">{swatch}{name}{_health_badge(row)}</th>'
             f'<td class="text">{escape(row.model)}</td>'
-            f'<td class="text">{escape(seeds_text(row))}</td>{"".join(cells)}</tr>'
+            f'<td class="text">{escape(seeds_text(row))}</td>{"".join(cells)}'
+            f'<td class="text">{escape("; ".join(covers) or "—")}</td></tr>'
         )
     legend = "".join(f"<li>{escape(line)}</li>" for line in legend_lines(board))
+    smoke = "".join(f"<li>{escape(line)}</li>" for line in smoke_lines(board))
+    smoke_block = (
+        f'<h3>Smoke checks</h3><p>Run on too few items for an interval; in the tidy table, not compared.</p>'
+        f'<ul class="legend">{smoke}</ul>'
+        if smoke else ""
+    )
     notes = "".join(f"<li>{escape(note)}</li>" for note in board.notes)
     notes_block = f'<h3>Notes</h3><ul class="notes">{notes}</ul>' if notes else ""
     return (
         '<section id="leaderboard"><h2>Leaderboard</h2>'
         f'<table class="leaderboard"><thead><tr><th>method</th><th>model</th><th>seeds</th>{head}'
-        f"<th>average</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
-        f'<ul class="legend">{legend}</ul>{notes_block}</section>'
+        f"<th>average</th><th>Δ intervals cover</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f'<ul class="legend">{legend}</ul>{smoke_block}{notes_block}</section>'
     )
 
 
@@ -87,10 +127,11 @@ def _health_badge(row: Row) -> str:
 
 
 def _score_cell(
-    score, sd, delta, title: str, extra: str = "", raw: float | None = None, against_flagged: bool = False
+    score, sd, delta, title: str, verdict: Verdict, extra: str = "", raw: float | None = None,
+    against_flagged: bool = False,
 ) -> str:
-    """Normalised score (± sd over seeds), its interval, the raw headline value, the Δ to baseline
-    (marked ⚠ when the baseline's training was flagged)."""
+    """Normalised score (± sd over seeds), its interval, the raw headline value, the Δ to baseline with
+    its verdict word when it makes a claim (marked ⚠ when the baseline's training was flagged)."""
     if score is None:
         return f'<td class="missing {extra}">—</td>'
     parts = [
@@ -102,7 +143,7 @@ def _score_cell(
     if delta is not None:
         kind = "up" if delta.significant and delta.value > 0 else "down" if delta.significant else "flat"
         mark = f"{health.MARKER} " if against_flagged else ""
-        parts.append(f'<span class="delta {kind}">{mark}Δ {escape(fmt_delta(delta))}</span>')
+        parts.append(f'<span class="delta {kind}">{mark}Δ {escape(fmt_delta_verdict(delta, verdict))}</span>')
     return f'<td class="{extra}" title="{escape(title)}">{"".join(parts)}</td>'
 
 
@@ -189,3 +230,64 @@ def _interval_text(estimate: Interval | None) -> str:
     if estimate.low is None or estimate.high is None:
         return f"{estimate.value:.3f}"
     return f"{estimate.value:.3f} [{estimate.low:.3f}, {estimate.high:.3f}]"
+
+
+# --- paths: checkpoints evaluated on the way ----------------------------------------------------------
+def paths_section(board: Leaderboard) -> str | None:
+    """Each run's (KL, reward) path from the base model through its evaluated checkpoints to its final model,
+    and each benchmark's normalised score over steps: drawn when checkpoints were evaluated."""
+    paths = [p for p in run_paths(board.results) if len(p.results) > 1]
+    curves = _benchmark_curves(board)
+    if not paths and not curves:
+        return None
+    methods = sorted({p.method for p in paths} | {method for _, series in curves for method, _ in series})
+    colours = {method: PALETTE[i % len(PALETTE)] for i, method in enumerate(methods)}
+    charts = []
+    for task, model in sorted({(p.task, p.model) for p in paths}):
+        base = base_result(board.results, model, task)
+        origin = [] if base is None else [ErrorPoint(0.0, base.metrics[(task, REWARD_METRIC)].value, label="0")]
+        series = [_path_series(path, colours[path.method], origin) for path in paths
+                  if (path.task, path.model) == (task, model)]
+        charts.append(scatter_chart(f"{task}: each run's path ({model})", series, "KL to reference (nats)",
+                                    "positive rate", kind="paths"))
+    for title, series in curves:
+        lines = [(f"{method} seed {seed}", steps, scores, colours[method])
+                 for (method, seed), (steps, scores) in series.items()]
+        charts.append(line_chart(title, lines, "step", "normalised score"))
+    return (
+        '<section id="paths"><h2>Paths over training</h2><p>Every run evaluated at its saved checkpoints '
+        "(eval.checkpoints): its (KL, positive rate) from the base model (step 0) to its final model, each point "
+        "labelled with its step, as reported (no intervals: the verdicts above resample them); and each benchmark's "
+        "normalised score over steps.</p>"
+        f'<div class="charts">{"".join(charts)}</div></section>'
+    )
+
+
+def _path_series(path: RunPath, colour: str, origin: list[ErrorPoint]) -> PointSeries:
+    name = f"{path.method} seed {path.seed}"
+    points = [
+        ErrorPoint(kl, reward, label=str(step), tip=f"{name}, step {step}: KL {kl:.3g}, positive rate {reward:.3g}")
+        for step, kl, reward in path.points()
+    ]
+    return PointSeries(name, colour, [*origin, *points])
+
+
+def _benchmark_curves(board: Leaderboard) -> list[tuple[str, dict[tuple, tuple[list[int], list[float]]]]]:
+    """Per benchmark column, per run ``(method, seed)`` evaluated on it at several steps: (steps, scores)."""
+    curves = []
+    for benchmark in board.benchmarks:
+        series: dict[tuple, tuple[list[int], list[float]]] = {}
+        for result in sorted(board.results, key=lambda r: (r.method, repr(r.seed), r.step or 0)):
+            task = next((t for t in benchmark.tasks if t in result.tasks), None)
+            if task is None or result.step is None or not result.trained:
+                continue
+            if any((task, m) not in result.metrics for m in benchmark.metrics):
+                continue
+            raw = sum(result.metrics[(task, m)].value for m in benchmark.metrics) / len(benchmark.metrics)
+            steps, scores = series.setdefault((result.method, result.seed), ([], []))
+            steps.append(result.step)
+            scores.append(normalise(raw, benchmark.random))
+        series = {run: points for run, points in series.items() if len(points[0]) > 1}
+        if series:
+            curves.append((f"{benchmark.label} over steps", series))
+    return curves

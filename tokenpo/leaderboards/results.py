@@ -63,8 +63,30 @@ class Result:
     harness: dict = field(default_factory=dict)
 
     @property
-    def run_key(self) -> tuple[str, str, int | None]:
-        return (self.model, self.method, self.seed)
+    def run_key(self) -> tuple[str, str, int | None, int | None]:
+        """What makes files one run's: model, method, seed, and the checkpoint's step (None: final)."""
+        return (self.model, self.method, self.seed, self.checkpoint_step)
+
+    @property
+    def step(self) -> int | None:
+        """``harness.step``: the optimiser steps the evaluated weights had trained (the base model 0)."""
+        step = self.harness.get("step")
+        return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+    @property
+    def checkpoint_step(self) -> int | None:
+        """The step of a checkpoint evaluated on the way (``harness.final`` false); None for a final model."""
+        return self.step if self.harness.get("final") is False else None
+
+    @property
+    def trained(self) -> bool:
+        """False for the untrained base model (``harness.method_family: base``): no training seed to vary."""
+        return self.family != "base"
+
+    @property
+    def effective_beta(self) -> float | None:
+        """``harness.effective_beta``: β × the mean token multiplier the run trained with (health.json)."""
+        return finite_number(self.harness.get("effective_beta"))
 
     @property
     def family(self) -> str | None:
@@ -118,7 +140,8 @@ class Result:
     @property
     def label(self) -> str:
         seed = "" if self.seed is None else f" seed {self.seed}"
-        return f"{self.model} / {self.method}{seed}"
+        step = "" if self.checkpoint_step is None else f" step {self.checkpoint_step}"
+        return f"{self.model} / {self.method}{seed}{step}"
 
 
 def parse_result_arg(arg: str) -> tuple[str | None, str]:
@@ -228,11 +251,19 @@ def _seed(path: Path, harness: Mapping) -> int | None:
 
 def _check_metadata(path: Path, harness: Mapping) -> None:
     """The optional metadata the report groups and flags by (absent in older and plain lm-eval results)."""
-    family, beta = harness.get("method_family"), harness.get("beta")
+    family = harness.get("method_family")
     if family is not None and not isinstance(family, str):
         raise ResultsError(f"{path}: harness.method_family: expected a string, got {family!r}")
-    if beta is not None and finite_number(beta) is None:
-        raise ResultsError(f"{path}: harness.beta: expected a number or null, got {beta!r}")
+    for key in ("beta", "effective_beta"):
+        if harness.get(key) is not None and finite_number(harness[key]) is None:
+            raise ResultsError(f"{path}: harness.{key}: expected a number or null, got {harness[key]!r}")
+    step, final = harness.get("step"), harness.get("final")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise ResultsError(f"{path}: harness.step: expected a non-negative integer, got {step!r}")
+    if final is not None and not isinstance(final, bool):
+        raise ResultsError(f"{path}: harness.final: expected true or false, got {final!r}")
+    if final is False and step is None:
+        raise ResultsError(f"{path}: harness.step: a checkpoint's result (final: false) needs its step")
     parse_flags(harness.get("training_health"), f"{path}: harness.training_health")
 
 
@@ -313,10 +344,12 @@ def _pool_groups(result: Result) -> None:
                 continue
             parts = [result.items.get((leaf, key)) for leaf in leaves]
             if parts and all(part is not None for part in parts):
+                grouped = any(part.prompts is not None for part in parts)
                 result.items[(group, key)] = ItemScores(
                     keys=tuple(k for part in parts for k in part.keys),
                     num=np.concatenate([part.num for part in parts]),
                     den=np.concatenate([part.den for part in parts]),
+                    prompts=tuple(p for part in parts for p in (part.prompts or part.keys)) if grouped else None,
                 )
 
 

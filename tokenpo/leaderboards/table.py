@@ -12,50 +12,30 @@ cells and notes built here are the classes of ``board``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from tokenpo.core import progress
 from tokenpo.leaderboards import health
-from tokenpo.leaderboards.board import Cell, Leaderboard, Row
+from tokenpo.leaderboards.board import Cell, Leaderboard, Row, SmokeCheck
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.intervals import (
     NO_ITEM_DATA,
     Estimate,
     Intervals,
-    aligned_items,
+    difference_statistic,
+    panels,
     reported_stderr,
-    seed_mean_score,
+    score_statistic,
 )
+from tokenpo.leaderboards.matched import matched_kl
 from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
 from tokenpo.leaderboards.results import Result, read_results
-from tokenpo.leaderboards.stats import mean_influence
-
-TIDY_COLUMNS = ["model", "method", "seed", "task", "metric", "value", "stderr", "n", "source"]
-
-
-def tidy_table(results: Iterable[Result]) -> pd.DataFrame:
-    """One line per run, task and metric: model, method, seed, task, metric, value, stderr, n, source."""
-    records = [
-        {
-            "model": r.model,
-            "method": r.method,
-            "seed": r.seed,
-            "task": task,
-            "metric": metric,
-            "value": v.value,
-            "stderr": v.stderr,
-            "n": v.n,
-            "source": r.source,
-        }
-        for r in results
-        for (task, metric), v in sorted(r.metrics.items())
-    ]
-    frame = pd.DataFrame.from_records(records, columns=TIDY_COLUMNS)
-    return frame.astype({"seed": "Int64", "n": "Int64"})
+from tokenpo.leaderboards.stats import MIN_ITEMS_FOR_INTERVAL
+from tokenpo.leaderboards.tidy import tidy_table
+from tokenpo.leaderboards.verdicts import DEFAULT_MARGIN
 
 
 def build_leaderboard(
@@ -65,17 +45,23 @@ def build_leaderboard(
     confidence: float = 0.95,
     n_boot: int = 2000,
     seed: int = 0,
+    margin: float = DEFAULT_MARGIN,
 ) -> Leaderboard:
     """Build the leaderboard of ``results`` (loaded ``Result`` objects or paths) against ``baseline``.
 
     ``benchmarks`` is a registry (default: the packaged ``benchmarks.yaml``). Intervals are
-    percentile bootstrap intervals over items (``n_boot`` resamples, ``seed``) when per-item
-    scores exist, else normal intervals from the reported stderr; each says which.
+    percentile intervals of the two-level bootstrap over training seeds and prompts (``n_boot``
+    resamples, ``seed``) when per-item scores exist, else normal intervals from the reported stderr;
+    each says what it covers. ``margin`` is the equivalence margin of the verdicts, in the headline
+    metric's units (0.05: five points). Results of checkpoints evaluated on the way make the runs'
+    paths (matched-KL verdicts), not rows.
     """
     if not 0.5 <= confidence < 1:
         raise ResultsError(f"confidence: {confidence} is not in [0.5, 1)")
     if n_boot < 10:
         raise ResultsError(f"bootstrap: {n_boot} resamples; need at least 10 (2000 is the default)")
+    if not 0 < margin < 1:
+        raise ResultsError(f"equivalence margin: {margin} is not in (0, 1) (0.05 is the default)")
     loaded = read_results(results)
     if not loaded:
         raise ResultsError("no results given")
@@ -84,18 +70,20 @@ def build_leaderboard(
         if isinstance(benchmarks, Sequence) and not isinstance(benchmarks, str)
         else load_registry(benchmarks)
     )
-    builder = _Builder(loaded, baseline, list(registry), confidence, n_boot, seed)
+    builder = _Builder(loaded, baseline, list(registry), confidence, n_boot, seed, margin)
     board = builder.build()
     board.n_boot, board.seed = n_boot, seed
     return board
 
 
 class _Builder:
-    def __init__(self, results, baseline, registry, confidence, n_boot, seed):
+    def __init__(self, results, baseline, registry, confidence, n_boot, seed, margin):
         self.results = results
+        self.finals = [r for r in results if r.checkpoint_step is None]
         self.baseline = baseline
         self.registry = registry
         self.confidence = confidence
+        self.margin = margin
         self.intervals = Intervals(confidence, n_boot, seed)
         self.notes: list[str] = []
 
@@ -103,7 +91,11 @@ class _Builder:
         rows = self._rows()
         columns = [b for b in self.registry if any(b.name in row.cells for row in rows)]
         self._note_unregistered(rows)
+        smoke = self._smoke_checks(rows, columns)
+        columns = [b for b in columns if b.name not in {check.benchmark.name for check in smoke}]
         self._note_mismatches(rows, columns)
+        for row in rows:
+            row.row_flags = health.seed_disagreement({run.seed: run.effective_beta for run in row.runs})
         with progress.task("leaderboard", total=len(rows) * len(columns), unit="cell") as cells:
             for row in rows:
                 for benchmark in columns:
@@ -122,16 +114,43 @@ class _Builder:
                 -(r.average.value if r.average else -math.inf),
             )
         )
+        flags = {(row.model, row.method): row.problems() for row in rows}
+        verdicts = matched_kl(
+            self.results, self.baseline, self.intervals, self.margin,
+            flagged=lambda model, method: flags.get((model, method)), notes=self.notes,
+        )
+        checkpoints = len(self.results) - len(self.finals)
+        if checkpoints:
+            self.notes.append(f"{checkpoints} result(s) of checkpoints evaluated on the way: in the runs' paths "
+                              "(matched-KL verdicts, the report's curves), not in the table")
         notes = self._health_notes(rows) + [note for r in self.results for note in r.notes] + self.notes
         return Leaderboard(
-            columns, rows, tidy_table(self.results), notes, self.baseline, self.confidence, list(self.results)
+            columns, rows, tidy_table(self.results), notes, self.baseline, self.confidence, list(self.results),
+            margin=self.margin, verdicts=verdicts, smoke=smoke,
         )
+
+    def _smoke_checks(self, rows: list[Row], columns: list[Benchmark]) -> list[SmokeCheck]:
+        """Benchmarks every row ran on fewer items than an interval needs: run, listed, not compared.
+
+        Their cells leave the rows (the raw values stay in the tidy table and the check's record): a
+        column of "+0.0 (no interval: 1 item)" beside the judge that carries the comparison only hides it.
+        """
+        checks = []
+        for benchmark in columns:
+            cells = {row.label: row.cells[benchmark.name] for row in rows if benchmark.name in row.cells}
+            counts = [cell.n for cell in cells.values()]
+            if counts and all(n is not None and n < MIN_ITEMS_FOR_INTERVAL for n in counts):
+                checks.append(SmokeCheck(benchmark, max(counts), {label: cell.raw for label, cell in cells.items()}))
+                for row in rows:
+                    row.cells.pop(benchmark.name, None)
+                    row.runs_for.pop(benchmark.name, None)
+        return checks
 
     # --- rows and cells -------------------------------------------------------------------------
     def _rows(self) -> list[Row]:
         grouped: dict[tuple[str, str], Row] = {}
         for result in sorted(
-            self.results, key=lambda r: (r.model, r.method, -1 if r.seed is None else r.seed)
+            self.finals, key=lambda r: (r.model, r.method, -1 if r.seed is None else r.seed)
         ):
             row = grouped.setdefault((result.model, result.method), Row(result.model, result.method, []))
             row.runs.append(result)
@@ -195,20 +214,21 @@ class _Builder:
     def _score(self, row: Row, benchmark: Benchmark) -> Estimate:
         cell = row.cells[benchmark.name]
         runs = row.runs_for[benchmark.name]
-        aligned, _ = aligned_items(runs, cell.task, benchmark)
+        aligned = panels([runs], cell.task, benchmark.metrics)
         if aligned is not None:
             return self.intervals.bootstrapped(
-                seed_mean_score(aligned, benchmark), cell.score.value, mean_influence(aligned), "bootstrap",
+                score_statistic(aligned[0], benchmark), cell.score.value, aligned, "bootstrap",
                 stream=("score", row.model, row.method, benchmark.name),
             )
         se = reported_stderr(runs, cell.task, benchmark)
+        seeds = _training_seeds(runs)
         if se is None:
             self.notes.append(
                 f"{benchmark.label}: {row.label} has neither per-item scores nor stderr; no interval"
             )
-            return Estimate.without_interval(cell.score.value, NO_ITEM_DATA)
+            return Estimate.without_interval(cell.score.value, NO_ITEM_DATA, seeds=seeds)
         # A normalised score is never below 0, nor is its interval.
-        return self.intervals.from_stderr(cell.score.value, se, cell.n, floor=0.0)
+        return self.intervals.from_stderr(cell.score.value, se, cell.n, seeds, floor=0.0)
 
     def _average(self, row: Row, columns: list[Benchmark]) -> None:
         averaged = [b for b in columns if b.average]
@@ -266,25 +286,26 @@ class _Builder:
             )
             return
         runs, base_runs = row.runs_for[benchmark.name], base.runs_for[benchmark.name]
-        aligned, n_shared = aligned_items(runs + base_runs, cell.task, benchmark)
+        aligned = panels([runs, base_runs], cell.task, benchmark.metrics)
         if aligned is not None:
-            mine, theirs = aligned[: len(runs)], aligned[len(runs) :]
-            score, base_score = seed_mean_score(mine, benchmark), seed_mean_score(theirs, benchmark)
-
-            def difference(idx: np.ndarray) -> np.ndarray:
-                return score(idx) - base_score(idx)
-
-            full = np.arange(n_shared)[None, :]
-            paired_differences = mean_influence(mine) - mean_influence(theirs)
+            mine, theirs = aligned
             cell.delta = self.intervals.bootstrapped(
-                difference, float(difference(full)[0]), paired_differences, "paired bootstrap",
+                difference_statistic(mine, theirs, benchmark),
+                mine.point(benchmark.random) - theirs.point(benchmark.random),
+                aligned,
+                "paired bootstrap",
                 stream=("delta", row.model, row.method, base.model, base.method, benchmark.name),
             )
-            cell.n_shared = n_shared
+            n_shared = cell.n_shared = mine.n_items
             if cell.n is not None and base_cell.n is not None and n_shared < max(cell.n, base_cell.n):
                 self.notes.append(
                     f"{benchmark.label}: {row.label} vs {base.label}: delta on the {n_shared} shared items "
                     f"(of {cell.n} and {base_cell.n})"
+                )
+            if mine.trained and theirs.trained and mine.seeds != theirs.seeds:
+                self.notes.append(
+                    f"{benchmark.label}: {row.label} (seeds {list(mine.seeds)}) and {base.label} (seeds "
+                    f"{list(theirs.seeds)}) do not share their seeds: their seeds are drawn apart, not paired"
                 )
             return
         se, base_se = (
@@ -292,12 +313,13 @@ class _Builder:
             reported_stderr(base_runs, cell.task, benchmark),
         )
         value = cell.score.value - base_cell.score.value
+        seeds = _fewest(_training_seeds(runs), _training_seeds(base_runs))
         if se is None or base_se is None:
-            cell.delta = Estimate.without_interval(value, NO_ITEM_DATA)
+            cell.delta = Estimate.without_interval(value, NO_ITEM_DATA, seeds=seeds)
             return
         counts = [n for n in (cell.n, base_cell.n) if n is not None]
         spread = math.sqrt(se * se + base_se * base_se)
-        cell.delta = self.intervals.from_stderr(value, spread, min(counts, default=None))
+        cell.delta = self.intervals.from_stderr(value, spread, min(counts, default=None), seeds)
         if cell.delta.has_interval:  # without one, the cell itself says why
             self.notes.append(
                 f"{benchmark.label}: {row.label} vs {base.label}: no shared per-item scores; "
@@ -355,4 +377,14 @@ class _Builder:
                     f"{benchmark.label}: n-shot differs: "
                     + ", ".join(f"{label} {s}" for label, s in shots.items())
                 )
+
+
+def _training_seeds(runs: Sequence[Result]) -> int | None:
+    """How many training seeds the runs hold; None when none of them was trained (the base model)."""
+    return len(runs) if any(run.trained for run in runs) else None
+
+
+def _fewest(*seeds: int | None) -> int | None:
+    known = [s for s in seeds if s is not None]
+    return min(known) if known else None
 

@@ -1,7 +1,8 @@
 """The judges on files: read inputs (JSONL/JSON/text, optionally gzipped), score, write a result folder.
 
 Each writes ``OUT/results.json`` (lm-eval's shape, task = the judge's name, plus the ``harness``
-block) and ``OUT/samples/JUDGE.jsonl`` with one row per scored item (``doc_id`` = 0-based index).
+block) and ``OUT/samples/JUDGE.jsonl`` with one row per scored item (``doc_id`` = 0-based index;
+the sentiment judge adds ``prompt_id`` when its records name their prompts, several samples per prompt).
 """
 
 from __future__ import annotations
@@ -165,6 +166,11 @@ def judge_sentiment(
         {"doc_id": i, "p_positive": p, "positive_rate": pos}
         for i, (p, pos) in enumerate(zip(p_positive, positive, strict=True))
     ]
+    # Several samples of one prompt share its difficulty: the prompt is what the leaderboard resamples.
+    prompt_ids = _prompt_ids(records)
+    if prompt_ids is not None:
+        for row, prompt_id in zip(rows, prompt_ids, strict=True):
+            row["prompt_id"] = prompt_id
     metrics = {"p_positive": passk.mean_and_stderr(p_positive), "positive_rate": passk.mean_and_stderr(positive)}
     if kl_models is not None:
         policy, reference, tokenizer = kl_models
@@ -183,6 +189,14 @@ def judge_sentiment(
     extra = {"judge": "sentiment", "classifier": model or "vader", **(metadata or {})}
     write_results(out_dir, results, _meta([texts_file], extra))
     return results
+
+
+def _prompt_ids(records: list[tuple[str, dict[str, Any]]] | None) -> list[int] | None:
+    """Each record's prompt as a number (in order of first appearance), when every record names its prompt."""
+    if not records or not all(isinstance(record.get("prompt"), str) for _, record in records):
+        return None
+    ids: dict[str, int] = {}
+    return [ids.setdefault(record["prompt"], len(ids)) for _, record in records]
 
 
 def judge_rouge(

@@ -10,6 +10,7 @@ from tokenpo.harness.errors import HarnessError
 from tokenpo.leaderboards.render import FORMATS, render
 from tokenpo.leaderboards.runs import load_runs
 from tokenpo.leaderboards.table import build_leaderboard
+from tokenpo.leaderboards.verdicts import DEFAULT_MARGIN
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tidy",
         action="store_true",
-        help="csv/json: the tidy table (model, method, seed, task, metric, value, stderr, n)",
+        help="csv/json: the tidy table (model, method, seed, step, task, metric, value, stderr, n)",
     )
     parser.add_argument(
         "--runs",
@@ -43,6 +44,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)"
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=DEFAULT_MARGIN,
+        help=f"the verdicts' equivalence margin in the headline metric's units (default {DEFAULT_MARGIN:g}: "
+        "five points)",
+    )
     parser.set_defaults(run=_run)
 
 
@@ -58,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         confidence=args.confidence,
         n_boot=args.bootstrap,
         seed=args.seed,
+        margin=args.margin,
     )
     runs = load_runs(args.runs) if args.runs else []
     text = render(board, args.format, tidy=args.tidy, runs=runs)
