@@ -44,13 +44,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every command that reads preference data shares: keys of the ``data`` block."""
-    add_field_options(parser, DataConfig, "format", "split", "skip_invalid")
+    add_field_options(parser, DataConfig, "format", "split", "skip_invalid", "truncated_completions")
     parser.add_argument("--rejects", help="where skipped records go (default: ./<name>.rejects.jsonl)")
 
 
 def load_reporting_rejects(args: argparse.Namespace) -> LoadedPreferences:
     """Load ``args.file``; when records were skipped, say how many and write them out."""
-    loaded = load_preferences(args.file, fmt=args.format, split=args.split, skip_invalid=args.skip_invalid)
+    loaded = load_preferences(args.file, fmt=args.format, split=args.split, skip_invalid=args.skip_invalid,
+                              truncated_completions=args.truncated_completions)
     if loaded.rejected:
         name = Path(args.file).name.split(".")[0] or "data"
         rejects = Path(args.rejects or f"{name}.rejects.jsonl")

@@ -20,7 +20,6 @@ from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
 from tokenpo.harness.pipeline.config import DataConfig
 from tokenpo.trainers import TrainConfig, train
 from tokenpo.trainers.config import DPOConfig, MethodConfig, TrainingConfig
-from tokenpo.trainers.data import mark_truncated
 
 
 @dataclass
@@ -67,11 +66,10 @@ def _train(args: argparse.Namespace) -> int:
         format=job.data.format,
         split=job.data.split,
         skip_invalid=job.data.skip_invalid,
+        truncated_completions=job.data.truncated_completions,
         rejects=str(output / "rejects.jsonl"),
     )
     examples = load_reporting_rejects(loading).examples
-    if job.data.truncated_completions:
-        examples = [mark_truncated(example) for example in examples]
     if job.data.limit is not None:
         examples = examples[: job.data.limit]
     result = train(
