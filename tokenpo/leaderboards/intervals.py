@@ -65,8 +65,7 @@ class Estimate:
         cls, value: float, reason: str, covers: str = PROMPTS, seeds: int | None = None
     ) -> Estimate:
         """A value whose data cannot support an interval (``stats.why_no_interval``), saying why."""
-        return cls(math.nan if value is None else value, math.nan, math.nan, math.nan, "none",
-                   no_interval=reason, covers=covers, seeds=seeds)
+        return cls(value, math.nan, math.nan, math.nan, "none", no_interval=reason, covers=covers, seeds=seeds)
 
     @property
     def has_interval(self) -> bool:

@@ -221,7 +221,6 @@ class _PathData:
         self.index = np.array([prompts[prompt_of[k]] for k in shared])
         self.keys, self.n_prompts, self.n_items, self.task = shared, len(prompts), len(shared), task
         self.base = None if base is None else (self._sums(base, REWARD_METRIC), self._den(base))
-        self.paths = {name: self._path(paths) for name, paths in rows.items()}
 
     def _sums(self, result: Result, metric: str) -> np.ndarray:
         num, _ = result.items[(self.task, metric)].take(self.keys)
@@ -231,7 +230,8 @@ class _PathData:
         _, den = result.items[(self.task, REWARD_METRIC)].take(self.keys)
         return np.bincount(self.index, weights=den, minlength=self.n_prompts)
 
-    def _path(self, paths: list[RunPath]) -> _Path:
+    def path(self, paths: list[RunPath], from_base: bool) -> _Path:
+        """The per-prompt sums of ``paths`` (one per seed), starting at the base model when ``from_base``."""
         shape = (len(paths), len(paths[0].results), self.n_prompts)
         reward, kl, den = np.zeros(shape), np.zeros(shape), np.zeros(shape)
         for s, path in enumerate(paths):
@@ -239,7 +239,7 @@ class _PathData:
                 reward[s, k] = self._sums(result, REWARD_METRIC)
                 kl[s, k] = self._sums(result, KL_METRIC)
                 den[s, k] = self._den(result)
-        return _Path(reward, kl, den, tuple(p.seed for p in paths), self.base)
+        return _Path(reward, kl, den, tuple(p.seed for p in paths), self.base if from_base else None)
 
 
 def matched_kl(
@@ -296,47 +296,65 @@ def _compare(task, model, method, baseline, rows, results, intervals: Intervals,
     if not data.usable:
         notes.append(f"{label}: no per-sample KL and reward shared by every point; no matched-KL verdict")
         return None
-    path, target = data.paths[method], data.paths[baseline]
-    # The baseline's final reward and KL are its path's last point; the method's path starts at the base.
-    target = _Path(target.reward_num, target.kl_num, target.den, target.seeds, None)
-
-    def delta(prompts: np.ndarray, seed_counts) -> np.ndarray:
-        kl, reward = path.curves(prompts, seed_counts(path.seeds))
-        base_kl, base_reward = target.curves(prompts, seed_counts(target.seeds))
-        return matched_reward(kl, reward, base_kl[:, -1]) - base_reward[:, -1]
-
-    ones = np.ones((1, data.n_prompts))
-    kl, reward = path.curves(ones, np.ones((1, len(path.seeds))))
-    base_kl, base_reward = target.curves(ones, np.ones((1, len(target.seeds))))
-    at = float(matched_reward(kl, reward, base_kl[:, -1])[0])
-    value = at - float(base_reward[0, -1])
-    covers, seeds = coverage([path, target])
-    unit = "prompt" if data.n_prompts < data.n_items else "item"
-    span = (float(kl.min()), float(kl.max()))
+    # The method's path starts at the base model; the baseline is read at its final model only.
+    comparison = _Comparison(data.path(mine, from_base=True), data.path(theirs, from_base=False))
+    kl, reward, baseline_reward, span = comparison.point(data.n_prompts)
+    value = reward - baseline_reward
+    covers, seeds = coverage([comparison.path, comparison.target])
     if not math.isfinite(value):
-        reason = (f"{baseline}'s final KL {float(base_kl[0, -1]):.3g} is outside {method}'s path "
-                  f"(KL {span[0]:.3g}–{span[1]:.3g}; never extrapolated)")
+        reason = (f"{baseline}'s final KL {kl:.3g} is outside {method}'s path (KL {span[0]:.3g}–{span[1]:.3g}; "
+                  "never extrapolated)")
         estimate = Estimate.without_interval(value, reason, covers, seeds)
     else:
-        reason = why_no_interval(data.n_prompts, math.inf, unit)
-        if reason is None:
-            samples = intervals.replicates(delta, [path.seeds, target.seeds], data.n_prompts,
-                                           ("matched-kl", task, model, method, baseline))
-            unknown = float(np.isnan(samples).mean())
-            low, high = interval_with_unknowns(samples, intervals.confidence)
-            if not (math.isfinite(low) and math.isfinite(high)):
-                reason = f"the matched KL falls outside {method}'s path in {unknown:.0%} of resamples"
-            else:
-                reason = why_no_interval(data.n_prompts, float(np.nanmax(samples) - np.nanmin(samples)), unit)
-        if reason is not None:
-            estimate = Estimate.without_interval(value, reason, covers, seeds)
-        else:
-            defined = samples[~np.isnan(samples)]
-            estimate = Estimate(value, low, high, float(defined.std(ddof=1)), "paired bootstrap", samples,
-                                covers=covers, seeds=seeds)
+        unit = "prompt" if data.n_prompts < data.n_items else "item"
+        estimate = _interval(comparison, value, data.n_prompts, unit, intervals, (task, model, method, baseline))
     problems = "; ".join(p for p in (flagged(model, method), flagged(model, baseline)) if p)
     steps = ([0] if base is not None else []) + list(mine[0].steps)
     return MatchedKL(
-        task, model, method, baseline, float(base_kl[0, -1]), span, at, float(base_reward[0, -1]), estimate,
-        [p.seed for p in mine], [p.seed for p in theirs], margin, verdict(estimate, margin, problems or None), steps,
+        task, model, method, baseline, kl, span, reward, baseline_reward, estimate, [p.seed for p in mine],
+        [p.seed for p in theirs], margin, verdict(estimate, margin, problems or None), steps,
     )
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """A method's path against the baseline's final models: the statistic and its value on the data."""
+
+    path: _Path
+    target: _Path
+
+    def delta(self, prompts: np.ndarray, seed_counts: Callable[[tuple], np.ndarray]) -> np.ndarray:
+        """The method's reward at the baseline's final KL minus the baseline's reward, per resample."""
+        kl, reward = self.path.curves(prompts, seed_counts(self.path.seeds))
+        target_kl, target_reward = self.target.curves(prompts, seed_counts(self.target.seeds))
+        return matched_reward(kl, reward, target_kl[:, -1]) - target_reward[:, -1]
+
+    def point(self, n_prompts: int) -> tuple[float, float, float, tuple[float, float]]:
+        """On the data as they are: the baseline's final KL, the method's reward there (NaN off its path),
+        the baseline's final reward, and the KL range of the method's path."""
+        every = np.ones((1, n_prompts))
+        kl, reward = self.path.curves(every, np.ones((1, self.path.n_seeds)))
+        target_kl, target_reward = self.target.curves(every, np.ones((1, self.target.n_seeds)))
+        at = float(matched_reward(kl, reward, target_kl[:, -1])[0])
+        return float(target_kl[0, -1]), at, float(target_reward[0, -1]), (float(kl.min()), float(kl.max()))
+
+
+def _interval(comparison: _Comparison, value: float, n_prompts: int, unit: str, intervals: Intervals,
+              names: tuple) -> Estimate:
+    """``value`` with the two-level interval of the comparison's Δ (resamples off the path count against
+    both ends), unless the prompts, the path or the variation cannot support one."""
+    covers, seeds = coverage([comparison.path, comparison.target])
+    reason = why_no_interval(n_prompts, math.inf, unit)
+    if reason is None:
+        samples = intervals.replicates(comparison.delta, [comparison.path.seeds, comparison.target.seeds],
+                                       n_prompts, ("matched-kl", *names))
+        low, high = interval_with_unknowns(samples, intervals.confidence)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            reason = f"the matched KL falls outside {names[2]}'s path in {np.isnan(samples).mean():.0%} of resamples"
+        else:
+            reason = why_no_interval(n_prompts, float(np.nanmax(samples) - np.nanmin(samples)), unit)
+    if reason is not None:
+        return Estimate.without_interval(value, reason, covers, seeds)
+    defined = samples[~np.isnan(samples)]
+    return Estimate(value, low, high, float(defined.std(ddof=1)), "paired bootstrap", samples, covers=covers,
+                    seeds=seeds)
