@@ -166,6 +166,8 @@ def test_regress_passes_on_equal_scores_and_prints_the_table(folders, capsys):
     assert main(["regress", "--baseline", str(dpo), "--candidate", str(dpo / "results.json")]) == 0
     out = capsys.readouterr().out
     assert "mc_task   acc,none" in out and "paired z" in out and "PASS" in out
+    # the gate compares two evaluations of one model: its intervals are over items, and it says so
+    assert "intervals cover items: two evaluations of one model are compared, so no training seed varies" in out
 
 
 def test_regress_fails_on_a_drop_and_tolerance_lets_it_pass(folders, capsys):

@@ -164,6 +164,7 @@ def format_report(report: RegressReport) -> str:
         f"gate: a metric fails when it dropped by more than {report.max_drop:g} points with Holm-adjusted "
         f"p < {report.alpha:g},",
         f"      i.e. its {level:g}% interval lies entirely below {-report.max_drop or 0:g}",
+        "      intervals cover items: two evaluations of one model are compared, so no training seed varies",
         "",
     ]
     header = (
