@@ -110,14 +110,14 @@ def test_one_item_tasks_are_smoke_checks_listed_with_their_raw_values(quickstart
     assert truthful.raw == {"dpo (tiny-llama)": pytest.approx(0.420), "sparsepo (tiny-llama)": pytest.approx(0.414)}
     text = markdown(quickstart_board)
     assert "### Δ vs" not in text and "*" not in text.split("Smoke checks")[0].split("- Scores are")[0]
-    assert ("- TruthfulQA: 1 item per model, run as a smoke check, not compared "
+    assert ("- TruthfulQA: 1 item per task, run as a smoke check, not compared "
             "(raw dpo (tiny-llama) 0.4200, sparsepo (tiny-llama) 0.4140)") in text
     assert "fewer than 10 prompts, or no variation across them" in text  # the legend states the rule
 
 
 def test_smoke_checks_are_in_the_html_and_json(quickstart_board):
     html = build_html(quickstart_board)
-    assert "TruthfulQA: 1 item per model, run as a smoke check, not compared" in html
+    assert "TruthfulQA: 1 item per task, run as a smoke check, not compared" in html
     assert 'class="delta up"' not in html and 'class="delta down"' not in html
     document = json.loads(render(quickstart_board, "json"))
     assert document["rows"] == [] or all(r["benchmark"] != "truthfulqa" for r in document["rows"])
@@ -239,3 +239,21 @@ def test_the_average_is_not_significant_when_any_part_lacks_an_interval(mixed_bo
     assert row.average_delta.no_interval == "Gen lacks one"
     assert row.average.no_interval == "Gen lacks one"  # the average score, likewise
     assert "| -43.3 (no interval: Gen lacks one) |" in markdown(mixed_board)
+
+
+def test_a_group_run_on_one_item_per_subtask_is_a_smoke_check():
+    """MMLU at --limit 1: one item in each of 12 subjects makes 12 items, but 1 per task: run, not compared."""
+    group = Benchmark("grp", "Group", ("grp",), ("acc,none",), 0.25)
+    results = []
+    for method, right in (("dpo", 3), ("sparsepo", 4)):
+        result = make_result({"grp": {"acc,none": _scores(right, 12)}}, method)
+        result.subtasks["grp"] = tuple(f"grp_{i}" for i in range(12))
+        result.n_samples.update({f"grp_{i}": (1, 100) for i in range(12)})
+        results.append(result)
+    board = build_leaderboard(results, benchmarks=[group], n_boot=200)
+    assert board.benchmarks == [] and [(c.benchmark.name, c.items) for c in board.smoke] == [("grp", 1)]
+    assert "Group: 1 item per task, run as a smoke check" in markdown(board)
+    # the same 12 items as 12 tasks' worth of 10 each would be compared
+    for result in results:
+        result.n_samples.update({f"grp_{i}": (10, 100) for i in range(12)})
+    assert [b.name for b in build_leaderboard(results, benchmarks=[group], n_boot=200).benchmarks] == ["grp"]

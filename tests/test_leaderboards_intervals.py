@@ -198,3 +198,6 @@ def test_verdict_words(low, high, margin, expected):
     assert verdict(Estimate.without_interval(0.3, "3 prompts"), margin) == Verdict(
         INCONCLUSIVE, "no interval: 3 prompts"
     )
+    # every reason that stands in the way is named, the number of seeds first
+    everything = verdict(Estimate.without_interval(0.3, "3 prompts", seeds=1), margin, flagged="static_masks")
+    assert everything.text == "inconclusive (1 training seed; no interval: 3 prompts; training flagged: static_masks)"

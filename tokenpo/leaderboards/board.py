@@ -87,7 +87,7 @@ class SmokeCheck:
     """A benchmark every row ran on fewer items than an interval needs: listed as run, not compared."""
 
     benchmark: Benchmark
-    items: int  # the most items a row ran
+    items: int  # the most items a run answered per task (per subtask of a group)
     raw: dict[str, float]  # row label → raw headline value (mean over seeds)
 
     def record(self) -> dict:

@@ -81,7 +81,7 @@ def verdict_rows(board: Leaderboard) -> list[list[str]]:
             f"{v.path_kl[0]:.3f}–{v.path_kl[1]:.3f}",
             "—" if not math.isfinite(v.reward) else f"{v.reward:.3f}",
             f"{v.baseline_reward:.3f}",
-            fmt_delta(v.delta, digits=3),
+            fmt_delta(v.delta, digits=3) if math.isfinite(v.delta.value) else "—",  # the verdict says why
             v.delta.covers,
             _seed_list(v.seeds),
             v.verdict.text,
@@ -145,7 +145,7 @@ def legend_lines(board: Leaderboard) -> list[str]:
 def smoke_lines(board: Leaderboard) -> list[str]:
     """One line per benchmark run as a smoke check (too few items to compare)."""
     return [
-        f"{check.benchmark.label}: {check.items} item{'s' if check.items != 1 else ''} per model, run as a smoke "
+        f"{check.benchmark.label}: {check.items} item{'s' if check.items != 1 else ''} per task, run as a smoke "
         "check, not compared (raw " + ", ".join(f"{label} {raw:.4f}" for label, raw in check.raw.items()) + ")"
         for check in board.smoke
     ]

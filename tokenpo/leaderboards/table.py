@@ -137,10 +137,12 @@ class _Builder:
         """
         checks = []
         for benchmark in columns:
-            cells = {row.label: row.cells[benchmark.name] for row in rows if benchmark.name in row.cells}
-            counts = [cell.n for cell in cells.values()]
+            present = [row for row in rows if benchmark.name in row.cells]
+            counts = [_items_per_task(run, row.cells[benchmark.name]) for row in present
+                      for run in row.runs_for[benchmark.name]]
             if counts and all(n is not None and n < MIN_ITEMS_FOR_INTERVAL for n in counts):
-                checks.append(SmokeCheck(benchmark, max(counts), {label: cell.raw for label, cell in cells.items()}))
+                raw = {row.label: row.cells[benchmark.name].raw for row in present}
+                checks.append(SmokeCheck(benchmark, max(counts), raw))
                 for row in rows:
                     row.cells.pop(benchmark.name, None)
                     row.runs_for.pop(benchmark.name, None)
@@ -388,3 +390,10 @@ def _fewest(*seeds: int | None) -> int | None:
     known = [s for s in seeds if s is not None]
     return min(known) if known else None
 
+
+def _items_per_task(run: Result, cell: Cell) -> int | None:
+    """Items a run answered per task of the cell: the most of any subtask for a group (MMLU at ``--limit 1``
+    answers one item in each of 57 subjects: a smoke check, though 57 items in all)."""
+    leaves = run.subtasks.get(cell.task) or (cell.task,)
+    counts = [run.n_samples[leaf][0] for leaf in leaves if leaf in run.n_samples]
+    return max(counts) if counts else cell.n

@@ -42,12 +42,17 @@ def verdict(estimate: Estimate | None, margin: float | None, flagged: str | None
     """
     if estimate is None:
         return Verdict(INCONCLUSIVE, "no comparison")
-    if flagged:
-        return Verdict(INCONCLUSIVE, f"training flagged: {flagged}")
-    if not estimate.has_interval:
-        return Verdict(INCONCLUSIVE, f"no interval: {estimate.no_interval}")
-    if estimate.claim_blocked:
-        return Verdict(INCONCLUSIVE, estimate.claim_blocked)
+    reasons = [
+        reason
+        for reason in (
+            estimate.claim_blocked,
+            None if estimate.has_interval else f"no interval: {estimate.no_interval}",
+            f"training flagged: {flagged}" if flagged else None,
+        )
+        if reason
+    ]
+    if reasons:  # every reason that stands in the way, the one a reader can act on first
+        return Verdict(INCONCLUSIVE, "; ".join(reasons))
     if estimate.low > 0:
         return Verdict(BETTER)
     if estimate.high < 0:
