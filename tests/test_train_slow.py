@@ -1,8 +1,11 @@
 """The quickstart's methods, with the quickstart's settings, learn on real HH pairs with SmolLM2-135M.
 
 "Learns" is the quickstart's bar: over the last steps, reward accuracy ≥ 0.75 and margins ≥ 0.25
-on the training pairs, no training-health flag, and learned masks that keep between 5% and 95% of
-the completion tokens non-zero.
+on the training pairs, no training-health check of learning flagged (zero masks, a vanishing
+multiplier, flat margins, KL drifting on a dead loss), and learned masks that keep between 5% and 95%
+of the completion tokens non-zero. The checks of how a method learns (inflated β, concentrated
+weights, static masks, anchor coverage) are recorded for every method: what they find is reported,
+not asserted (a finding about the method, not a failure to learn).
 """
 
 from __future__ import annotations
@@ -45,7 +48,12 @@ def test_the_quickstart_methods_learn_real_pairs(smollm2_path, hh_pairs, tmp_pat
     margins = sum(row["rewards/margins"] for row in rows) / len(rows)
     record_property("accuracy_margins_last_steps", (accuracy, round(margins, 4)))
     assert accuracy >= 0.75 and margins >= 0.25, (accuracy, margins)
-    assert result.health == ()
+    outcomes = {(check.name, check.metric): check.outcome for check in result.checks}
+    record_property("health_flags", sorted(f"{name} {metric}" for (name, metric), o in outcomes.items() if o == "flag"))
+    learning = {"zero_masks", "small_multiplier", "flat_margins", "kl_drift"}
+    assert not [key for key, outcome in outcomes.items() if key[0] in learning and outcome == "flag"], outcomes
+    assert {name for name, _ in outcomes} >= learning | {"inflated_beta", "concentrated_weights", "static_masks",
+                                                         "anchor_coverage"}
     if "mask/u_zero_fraction" in rows[-1]:
         nonzero = 1 - sum(row["mask/u_zero_fraction"] for row in rows) / len(rows)
         scores = [json.loads(line) for line in (result.run_dir / "token_scores.jsonl").read_text().splitlines()]

@@ -18,6 +18,7 @@ from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL
 from tokenpo.harness.pipeline.executor import ExecutorConfig
 from tokenpo.harness.pipeline.sweep import SweepConfig, expand_entries
+from tokenpo.leaderboards.verdicts import DEFAULT_MARGIN
 from tokenpo.trainers.config import MethodConfig, TrainingConfig
 from tokenpo.trainers.data.records import FORMATS
 
@@ -231,10 +232,32 @@ class EvalConfig:
     seed: int | None = field(
         default=None, metadata={"help": "one value for lm-eval's four seeds; null: lm-eval's defaults"}
     )
+    checkpoints: Literal["final", "all"] | int = field(
+        default="final",
+        metadata={"help": "which models of a training run are evaluated: final (the final model), all (every saved "
+                  "checkpoint too: training.save_every, keep_checkpoints null), or N (the checkpoints every N steps, "
+                  "a multiple of save_every); they make each run's (KL, reward) path, the matched-KL verdicts and "
+                  "the report's curves over steps"},
+    )
+    checkpoint_benchmarks: bool = field(
+        default=True,
+        metadata={"help": "evaluate checkpoints on the suite too (benchmark curves over steps); false: the judges "
+                  "(sentiment) only"},
+    )
 
     def __post_init__(self) -> None:
         if self.shards < 1:
             raise field_error("shards", f"must be a positive integer, got {self.shards}")
+        if isinstance(self.checkpoints, int) and self.checkpoints < 1:
+            raise field_error(
+                "checkpoints", f"must be final, all or a positive number of steps, got {self.checkpoints}"
+            )
+
+    def wants_checkpoint(self, step: int) -> bool:
+        """Whether the checkpoint saved after ``step`` is evaluated."""
+        if self.checkpoints == "final":
+            return False
+        return self.checkpoints == "all" or step % self.checkpoints == 0
 
 
 @dataclass
@@ -243,6 +266,15 @@ class ReportConfig:
 
     baseline: str = field(default="dpo", metadata={"help": "the methods[] name the leaderboard's deltas are against"})
     html: bool = field(default=True, metadata={"help": "write report.html"})
+    equivalence_margin: float = field(
+        default=DEFAULT_MARGIN,
+        metadata={"help": "the verdicts' equivalence margin in the headline metric's units (0.05: five points of "
+                  "positive rate): equivalent when the whole interval of Δ lies inside ±margin"},
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 < self.equivalence_margin < 1:
+            raise field_error("equivalence_margin", f"must be in (0, 1), got {self.equivalence_margin}")
 
 
 @dataclass
@@ -286,6 +318,24 @@ class RunConfig:
         if self.report.baseline not in names:
             baseline = self.report.baseline
             raise field_error("report", f"baseline {baseline!r} is not one of the methods: {', '.join(names)}")
+        if self.eval.checkpoints != "final":
+            self._check_checkpoints_are_kept()
+
+    def _check_checkpoints_are_kept(self) -> None:
+        """Evaluating checkpoints needs every method to save them, at the steps asked for, and keep them."""
+        every = self.eval.checkpoints
+        for run in self.methods:
+            training = {**to_mapping(self.training), **run.training}
+            save_every, keep = training.get("save_every", 0), training.get("keep_checkpoints")
+            if not save_every:
+                raise field_error("eval", f"checkpoints: {every}, but method {run.name!r} saves none "
+                                          "(set training.save_every)")
+            if keep is not None:
+                raise field_error("eval", f"checkpoints: {every}, but method {run.name!r} keeps only the newest "
+                                          f"{keep} (set training.keep_checkpoints: null)")
+            if isinstance(every, int) and every % save_every:
+                raise field_error("eval", f"checkpoints: every {every} steps, but method {run.name!r} saves every "
+                                          f"{save_every} (a multiple of training.save_every is needed)")
 
     def _expand_sweep(self, sweep: SweepConfig) -> None:
         expanded = expand_entries([to_mapping(run) for run in self.methods], sweep)

@@ -9,7 +9,8 @@ Layout of ``OUT/``::
     data/             pairs.jsonl (+ generations.jsonl, eval_prompts.txt for sentiment control)
     benchmark-data/   the offline benchmark mirror (when eval.data_dir is set)
     train/NAME-seedS/ trainer run folders
-    eval/LABEL/       sentiment/ and benchmarks/ result folders per model (LABEL: base, NAME-seedS)
+    eval/LABEL/       sentiment/ and benchmarks/ result folders per model (LABEL: base, NAME-seedS), and with
+                      eval.checkpoints the same per checkpoint in eval/NAME-seedS/steps/step-N/
     report/           the report stage's marker
     slurm/            with the slurm executor: the frozen config, jobs.json, submitit's job folders
     leaderboard.md, report.html, summary.json
@@ -17,6 +18,7 @@ Layout of ``OUT/``::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -32,23 +34,12 @@ from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import resolve_model
 from tokenpo.harness.models.store import MANIFEST
 from tokenpo.harness.pipeline.config import BASE, RunConfig, method_training, seeded
+from tokenpo.harness.pipeline.evaluated import EvaluatedModel
 from tokenpo.harness.pipeline.progress import SKIPPED
 from tokenpo.harness.pipeline.stages import Stage
 from tokenpo.harness.pipeline.work import file_pairs, sentiment_eval, sentiment_pairs, write_report
 
-
-@dataclass
-class EvaluatedModel:
-    """A model the pipeline evaluates: the base model or one trained run."""
-
-    label: str
-    method: str
-    seed: int | None
-    path: str
-    key: str  # fingerprint of what produced the weights
-    family: str = BASE  # the method's label whatever its hyper-parameters (e.g. "sparsepo-learned-common")
-    beta: float | None = None
-    health: list[dict] | None = None  # training-health flags; None: not checked (the base model)
+CHECKPOINTS = "steps"  # eval/LABEL/steps/step-N/: a trained model's checkpoints evaluated on the way
 
 
 @dataclass(frozen=True)
@@ -147,13 +138,15 @@ class Pipeline:
         stage = self.train_stage(run, training)
         if not stage.done():
             raise HarnessError(f"{self.output}: eval/{label} needs train/{label}, which has not finished")
-        summary = stage.summary()
-        return EvaluatedModel(label, run.name, seed, summary["final"], stage.key, run.method.label, run.method.beta,
-                              summary.get("health"))
+        return EvaluatedModel.trained(run, seed, stage, stage.summary())
 
     def result_folders(self) -> list[Path]:
-        labels = [BASE, *self.training_names()]
-        folders = [self.output / "eval" / label / kind for label in labels for kind in ("sentiment", "benchmarks")]
+        """Every evaluation's result folder: the base model's, each trained model's and its checkpoints'."""
+        folders = []
+        for label in (BASE, *self.training_names()):
+            evaluated = self.output / "eval" / label
+            models = [evaluated, *sorted(evaluated.glob(f"{CHECKPOINTS}/step-*"), key=_step_of)]
+            folders += [model / kind for model in models for kind in ("sentiment", "benchmarks")]
         return [folder for folder in folders if (folder / "results.json").is_file()]
 
     def _stage(self, name: str, folder: Path, inputs: Any) -> Stage:
@@ -226,11 +219,11 @@ class Pipeline:
             examples = load_preferences(str(data.folder / "pairs.jsonl")).examples
             result = train(config, self.base_path, examples, stage.folder, config_record=record)
             return {"steps": result.steps, "resumed_from": result.resumed_from, "final": str(result.final_dir),
-                    "health": [flag.as_dict() for flag in result.health]}
+                    "health": [flag.as_dict() for flag in result.health], "effective_beta": result.effective_beta,
+                    "anchor_coverage": result.anchor_coverage}
 
         summary = self._timed(stage, f"train {run.name} (seed {seed})", work)
-        return EvaluatedModel(name, run.name, seed, summary["final"], stage.key, run.method.label, run.method.beta,
-                              summary.get("health"))
+        return EvaluatedModel.trained(run, seed, stage, summary)
 
     def train_stage(self, run, training) -> Stage:
         from tokenpo.trainers import TrainConfig
@@ -272,26 +265,53 @@ class Pipeline:
         return self.stage_for(name).done()
 
     def _eval_stage(self, model: EvaluatedModel, data: Stage, benchmark_data: Path | None) -> list[Path]:
-        settings = self.config.eval
         folder = self.output / "eval" / model.label
         stage = self.eval_stage(model.label, model.key)
-        metadata = {"model_spec": self.config.model if model.method == BASE else model.path,
-                    "base_model": self.config.model, "method": model.method, "seed": model.seed,
-                    "run": self.config.name, "method_family": model.family, "beta": model.beta}
-        if model.health is not None:
-            metadata["training_health"] = model.health
 
         def work() -> dict:
             summary: dict[str, Any] = {}
-            if settings.sentiment is not None:
-                summary["sentiment"] = sentiment_eval(self.config, self.base_path, model, data.folder,
-                                                          folder / "sentiment", metadata)
-            if benchmark_data is not None:
-                summary["benchmarks"] = self._benchmark_eval(model, benchmark_data, folder / "benchmarks", metadata)
-            return summary
+            for checkpoint in self._checkpoints(model):
+                # Each checkpoint is a stage of its own inside this one: a killed evaluation resumes after the
+                # checkpoints it finished.
+                step = self._stage(f"{stage.name}/step-{checkpoint.step}",
+                                   folder / CHECKPOINTS / f"step-{checkpoint.step}",
+                                   {"evaluation": stage.key, "step": checkpoint.step})
+                if not step.done():
+                    step.prepare()
+                    started = time.monotonic()
+                    done = self._evaluate(checkpoint, data, benchmark_data, step.folder, checkpoint=True)
+                    step.finish(done | {"seconds": round(time.monotonic() - started, 1)})
+                summary.setdefault("checkpoints", {})[str(checkpoint.step)] = step.summary()
+            return summary | self._evaluate(model, data, benchmark_data, folder)
 
         self._timed(stage, f"evaluate {model.label}", work)
         return [path for path in (folder / "sentiment", folder / "benchmarks") if (path / "results.json").is_file()]
+
+    def _checkpoints(self, model: EvaluatedModel) -> list[EvaluatedModel]:
+        """The trained model's saved checkpoints that ``eval.checkpoints`` asks for, in step order."""
+        if model.run_folder is None or self.config.eval.checkpoints == "final":
+            return []
+        from tokenpo.trainers.runfolder import RunFolder
+
+        saved = RunFolder(model.run_folder).checkpoint_steps()
+        steps = sorted(s for s in saved if self.config.eval.wants_checkpoint(s))
+        return [
+            dataclasses.replace(model, path=str(model.run_folder / "checkpoints" / f"step-{s}"), step=s, final=False)
+            for s in steps
+        ]
+
+    def _evaluate(self, model: EvaluatedModel, data: Stage, benchmark_data: Path | None, folder: Path,
+                  checkpoint: bool = False) -> dict:
+        """The sentiment judge and the suite (a checkpoint's suite only with eval.checkpoint_benchmarks)."""
+        settings = self.config.eval
+        metadata = model.metadata(self.config)
+        summary: dict[str, Any] = {}
+        if settings.sentiment is not None:
+            summary["sentiment"] = sentiment_eval(self.config, self.base_path, model, data.folder,
+                                                  folder / "sentiment", metadata)
+        if benchmark_data is not None and (settings.checkpoint_benchmarks or not checkpoint):
+            summary["benchmarks"] = self._benchmark_eval(model, benchmark_data, folder / "benchmarks", metadata)
+        return summary
 
     def _benchmark_eval(self, model: EvaluatedModel, data_dir: Path, out: Path, metadata: dict) -> dict:
         from tokenpo.evals import evaluate
@@ -352,3 +372,7 @@ def _model_identity(path: str) -> Any:
 def run_pipeline(config: RunConfig, source: str) -> PipelineResult:
     """Run every stage of ``config`` (read from ``source``), reporting progress through :mod:`tokenpo.core.progress`."""
     return Pipeline(config, source).run()
+
+
+def _step_of(folder: Path) -> int:
+    return int(folder.name.removeprefix("step-"))

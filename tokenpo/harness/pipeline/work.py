@@ -115,7 +115,7 @@ def write_report(config: RunConfig, output: Path, results: list[Path]) -> tuple[
     from tokenpo.leaderboards.table import build_leaderboard
 
     baseline = config.report.baseline
-    board = build_leaderboard(results, baseline=baseline)
+    board = build_leaderboard(results, baseline=baseline, margin=config.report.equivalence_margin)
     leaderboard = render(board, "md")
     write_atomic(output / "leaderboard.md", leaderboard)
     runs = load_runs(sorted(path.parent for path in (output / "train").glob("*/metrics.jsonl")))
@@ -126,6 +126,8 @@ def write_report(config: RunConfig, output: Path, results: list[Path]) -> tuple[
     summary = {
         "run": config.name,
         "model": config.model,
+        # Each method against the baseline at the baseline's final KL, along its evaluated checkpoints.
+        "verdicts": {v.method: v.record() for v in board.verdicts},
         "frontier": frontier_records(points),
         "training": mask_weight_records(runs),
         "leaderboard": json.loads(render(board, "json")),
