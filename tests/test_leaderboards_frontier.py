@@ -217,10 +217,10 @@ def test_svg_is_xml_with_a_marker_and_error_bars_per_point():
     xs = [float(pair.split(",")[0]) for pair in join.get("points").split()]
     assert xs == sorted(xs) and len(xs) == 2
     legend = " ".join(e.text or "" for e in with_class("legend"))
-    assert "tidpo (did not train)" in legend and "base model" in legend and "dpo" in legend
+    assert "tidpo (training flagged)" in legend and "base model" in legend and "dpo" in legend
     tidpo = next(e for e in markers if "tidpo" in e.find(f"{SVG}title").text)
     assert tidpo.get("fill") == "#fff"  # hollow
-    assert "did not train: margins stayed flat" in tidpo.find(f"{SVG}title").text
+    assert "training flagged: margins stayed flat" in tidpo.find(f"{SVG}title").text
     colours = {e.get("stroke") for e in markers}
     assert len(colours) == 4  # base, dpo (two points), sparsepo, tidpo: each family its own colour
     # error bars span the intervals: the sparsepo point's horizontal bar covers its KL interval
@@ -259,7 +259,7 @@ def test_report_draws_the_frontier_with_a_table():
     assert len([e for e in root.iter() if "point" in (e.get("class") or "").split()]) == 5
     table = section[section.index('<table class="stats frontier">') :]
     assert table.count("<tr>") == 1 + 5
-    assert "did not train" in table and "margins stayed flat" in table
+    assert "training flagged" in table and "margins stayed flat" in table
     assert table.count("<td>front</td>") >= 1
     # a board without sentiment results has no frontier section
     plain = build_leaderboard([make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20)

@@ -89,10 +89,10 @@ def test_markdown_marks_flagged_methods_and_notes_every_flag(board):
         "margins stayed flat (0.0008 over the last 5 steps)"
     ) in notes
     assert "- ⚠ training health: tiny-llama / ipo seed 0: loss = nan: loss became NaN at step 12" in notes
-    assert "- ⚠ sparsepo (tiny-llama): training flagged (did not train); listed after the ranked rows" in notes
+    assert "- ⚠ sparsepo (tiny-llama): training flagged; listed after the ranked rows" in notes
     assert "tiny-llama / sparsepo seed 1" not in notes  # healthy seed: no note
     assert "tidpo" not in notes and "tdpo" not in notes  # unknown and healthy rows: no note
-    assert "the baseline did not train" not in text
+    assert "the baseline's training was flagged" not in text
 
 
 def test_csv_and_json_carry_the_health(board):
@@ -124,9 +124,9 @@ def test_html_shows_a_badge_with_the_problems(board):
     table = html[html.index('<table class="leaderboard">') : html.index("</table>")]
     rows = table.split("<tr")[2:]  # after the header row
     assert [('class="flagged"' in row) for row in rows] == [False, False, False, True, True, False, False, True]
-    assert "⚠ did not train" in rows[3] and "margins stayed flat (0.0008 over the last 5 steps)" in rows[3]
+    assert "⚠ training flagged" in rows[3] and "margins stayed flat (0.0008 over the last 5 steps)" in rows[3]
     assert "seed 0: rewards/margins = 0.0008" in rows[3]  # two seeds: the badge names the one flagged
-    assert "did not train" not in rows[2]  # unknown health: no badge
+    assert "training flagged" not in rows[2]  # unknown health: no badge
     bars = html[html.index('id="benchmarks"') :]
     assert "⚠ sparsepo" in bars
 
@@ -140,15 +140,15 @@ def test_a_flagged_baseline_stays_first_and_is_said(tmp_path):
     assert board.rows[1].cells["mc"].delta.value == pytest.approx(100 / 3)  # still computed
     text = render(board, "md")
     assert "| ⚠ dpo (baseline) | tiny-llama |" in text
-    assert "### Δ vs dpo (normalised points, 95% CI) — ⚠ the baseline did not train" in text
+    assert "### Δ vs dpo (normalised points, 95% CI) — ⚠ the baseline's training was flagged" in text
     assert (
         "⚠ baseline dpo (tiny-llama) is flagged by training health: the deltas against it are computed, "
-        "but against a baseline that did not train"
+        "but against a baseline whose training was flagged"
     ) in text
     html = build_html(board, [])
     # tdpo: MC and average; one training seed per row, so no claim (flat), and the ⚠ of the baseline
     assert html.count('<span class="delta flat">⚠ Δ +33.3 [') == 2
-    assert "⚠ did not train" in html.split("</tr>")[1]  # the baseline row (after the header row) has the badge
+    assert "⚠ training flagged" in html.split("</tr>")[1]  # the baseline row (after the header row) has the badge
     rows = list(csv.DictReader(io.StringIO(render(board, "csv"))))
     assert {r["method"]: r["baseline_flagged"] for r in rows if r["benchmark"] == "mc"} == {
         "dpo": "False",
@@ -187,4 +187,4 @@ def test_results_without_health_render_as_before():
     text = render(board, "md")
     assert "⚠" not in text and "training health" not in text
     assert {row.health_status for row in board.rows} == {"unknown"}
-    assert "did not train" not in build_html(board, [])
+    assert "training flagged" not in build_html(board, [])

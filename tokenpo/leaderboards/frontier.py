@@ -7,7 +7,7 @@ over those seeds of ``kl_to_ref`` (x) and ``positive_rate`` (y); each has a perc
 the two-level bootstrap (``stats``): the seeds drawn with replacement, then the prompts (every sample
 of a prompt together), on the samples every seed has. With one seed the interval covers prompts
 only, which the point records (``covers``). ``p_positive`` is carried along the same way. A family
-whose seeds' effective β disagree (``health.seed_disagreement``) is flagged like one that did not train.
+whose seeds' effective β disagree (``health.seed_disagreement``) is flagged like one whose training was.
 
 ``frontier_points`` computes the points, ``pareto_front`` which of them no other beats,
 ``frontier_json`` / ``write_frontier_json`` write them, ``frontier_svg`` draws them as a standalone
@@ -258,7 +258,7 @@ def frontier_svg(
 
     Each family is one colour, its points joined in order of KL and labelled with their β, with
     horizontal (KL) and vertical (positive rate) interval bars; the base model is a black
-    diamond; a family whose training was flagged is drawn hollow and dashed, "(did not train)".
+    diamond; a family whose training was flagged is drawn hollow and dashed, "(training flagged)".
     ``task`` and ``model`` pick the chart when the points hold several.
     """
     chosen = [p for p in points if (task is None or p.task == task) and (model is None or p.model == model)]
@@ -276,7 +276,7 @@ def frontier_svg(
         by_family.setdefault(point.family, []).append(point)
     for family, members in sorted(by_family.items(), key=lambda item: (item[0] != BASE_FAMILY, item[0])):
         flagged = [p.flagged for p in members]
-        suffix = " (did not train)" if all(flagged) else " (some β did not train)" if any(flagged) else ""
+        suffix = " (training flagged)" if all(flagged) else " (some β flagged)" if any(flagged) else ""
         name = ("base model" if family == BASE_FAMILY else family) + suffix
         series.append(
             PointSeries(
@@ -309,7 +309,7 @@ def _error_point(point: FrontierPoint) -> ErrorPoint:
         f"({point.confidence * 100:g}% intervals; seeds {seeds}; {point.n_items} items)"
     )
     if point.flagged:
-        tip += "; did not train: " + "; ".join(flag["problem"] for flag in point.flags)
+        tip += "; training flagged: " + "; ".join(flag["problem"] for flag in point.flags)
     return ErrorPoint(
         x=point.kl.value,
         y=point.reward.value,

@@ -99,7 +99,8 @@ def markdown(board: Leaderboard) -> str:
             )
         )
     if any(row.is_baseline for row in board.rows) and columns:
-        flagged = " — " + MARKER + " the baseline did not train" if any(r.baseline_flagged for r in board.rows) else ""
+        baseline_flagged = any(r.baseline_flagged for r in board.rows)
+        flagged = f" — {MARKER} the baseline's training was flagged" if baseline_flagged else ""
         out += ["", f"### Δ vs {board.baseline} (normalised points, {board.confidence * 100:g}% CI){flagged}", ""]
         out += [
             _md_row(["method", "model", *[b.label for b in columns], "average", "intervals cover"]),

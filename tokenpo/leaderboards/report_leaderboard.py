@@ -198,7 +198,7 @@ def frontier_section(board: Leaderboard) -> str | None:
         "it): the mean over its seeds; bars are "
         f"{level} percentile-bootstrap intervals over items (doc_ids resampled; each counts with the mean "
         "of the seeds that have it). Each family's points are joined in order of KL; the base model is "
-        "the black diamond; hollow, dashed: training flagged (did not train). "
+        "the black diamond; hollow, dashed: training flagged (not ranked). "
         "<em>front</em>: no other point has both a lower KL and a higher positive rate.</p>"
         f'<div class="charts">{"".join(blocks)}</div></section>'
     )

@@ -35,10 +35,10 @@ _BYTE_LEVEL_MARKERS = ("Ġ", "Ċ", "ĉ")
 
 
 def badge(problems: Sequence[str]) -> str:
-    """A visible "did not train" badge listing a training run's problems."""
+    """A visible "training flagged" badge listing a training run's problems."""
     items = "".join(f"<li>{escape(problem)}</li>" for problem in problems)
     return (
-        f'<div class="badge warn"><span class="badgehead">{health.MARKER} did not train</span>'
+        f'<div class="badge warn"><span class="badgehead">{health.MARKER} training flagged</span>'
         f'<ul class="problems">{items}</ul></div>'
     )
 
@@ -75,11 +75,14 @@ def masks_section(runs: Sequence[TrainingRun]) -> str | None:
         for key in outcomes:
             stat = record["metrics"].get(key)
             cells.append(f"<td>{stat['final']:.3f}</td>" if stat else "<td>—</td>")
+        for key in ("effective_beta", "anchor_coverage"):
+            cells.append(f"<td>{record[key]:.3g}</td>" if record[key] is not None else "<td>—</td>")
         flags = record["health_flags"]
         status = badge([health.describe(f) for f in flags]) if flags else escape(record["health"])
         body.append(
             f"<tr><td>{escape(record['run'])}</td><td>{escape(record['method'] or '—')}</td>"
-            f"<td>{record['steps'] if record['steps'] is not None else '—'}</td>{''.join(cells)}<td>{status}</td></tr>"
+            f"<td>{record['steps'] if record['steps'] is not None else '—'}</td>{''.join(cells)}<td>{status}</td>"
+            f"<td>{escape(_checks_text(record['health_checks']))}</td></tr>"
         )
     return (
         '<section id="masks"><h2>Mask sparsity and token weights</h2><p>Per training run, from its '
@@ -87,10 +90,25 @@ def masks_section(runs: Sequence[TrainingRun]) -> str | None:
         "mean mask on chosen and rejected tokens (<code>u</code>: reward mask, <code>d</code>: KL mask of "
         "independent heads), TI-DPO's token weights; each as <em>step 1 → mean of the last "
         f"{SUMMARY_WINDOW} logged steps</em>; then the last logged reward "
-        "margin and accuracy, and the run's training-health flags (<code>health.json</code>).</p>"
+        "margin and accuracy, the effective β (β × the mean multiplier), TI-DPO's anchor coverage (the share of "
+        "pairs that ever had an anchor), the run's training-health flags and every check's outcome "
+        "(<code>health.json</code>; docs/training.md lists the checks).</p>"
         '<table class="stats masks"><thead><tr><th>run</th><th>method</th><th>steps</th>'
-        f"{head}<th>training</th></tr></thead><tbody>{''.join(body)}</tbody></table></section>"
+        f"{head}<th>effective β</th><th>anchor coverage</th><th>training</th><th>checks</th></tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></section>"
     )
+
+
+def _checks_text(checks: Sequence[dict]) -> str:
+    """``flag: concentrated_weights · pass: zero_masks, … · n/a: anchor_coverage`` (— without checks)."""
+    if not checks:
+        return "—"
+    parts = []
+    for outcome in ("flag", "pass", "n/a"):
+        names = list(dict.fromkeys(check["name"] for check in checks if check["outcome"] == outcome))
+        if names:
+            parts.append(f"{outcome}: {', '.join(names)}")
+    return " · ".join(parts)
 
 
 # --- training curves ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Read training run folders: ``metrics.jsonl`` (curves, mask and weight statistics), ``health.json``
-(training-health flags) and ``token_scores.jsonl`` (token pictures)."""
+(training health: flags, every check, effective β, anchor coverage) and ``token_scores.jsonl`` (token
+pictures)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ class TrainingRun:
     token_scores: list[TokenScores] = field(default_factory=list)
     health: list[dict] | None = None  # health.json's flags: [] healthy, None unknown (no health.json)
     health_steps: int | None = None  # health.json's step count
+    checks: list[dict] = field(default_factory=list)  # health.json's checks: every one, with its outcome
+    effective_beta: float | None = None  # β × the mean token multiplier (health.json)
+    anchor_coverage: float | None = None  # TI-DPO: the share of pairs that ever had an anchor (health.json)
 
     @property
     def health_status(self) -> str:
@@ -68,29 +72,48 @@ def load_run(path: str | Path) -> TrainingRun:
         else pd.DataFrame()
     )
     scores = list(_token_scores(scores_file)) if scores_file.is_file() else []
-    flags, steps = _health(path / "health.json")
-    return TrainingRun(
+    run = TrainingRun(
         path=path,
         name=path.name,
         method=_method(path / "config.yaml"),
         metrics=metrics,
         token_scores=scores,
-        health=flags,
-        health_steps=steps,
     )
+    _read_health(path / "health.json", run)
+    return run
 
 
-def _health(path: Path) -> tuple[list[dict] | None, int | None]:
-    """``health.json``: ``{"flags": [...], "steps": N}``; no file: health unknown."""
+_OUTCOMES = ("pass", "flag", "n/a")
+
+
+def _read_health(path: Path, run: TrainingRun) -> None:
+    """``health.json`` into ``run``: ``{"flags", "checks", "effective_beta", "anchor_coverage", "steps"}``
+    (an older file has flags and steps only); no file: health unknown."""
     if not path.is_file():
-        return None, None
+        return
     data = read_json(path)
     if "flags" not in data:
         raise ResultsError(f"{path}: flags: missing (an empty list means the run is healthy)")
     steps = data.get("steps")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)):
         raise ResultsError(f"{path}: steps: expected an integer, got {steps!r}")
-    return health.parse_flags(data["flags"], f"{path}: flags"), steps
+    for key in ("effective_beta", "anchor_coverage"):
+        if data.get(key) is not None and finite_number(data[key]) is None:
+            raise ResultsError(f"{path}: {key}: expected a number or null, got {data[key]!r}")
+    checks = data.get("checks", [])
+    if not isinstance(checks, list):
+        raise ResultsError(f"{path}: checks: expected a list")
+    for i, check in enumerate(checks):
+        if not isinstance(check, dict) or not isinstance(check.get("name"), str):
+            raise ResultsError(f"{path}: checks[{i}].name: missing or not a string")
+        if check.get("outcome") not in _OUTCOMES:
+            raise ResultsError(f"{path}: checks[{i}].outcome: expected one of {', '.join(_OUTCOMES)}, "
+                               f"got {check.get('outcome')!r}")
+    run.health = health.parse_flags(data["flags"], f"{path}: flags")
+    run.health_steps, run.checks = steps, checks
+    run.effective_beta, run.anchor_coverage = finite_number(data.get("effective_beta")), finite_number(
+        data.get("anchor_coverage")
+    )
 
 
 def mask_weight_records(runs: Sequence[TrainingRun], window: int = SUMMARY_WINDOW) -> list[dict]:
@@ -142,6 +165,12 @@ def mask_weight_records(runs: Sequence[TrainingRun], window: int = SUMMARY_WINDO
                 "metrics": metrics,
                 "health": run.health_status,
                 "health_flags": [health.flag_record(flag) for flag in run.health or ()],
+                "health_checks": [
+                    {key: check.get(key) for key in ("name", "metric", "value", "threshold", "outcome")}
+                    for check in run.checks
+                ],
+                "effective_beta": run.effective_beta,
+                "anchor_coverage": run.anchor_coverage,
             }
         )
     return records

@@ -337,11 +337,11 @@ class _Builder:
             if row.is_baseline:
                 notes.append(
                     f"{health.MARKER} baseline {row.label} is flagged by training health: the deltas against it "
-                    "are computed, but against a baseline that did not train"
+                    "are computed, but against a baseline whose training was flagged"
                 )
             else:
                 notes.append(
-                    f"{health.MARKER} {row.label}: training flagged (did not train); listed after the ranked "
+                    f"{health.MARKER} {row.label}: training flagged; listed after the ranked "
                     f"rows of {row.model}, not ranked"
                 )
             for run in row.runs:
