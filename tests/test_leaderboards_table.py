@@ -10,6 +10,7 @@ from leaderboard_helpers import make_result, write_result
 
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
+from tokenpo.leaderboards.render import markdown
 from tokenpo.leaderboards.results import load_results, parse_result_arg
 from tokenpo.leaderboards.table import build_leaderboard
 from tokenpo.leaderboards.tidy import TIDY_COLUMNS
@@ -321,3 +322,16 @@ def test_method_prefix_labels_results(tmp_path):
     odd = tmp_path / "a=b"
     odd.mkdir()
     assert parse_result_arg(str(odd)) == (None, str(odd))  # an existing path is never split
+
+
+def test_a_board_of_columns_outside_the_average_has_no_average_column():
+    sentiment = [b for b in load_registry() if b.name == "sentiment"]
+    rows = [make_result({"sentiment": {"positive_rate,none": _scores(k, 20)}}, m) for m, k in (("dpo", 9), ("new", 12))]
+    board = build_leaderboard(rows, benchmarks=sentiment, n_boot=100)
+    assert not board.has_average and all(row.average is None for row in board.rows)
+    text = markdown(board)
+    assert "| method | model | seeds | Positive rate |\n" in text and "average" not in text.split("- Scores")[0]
+    both = [make_result({"sentiment": {"positive_rate,none": _scores(k, 20)}, "mc_task": {"acc,none": _scores(5, 10)}},
+                        m) for m, k in (("dpo", 9), ("new", 12))]
+    with_mc = build_leaderboard(both, benchmarks=[MC, *sentiment], n_boot=100)
+    assert with_mc.has_average and "| method | model | seeds | MC | Positive rate | average |" in markdown(with_mc)

@@ -110,6 +110,11 @@ class Leaderboard:
     verdicts: list[MatchedKL] = field(default_factory=list)  # each method at the baseline's KL
     smoke: list[SmokeCheck] = field(default_factory=list)  # benchmarks run on too few items to compare
 
+    @property
+    def has_average(self) -> bool:
+        """Whether any column counts in the average (the sentiment judge alone does not: no average column)."""
+        return any(benchmark.average for benchmark in self.benchmarks)
+
     def cell_verdict(self, row: Row, delta: Estimate | None, random: float | None) -> Verdict:
         """The verdict of a Δ cell: the margin in normalised points of its benchmark (None: an average)."""
         points = None if random is None else self.margin * 100.0 / (1.0 - random)

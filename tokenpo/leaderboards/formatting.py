@@ -134,7 +134,8 @@ def legend_lines(board: Leaderboard) -> list[str]:
     ]
     if any(row.flagged for row in board.rows):
         lines.append(
-            f"{MARKER} marks a method whose training was flagged (it did not train, or its seeds disagree): listed "
+            f"{MARKER} marks a method whose training was flagged (a health check found it did not train, or trained "
+            "otherwise than its method claims, or its seeds disagree): listed "
             "after the ranked rows of its model, not ranked, its verdicts inconclusive; the notes say which run, "
             "check and value."
         )

@@ -81,7 +81,8 @@ def markdown(board: Leaderboard) -> str:
                 _md_row(VERDICT_HEAD), _md_row(["---"] * len(VERDICT_HEAD))]
         out += [_md_row(cells) for cells in verdict_rows(board)]
         out.append("")
-    head = ["method", "model", "seeds", *[b.label for b in columns], "average"]
+    average = ["average"] if board.has_average else []
+    head = ["method", "model", "seeds", *[b.label for b in columns], *average]
     out += [f"## Leaderboard (baseline: {board.baseline})", "", _md_row(head), _md_row(["---"] * len(head))]
     for row in board.rows:
         cells = [
@@ -94,7 +95,7 @@ def markdown(board: Leaderboard) -> str:
                     row.model,
                     seeds_text(row),
                     *cells,
-                    fmt_score(row.average, row.average_sd),
+                    *([fmt_score(row.average, row.average_sd)] if average else []),
                 ]
             )
         )
@@ -103,8 +104,8 @@ def markdown(board: Leaderboard) -> str:
         flagged = f" — {MARKER} the baseline's training was flagged" if baseline_flagged else ""
         out += ["", f"### Δ vs {board.baseline} (normalised points, {board.confidence * 100:g}% CI){flagged}", ""]
         out += [
-            _md_row(["method", "model", *[b.label for b in columns], "average", "intervals cover"]),
-            _md_row(["---"] * (len(columns) + 4)),
+            _md_row(["method", "model", *[b.label for b in columns], *average, "intervals cover"]),
+            _md_row(["---"] * (len(columns) + len(average) + 3)),
         ]
         for row in board.rows:
             if row.is_baseline:
@@ -114,9 +115,10 @@ def markdown(board: Leaderboard) -> str:
                 if (c := cell_of(row, b.name)) else "missing"
                 for b in columns
             ]
-            average = fmt_delta_verdict(row.average_delta, board.cell_verdict(row, row.average_delta, None))
+            mean = [fmt_delta_verdict(row.average_delta, board.cell_verdict(row, row.average_delta, None))]
             covers = sorted({c.delta.covers for c in row.cells.values() if c.delta is not None})
-            out.append(_md_row([method_label(row), row.model, *cells, average, "; ".join(covers) or "—"]))
+            out.append(_md_row([method_label(row), row.model, *cells, *(mean if average else []),
+                                "; ".join(covers) or "—"]))
     if columns:
         out += ["", "### Headline metrics, raw (mean over seeds)", ""]
         out += [

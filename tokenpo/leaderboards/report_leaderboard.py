@@ -76,17 +76,18 @@ def table_section(board: Leaderboard, colours: dict[str, str]) -> str:
                     against_flagged=row.baseline_flagged,
                 )
             )
-        cells.append(
-            _score_cell(
-                row.average,
-                row.average_sd,
-                row.average_delta,
-                "average",
-                board.cell_verdict(row, row.average_delta, None),
-                extra="average",
-                against_flagged=row.baseline_flagged,
+        if board.has_average:
+            cells.append(
+                _score_cell(
+                    row.average,
+                    row.average_sd,
+                    row.average_delta,
+                    "average",
+                    board.cell_verdict(row, row.average_delta, None),
+                    extra="average",
+                    against_flagged=row.baseline_flagged,
+                )
             )
-        )
         name = escape(row.method) + (' <span class="tag">baseline</span>' if row.is_baseline else "")
         swatch = f'<span class="swatch" style="background:{colours[row.method]}"></span>'
         flagged = ' class="flagged"' if row.flagged else ""
@@ -109,7 +110,8 @@ def table_section(board: Leaderboard, colours: dict[str, str]) -> str:
     return (
         '<section id="leaderboard"><h2>Leaderboard</h2>'
         f'<table class="leaderboard"><thead><tr><th>method</th><th>model</th><th>seeds</th>{head}'
-        f"<th>average</th><th>Δ intervals cover</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f"{'<th>average</th>' if board.has_average else ''}<th>Δ intervals cover</th></tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
         f'<ul class="legend">{legend}</ul>{smoke_block}{notes_block}</section>'
     )
 
@@ -168,7 +170,8 @@ def benchmark_section(board: Leaderboard, colours: dict[str, str]) -> str:
         )
     return (
         f'<section id="benchmarks"><h2>Benchmarks</h2><p>Normalised headline score per method; whiskers are '
-        f"{level} intervals (bootstrap over items, or the reported stderr).</p>"
+        f"{level} intervals (two-level bootstrap over training seeds and prompts — prompts only with one seed — "
+        "or the reported stderr).</p>"
         f'<div class="charts">{"".join(charts)}</div></section>'
     )
 
@@ -195,9 +198,10 @@ def frontier_section(board: Leaderboard) -> str | None:
     return (
         '<section id="frontier"><h2>Reward–KL frontier</h2><p>Sentiment control: the judge\'s positive rate '
         "against the sequence KL to the reference. One point per method family and β (labelled beside "
-        "it): the mean over its seeds; bars are "
-        f"{level} percentile-bootstrap intervals over items (doc_ids resampled; each counts with the mean "
-        "of the seeds that have it). Each family's points are joined in order of KL; the base model is "
+        "it): the mean over its seeds' final models; bars are "
+        f"{level} intervals of the two-level bootstrap (training seeds drawn with replacement, then prompts, "
+        "every sample of a prompt together; prompts only with one seed: the table's <em>covers</em>). "
+        "Each family's points are joined in order of KL; the base model is "
         "the black diamond; hollow, dashed: training flagged (not ranked). "
         "<em>front</em>: no other point has both a lower KL and a higher positive rate.</p>"
         f'<div class="charts">{"".join(blocks)}</div></section>'
@@ -215,11 +219,13 @@ def _frontier_table(points: Sequence[FrontierPoint]) -> str:
             f"<tr><td>{escape(p.family)}</td><td>{'—' if p.beta is None else f'{p.beta:g}'}</td>"
             f"<td>{escape(seeds)}</td><td>{p.n_items if p.n_items is not None else '—'}</td>"
             f"<td>{_interval_text(p.kl)}</td><td>{_interval_text(p.reward)}</td>"
-            f"<td>{_interval_text(p.p_positive)}</td><td>{on_front}</td><td>{status}</td></tr>"
+            f"<td>{_interval_text(p.p_positive)}</td><td>{escape(p.reward.covers or '—')}</td><td>{on_front}</td>"
+            f"<td>{status}</td></tr>"
         )
     return (
         '<table class="stats frontier"><thead><tr><th>family</th><th>β</th><th>seeds</th><th>items</th>'
-        "<th>KL to reference</th><th>positive rate</th><th>p(positive)</th><th>Pareto</th><th>training</th></tr>"
+        "<th>KL to reference</th><th>positive rate</th><th>p(positive)</th><th>covers</th><th>Pareto</th>"
+        "<th>training</th></tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
