@@ -33,12 +33,13 @@ def slurm_env(tmp_path_factory):
     subprocess.run(["bash", str(script), "stop", str(folder)], capture_output=True, timeout=120)
 
 
-def _config(output: Path, executor: str, **training) -> dict:
+def _config(output: Path, executor: str, checkpoints: str = "all", **training) -> dict:
     return {
         "name": "grid",
         "output_dir": str(output),
         "model": "tiny-llama",
-        "data": {"sentiment": {"train_prompts": 24, "eval_prompts": 4, "completions_per_prompt": 3,
+        # 10 held-out openings: the fewest the leaderboard compares (fewer make the judge a smoke check)
+        "data": {"sentiment": {"train_prompts": 24, "eval_prompts": 10, "completions_per_prompt": 3,
                                "max_new_tokens": 8, "min_margin": 0.0}},
         "methods": [
             {"name": "dpo", "method": {"name": "dpo"}},
@@ -46,7 +47,7 @@ def _config(output: Path, executor: str, **training) -> dict:
         ],
         "training": {"learning_rate": 1.0e-3, "per_device_batch_size": 2, "max_steps": 4, "save_every": 2,
                      "max_length": 32, "max_prompt_length": 16, **training},
-        "eval": {"sentiment": {"samples_per_prompt": 1, "max_new_tokens": 6}},
+        "eval": {"sentiment": {"samples_per_prompt": 1, "max_new_tokens": 6}, "checkpoints": checkpoints},
         "report": {"baseline": "dpo-beta0.1", "html": False},
         "sweep": {"grid": {"method.beta": [0.1, 0.5]}, "seeds": [0, 1]},
         "executor": {"kind": executor, "slurm": {"cpus_per_task": 1, "array_parallelism": 2, "train_minutes": 10,
@@ -78,8 +79,14 @@ def test_a_sweep_through_slurm_gives_the_local_results_run_for_run(slurm_env, tm
     assert "train/sparsepo-beta0.5-seed1" in submitted.stdout
 
     assert outcome(scheduled) == outcome(local)
+    # each evaluation job evaluated its run's checkpoint (step 2) too, as the local run did
+    checkpoints = [sorted(out.glob("eval/*/steps/step-2/sentiment/results.json")) for out in (local, scheduled)]
+    assert len(checkpoints[1]) == 8
+    assert [json.loads(p.read_text())["results"] for p in checkpoints[1]] == [
+        json.loads(p.read_text())["results"] for p in checkpoints[0]
+    ]
     boards = [json.loads((out / "summary.json").read_text())["leaderboard"] for out in (local, scheduled)]
-    assert boards[0] == boards[1]
+    assert boards[0] == boards[1] and boards[0]["verdicts"]  # matched-KL verdicts along the paths, alike
     assert {row["method"] for row in boards[0]["rows"]} >= {"dpo-beta0.1", "sparsepo-beta0.5"}
 
     again = _harness(_config(scheduled, "slurm"), tmp_path, slurm_env)  # everything finished: nothing to submit
@@ -92,7 +99,7 @@ def test_a_cancelled_training_job_is_submitted_again_and_ends_as_an_uninterrupte
     from safetensors.torch import load_file
 
     def config(output: Path, executor: str) -> dict:
-        settings = _config(output, executor, max_steps=200, save_every=5)
+        settings = _config(output, executor, checkpoints="final", max_steps=200, save_every=5)
         settings.update(methods=settings["methods"][:1], sweep=None, report={"baseline": "dpo", "html": False})
         return settings
 

@@ -279,7 +279,7 @@ class Pipeline:
                 if not step.done():
                     step.prepare()
                     started = time.monotonic()
-                    done = self._evaluate(checkpoint, data, benchmark_data, step.folder, checkpoint=True)
+                    done = self._evaluate(checkpoint, data, benchmark_data, step.folder)
                     step.finish(done | {"seconds": round(time.monotonic() - started, 1)})
                 summary.setdefault("checkpoints", {})[str(checkpoint.step)] = step.summary()
             return summary | self._evaluate(model, data, benchmark_data, folder)
@@ -289,7 +289,7 @@ class Pipeline:
 
     def _checkpoints(self, model: EvaluatedModel) -> list[EvaluatedModel]:
         """The trained model's saved checkpoints that ``eval.checkpoints`` asks for, in step order."""
-        if model.run_folder is None or self.config.eval.checkpoints == "final":
+        if model.run_folder is None:  # the base model
             return []
         from tokenpo.trainers.runfolder import RunFolder
 
@@ -300,8 +300,7 @@ class Pipeline:
             for s in steps
         ]
 
-    def _evaluate(self, model: EvaluatedModel, data: Stage, benchmark_data: Path | None, folder: Path,
-                  checkpoint: bool = False) -> dict:
+    def _evaluate(self, model: EvaluatedModel, data: Stage, benchmark_data: Path | None, folder: Path) -> dict:
         """The sentiment judge and the suite (a checkpoint's suite only with eval.checkpoint_benchmarks)."""
         settings = self.config.eval
         metadata = model.metadata(self.config)
@@ -309,7 +308,7 @@ class Pipeline:
         if settings.sentiment is not None:
             summary["sentiment"] = sentiment_eval(self.config, self.base_path, model, data.folder,
                                                   folder / "sentiment", metadata)
-        if benchmark_data is not None and (settings.checkpoint_benchmarks or not checkpoint):
+        if benchmark_data is not None and (model.final or settings.checkpoint_benchmarks):
             summary["benchmarks"] = self._benchmark_eval(model, benchmark_data, folder / "benchmarks", metadata)
         return summary
 
