@@ -73,9 +73,14 @@ class Row:
         ]
 
     def problems(self) -> str | None:
-        """The row's training-health problems in one line (None: none)."""
-        flags = [*self.row_flags, *(flag for flags in self.health.values() for flag in flags)]
-        return "; ".join(health.describe(flag) for flag in flags) or None
+        """The row's training-health flags in one short line, ``seed 1: mask/u_chosen_mean = 5.24; …`` (None:
+        none); the notes and ``health.json`` say what each means."""
+        several = len(self.runs) > 1
+        parts = [f"{flag['metric']} = {flag['value']:.3g} across seeds" for flag in self.row_flags]
+        for seed, flags in self.health.items():
+            prefix = f"seed {seed}: " if several and seed is not None else ""
+            parts += [prefix + health.describe(flag).split(":")[0] for flag in flags]
+        return "; ".join(parts) or None
 
     @property
     def label(self) -> str:
