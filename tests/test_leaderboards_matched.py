@@ -17,6 +17,7 @@ from tokenpo.leaderboards.matched import (
 )
 from tokenpo.leaderboards.registry import load_registry
 from tokenpo.leaderboards.render import markdown, render
+from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.results import read_results
 from tokenpo.leaderboards.table import build_leaderboard
 
@@ -165,7 +166,11 @@ def test_seeds_whose_effective_beta_disagree_flag_the_row():
     (flag,) = row.row_flags
     assert flag["metric"] == "effective_beta" and flag["value"] == pytest.approx(14.0)  # 0.7 / 0.05
     assert "seed_disagreement" in flag["problem"] and "seed 2: 0.7, seed 0: 0.05" in flag["problem"]
-    assert board.verdicts[0].verdict.reason.startswith("training flagged: ")
+    assert board.verdicts[0].verdict.reason.startswith("training flagged: effective_beta = 14 across seeds")
+    assert any(note.startswith("⚠ training health: new (tiny-llama), across its seeds: effective_beta = 14: "
+                               "seed_disagreement") for note in board.notes)
+    html = build_html(board, [])
+    assert "across its seeds: effective_beta = 14: seed_disagreement" in html.split('id="leaderboard"')[1]
     close = _runs()
     for result in close:
         if result.method == "new":

@@ -157,8 +157,8 @@ def panels(rows: Sequence[Sequence[Result]], task: str, metrics: Sequence[str]) 
     return out
 
 
-class Row(Protocol):
-    """What ``coverage`` reads of a row a bootstrap draws from (a ``Panel``, a path)."""
+class Resampled(Protocol):
+    """What ``coverage`` reads of a row a bootstrap draws from (a ``Panel``, a matched-KL path)."""
 
     @property
     def n_seeds(self) -> int: ...
@@ -167,7 +167,7 @@ class Row(Protocol):
     def trained(self) -> bool: ...
 
 
-def coverage(rows: Sequence[Row]) -> tuple[str, int | None]:
+def coverage(rows: Sequence[Resampled]) -> tuple[str, int | None]:
     """What a bootstrap over these rows covers, and the fewest training seeds of a trained row (None: none trained)."""
     trained = [row.n_seeds for row in rows if row.trained]
     if not trained:

@@ -120,7 +120,7 @@ def _health_badge(row: Row) -> str:
     """A visible badge naming the problems of a row whose training was flagged."""
     if not row.flagged:
         return ""
-    problems = [
+    problems = [f"across its seeds: {health.describe(flag)}" for flag in row.row_flags] + [
         (f"seed {seed}: " if seed is not None and len(row.runs) > 1 else "") + health.describe(flag)
         for seed, flags in row.health.items()
         for flag in flags

@@ -344,6 +344,8 @@ class _Builder:
                     f"{health.MARKER} {row.label}: training flagged; listed after the ranked "
                     f"rows of {row.model}, not ranked"
                 )
+            for flag in row.row_flags:
+                notes.append(f"{health.MARKER} training health: {row.label}, across its seeds: {health.describe(flag)}")
             for run in row.runs:
                 for flag in run.training_health or ():
                     notes.append(f"{health.MARKER} training health: {run.label}: {health.describe(flag)}")
