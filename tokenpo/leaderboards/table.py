@@ -315,7 +315,7 @@ class _Builder:
             reported_stderr(base_runs, cell.task, benchmark),
         )
         value = cell.score.value - base_cell.score.value
-        seeds = _fewest(_training_seeds(runs), _training_seeds(base_runs))
+        seeds = min((s for s in (_training_seeds(runs), _training_seeds(base_runs)) if s is not None), default=None)
         if se is None or base_se is None:
             cell.delta = Estimate.without_interval(value, NO_ITEM_DATA, seeds=seeds)
             return
@@ -387,10 +387,6 @@ def _training_seeds(runs: Sequence[Result]) -> int | None:
     """How many training seeds the runs hold; None when none of them was trained (the base model)."""
     return len(runs) if any(run.trained for run in runs) else None
 
-
-def _fewest(*seeds: int | None) -> int | None:
-    known = [s for s in seeds if s is not None]
-    return min(known) if known else None
 
 
 def _items_per_task(run: Result, cell: Cell) -> int | None:
