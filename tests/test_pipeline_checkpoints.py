@@ -111,3 +111,21 @@ def test_checkpoints_that_are_not_kept_are_refused_at_the_edge(tmp_path, capsys,
     assert main(["run", str(tmp_path / "run.yaml")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_other_evaluation_settings_in_the_same_folder_reuse_no_checkpoint_result(tmp_path):
+    """A second run with two samples per opening re-evaluates every checkpoint; the first run's folders are
+    moved aside whole (their checkpoint results with them), never read again."""
+    config = checkpoint_config(tmp_path / "out")
+    config["methods"] = config["methods"][:1]
+    for samples in (1, 2):
+        config["eval"]["sentiment"]["samples_per_prompt"] = samples
+        (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+        done = subprocess.run([sys.executable, "-m", "tokenpo", "run", str(tmp_path / "run.yaml"), "--no-progress"],
+                              env=ENV, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+    evaluated = tmp_path / "out" / "eval" / "dpo-seed0"
+    rows = (evaluated / "steps" / "step-2" / "sentiment" / "samples" / "sentiment.jsonl").read_text().splitlines()
+    assert [json.loads(row)["prompt_id"] for row in rows] == [i // 2 for i in range(24)]  # 12 openings × 2
+    old = tmp_path / "out" / "eval" / "dpo-seed0.superseded-1" / "steps" / "step-2" / "sentiment" / "samples"
+    assert len((old / "sentiment.jsonl").read_text().splitlines()) == 12
