@@ -235,7 +235,7 @@ def test_broken_completions_fail_and_the_canonical_passes():
 
 def test_our_judge_fails_every_broken_completion_and_names_the_gaming():
     from tokenpo.evals.judges.passk import score_samples
-    from tokenpo.evals.judges.sandbox import SandboxLimits
+    from tokenpo.sandbox import SandboxLimits
 
     kinds = [("canonical", PROBLEM["canonical_solution"]), *passk.broken_completions(PROBLEM["canonical_solution"])]
     samples = [{"task_id": PROBLEM["task_id"], "completion": c} for _, c in kinds]

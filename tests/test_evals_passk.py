@@ -11,7 +11,7 @@ import pytest
 
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.judges.passk import pass_at_k, program_for, score_samples
-from tokenpo.evals.judges.sandbox import SandboxLimits
+from tokenpo.sandbox import SandboxLimits
 
 FAST = SandboxLimits(wall_seconds=10, cpu_seconds=5, memory_bytes=1 << 30)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenpo.evals.judges.sandbox import SandboxLimits, run_many, run_program
+from tokenpo.sandbox import SandboxLimits, run_many, run_program
 
 LIMITS = SandboxLimits(wall_seconds=6, cpu_seconds=2, memory_bytes=512 << 20, file_bytes=1 << 20, max_processes=8)
 

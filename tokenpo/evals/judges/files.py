@@ -17,7 +17,7 @@ from tokenpo.evals.data.converters import read_jsonl
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.io import read_text
 from tokenpo.evals.judges import passk, rouge, sentiment
-from tokenpo.evals.judges.sandbox import IsolationMissing, SandboxLimits
+from tokenpo.sandbox import IsolationMissing, SandboxLimits
 from tokenpo.evals.results import harness_version, judge_results, write_results, write_samples
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokenpo.evals.errors import EvalError
-from tokenpo.evals.judges.sandbox import CodeJob, Outcome, SandboxLimits, run_many
+from tokenpo.sandbox import CodeJob, Outcome, SandboxLimits, run_many
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

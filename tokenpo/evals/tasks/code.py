@@ -13,7 +13,7 @@ import os
 
 from tokenpo.evals.judges.passk import pass_at_k as estimate_pass_at_k
 from tokenpo.evals.judges.passk import tester_prelude
-from tokenpo.evals.judges.sandbox import CodeJob, SandboxLimits, run_many
+from tokenpo.sandbox import CodeJob, SandboxLimits, run_many
 
 # lm-eval's code_eval runs each program with a 3 s timeout: the default here too (evaluate(sandbox=) overrides).
 LM_EVAL_LIMITS = SandboxLimits(wall_seconds=3.0, cpu_seconds=3)

@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tokenpo.evals import evaluate
-    from tokenpo.evals.judges.sandbox import SandboxLimits
+    from tokenpo.sandbox import SandboxLimits
 
     path = resolve_model(args.model)
     label = (args.suite and Path(args.suite).stem) or "tasks"

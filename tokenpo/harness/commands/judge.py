@@ -71,7 +71,7 @@ def _print(results: dict) -> None:
 
 def _passk(args: argparse.Namespace) -> int:
     from tokenpo.evals.judges.files import judge_passk
-    from tokenpo.evals.judges.sandbox import PROTECTIONS, SandboxLimits, check_protections
+    from tokenpo.sandbox import PROTECTIONS, SandboxLimits, check_protections
 
     try:
         limits = SandboxLimits(

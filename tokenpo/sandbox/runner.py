@@ -3,13 +3,13 @@
 A job (:class:`CodeJob`) is a program (model-written code), and optionally tests, a trusted prelude
 and the names the tests call in the program. The tests do not run in the program's process: they run
 in a trusted tester process, and each call of a program function is a round trip whose arguments and
-result cross as plain data (:mod:`tokenpo.evals.judges._sandbox_wire`). So the program cannot see the tests
+result cross as plain data (:mod:`tokenpo.sandbox.wire`). So the program cannot see the tests
 or their expected values, cannot hand the tests an object that compares equal to everything, cannot
 end the process "successfully" before the tests ran, and cannot write its own verdict. A job
 without tests passes when its program runs to its end without an error (what the program itself
 controls: use tests for judging).
 
-Each program runs in a fresh fork of a warm launcher (``_sandbox_child.py``, one per worker) that
+Each program runs in a fresh fork of a warm launcher (``launcher.py``, one per worker) that
 never reads program text, with:
 
 - a minimal root: only the Python runtime (read-only), ``/dev/{null,zero,urandom}``, a fresh
@@ -46,9 +46,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from tokenpo.core import progress
-from tokenpo.evals.judges._sandbox_child import PROTECTIONS
+from tokenpo.sandbox.launcher import PROTECTIONS
 
-LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_child.py")
+LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
 _OUTPUT_KEPT = 2000
 # Sandbox uids: each program gets the next one of a range drawn at random per run, so no uid (and no
 # kernel state tied to it, such as its keyring) is shared with another program or another run.
@@ -241,7 +241,7 @@ def classify(report: dict | None, limits: SandboxLimits) -> tuple[bool, str, int
 
 
 class _Launcher:
-    """A warm launcher (``_sandbox_child.py``, already started and imported) that forks one job per program."""
+    """A warm launcher (``launcher.py``, already started and imported) that forks one job per program."""
 
     def __init__(self, python: str):
         ours, theirs = socket.socketpair()

@@ -11,7 +11,7 @@ job ended). Per job, the processes are:
 
 - **job process** (fork of the launcher, trusted): forks the sandbox *before* it reads the body,
   so no sandbox ever holds another job's text or the tests; then reads the body, hands the program
-  to the sandbox and runs the tests (:mod:`_sandbox_wire`), calling into the program as data.
+  to the sandbox and runs the tests (:mod:`wire`), calling into the program as data.
 - **sandbox** (fork of the job process, still trusted until the program starts): joins the worker's
   cgroup (total memory and process count), enters new network, mount, IPC, UTS, PID and cgroup
   namespaces and forks the namespace's PID 1, which builds a minimal root on a small tmpfs (the
@@ -19,7 +19,7 @@ job ended). Per job, the processes are:
   program, ``/tmp``) and pivots into it, so nothing else of the host is visible.
 - **program process** (child of PID 1): becomes a uid of its own (never reused: the harness draws a
   range per run), sets no-new-privileges, resource limits and a seccomp filter
-  (:mod:`_sandbox_seccomp`), then runs the program as ``__main__`` and answers the tests' calls.
+  (:mod:`seccomp`), then runs the program as ``__main__`` and answers the tests' calls.
 
 The wall time is the launcher's: it kills the job's process group at the limit; the namespace dies
 with its PID 1. What was achieved is reported by trusted code before the program starts, over the
@@ -45,12 +45,11 @@ import traceback
 import types
 
 if __package__:  # imported by the harness (for PROTECTIONS)
-    from . import _sandbox_seccomp as seccomp
-    from . import _sandbox_wire as wire
+    from . import seccomp, wire
 else:  # the launcher: -I leaves the script's folder off the path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import _sandbox_seccomp as seccomp
-    import _sandbox_wire as wire
+    import seccomp
+    import wire
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x02000000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
