@@ -354,9 +354,19 @@ def test_the_full_benchmarks_page_shows_recorded_scores_between_its_markers(tmp_
     ours.mkdir(parents=True)
     row = {"alias": "ifeval", "prompt_level_strict_acc,none": 0.1234, "prompt_level_strict_acc_stderr,none": 0.01}
     (ours / "results.json").write_text(
-        json.dumps({"results": {"ifeval": row}, "n-samples": {"ifeval": {"effective": 541}},
-                    "harness": {"backend": "vllm-server", "batch_size": 8, "data_dir": "/somewhere", "seed": None,
-                                "model_identity": {"server": {"dtype": "float32", "concurrent": 32}}}})
+        json.dumps(
+            {
+                "results": {"ifeval": row},
+                "n-samples": {"ifeval": {"effective": 541}},
+                "harness": {
+                    "backend": "vllm-server",
+                    "batch_size": 8,
+                    "data_dir": "/somewhere",
+                    "seed": None,
+                    "model_identity": {"server": {"dtype": "float32", "concurrent": 32}},
+                },
+            }
+        )
     )
     plain = out / "lm_eval" / "ifeval" / "model"
     plain.mkdir(parents=True)
@@ -368,16 +378,19 @@ def test_the_full_benchmarks_page_shows_recorded_scores_between_its_markers(tmp_
     stopped_then_finished = [{"seconds": 60.0, "finished": False, "ended": "a"},
                              {"seconds": 66.0, "finished": True, "ended": "b"}]  # fmt: skip
     command = "/venv/bin/python -m tokenpo eval --tasks ifeval --data-dir /somewhere --output /somewhere/out"
-    runs = {"harness/ifeval": {"invocations": stopped_then_finished, "command": command},
-            "lm_eval/ifeval": {"invocations": [{"seconds": 600.0, "finished": True, "ended": "c"}], "command": "x"},
-            "harness/gsm8k": {"invocations": [{"seconds": 60.0, "finished": False, "ended": "d"}], "command": "y"}}
+    runs = {
+        "harness/ifeval": {"invocations": stopped_then_finished, "command": command},
+        "lm_eval/ifeval": {"invocations": [{"seconds": 600.0, "finished": True, "ended": "c"}], "command": "x"},
+        "harness/gsm8k": {"invocations": [{"seconds": 60.0, "finished": False, "ended": "d"}], "command": "y"},
+    }
     (out / "full.json").write_text(json.dumps({"runs": runs}))
 
     written = full.collect(out, records)
     assert sorted(path.name for path in written) == ["harness-ifeval.json", "lm_eval-ifeval.json"]
     record = json.loads((records / "harness-ifeval.json").read_text())
-    assert record["results"] == {"ifeval": {"prompt_level_strict_acc,none": 0.1234,
-                                            "prompt_level_strict_acc_stderr,none": 0.01}}  # numbers only
+    assert record["results"] == {
+        "ifeval": {"prompt_level_strict_acc,none": 0.1234, "prompt_level_strict_acc_stderr,none": 0.01}
+    }  # numbers only
     assert (record["items"], record["seconds"], record["invocations"]) == (541, 126.0, 2)
     assert "/somewhere" not in json.dumps(record)  # no local paths
     assert record["command"] == "tokenpo eval --tasks ifeval --data-dir PREPARED --output OUT"
