@@ -37,10 +37,8 @@ def _evaluations(folder: Path) -> dict[str, Path]:
     for method, (gpqa, gsm8k) in {"dpo": (60, 10), "sparsepo": (75, 14), "tidpo": (50, 8)}.items():
         made[method] = write_result(
             folder / method,
-            {
-                "gpqa_diamond_zeroshot": {"acc_norm,none": _items(gpqa, 198)},
-                "gsm8k": {"exact_match,strict-match": _items(gsm8k, 40)},
-            },
+            {"gpqa_diamond_zeroshot": {"acc_norm,none": _items(gpqa, 198)},
+             "gsm8k": {"exact_match,strict-match": _items(gsm8k, 40)}},
             method,
             harness={"data_source": "offline mirror", "data_notes": {"gpqa": "diamond only"}},
         )

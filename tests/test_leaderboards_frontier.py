@@ -145,9 +145,8 @@ def test_without_per_item_scores_the_interval_comes_from_the_stderrs(tmp_path):
 
 def test_json_records_are_rounded_and_ordered(tmp_path):
     runs = [
-        _sentiment(
-            [1 / 3] * 12, [1, 0, 0] * 4, "tdpo2", 0, "tdpo2", 0.05, probability=[0.1, 0.2, 0.3] * 4, flags=[FLAT]
-        ),
+        _sentiment([1 / 3] * 12, [1, 0, 0] * 4, "tdpo2", 0, "tdpo2", 0.05, probability=[0.1, 0.2, 0.3] * 4,
+                   flags=[FLAT]),
         _sentiment([0.0] * 12, [0, 0, 1] * 4, "base", None, "base", None),
         _sentiment([2.0] * 12, [1, 1, 0] * 4, "dpo", 0, "dpo", 0.1, flags=[]),
     ]
@@ -172,11 +171,7 @@ def test_json_records_are_rounded_and_ordered(tmp_path):
         "health_flags",
     }
     assert tdpo2["kl_to_ref"] == {
-        "value": 0.3333,
-        "low": 0.3333,
-        "high": 0.3333,
-        "ci": "bootstrap",
-        "covers": "prompts",
+        "value": 0.3333, "low": 0.3333, "high": 0.3333, "ci": "bootstrap", "covers": "prompts"
     }
     assert tdpo2["positive_rate"]["value"] == 0.3333 and tdpo2["p_positive"]["value"] == 0.2
     assert tdpo2["health"] == "flagged" and tdpo2["health_flags"] == [{"seed": 0} | FLAT]

@@ -24,9 +24,8 @@ RAW = Benchmark("raw", "Raw", ("t",), ("acc,none",), 0.0)  # random 0: a score i
 
 
 def _rows(method: str, per_seed: list[list[float]], **kwargs) -> list:
-    return [
-        make_result({"t": {"acc,none": scores}}, method, seed=seed, **kwargs) for seed, scores in enumerate(per_seed)
-    ]
+    return [make_result({"t": {"acc,none": scores}}, method, seed=seed, **kwargs)
+            for seed, scores in enumerate(per_seed)]
 
 
 def _right(k: int, n: int, first: int = 0) -> list[float]:
@@ -65,9 +64,8 @@ def test_the_prompt_is_the_unit_so_copies_of_a_sample_do_not_shrink_the_interval
     """
     values = [1.0] * 24 + [0.0] * 24  # samples 0..23 answer prompts 0..5, 24..47 prompts 6..11
     prompt_ids = [i // 4 for i in range(48)]
-    clustered = build_leaderboard(
-        [make_result({"t": {"acc,none": values}}, "dpo", prompt_ids={"t": prompt_ids})], benchmarks=[RAW], n_boot=20_000
-    )
+    clustered = build_leaderboard([make_result({"t": {"acc,none": values}}, "dpo", prompt_ids={"t": prompt_ids})],
+                                  benchmarks=[RAW], n_boot=20_000)
     loose = build_leaderboard([make_result({"t": {"acc,none": values}}, "dpo")], benchmarks=[RAW], n_boot=20_000)
     by_prompt, by_item = clustered.rows[0].cells["raw"].score, loose.rows[0].cells["raw"].score
     assert by_prompt.se == pytest.approx(100 * math.sqrt(0.25 / 12), rel=0.03)  # 14.43
@@ -152,17 +150,15 @@ def test_no_difference_on_many_prompts_is_equivalent_within_the_margin():
     assert delta.value == pytest.approx(0.0) and -5 < delta.low < 0 < delta.high < 5
     assert board.cell_verdict(row, delta, RAW.random) == Verdict(EQUIVALENT)
     # a margin of 0.01 (one point) is narrower than the interval: no longer equivalent
-    narrow = build_leaderboard(
-        [*_rows("dpo", base), *_rows("new", candidate)], benchmarks=[RAW], n_boot=4000, margin=0.01
-    )
+    narrow = build_leaderboard([*_rows("dpo", base), *_rows("new", candidate)], benchmarks=[RAW], n_boot=4000,
+                               margin=0.01)
     row = next(r for r in narrow.rows if r.method == "new")
     assert narrow.cell_verdict(row, row.cells["raw"].delta, RAW.random) == Verdict(INCONCLUSIVE)
 
 
 def test_one_training_seed_is_inconclusive_whatever_its_interval():
-    board = build_leaderboard(
-        [*_rows("dpo", BASE[:1]), *_rows("new", [_right(80, 100)])], benchmarks=[RAW], n_boot=2000
-    )
+    board = build_leaderboard([*_rows("dpo", BASE[:1]), *_rows("new", [_right(80, 100)])], benchmarks=[RAW],
+                              n_boot=2000)
     row = next(r for r in board.rows if r.method == "new")
     delta = row.cells["raw"].delta
     assert delta.value == pytest.approx(30.0) and delta.low > 0  # 30 more right: far outside evaluation noise
@@ -174,12 +170,8 @@ def test_one_training_seed_is_inconclusive_whatever_its_interval():
 def test_the_untrained_base_model_needs_no_training_seeds():
     """Against the base model only the trained row's seeds count: three DPO seeds support a claim."""
     base = make_result({"t": {"acc,none": _right(40, 100)}}, "base", seed=None, harness={"method_family": "base"})
-    board = build_leaderboard(
-        [base, *_rows("dpo", [_right(60, 100), _right(61, 100), _right(59, 100)])],
-        baseline="base",
-        benchmarks=[RAW],
-        n_boot=2000,
-    )
+    board = build_leaderboard([base, *_rows("dpo", [_right(60, 100), _right(61, 100), _right(59, 100)])],
+                              baseline="base", benchmarks=[RAW], n_boot=2000)
     delta = next(r for r in board.rows if r.method == "dpo").cells["raw"].delta
     assert delta.seeds == 3 and delta.covers == "training seeds and prompts" and delta.significant
 

@@ -31,7 +31,9 @@ def test_pareto_front_keeps_runs_no_other_beats_on_both_counts():
 def test_nice_ticks():
     assert nice_ticks(0, 100) == [0, 20, 40, 60, 80, 100]
     assert nice_ticks(0.12, 0.93) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    assert nice_ticks(5, 5) == pytest.approx([5.0, 5.2, 5.4, 5.6, 5.8, 6.0])  # a flat series still gets an axis
+    assert nice_ticks(5, 5) == pytest.approx(
+        [5.0, 5.2, 5.4, 5.6, 5.8, 6.0]
+    )  # a flat series still gets an axis
 
 
 def test_token_pictures_shade_by_score_and_decode_byte_level_tokens(tmp_path):
@@ -45,9 +47,13 @@ def test_token_pictures_shade_by_score_and_decode_byte_level_tokens(tmp_path):
         "scores": {"weight": [2.0, 1.0, 0.0, 0.5, 1.0]},
     }
     (run / "token_scores.jsonl").write_text(json.dumps(row) + "\n")
-    board = build_leaderboard([make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20)
+    board = build_leaderboard(
+        [make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20
+    )
     html = build_html(board, [load_run(run)])
-    spans = re.findall(r'<span class="tok" style="background:rgba\(0,158,115,([0-9.]+)\)"[^>]*>([^<]*)</span>', html)
+    spans = re.findall(
+        r'<span class="tok" style="background:rgba\(0,158,115,([0-9.]+)\)"[^>]*>([^<]*)</span>', html
+    )
     # "Ã" alone is the first byte of a two-byte character: shown as it is
     assert spans == [("1.00", "Hello"), ("0.50", " world"), ("0.00", "⏎"), ("0.25", " café"), ("0.50", "Ã")]
     assert "exact zeros" in html and "20.0%" in html  # one of five tokens has weight 0
@@ -105,7 +111,9 @@ def test_frontier_without_metadata_has_one_point_per_method(tmp_path):
 
 def test_report_section_for_training_curves(tmp_path):
     runs = [load_run(write_run(tmp_path / "SYNTHETIC-dpo", "dpo", steps=10))]
-    board = build_leaderboard([make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20)
+    board = build_leaderboard(
+        [make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20
+    )
     html = build_html(board, runs)
     curves = html[html.index('id="training"') :]
     assert "SYNTHETIC-dpo (dpo)" in curves
@@ -121,7 +129,9 @@ def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):
     report = build_demo_report(tmp_path / "demo", lmeval_output, tiny_tokenizer)
     problems, requests = [], []
     with chromium_page(tmp_path / "profile") as page:  # fresh profile
-        page.on("console", lambda message: message.type in ("error", "warning") and problems.append(message.text))
+        page.on(
+            "console", lambda message: message.type in ("error", "warning") and problems.append(message.text)
+        )
         page.on("pageerror", lambda error: problems.append(str(error)))
         page.on("request", lambda request: requests.append(request.url))
         page.goto(report.as_uri(), wait_until="load")

@@ -115,7 +115,9 @@ def _token_batch(seed: int = 0):
     torch.manual_seed(seed)
     logratios = torch.randn(4, 6)
     kl = torch.rand(4, 6)
-    mask = torch.tensor([[0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1], [0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]]).float()
+    mask = torch.tensor(
+        [[0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1], [0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]]
+    ).float()
     return logratios, kl, mask
 
 
@@ -249,7 +251,9 @@ def test_triplet_hinge_is_zero_when_the_anchor_sits_on_the_chosen_and_far_from_t
 def test_triplet_hinge_is_positive_by_hand_when_the_anchor_is_nearer_the_rejected():
     anchor, anchor_mask = torch.tensor([[0.0, 0.0]]), torch.ones(1, 2)
     pair = torch.tensor([[1.0, 2.0], [0.5, 0.0]])  # ‖d − b‖² = 5, ‖d − c‖² = 0.25
-    assert L.triplet_loss(anchor, anchor_mask, pair, torch.ones(2, 2), margin=0.5).item() == pytest.approx(5.25)
+    assert L.triplet_loss(anchor, anchor_mask, pair, torch.ones(2, 2), margin=0.5).item() == pytest.approx(
+        5.25
+    )
 
 
 def test_triplet_truncate_alignment_compares_only_the_shared_prefix():

@@ -36,13 +36,8 @@ def path_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("paths")
     config = folder / "run.yaml"
     config.write_text(yaml.safe_dump(checkpoint_config(folder / "out")))
-    done = subprocess.run(
-        [sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = subprocess.run([sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"], env=ENV,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return folder / "out", config, done.stdout
 
@@ -53,9 +48,8 @@ def test_checkpoints_are_evaluated_with_their_step(path_run):
         steps = sorted(p.name for p in (output / "eval" / label / "steps").iterdir())
         assert steps == ["step-2", "step-4"], label
         for step in (2, 4):
-            harness = json.loads(
-                (output / "eval" / label / "steps" / f"step-{step}" / "sentiment" / "results.json").read_text()
-            )["harness"]
+            harness = json.loads((output / "eval" / label / "steps" / f"step-{step}" / "sentiment" /
+                                  "results.json").read_text())["harness"]
             assert (harness["step"], harness["final"]) == (step, False)
             assert harness["model_spec"].endswith(f"train/{label}/checkpoints/step-{step}")
         final = json.loads((output / "eval" / label / "sentiment" / "results.json").read_text())["harness"]
@@ -71,9 +65,8 @@ def test_the_summary_holds_a_matched_kl_verdict_per_method(path_run):
     assert {"kl", "delta", "low", "high", "covers", "seeds", "margin", "verdict"} <= set(verdict)
     assert verdict["seeds"] == [0, 1] and verdict["margin"] == 0.05 and verdict["steps"] == [0, 2, 4, 6]
     assert verdict["verdict"] in ("better", "worse", "equivalent", "inconclusive")
-    assert verdict["kl"] == pytest.approx(
-        next(p["kl_to_ref"]["value"] for p in summary["frontier"] if p["family"] == "dpo"), abs=1e-4
-    )
+    assert verdict["kl"] == pytest.approx(next(
+        p["kl_to_ref"]["value"] for p in summary["frontier"] if p["family"] == "dpo"), abs=1e-4)
     assert stdout.startswith("## Verdicts at matched KL (baseline: dpo)") or "## Verdicts at matched KL" in stdout
     # the leaderboard's rows are final models only
     rows = {(r["method"], r["benchmark"]) for r in summary["leaderboard"]["rows"]}
@@ -87,16 +80,8 @@ def test_every_run_lists_every_health_check(path_run):
     for health in sorted(output.glob("train/*/health.json")):
         checks = json.loads(health.read_text())["checks"]
         names = {check["name"] for check in checks}
-        assert {
-            "zero_masks",
-            "small_multiplier",
-            "flat_margins",
-            "inflated_beta",
-            "concentrated_weights",
-            "static_masks",
-            "kl_drift",
-            "anchor_coverage",
-        } <= names, health
+        assert {"zero_masks", "small_multiplier", "flat_margins", "inflated_beta", "concentrated_weights",
+                "static_masks", "kl_drift", "anchor_coverage"} <= names, health
         assert all(check["outcome"] in ("pass", "flag", "n/a") for check in checks)
 
 
@@ -104,13 +89,8 @@ def test_running_again_skips_the_checkpoints_already_evaluated(path_run):
     output, config, stdout = path_run
     markers = {p: p.stat().st_mtime_ns for p in output.glob("eval/**/stage.json")}
     assert any("steps" in p.parts for p in markers)
-    again = subprocess.run(
-        [sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = subprocess.run([sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"], env=ENV,
+                           capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout == stdout
     assert {p: p.stat().st_mtime_ns for p in output.glob("eval/**/stage.json")} == markers
 
@@ -141,13 +121,8 @@ def test_other_evaluation_settings_in_the_same_folder_reuse_no_checkpoint_result
     for samples in (1, 2):
         config["eval"]["sentiment"]["samples_per_prompt"] = samples
         (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
-        done = subprocess.run(
-            [sys.executable, "-m", "tokenpo", "run", str(tmp_path / "run.yaml"), "--no-progress"],
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        done = subprocess.run([sys.executable, "-m", "tokenpo", "run", str(tmp_path / "run.yaml"), "--no-progress"],
+                              env=ENV, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
     evaluated = tmp_path / "out" / "eval" / "dpo-seed0"
     rows = (evaluated / "steps" / "step-2" / "sentiment" / "samples" / "sentiment.jsonl").read_text().splitlines()

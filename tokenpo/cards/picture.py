@@ -17,12 +17,8 @@ CHAR = 7.2  # advance of one character at FONT_SIZE in a monospace font
 FONT_SIZE = 12
 LINE = 18
 PAIRS = 2
-KIND_TITLES = {
-    "mask_u": "SparsePO mask m_u (reward)",
-    "mask_d": "SparsePO mask m_d (KL)",
-    "weight": "TI-DPO weight",
-    "logratio": "log π/π_ref per token",
-}
+KIND_TITLES = {"mask_u": "SparsePO mask m_u (reward)", "mask_d": "SparsePO mask m_d (KL)", "weight": "TI-DPO weight",
+               "logratio": "log π/π_ref per token"}
 
 
 def token_picture(rows: Sequence[TokenScores], run_name: str, pairs: int = PAIRS) -> str | None:

@@ -96,13 +96,8 @@ class SmokeCheck:
     raw: dict[str, float]  # row label → raw headline value (mean over seeds)
 
     def record(self) -> dict:
-        return {
-            "benchmark": self.benchmark.name,
-            "label": self.benchmark.label,
-            "items": self.items,
-            "metrics": list(self.benchmark.metrics),
-            "raw": self.raw,
-        }
+        return {"benchmark": self.benchmark.name, "label": self.benchmark.label, "items": self.items,
+                "metrics": list(self.benchmark.metrics), "raw": self.raw}
 
 
 @dataclass

@@ -53,13 +53,8 @@ class Interval:
     covers: str | None = None
 
     def record(self) -> dict:
-        return {
-            "value": _round(self.value),
-            "low": _round(self.low),
-            "high": _round(self.high),
-            "ci": self.how,
-            "covers": self.covers,
-        }
+        return {"value": _round(self.value), "low": _round(self.low), "high": _round(self.high), "ci": self.how,
+                "covers": self.covers}
 
 
 @dataclass

@@ -67,12 +67,16 @@ def build_html(board: Leaderboard, runs: Sequence[TrainingRun] = ()) -> str:
     if tokens:
         sections.append(tokens)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return _PAGE.format(style=_STYLE, stamp=escape(stamp), baseline=escape(board.baseline), body="\n".join(sections))
+    return _PAGE.format(
+        style=_STYLE, stamp=escape(stamp), baseline=escape(board.baseline), body="\n".join(sections)
+    )
 
 
 def _method_colours(board: Leaderboard) -> dict[str, str]:
     # Every method of the results, not only leaderboard rows: judge-only ones appear in the frontier.
-    methods = list(dict.fromkeys([board.baseline, *(row.method for row in board.rows), *board.tidy["method"]]))
+    methods = list(
+        dict.fromkeys([board.baseline, *(row.method for row in board.rows), *board.tidy["method"]])
+    )
     return {method: PALETTE[i % len(PALETTE)] for i, method in enumerate(methods)}
 
 

@@ -176,7 +176,11 @@ def sparsepo_loss(
     chosen_kl, rejected_kl = split_pairs(kl)
     l1_u = sum(split_pairs(masked_sum(mask_u.abs(), mask)))
     l1_d = sum(split_pairs(masked_sum(mask_d.abs(), mask)))
-    losses = -F.logsigmoid(beta * (chosen - rejected - (rejected_kl - chosen_kl))) + lambda_u * l1_u + lambda_d * l1_d
+    losses = (
+        -F.logsigmoid(beta * (chosen - rejected - (rejected_kl - chosen_kl)))
+        + lambda_u * l1_u
+        + lambda_d * l1_d
+    )
     return PairLosses(losses, *_rewards(beta, rewards - kl))
 
 

@@ -81,3 +81,4 @@ def new_accelerator(mixed_precision: str, **kwargs) -> Accelerator:
         )
         mixed_precision = "no"
     return Accelerator(mixed_precision=mixed_precision, **kwargs)
+

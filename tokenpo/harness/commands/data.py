@@ -26,9 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     check = actions.add_parser("check", help="validate a preference file and print counts and token lengths")
     check.add_argument("file", help="JSONL, JSON, CSV (optionally .gz), Parquet, or a hub dataset id")
     add_loading_arguments(check)
-    check.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"model whose tokenizer counts tokens (default {DEFAULT_MODEL})"
-    )
+    check.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"model whose tokenizer counts tokens (default {DEFAULT_MODEL})")
     add_field_options(check, TrainingConfig, "max_length", "max_prompt_length")
     check.set_defaults(run=_check)
 
@@ -51,13 +50,8 @@ def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_reporting_rejects(args: argparse.Namespace) -> LoadedPreferences:
     """Load ``args.file``; when records were skipped, say how many and write them out."""
-    loaded = load_preferences(
-        args.file,
-        fmt=args.format,
-        split=args.split,
-        skip_invalid=args.skip_invalid,
-        truncated_completions=args.truncated_completions,
-    )
+    loaded = load_preferences(args.file, fmt=args.format, split=args.split, skip_invalid=args.skip_invalid,
+                              truncated_completions=args.truncated_completions)
     if loaded.rejected:
         name = Path(args.file).name.split(".")[0] or "data"
         rejects = Path(args.rejects or f"{name}.rejects.jsonl")
@@ -86,14 +80,10 @@ def _check(args: argparse.Namespace) -> int:
     print(f"tokenizer:   {args.model}")
     print(f"\n{'tokens':18}{'min':>8}{'mean':>10}{'p50':>8}{'p95':>8}{'max':>8}")
     for name, stats in length_statistics(pairs).items():
-        print(
-            f"{name:18}{stats['min']:8.0f}{stats['mean']:10.1f}{stats['p50']:8.0f}{stats['p95']:8.0f}{stats['max']:8.0f}"
-        )
+        print(f"{name:18}{stats['min']:8.0f}{stats['mean']:10.1f}{stats['p50']:8.0f}{stats['p95']:8.0f}{stats['max']:8.0f}")
     truncated = sum(pair.truncated for pair in pairs)
-    print(
-        f"\ntruncated at max_length={policy.max_length}, max_prompt_length={policy.max_prompt_length}: "
-        f"{truncated} of {len(pairs)} pairs ({100 * truncated / len(pairs):.1f}%)"
-    )
+    print(f"\ntruncated at max_length={policy.max_length}, max_prompt_length={policy.max_prompt_length}: "
+          f"{truncated} of {len(pairs)} pairs ({100 * truncated / len(pairs):.1f}%)")
     return 0
 
 
