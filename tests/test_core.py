@@ -16,7 +16,10 @@ from tokenpo.harness.cli import main
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tokenpo"
 # Exceptions that are not bad input: the sandbox's wire errors end a program's verdict, never a command.
-NOT_USER_ERRORS = {"WireError", "ProgramGone", "ProgramError", "IsolationMissing", "_ConfigProblem", "_FieldError"}
+NOT_USER_ERRORS = {
+    *("WireError", "ProgramGone", "ProgramError", "CallbackError", "IsolationMissing"),
+    *("_ConfigProblem", "_FieldError"),
+}
 
 
 def _modules():

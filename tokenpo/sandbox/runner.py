@@ -9,18 +9,10 @@ end the process "successfully" before the tests ran, and cannot write its own ve
 without tests passes when its program runs to its end without an error (what the program itself
 controls: use tests for judging).
 
-Each program runs in a fresh fork of a warm launcher (``launcher.py``, one per worker) that
-never reads program text, with:
-
-- a minimal root: only the Python runtime (read-only), ``/dev/{null,zero,urandom}``, a fresh
-  ``/proc`` of its own PID namespace, ``/work`` (its folder) and ``/tmp`` on a 64 MiB tmpfs;
-- new network, mount, IPC, UTS, PID and cgroup namespaces: no interfaces, no shared memory or
-  message queues with anyone, every process it starts dies with it;
-- a cgroup per worker with a total memory and process limit (the rlimits below are per process);
-- a uid of its own that no other run uses (a random range per run), no-new-privileges and a seccomp
-  filter refusing namespaces, mounts, keyrings, non-IP sockets, ptrace and io_uring;
-- wall-clock, CPU time, address-space, file-size and process-count limits, no core dumps, a scrubbed
-  environment, stdin /dev/null and output files it can only append to.
+Each program runs in a sandbox built per job by a warm launcher (``launcher.py``, one per worker):
+its process is a fresh interpreter (an ``exec``, never a fork of anything that held another job),
+in a minimal root holding only the Python runtime, in new namespaces and a cgroup of its own, under
+a uid of its own, no-new-privileges, a seccomp filter and resource limits (``docs/sandbox.md``).
 
 Where the kernel refuses one of these, the run goes on with the rest and the outcome names what is
 ``missing`` (``require=`` refuses to run without the protections listed). Whatever the program does,
@@ -46,62 +38,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from tokenpo.core import progress
+from tokenpo.sandbox import runtime, wire
+from tokenpo.sandbox.jobs import DEFAULT_LIMITS, CodeJob, Outcome, SandboxLimits
 from tokenpo.sandbox.launcher import PROTECTIONS
+from tokenpo.sandbox.reasons import classify
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
 _OUTPUT_KEPT = 2000
 # Sandbox uids: each program gets the next one of a range drawn at random per run, so no uid (and no
 # kernel state tied to it, such as its keyring) is shared with another program or another run.
 _UID_LOW, _UID_HIGH, _UID_SPAN = 1 << 20, 1 << 31, 1 << 22
-
-
-@dataclass(frozen=True)
-class SandboxLimits:
-    """Resource limits of one program run."""
-
-    wall_seconds: float = 10.0
-    cpu_seconds: int = 10
-    memory_bytes: int = 2 << 30  # per process (address space) and for the whole sandbox (cgroup)
-    file_bytes: int = 4 << 20  # any file it writes, its stdout and stderr included
-    max_processes: int = 16
-
-    def __post_init__(self) -> None:
-        for name in ("wall_seconds", "cpu_seconds", "memory_bytes", "file_bytes", "max_processes"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class CodeJob:
-    """A program and the tests that judge it.
-
-    ``prelude`` (trusted: a HumanEval prompt, MBPP's imports) and ``tests`` run in the tester; each name
-    in ``remote`` is a function of the program the tests call. Without tests the program passes when it
-    runs to its end.
-    """
-
-    program: str
-    tests: str = ""
-    prelude: str = ""
-    remote: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one program ended: ``passed``, and if not, a one-line ``reason``."""
-
-    passed: bool
-    reason: str
-    returncode: int | None
-    seconds: float
-    isolation: str
-    stdout: str = ""
-    stderr: str = ""
-    missing: str = ""
-    calls: int = 0
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 class IsolationMissing(RuntimeError):
@@ -170,84 +116,16 @@ def _read_head(handle, limit: int = _OUTPUT_KEPT) -> str:
     return handle.read(limit).decode("utf-8", errors="replace")
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
-
-
-def _returncode(status: int | None) -> int | None:
-    """The sandbox's exit status as a return code; the sandbox passes on ``128 + N`` for signal N."""
-    if status is None:
-        return None
-    if os.WIFSIGNALED(status):
-        return -os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
-
-
-def _exit_reason(returncode: int | None, report: dict, limits: SandboxLimits, stage: str) -> str:
-    """Why a program that ended before it should have (``stage``: load or tests) did not pass."""
-    number = returncode - 128 if returncode is not None and returncode > 128 else None
-    if number == signal.SIGXCPU:
-        return f"cpu time limit of {limits.cpu_seconds} s"
-    if number == signal.SIGXFSZ:
-        return f"file size limit of {limits.file_bytes} bytes (output or files)"
-    if number == signal.SIGKILL and report.get("memory_limit_hit"):
-        return f"memory limit of {limits.memory_bytes} bytes (the sandbox's total)"
-    if number is not None:
-        return f"killed by signal {_signal_name(number)}"
-    when = "before the end of the program" if stage == "load" else "before its tests ended"
-    if returncode == 0:
-        return f"exited with status 0 {when} (sys.exit or os._exit)"
-    return f"exited with status {returncode} {when}"
-
-
-def _raised_reason(kind: str, message: str, limits: SandboxLimits, exit_code: int | None) -> str:
-    text = f"{kind}: {message}" if message else kind
-    if kind == "MemoryError":
-        return f"memory limit of {limits.memory_bytes} bytes: MemoryError"
-    if kind == "BlockingIOError" and "Resource temporarily unavailable" in message:
-        return f"process limit of {limits.max_processes}: {text}"
-    if "File too large" in message:
-        return f"file size limit of {limits.file_bytes} bytes (output or files)"
-    if kind == "AssertionError":
-        return f"failed: {text}"
-    prefix = f"error (exit {exit_code})" if exit_code is not None else "error"
-    return f"{prefix}: {text[:300]}"
-
-
-def classify(report: dict | None, limits: SandboxLimits) -> tuple[bool, str, int | None]:
-    """(passed, reason, return code) from the launcher's report of one job."""
-    if report is None:
-        return False, "error: the sandbox launcher failed", None
-    if report.get("timed_out"):
-        return False, f"timeout: wall time limit of {limits.wall_seconds:g} s", None
-    returncode = _returncode(report.get("status"))
-    outcome = report.get("outcome")
-    if outcome == "passed":
-        return True, "passed", returncode
-    if outcome == "gone":
-        return False, _exit_reason(returncode, report, limits, report.get("stage", "tests")), returncode
-    if outcome == "forged":
-        return False, f"forged: the program's answer is not plain data ({report.get('message', '')[:200]})", returncode
-    if outcome in ("failed", "raised"):
-        code = returncode if report.get("stage") == "load" else None
-        reason = _raised_reason(report.get("kind", "?"), report.get("message", ""), limits, code)
-        if report.get("objects"):  # e.g. an object whose __eq__ is always true: it stayed in the program
-            reason += f"; the program answered with objects, not data ({', '.join(report['objects'])})"
-        return False, reason, returncode
-    return False, "error: the sandbox did not start the program", returncode
-
-
 class _Launcher:
     """A warm launcher (``launcher.py``, already started and imported) that forks one job per program."""
 
     def __init__(self, python: str):
         ours, theirs = socket.socketpair()
+        files = runtime.runtime_files(python)
+        described = json.dumps({"steps": runtime.exposures(files), "hidden": runtime.hidden(files)})
         try:
             self.process = subprocess.Popen(
-                [python, "-I", LAUNCHER, str(theirs.fileno())],
+                [python, "-I", LAUNCHER, str(theirs.fileno()), described],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -300,7 +178,7 @@ def _as_job(item: CodeJob | str) -> CodeJob:
 
 
 def run_program(
-    program: CodeJob | str, limits: SandboxLimits = SandboxLimits(), require: Sequence[str] = ()
+    program: CodeJob | str, limits: SandboxLimits = DEFAULT_LIMITS, require: Sequence[str] = ()
 ) -> Outcome:
     """Run one program (and its tests) in a sandbox."""
     return run_many([program], limits, workers=1, description=None, require=require)[0]
@@ -320,7 +198,7 @@ def _run(
         achieved = [*(report or {}).get("isolation", []), *(report or {}).get("hardening", [])]
         return Outcome(
             passed=passed,
-            reason=reason,
+            reason=wire.safe_text(reason, 2000),
             returncode=returncode,
             seconds=round(time.monotonic() - started, 3),
             isolation=",".join(achieved) or "unknown",
@@ -328,6 +206,7 @@ def _run(
             stderr=_read_head(err, 64_000)[-_OUTPUT_KEPT:],
             missing=",".join(p for p in PROTECTIONS if p not in achieved) if report and "isolation" in report else "",
             calls=int((report or {}).get("calls", 0)),
+            tester_bytes=int((report or {}).get("tester_bytes", 0)),
         )
 
 
@@ -338,7 +217,7 @@ def _kill_group(pgid: int) -> None:
 
 def run_many(
     programs: Sequence[CodeJob | str],
-    limits: SandboxLimits = SandboxLimits(),
+    limits: SandboxLimits = DEFAULT_LIMITS,
     workers: int | None = None,
     description: str | None = "sandbox",
     require: Sequence[str] = (),
@@ -367,7 +246,12 @@ def run_many(
             local.launcher = launcher = _Launcher(python)
             with lock:
                 launchers.append(launcher)
-        results[index] = _run(jobs[index], limits, launcher, own_uid, without)
+        try:
+            results[index] = _run(jobs[index], limits, launcher, own_uid, without)
+        except Exception as error:  # whatever one sample did, every other sample still gets its result
+            launcher.close()
+            results[index] = Outcome(False, wire.safe_text(f"error: the judge failed on this sample: {error!r}", 500),
+                                     None, 0.0, "unknown")
         with lock:
             bar.advance()
 

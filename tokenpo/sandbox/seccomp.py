@@ -5,7 +5,9 @@ Standard library only (imported by the sandbox launcher). Refused with EPERM: ne
 ``request_key``, ``keyctl``: a key outlives the process), sockets other than IPv4, IPv6 and Unix ones
 (``AF_VSOCK``, netlink, packet, …), reading or writing other processes (``ptrace``,
 ``process_vm_readv/writev``), ``bpf``, ``perf_event_open``, ``userfaultfd``, io_uring (which performs
-I/O behind the filter), module and kexec loading, ``chroot``, file handles by number. ``clone3``
+I/O behind the filter), module and kexec loading, ``chroot``, file handles by number, and every way
+of watching or locking a file (inotify, fanotify, ``flock``, ``fcntl`` locks, leases and
+``F_NOTIFY``) and ``mincore``: sandboxes running side by side share the read-only runtime's inodes. ``clone3``
 answers ENOSYS, whose flags a filter cannot inspect, so the C library falls back to ``clone``. A
 call from another ABI (x32) is refused too. Installed after ``PR_SET_NO_NEW_PRIVS``, so it also
 holds across ``exec`` and setuid binaries gain nothing.
@@ -40,7 +42,17 @@ REFUSED_X86_64 = {
     "io_uring_enter": 426, "io_uring_register": 427, "kexec_load": 246, "kexec_file_load": 320,
     "init_module": 175, "finit_module": 313, "delete_module": 176, "chroot": 161, "name_to_handle_at": 303,
     "open_by_handle_at": 304, "syslog": 103, "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169,
+    "inotify_init": 253, "inotify_add_watch": 254, "inotify_rm_watch": 255, "inotify_init1": 294,
+    "fanotify_init": 300, "fanotify_mark": 301, "flock": 73, "mincore": 27,
 }  # fmt: skip
+FCNTL_X86_64, ARG1_LOW_OFFSET = 72, 24
+REFUSED_FCNTL = {
+    "F_GETLK": 5, "F_SETLK": 6, "F_SETLKW": 7, "F_OFD_GETLK": 36, "F_OFD_SETLK": 37, "F_OFD_SETLKW": 38,
+    "F_SETLEASE": 1024, "F_GETLEASE": 1025, "F_NOTIFY": 1026,
+}  # fmt: skip
+"""fcntl commands refused: locks, leases and directory notification. Two sandboxes see the same
+read-only runtime files (the same inodes): a lock taken or a change watched on one of them would be a
+channel between programs running side by side."""
 CLONE_X86_64, CLONE3_X86_64, SOCKET_X86_64, SOCKETPAIR_X86_64 = 56, 435, 41, 53
 ALLOWED_SOCKET_FAMILIES = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)
 
@@ -56,8 +68,12 @@ def _program() -> list[tuple[int, int, int, int]]:
         (JGE, deny, None, X32_SYSCALL_BIT),
     ]
     code += [(JEQ, deny, None, number) for number in sorted(REFUSED_X86_64.values())]
-    code += [(JEQ, nosys, None, CLONE3_X86_64), (JEQ, None, "sockets", CLONE_X86_64)]
+    code += [(JEQ, nosys, None, CLONE3_X86_64), (JEQ, "fcntl", None, FCNTL_X86_64)]
+    code += [(JEQ, None, "sockets", CLONE_X86_64)]
     code += [(LD_ABS_W, None, None, ARG0_LOW_OFFSET), (JSET, deny, allow, NAMESPACE_FLAGS)]
+    code += [("label", "fcntl"), (LD_ABS_W, None, None, ARG1_LOW_OFFSET)]
+    code += [(JEQ, deny, None, command) for command in sorted(REFUSED_FCNTL.values())]
+    code += [(RET, None, None, RET_ALLOW)]
     code += [("label", "sockets"), (JEQ, "family", None, SOCKET_X86_64), (JEQ, "family", allow, SOCKETPAIR_X86_64)]
     code += [("label", "family"), (LD_ABS_W, None, None, ARG0_LOW_OFFSET)]
     code += [(JEQ, allow, None, family) for family in ALLOWED_SOCKET_FAMILIES]

@@ -17,8 +17,8 @@ from tokenpo.evals.data.converters import read_jsonl
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.io import read_text
 from tokenpo.evals.judges import passk, rouge, sentiment
-from tokenpo.sandbox import IsolationMissing, SandboxLimits
 from tokenpo.evals.results import harness_version, judge_results, write_results, write_samples
+from tokenpo.sandbox import IsolationMissing, SandboxLimits
 
 
 def read_records(path: Path) -> list[tuple[str, dict[str, Any]]]:
