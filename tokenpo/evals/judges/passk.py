@@ -93,23 +93,10 @@ def _is_stub(node: ast.stmt) -> bool:
     )
 
 
-def _literal(node: ast.AST) -> bool:
-    try:
-        ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
-
-
-def _called_on_literals_only(name: str, tree: ast.AST) -> bool:
-    """True when every use of ``name`` in ``tree`` is a call whose arguments are all literals."""
-    calls = [
-        n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
-    ]
-    uses = sum(isinstance(n, ast.Name) and n.id == name for n in ast.walk(tree))
-    return len(calls) == uses > 0 and all(
-        all(map(_literal, call.args)) and all(_literal(k.value) for k in call.keywords) for call in calls
-    )
+def _calls(tree: ast.AST) -> list[str]:
+    """The names ``tree`` calls directly (``name(...)``), in source order."""
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    return [n.func.id for n in sorted(calls, key=lambda n: (n.lineno, n.col_offset))]
 
 
 def _top_level_names(program: str) -> set[str]:
@@ -132,13 +119,19 @@ def _top_level_names(program: str) -> set[str]:
 def split_names(tests: str, prelude: str = "", program: str = "") -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The free names of ``tests``: (the program's functions, standard-library modules to import).
 
-    Free names are those the tests use but neither they, the prelude nor the builtins define. A
-    standard-library module among them (``math`` in an MBPP assert, imported by the program in a
-    single-process judge) is imported by the tester; every other one is the program's, called across
-    the sandbox. A function the prelude only declares (a HumanEval prompt's stub) is the program's too.
-    A builtin the program redefines (MBPP's function ``sum``) is the program's only where the tests
-    call it on literal inputs: where they apply it to a result (``len(candidate(x))``) the tester's
-    own builtin judges, so a program cannot redefine the judge. ``program`` is only parsed, never run.
+    Which names are the program's follows what the tests mean, never what the program defines:
+
+    - the functions under test are the names the tests use that neither they, the prelude nor the
+      builtins define (a function the prelude only declares, a HumanEval prompt's stub, among them);
+    - a standard-library module among the free names (``math`` in ``math.isclose(...)``, imported by
+      the program in a one-process judge) is imported by the tester -- unless the tests call it
+      (``secrets(...)``: a module is not callable, so that is the program's function);
+    - every builtin the tests use computes expected values in the tester, whatever the program
+      defines (``def int(s): return 7`` does not change ``int('2')`` in the tests). Only when the tests
+      have no other function under test (MBPP's ``def sum(...)`` tested as ``sum(10, 15) == 6``) is the
+      first builtin they call that the program defines the program's.
+
+    ``program`` is only parsed, never run.
     """
     try:
         with warnings.catch_warnings():  # invalid escapes in benchmark sources: parsed, not our concern
@@ -148,14 +141,16 @@ def split_names(tests: str, prelude: str = "", program: str = "") -> tuple[tuple
     except SyntaxError as error:
         raise EvalError("tests", "syntax", f"the tests do not parse: {error}") from None
     stubs = {node.name for node in prelude_tree.body if _is_stub(node)}
-    shadowed = {
-        name for name in _top_level_names(program) & set(dir(builtins)) if _called_on_literals_only(name, test_tree)
-    }
-    provided = _bound_names(test_tree) | (set(dir(builtins)) - shadowed) | (_bound_names(prelude_tree) - stubs)
+    provided = _bound_names(test_tree) | set(dir(builtins)) | (_bound_names(prelude_tree) - stubs)
     used = (node.id for node in ast.walk(test_tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load))
     free = [name for name in dict.fromkeys(used) if name not in provided]
-    modules = tuple(name for name in free if name in sys.stdlib_module_names)
-    return tuple(name for name in free if name not in modules), modules
+    called = _calls(test_tree)
+    modules = tuple(name for name in free if name in sys.stdlib_module_names and name not in called)
+    under_test = tuple(name for name in free if name not in modules)
+    if not under_test:
+        defined = _top_level_names(program)
+        under_test = next(((name,) for name in called if name in defined and hasattr(builtins, name)), ())
+    return under_test, modules
 
 
 def tester_prelude(prelude: str, tests: str, program: str) -> tuple[str, tuple[str, ...]]:
