@@ -147,7 +147,8 @@ def test_a_function_named_like_a_stdlib_module_is_the_programs():
 
 def test_watching_and_locking_files_is_refused():
     """Two sandboxes share the runtime's read-only inodes: inotify and locks on them carried a secret
-    between parallel samples. Every way of watching or locking is refused."""
+    between parallel samples. Every way of watching or locking is refused, and so is sysinfo (the
+    host's process count and free memory, which another sample moves)."""
     _needs("seccomp")
     program = (
         "import ctypes, fcntl, os\n"
@@ -155,6 +156,7 @@ def test_watching_and_locking_files_is_refused():
         "results = {}\n"
         "results['inotify'] = (libc.inotify_init1(0), ctypes.get_errno())\n"
         "results['fanotify'] = (libc.fanotify_init(0, 0), ctypes.get_errno())\n"
+        "results['sysinfo'] = (libc.sysinfo(ctypes.create_string_buffer(128)), ctypes.get_errno())\n"
         "fd = os.open(os.__file__, os.O_RDONLY)\n"
         "for name, call in [('flock', lambda: fcntl.flock(fd, fcntl.LOCK_SH)),\n"
         "                   ('lockf', lambda: fcntl.lockf(fd, fcntl.LOCK_SH)),\n"
@@ -171,7 +173,7 @@ def test_watching_and_locking_files_is_refused():
     assert outcome.passed, outcome
     results = eval(outcome.stdout)
     eperm = 1
-    assert results["inotify"] == (-1, eperm) and results["fanotify"] == (-1, eperm), results
+    assert results["inotify"] == results["fanotify"] == results["sysinfo"] == (-1, eperm), results
     assert {results[k] for k in ("flock", "lockf", "getlk", "notify")} == {eperm}, results
 
 

@@ -7,7 +7,8 @@ Standard library only (imported by the sandbox launcher). Refused with EPERM: ne
 ``process_vm_readv/writev``), ``bpf``, ``perf_event_open``, ``userfaultfd``, io_uring (which performs
 I/O behind the filter), module and kexec loading, ``chroot``, file handles by number, and every way
 of watching or locking a file (inotify, fanotify, ``flock``, ``fcntl`` locks, leases and
-``F_NOTIFY``) and ``mincore``: sandboxes running side by side share the read-only runtime's inodes. ``clone3``
+``F_NOTIFY``) and ``mincore``: sandboxes running side by side share the read-only runtime's inodes;
+and ``sysinfo``, whose process count and free memory are the whole host's. ``clone3``
 answers ENOSYS, whose flags a filter cannot inspect, so the C library falls back to ``clone``. A
 call from another ABI (x32) is refused too. Installed after ``PR_SET_NO_NEW_PRIVS``, so it also
 holds across ``exec`` and setuid binaries gain nothing.
@@ -43,7 +44,7 @@ REFUSED_X86_64 = {
     "init_module": 175, "finit_module": 313, "delete_module": 176, "chroot": 161, "name_to_handle_at": 303,
     "open_by_handle_at": 304, "syslog": 103, "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169,
     "inotify_init": 253, "inotify_add_watch": 254, "inotify_rm_watch": 255, "inotify_init1": 294,
-    "fanotify_init": 300, "fanotify_mark": 301, "flock": 73, "mincore": 27,
+    "fanotify_init": 300, "fanotify_mark": 301, "flock": 73, "mincore": 27, "sysinfo": 99,
 }  # fmt: skip
 FCNTL_X86_64, ARG1_LOW_OFFSET = 72, 24
 REFUSED_FCNTL = {
