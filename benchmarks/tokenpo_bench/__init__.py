@@ -8,4 +8,20 @@ measured matmul peak); :mod:`report` turns measurements into ratios, target verd
 JSON; :mod:`processes` runs one measurement per spawned process in alternating order.
 """
 
-SECTIONS = ("train", "reference", "eval", "passk", "mfu")
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SECTIONS = ("train", "reference", "eval", "passk", "parity", "mfu")
+
+
+def benchmarks_folder(given: str | None) -> Path:
+    """The benchmark data folder: ``given``, else ``$HARNESS_BENCHMARKS``, else ``../shared/benchmarks``
+    from the working folder; HarnessError when it is not a folder."""
+    from tokenpo.harness.errors import HarnessError
+
+    folder = Path(given or os.environ.get("HARNESS_BENCHMARKS") or Path("..") / "shared" / "benchmarks").resolve()
+    if not folder.is_dir():
+        raise HarnessError(f"{folder}: benchmark data folder not found (--benchmarks or $HARNESS_BENCHMARKS)")
+    return folder

