@@ -468,14 +468,19 @@ def serve_template(sock, runtime):
         if not size:
             return
         header = json.loads(wire.read_exactly(sock.fileno(), int.from_bytes(size, "big")))
-        if os.fork() == 0:
-            try:
-                sock.close()
-                sandbox(header, fds, runtime)
-            finally:
-                os._exit(126)
+        fork_sandbox(header, fds, runtime, sock)
         for fd in fds:
             os.close(fd)
+
+
+def fork_sandbox(header, fds, runtime, unheld):
+    """Fork the job's sandbox on ``fds``; the child first closes ``unheld`` (a socket it must not hold)."""
+    if os.fork() == 0:
+        try:
+            unheld.close()
+            sandbox(header, fds, runtime)
+        finally:
+            os._exit(126)
 
 
 # ------------------------------------------------------------------ the job process (trusted tester)
@@ -491,12 +496,7 @@ def job(sock, template, header, fds, report_write, status, cgroup, runtime):
     lifeline_read, lifeline_write = os.pipe()
     handed = [out, err, program_end.fileno(), start_read, status_write, lifeline_read]
     if "template" in header.get("without", ()):  # only to measure what the template costs
-        if os.fork() == 0:
-            try:
-                tester_end.close()
-                sandbox(header, handed, runtime)
-            finally:
-                os._exit(126)
+        fork_sandbox(header, handed, runtime, tester_end)
     else:
         data = json.dumps(header).encode()
         socket.send_fds(template, [len(data).to_bytes(4, "big")], handed)
