@@ -183,10 +183,6 @@ class WorkerCgroup:
         except OSError:
             return False
 
-    def join(self):
-        for path in self.dirs:
-            _write(f"{path}/cgroup.procs", "0")
-
     def memory_events(self):
         """How often the memory limit was hit (for naming the cause of a SIGKILL)."""
         try:

@@ -121,8 +121,7 @@ class _Launcher:
 
     def __init__(self, python: str):
         ours, theirs = socket.socketpair()
-        files = runtime.runtime_files(python)
-        described = json.dumps({"steps": runtime.exposures(files), "hidden": runtime.hidden(files)})
+        described = runtime.described(python)
         try:
             self.process = subprocess.Popen(
                 [python, "-I", LAUNCHER, str(theirs.fileno()), described],

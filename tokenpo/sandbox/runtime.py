@@ -150,3 +150,11 @@ def hidden(files: dict) -> list[str]:
     """Folders inside an exposed standard library that hold third-party packages: covered by an empty
     folder in the sandbox, so a program cannot read (or import) what is installed there."""
     return [site for site in files["site"] if any(site.startswith(lib.rstrip("/") + "/") for lib in files["stdlib"])]
+
+
+@functools.lru_cache(maxsize=4)
+def described(python: str) -> str:
+    """The launcher's argument for ``python``: the steps and the hidden folders, as JSON. Computed once
+    per harness process (lm-eval's metric starts launchers for every problem; the steps scan folders)."""
+    files = runtime_files(python)
+    return json.dumps({"steps": exposures(files), "hidden": hidden(files)})
