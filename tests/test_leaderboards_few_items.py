@@ -171,11 +171,12 @@ def test_ratio_metric_with_the_same_ratio_on_every_item_gives_no_variation():
     assert score.value == pytest.approx(50.0) and score.no_interval == "no variation across 12 items"
 
 
-# --- enough varying items: their interval, from each cell's own random stream --------------------
+# --- enough varying items: their interval, from a random stream seeded by the cell's data --------------------
 def test_enough_varying_items_keep_their_interval_and_mark_whichever_rows_are_on_the_board():
     """The data of test_delta_is_paired_on_shared_items_and_matches_hand_computation (100 items). Each
-    bootstrap draws from a stream seeded by the board's seed and its cell, so the intervals are pinned
-    here and stay the same with another row on the board (a model card shows the leaderboard's numbers)."""
+    bootstrap draws from a stream seeded by the board's seed and the cell's data, so the intervals are
+    pinned here and stay the same with another row on the board (a model card shows the leaderboard's
+    numbers)."""
     base = make_result(
         {"mc_task": {"acc,none": _scores(50, 100)}, "gen_task": {"exact_match,strict-match": _scores(20, 100)}},
         "dpo",
@@ -193,21 +194,21 @@ def test_enough_varying_items_keep_their_interval_and_mark_whichever_rows_are_on
         row = next(r for r in board.rows if r.method == "sparsepo")
         mc, gen = row.cells["mc"], row.cells["gen"]
         exact = {"abs": 1e-9}
-        assert (mc.delta.low, mc.delta.high) == pytest.approx((6.633333333333348, 21.333333333333336), **exact)
-        assert (gen.delta.low, gen.delta.high) == pytest.approx((-16.0, -4.000000000000002), **exact)
-        assert (mc.score.low, mc.score.high) == pytest.approx((33.33333333333333, 60.0), **exact)
+        assert (mc.delta.low, mc.delta.high) == pytest.approx((5.333333333333343, 22.666666666666664), **exact)
+        assert (gen.delta.low, gen.delta.high) == pytest.approx((-16.0, -5.0), **exact)
+        assert (mc.score.low, mc.score.high) == pytest.approx((34.63333333333337, 60.0), **exact)
         # One training seed per row: intervals of evaluation noise, no claim (the old board marked both)
         assert mc.delta.excludes_zero and gen.delta.excludes_zero
         assert not mc.delta.significant and not gen.delta.significant
         assert mc.delta.no_interval is None and gen.delta.no_interval is None
         average = (row.average_delta.low, row.average_delta.high)
-        assert average == pytest.approx((-2.8374999999999986, 6.837499999999999), **exact)
+        assert average == pytest.approx((-3.1708333333333343, 6.5000000000000036), **exact)
         assert row.average_delta.how == "paired bootstrap" and not row.average_delta.significant
 
 
 @pytest.fixture
 def mixed_board():
-    """MC on 100 items (Δ +13.3 [+6.6, +21.3]) next to Gen on 24 items every one of which dropped (Δ −100)."""
+    """MC on 100 items (Δ +13.3 [+5.3, +22.7]) next to Gen on 24 items every one of which dropped (Δ −100)."""
     base = make_result(
         {"mc_task": {"acc,none": _scores(50, 100)}, "gen_task": {"exact_match,strict-match": [1.0] * 24}}, "dpo"
     )
@@ -219,15 +220,15 @@ def mixed_board():
 
 
 def test_a_neighbour_without_interval_leaves_the_other_intervals_as_before(mixed_board):
-    """Each cell resamples from its own stream, so MC's numbers are those it has without the neighbour
+    """Each cell resamples from the stream of its own data, so MC's numbers are those it has without the neighbour
     (test_enough_varying_items_keep_their_interval_and_mark_whichever_rows_are_on_the_board)."""
     mc = mixed_board.rows[1].cells["mc"]
     exact = {"abs": 1e-9}
     assert mc.delta.value == pytest.approx(13.333333333333336, **exact)
-    assert (mc.delta.low, mc.delta.high) == pytest.approx((6.633333333333348, 21.333333333333336), **exact)
-    assert (mc.score.low, mc.score.high) == pytest.approx((33.33333333333333, 60.0), **exact)
+    assert (mc.delta.low, mc.delta.high) == pytest.approx((5.333333333333343, 22.666666666666664), **exact)
+    assert (mc.score.low, mc.score.high) == pytest.approx((34.63333333333337, 60.0), **exact)
     assert mc.delta.excludes_zero and not mc.delta.significant  # one training seed
-    assert ("| sparsepo | tiny-llama | +13.3 [+6.6, +21.3] (1 seed) | -100.0 (no interval: no variation across "
+    assert ("| sparsepo | tiny-llama | +13.3 [+5.3, +22.7] (1 seed) | -100.0 (no interval: no variation across "
             "24 items) |") in markdown(mixed_board)
 
 

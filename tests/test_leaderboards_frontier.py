@@ -78,8 +78,8 @@ def test_seeds_that_disagree_item_by_item_widen_the_interval():
     runs = [_sentiment([0, 0, 4, 4] * 3, [1] * 12, "dpo", 0), _sentiment([4, 4, 0, 0] * 3, [1] * 12, "dpo", 1)]
     (point,) = frontier_points(runs, n_boot=2000)
     assert point.kl.value == 2.0 and point.kl.low < 1.5 and point.kl.high > 2.5
-    # every item positive: the interval is degenerate at 1
-    assert (point.reward.value, point.reward.low, point.reward.high) == (1.0, 1.0, 1.0)
+    # every item positive: no variation, so no interval (as the leaderboard's "no variation across 12 items")
+    assert (point.reward.value, point.reward.low, point.reward.high, point.reward.how) == (1.0, None, None, "none")
     assert point.p_positive is None  # not reported
 
 
@@ -170,9 +170,8 @@ def test_json_records_are_rounded_and_ordered(tmp_path):
         "health",
         "health_flags",
     }
-    assert tdpo2["kl_to_ref"] == {
-        "value": 0.3333, "low": 0.3333, "high": 0.3333, "ci": "bootstrap", "covers": "prompts"
-    }
+    # every sample at KL 1/3: no variation, no interval
+    assert tdpo2["kl_to_ref"] == {"value": 0.3333, "low": None, "high": None, "ci": "none", "covers": "prompts"}
     assert tdpo2["positive_rate"]["value"] == 0.3333 and tdpo2["p_positive"]["value"] == 0.2
     assert tdpo2["health"] == "flagged" and tdpo2["health_flags"] == [{"seed": 0} | FLAT]
     assert tdpo2["seeds"] == [0] and tdpo2["n_items"] == 12 and tdpo2["confidence"] == 0.95
@@ -264,3 +263,103 @@ def test_report_draws_the_frontier_with_a_table():
     # a board without sentiment results has no frontier section
     plain = build_leaderboard([make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20)
     assert 'id="frontier"' not in build_html(plain, [])
+
+
+# --- one number, one interval: the frontier's positive rate is the leaderboard's ---------------------------
+def test_the_frontier_and_the_leaderboard_give_one_positive_rate_one_interval():
+    """The quickstart's base model had 41.7 [31.2, 51.0] in the leaderboard and 0.417 [0.312, 0.500] in the
+    frontier: two bootstraps of one positive rate, from streams named by the row and by the point. Both
+    are now ``Intervals.bootstrapped`` on the same panel, its prompts drawn from the stream of its data:
+    the leaderboard's interval is the frontier's × 100 (its normalisation with a random score of 0).
+
+    24 openings × 4 samples; the base model's first 10 openings have all 4 samples positive, none of the
+    others any: 40 of 96, 41.7 %."""
+    prompt_ids = {"sentiment": [i // 4 for i in range(96)]}
+    base_positive = [1.0] * 40 + [0.0] * 56
+    dpo_positive = [1.0] * 40 + [1.0, 0.0] * 28  # and every other sample after: 68 of 96
+    results = [
+        make_result({"sentiment": {KL_METRIC: [0.0] * 96, REWARD_METRIC: base_positive}}, "base", None,
+                    higher_is_better={"kl_to_ref": False}, harness={"method_family": "base"}, prompt_ids=prompt_ids),
+        make_result({"sentiment": {KL_METRIC: [0.5, 1.5] * 48, REWARD_METRIC: dpo_positive}}, "dpo", 0,
+                    higher_is_better={"kl_to_ref": False}, harness={"method_family": "dpo", "beta": 0.1},
+                    prompt_ids=prompt_ids),
+    ]
+    board = build_leaderboard(results, baseline="dpo", n_boot=2000)
+    points = {p.family: p for p in frontier_points(results, n_boot=board.n_boot, seed=board.seed)}
+    for row in board.rows:
+        cell = row.cells["sentiment"].score
+        point = points[row.method].reward
+        assert cell.value == pytest.approx(100 * point.value)
+        assert (cell.low, cell.high) == pytest.approx((100 * point.low, 100 * point.high), rel=1e-12)
+        assert cell.covers == point.covers == "prompts"
+    assert points["base"].reward.value == pytest.approx(40 / 96)
+    assert points["dpo"].reward.value == pytest.approx(68 / 96)
+    # The base model's positive openings k ~ Binomial(24, 10/24): P(k ≤ 4) = 0.009 < 0.025 < P(k ≤ 5) = 0.028
+    # and P(k ≤ 14) = 0.968 < 0.975 < P(k ≤ 15) = 0.988: its interval is 5 to 15 of the 24 openings.
+    base = points["base"].reward
+    assert (base.low, base.high) == pytest.approx((5 / 24, 15 / 24))
+    # the base model's KL to itself is 0 on every sample: no interval, in the frontier as in a leaderboard
+    assert points["base"].kl.how == "none" and points["base"].kl.low is None
+    # the report shows the same numbers in both tables
+    html = build_html(board, [])
+    assert f"[{base.low:.3f}, {base.high:.3f}]" in html
+    assert f"[{100 * base.low:.1f}, {100 * base.high:.1f}]" in html
+
+
+# --- the chart: no marker on an axis label -------------------------------------------------------------
+def _box(element: ET.Element) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of a marker (with its stroke) or of a tick or axis label (its glyphs, generously:
+    0.6 em a character, from 0.8 em above the baseline to 0.25 em below)."""
+    tag = element.tag.removeprefix(SVG)
+    if tag == "circle":
+        x, y, r = (float(element.get(k)) for k in ("cx", "cy", "r"))
+        return x - r - 0.75, y - r - 0.75, x + r + 0.75, y + r + 0.75
+    if tag == "path":
+        numbers = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", element.get("d"))]
+        xs, ys = numbers[0::2], numbers[1::2]
+        return min(xs) - 0.75, min(ys) - 0.75, max(xs) + 0.75, max(ys) + 0.75
+    size = 10.0 if "tick" in element.get("class") else 11.0
+    width, anchor = 0.6 * size * len(element.text), element.get("text-anchor")
+    transform = element.get("transform")
+    if transform:  # the y axis's label: translate(X Y) rotate(-90), centred on (X, Y), glyphs to the left
+        x, y = (float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", transform)[:2])
+        return x - 0.8 * size, y - width / 2, x + 0.25 * size, y + width / 2
+    x, y = float(element.get("x")), float(element.get("y"))
+    left = x - width if anchor == "end" else x - width / 2 if anchor == "middle" else x
+    return left, y - 0.8 * size, left + width, y + 0.25 * size
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _covered_labels(svg: str) -> list[str]:
+    root = ET.fromstring(svg)
+    classes = {e: (e.get("class") or "").split() for e in root.iter()}
+    markers = [e for e, names in classes.items() if "point" in names]
+    labels = [e for e, names in classes.items() if {"tick", "axis"} & set(names)]
+    return [label.text for marker in markers for label in labels if _overlap(_box(marker), _box(label))]
+
+
+@pytest.mark.parametrize(
+    ("base_positive", "where"),
+    [
+        ([0.0] * 12, "at KL 0 and the lowest positive rate: the corner, on the first tick of both axes"),
+        ([1.0] * 4 + [0.0] * 6, "at KL 0 and a positive rate of 0.4, on a tick of the y axis"),
+    ],
+)
+def test_no_marker_covers_an_axis_label(monkeypatch, base_positive, where):
+    """The quickstart's base model sits at KL 0, on the y axis, and its diamond covered the y axis's tick
+    labels. The plot's data range is widened by ``SCATTER_PAD`` pixels on each side, so every marker lies
+    inside the axes; without the padding (the old chart) the same data put the diamond on a label."""
+    from tokenpo.leaderboards import svg
+
+    runs = [
+        _sentiment([0.0] * len(base_positive), base_positive, "base", None, "base", None),
+        _sentiment([1, 2, 1, 2] * 3, [1, 1, 0, 1] * 3, "dpo", 0, "dpo", 0.1),
+        _sentiment([4, 5, 6, 5] * 3, [1, 1, 1, 0] * 3, "sparsepo", 0, "sparsepo", 0.1),
+    ]
+    points = frontier_points(runs, n_boot=200)
+    assert _covered_labels(frontier_svg(points)) == [], where
+    monkeypatch.setattr(svg, "SCATTER_PAD", 0)
+    assert _covered_labels(frontier_svg(points)) != [], "the check finds the old chart's collision"

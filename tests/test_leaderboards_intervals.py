@@ -201,3 +201,54 @@ def test_verdict_words(low, high, margin, expected):
     # every reason that stands in the way is named, the number of seeds first
     everything = verdict(Estimate.without_interval(0.3, "3 prompts", seeds=1), margin, flagged="static_masks")
     assert everything.text == "inconclusive (1 training seed; no interval: 3 prompts; training flagged: static_masks)"
+
+
+# --- one number, one interval --------------------------------------------------------------------------
+MC = Benchmark("mc", "MC", ("t",), ("acc,none",), 0.25)  # four choices: 25 % is chance
+
+
+def test_models_that_answered_alike_get_the_same_interval():
+    """The quickstart's MMLU: every model gave the same answers, yet the board printed [0, 20.5] for one and
+    [0, 22.8] for another: each cell drew its prompts from a random stream named by its row. The stream is
+    named by the data now, so alike answers get one interval, whoever gave them.
+
+    30 of 100 right is (0.30 − 0.25) / 0.75 = 6.7 points. A resample scores 0 with fewer than 25 right, and
+    for k ~ Binomial(100, 0.3), P(k ≤ 24) = 0.11 > 0.025: the low end is 0. The high end is the 97.5 %
+    quantile of k, 39 (P(k ≤ 38) = 0.966, P(k ≤ 39) = 0.979): (0.39 − 0.25) / 0.75 = 18.7 points.
+    """
+    answers = _right(30, 100)
+    results = [make_result({"t": {"acc,none": answers}}, "base", seed=None),
+               make_result({"t": {"acc,none": answers}}, "dpo", seed=0),
+               make_result({"t": {"acc,none": answers}}, "sparsepo", seed=3)]
+    board = build_leaderboard(results, benchmarks=[MC], n_boot=2000)
+    scores = {row.method: row.cells["mc"].score for row in board.rows}
+    assert set(scores) == {"base", "dpo", "sparsepo"}
+    for score in scores.values():
+        assert score.value == pytest.approx(20 / 3)
+        assert (score.low, score.high) == (scores["dpo"].low, scores["dpo"].high)  # exactly equal
+    assert scores["dpo"].low == 0.0 and scores["dpo"].high == pytest.approx((0.39 - 0.25) / 0.75 * 100)
+    # every item alike: the Δ does not vary across resamples
+    sparsepo = next(row for row in board.rows if row.method == "sparsepo")
+    assert sparsepo.cells["mc"].delta.value == 0.0
+    assert sparsepo.cells["mc"].delta.no_interval == "no variation across 100 items"
+
+
+def test_an_interval_is_a_function_of_the_data_not_of_the_names_or_the_order_of_the_rows():
+    """The same two results under other names, in the other order, on a board with a third row: the same
+    intervals to the last bit, for the score and for the paired Δ."""
+    mine, theirs = _right(62, 100), _right(50, 100, first=5)
+
+    def cells(names: tuple[str, str], reverse: bool = False, extra: tuple = ()) -> tuple[float, ...]:
+        results = [make_result({"t": {"acc,none": mine}}, names[0]),
+                   make_result({"t": {"acc,none": theirs}}, names[1]), *extra]
+        board = build_leaderboard(results[::-1] if reverse else results, baseline=names[1], benchmarks=[RAW],
+                                  n_boot=1000)
+        cell = next(row for row in board.rows if row.method == names[0]).cells["raw"]
+        return cell.score.low, cell.score.high, cell.delta.low, cell.delta.high
+
+    first = cells(("sparsepo", "dpo"))
+    assert cells(("renamed", "baseline"), reverse=True) == first
+    assert cells(("sparsepo", "dpo"), extra=(make_result({"t": {"acc,none": _right(10, 100)}}, "tidpo"),)) == first
+    # items 0–4 and 55–61 right for mine only, 5–54 for both: Δ = +12 of 100 items, +12 points
+    low, high = first[2], first[3]
+    assert 0 < low < 12.0 < high

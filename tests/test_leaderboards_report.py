@@ -141,9 +141,15 @@ def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):
         assert table.locator("tbody tr").count() == 2
         assert "baseline" in table.locator("tbody tr").first.inner_text()
         charts = page.locator("svg.chart")
-        kinds = {"bars": 3, "scatter": 1, "lines": 12}  # 2 benchmarks + average; 1 task; 12 curves (the cap)
+        # the tiny models score no better than chance on both benchmarks: a line each and one for the
+        # average, no chart of bare axes; 1 frontier; 12 curves (the cap)
+        kinds = {"bars": 0, "scatter": 1, "lines": 12}
         for kind, count in kinds.items():
             assert page.locator(f"svg.chart.{kind}").count() == count, kind
+        zero = page.locator("#benchmarks ul.zero li")
+        assert zero.count() == 3 and "GSM8K (task tiny_gsm8k, metric exact_match): every model scored 0" in (
+            zero.nth(1).inner_text()
+        )
         for i in range(charts.count()):
             chart = charts.nth(i)
             chart.scroll_into_view_if_needed()
@@ -165,3 +171,72 @@ def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):
     assert screenshot.stat().st_size > 50_000
     if os.environ.get("HARNESS_REPORT_SCREENSHOT"):
         shutil.copy(screenshot, os.environ["HARNESS_REPORT_SCREENSHOT"])
+
+
+def test_a_benchmark_every_model_scored_0_on_gets_a_line_not_an_empty_chart():
+    """The quickstart drew four charts of bare axes. MC: 4 and 2 of 20 right, below the 25 % chance of four
+    choices, normalise to 0 for both models; Gen, 10 and 6 of 20, gets its chart; the average is not 0."""
+    gen = Benchmark("gen", "Gen", ("gen_task",), ("exact_match,strict-match",), 0.0)
+    results = [
+        make_result({"mc_task": {"acc,none": [1] * right_mc + [0] * (20 - right_mc)},
+                     "gen_task": {"exact_match,strict-match": [1] * right_gen + [0] * (20 - right_gen)}}, method)
+        for method, right_mc, right_gen in (("dpo", 4, 10), ("sparsepo", 2, 6))
+    ]
+    board = build_leaderboard(results, benchmarks=[MC, gen], n_boot=200)
+    assert [row.cells["mc"].score.value for row in board.rows] == [0.0, 0.0]
+    html = build_html(board, [])
+    section = html[html.index('<section id="benchmarks"') :]
+    section = section[: section.index("</section>")]
+    titles = re.findall(r'<svg class="chart bars"[^>]*aria-label="([^"]*)"', section)
+    assert titles == ["Gen (exact_match)", "Average"]  # averages (0 + 50) / 2 = 25 and (0 + 30) / 2 = 15
+    assert section.count("every model scored 0") == 1
+    assert "MC (task mc_task, metric acc): every model scored 0 (normalised: no better than random guessing)" in section
+
+
+def _token_scores_run(folder, method_block: str, masks: dict[str, list[float]]):
+    """A run folder with one SparsePO pair in token_scores.jsonl and the config.yaml the trainer writes."""
+    folder.mkdir()
+    (folder / "config.yaml").write_text(f"name: {folder.name}\nmethod:\n{method_block}")
+    rows = [{"example": 0, "side": side, "method": "sparsepo", "tokens": ["Ġgood", "Ġfilm"],
+             "scores": {"logratio": [0.5, -0.25], **masks}} for side in ("chosen", "rejected")]
+    (folder / "token_scores.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return load_run(folder)
+
+
+def test_a_common_mask_head_gets_one_mask_picture(tmp_path):
+    """heads: common trains one mask for the reward and the KL term: the trainer logs it as mask_u and as
+    mask_d, the same numbers. One picture per pair says so; independent heads keep their two."""
+    common = _token_scores_run(tmp_path / "sparsepo-common", "  name: sparsepo\n  mask: learned\n  heads: common\n",
+                               {"mask_u": [0.8, 0.0], "mask_d": [0.8, 0.0]})
+    independent = _token_scores_run(tmp_path / "sparsepo-independent",
+                                    "  name: sparsepo\n  mask: learned\n  heads: independent\n",
+                                    {"mask_u": [0.8, 0.0], "mask_d": [0.2, 0.4]})
+    assert (common.common_mask, independent.common_mask) == (True, False)
+    board = build_leaderboard([make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20)
+    html = build_html(board, [common, independent])
+    section = html[html.index('<section id="tokens"') :]
+    common_part, independent_part = section.split("<h3>")[1:]
+    heads = re.findall(r'<div class="pairhead">example 0 · (.*?) \(darkest', common_part)
+    assert heads == ["logratio", "mask (m_u = m_d)"]
+    assert "One common mask serves both the reward and the KL term" in common_part
+    assert common_part.count('<div class="tokens chosen">') == 2  # logratio and the one mask
+    assert re.findall(r'<div class="pairhead">example 0 · (.*?) \(darkest', independent_part) == [
+        "logratio", "mask_u", "mask_d"
+    ]
+    assert "One common mask" not in independent_part
+    # the statistics table names the common mask once: its 0.8 and 0.0 on either side, mean 0.400
+    assert common_part.count("<tr><td>mask (m_u = m_d)</td><td>0.400 / 0.400</td><td>50.0%</td>") == 1
+    assert "<td>mask_d</td>" not in common_part
+
+
+@pytest.mark.parametrize(
+    ("method_block", "expected"),
+    [
+        ("  name: sparsepo\n  mask: activation\n  heads: independent\n", True),  # activation masks are one
+        ("  name: sparsepo\n  mask: learned\n", True),  # the trainer's default head is common
+        ("  name: tidpo\n", None),
+    ],
+)
+def test_what_the_run_folder_says_about_the_masks(tmp_path, method_block, expected):
+    run = _token_scores_run(tmp_path / "run", method_block, {"mask_u": [0.5, 0.5], "mask_d": [0.5, 0.5]})
+    assert run.common_mask is expected

@@ -296,7 +296,7 @@ def test_bad_result_files(tmp_path):
     with pytest.raises(ResultsError, match="no such file or folder"):
         load_results(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ResultsError, match=r"no results\.json, results_"):
+    with pytest.raises(ResultsError, match=r"folder with no results\.json or lm-eval results_\*\.json in it or below"):
         load_results(tmp_path / "empty")
     (tmp_path / "results.json").write_text('{"results": {"t": {"acc,none": "high"}}}')
     with pytest.raises(

@@ -19,13 +19,19 @@ LINE = 18
 PAIRS = 2
 KIND_TITLES = {"mask_u": "SparsePO mask m_u (reward)", "mask_d": "SparsePO mask m_d (KL)", "weight": "TI-DPO weight",
                "logratio": "log π/π_ref per token"}
+COMMON_MASK_TITLE = "SparsePO mask, one for reward and KL (m_u = m_d)"
 
 
-def token_picture(rows: Sequence[TokenScores], run_name: str, pairs: int = PAIRS) -> str | None:
+def token_picture(rows: Sequence[TokenScores], run_name: str, pairs: int = PAIRS,
+                  common_mask: bool = False) -> str | None:
     """The SVG of the first ``pairs`` pairs of ``rows``, one block per pair and score kind, chosen above
-    rejected; the darkest token is the pair's largest score. None when the run logged no token scores."""
+    rejected; the darkest token is the pair's largest score. None when the run logged no token scores.
+    ``common_mask``: the run's SparsePO masks are one (``TrainingRun.common_mask``), so ``mask_d`` repeats
+    ``mask_u`` and only ``mask_u`` is drawn, titled as the common mask (as the report draws it)."""
     examples = list(dict.fromkeys(row.example for row in rows))[:pairs]
-    kinds = list(dict.fromkeys(kind for row in rows for kind in row.scores))
+    kinds = [kind for kind in dict.fromkeys(kind for row in rows for kind in row.scores)
+             if not (common_mask and kind == "mask_d")]
+    titles = {**KIND_TITLES, "mask_u": COMMON_MASK_TITLE} if common_mask else KIND_TITLES
     if not examples or not kinds:
         return None
     byte_level = is_byte_level(row.tokens for row in rows)
@@ -38,7 +44,7 @@ def token_picture(rows: Sequence[TokenScores], run_name: str, pairs: int = PAIRS
         for kind in kinds:
             scale = max((max(r.scores[kind], default=0.0) for r in pair if kind in r.scores), default=0.0)
             y += LINE // 2
-            title = f"pair {example} · {KIND_TITLES.get(kind, kind)} (darkest = {scale:.3g})"
+            title = f"pair {example} · {titles.get(kind, kind)} (darkest = {scale:.3g})"
             body.append(_text(MARGIN, y, title, bold=True))
             y += LINE
             for row in (r for r in pair if kind in r.scores):

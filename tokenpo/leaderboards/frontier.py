@@ -6,8 +6,11 @@ block; without that metadata ``(method, None)``) on one task and base model, fin
 over those seeds of ``kl_to_ref`` (x) and ``positive_rate`` (y); each has a percentile interval of
 the two-level bootstrap (``stats``): the seeds drawn with replacement, then the prompts (every sample
 of a prompt together), on the samples every seed has. With one seed the interval covers prompts
-only, which the point records (``covers``). ``p_positive`` is carried along the same way. A family
-whose seeds' effective β disagree (``health.seed_disagreement``) is flagged like one whose training was.
+only, which the point records (``covers``). The bootstrap is the leaderboard's
+(``Intervals.bootstrapped``, its prompt draws seeded by the data), so a result's positive rate has the
+leaderboard's interval divided by 100, and no interval where the leaderboard has none. ``p_positive``
+is carried along the same way. A family whose seeds' effective β disagree
+(``health.seed_disagreement``) is flagged like one whose training was.
 
 ``frontier_points`` computes the points, ``pareto_front`` which of them no other beats,
 ``frontier_json`` / ``write_frontier_json`` write them, ``frontier_svg`` draws them as a standalone
@@ -28,9 +31,8 @@ import numpy as np
 from tokenpo.core.files import write_atomic
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.intervals import Intervals, coverage, panels
+from tokenpo.leaderboards.intervals import Estimate, Intervals, mean_statistic, panels
 from tokenpo.leaderboards.results import Result, read_results
-from tokenpo.leaderboards.stats import percentile_interval, why_no_interval
 from tokenpo.leaderboards.svg import PALETTE, ErrorPoint, PointSeries, scatter_chart
 
 REWARD_METRIC = "positive_rate,none"
@@ -55,6 +57,13 @@ class Interval:
     def record(self) -> dict:
         return {"value": _round(self.value), "low": _round(self.low), "high": _round(self.high), "ci": self.how,
                 "covers": self.covers}
+
+    @classmethod
+    def of(cls, estimate: Estimate) -> Interval:
+        """The bootstrap's estimate as a point's interval (None for the ends it has not)."""
+        if not estimate.has_interval:
+            return cls(estimate.value, None, None, "none", estimate.covers)
+        return cls(estimate.value, estimate.low, estimate.high, "bootstrap", estimate.covers)
 
 
 @dataclass
@@ -102,9 +111,9 @@ def frontier_points(
     """One point per ``(task, model, family, beta)`` of every result with both KL and positive rate.
 
     ``results`` are loaded ``Result`` objects or paths (as ``build_leaderboard`` takes them).
-    Sorted by task, model, family, then β (None first). Each point's resamples come from a
-    generator seeded by ``seed`` and the point's key, so a point's interval does not change when
-    other results are added.
+    Sorted by task, model, family, then β (None first). Each interval's resamples come from a
+    generator seeded by ``seed`` and the point's data (``Intervals``), so a point's interval does not
+    change when other results are added, and is the leaderboard's for the same results.
     """
     if not 0.5 <= confidence < 1:
         raise ResultsError(f"confidence: {confidence} is not in [0.5, 1)")
@@ -121,7 +130,7 @@ def frontier_points(
     points = []
     for (task, model, family, beta), members in groups.items():
         runs = sorted(members, key=lambda r: (-1 if r.seed is None else r.seed, r.method))
-        measure = _Measure(runs, task, intervals, (task, model, family, beta))
+        measure = _Measure(runs, task, intervals)
         probability = (
             measure(PROBABILITY_METRIC) if all((task, PROBABILITY_METRIC) in r.metrics for r in runs) else None
         )
@@ -150,8 +159,8 @@ def frontier_points(
 class _Measure:
     """Seed-mean and interval of one metric of one point's runs."""
 
-    def __init__(self, runs: list[Result], task: str, intervals: Intervals, stream: tuple):
-        self.runs, self.task, self.intervals, self.stream = runs, task, intervals, stream
+    def __init__(self, runs: list[Result], task: str, intervals: Intervals):
+        self.runs, self.task, self.intervals = runs, task, intervals
 
     def n_items(self, metric: str) -> int | None:
         aligned = panels([self.runs], self.task, [metric])
@@ -165,17 +174,7 @@ class _Measure:
         mean = float(np.mean([v.value for v in values]))
         aligned = panels([self.runs], self.task, [metric])
         if aligned is not None:
-            (panel,) = aligned
-            covers, _ = coverage(aligned)
-            if why_no_interval(panel.n_prompts, math.inf) is not None:
-                return Interval(mean, None, None, "none", covers)
-
-            def seed_mean(prompts: np.ndarray, seed_counts) -> np.ndarray:
-                return panel.seed_mean(panel.ratios(prompts)[:, 0, :], seed_counts(panel.seeds))
-
-            samples = self.intervals.replicates(seed_mean, [panel.seeds], panel.n_prompts, (*self.stream, metric))
-            low, high = percentile_interval(samples, self.intervals.confidence)
-            return Interval(mean, low, high, "bootstrap", covers)
+            return Interval.of(self.intervals.bootstrapped(mean_statistic(aligned[0]), mean, aligned, "bootstrap"))
         errors = [v.stderr for v in values]
         if any(e is None for e in errors):
             return Interval(mean, None, None, "none")

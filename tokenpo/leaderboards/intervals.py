@@ -16,6 +16,7 @@ method would on another training run.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -97,6 +98,7 @@ class Panel:
     ``num`` and ``den`` have shape (parts, seeds, prompts): for each metric of a headline (IFEval
     has two), each training seed of the row, each prompt, the sums of its items' ``num`` and ``den``.
     ``seeds`` keys the row's seed draws (rows with the same seeds share them: paired by seed).
+    ``task`` and ``metrics`` say what the sums are of (they name the panel's prompt draws: ``identity``).
     """
 
     num: np.ndarray
@@ -104,6 +106,14 @@ class Panel:
     seeds: tuple
     trained: bool
     n_items: int
+    task: str = ""
+    metrics: tuple[str, ...] = ()
+
+    @property
+    def identity(self) -> tuple[str, tuple[str, ...], str]:
+        """What the panel is of and a digest of its numbers, not whose they are: two rows that answered
+        alike have one identity, so their bootstraps draw the same prompts (``Intervals.bootstrapped``)."""
+        return self.task, self.metrics, digest(self.num, self.den)
 
     @property
     def n_prompts(self) -> int:
@@ -129,6 +139,21 @@ class Panel:
         """The score on the data as they are: every prompt and seed once."""
         return float(self.score(np.ones((1, self.n_prompts)), np.ones((1, self.n_seeds)), random)[0])
 
+    def mean(self, prompts: np.ndarray, seed_counts: np.ndarray) -> np.ndarray:
+        """(rows,) the seed-mean of the raw metric (the mean of its parts), not normalised: the frontier's
+        KL and positive rate, whose normalised score (``score``) the leaderboard shows."""
+        return self.seed_mean(self.ratios(prompts).mean(axis=1), seed_counts)
+
+
+def digest(*arrays: np.ndarray) -> str:
+    """sha256 of the arrays' shapes and float64 values: the same numbers, the same digest."""
+    hashed = hashlib.sha256()
+    for array in arrays:
+        values = np.ascontiguousarray(array, dtype=np.float64)
+        hashed.update(repr(values.shape).encode())
+        hashed.update(values.tobytes())
+    return hashed.hexdigest()
+
 
 def panels(rows: Sequence[Sequence[Result]], task: str, metrics: Sequence[str]) -> list[Panel] | None:
     """A panel per row (its runs: one per seed) on the items every run of every row has; None when a
@@ -153,7 +178,8 @@ def panels(rows: Sequence[Sequence[Result]], task: str, metrics: Sequence[str]) 
                 item_num, item_den = scores.take(keys)
                 num[p, s] = np.bincount(index, weights=item_num, minlength=len(prompt_ids))
                 den[p, s] = np.bincount(index, weights=item_den, minlength=len(prompt_ids))
-        out.append(Panel(num, den, tuple(run.seed for run in runs), any(run.trained for run in runs), len(keys)))
+        seeds, trained = tuple(run.seed for run in runs), any(run.trained for run in runs)
+        out.append(Panel(num, den, seeds, trained, len(keys), task, tuple(metrics)))
     return out
 
 
@@ -181,11 +207,14 @@ def coverage(rows: Sequence[Resampled]) -> tuple[str, int | None]:
 class Intervals:
     """The intervals of one leaderboard: their level, the bootstrap's resamples and its seed.
 
-    Every bootstrap draws its prompts from a random stream of its own, seeded by the seed and the name
-    of what it estimates (``stream``: the row and benchmark), so a cell's interval is the same whichever
-    other rows are on the board: a model card showing one model against its baseline shows the
-    leaderboard's numbers. Training seeds are drawn from a stream named by the seed set, the same for
-    every cell and row with those seeds (``seed_counts``).
+    An interval is a function of the data it is computed from, not of where it is shown: a bootstrap
+    draws its prompts from a random stream seeded by the seed and the data (``Panel.identity``: the
+    task, the metrics and the per-prompt sums of the rows it reads), never by the row's name. So one
+    result has one interval in the leaderboard, the frontier and a model card, whichever other rows are
+    on the board, and two models that answered every item alike get the same interval. Training seeds
+    are drawn from a stream named by the seed set, the same for every cell and row with those seeds
+    (``seed_counts``): rows with the same seeds are paired by seed, and a row's seed draws are the same
+    in every benchmark, so an average keeps a seed's effect on all of them together.
     """
 
     def __init__(self, confidence: float, n_boot: int, seed: int):
@@ -212,16 +241,16 @@ class Intervals:
         counts = {seeds: self.seed_counts(seeds) for seeds in seed_sets}
         return two_level_bootstrap(statistic, n_prompts, counts, self.n_boot, self.rng(stream))
 
-    def bootstrapped(
-        self, statistic: Statistic, value: float, panels: Sequence[Panel], how: str, stream: Hashable
-    ) -> Estimate:
+    def bootstrapped(self, statistic: Statistic, value: float, panels: Sequence[Panel], how: str) -> Estimate:
         """``value`` with the percentile interval of ``statistic`` over two-level resamples of ``panels``,
-        unless too few prompts or no variation leave none (``why_no_interval``)."""
+        unless too few prompts or no variation leave none (``why_no_interval``). The prompts are drawn from
+        the stream of the panels' data (``Panel.identity``)."""
         covers, seeds = coverage(panels)
         unit = "prompt" if any(panel.n_prompts < panel.n_items for panel in panels) else "item"
         n_prompts = panels[0].n_prompts
         reason = why_no_interval(n_prompts, math.inf, unit)
         if reason is None:
+            stream = ("prompts", *(panel.identity for panel in panels))
             samples = self.replicates(statistic, [panel.seeds for panel in panels], n_prompts, stream)
             reason = why_no_interval(n_prompts, float(np.ptp(samples)), unit)
         if reason is not None:
@@ -277,6 +306,15 @@ def score_statistic(panel: Panel, benchmark: Benchmark) -> Statistic:
         return panel.score(prompts, seed_counts(panel.seeds), benchmark.random)
 
     return score
+
+
+def mean_statistic(panel: Panel) -> Statistic:
+    """(prompt counts, seed counts) ↦ the row's seed-mean of the raw metric on each resample (``Panel.mean``)."""
+
+    def mean(prompts: np.ndarray, seed_counts: Callable[[tuple], np.ndarray]) -> np.ndarray:
+        return panel.mean(prompts, seed_counts(panel.seeds))
+
+    return mean
 
 
 def difference_statistic(panel: Panel, base: Panel, benchmark: Benchmark) -> Statistic:

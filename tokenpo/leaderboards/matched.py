@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenpo.leaderboards.frontier import KL_METRIC, REWARD_METRIC
-from tokenpo.leaderboards.intervals import Estimate, Intervals, coverage
+from tokenpo.leaderboards.intervals import Estimate, Intervals, coverage, digest
 from tokenpo.leaderboards.results import Result
 from tokenpo.leaderboards.stats import SAME_VALUE_TOLERANCE, why_no_interval
 from tokenpo.leaderboards.verdicts import Verdict, verdict
@@ -187,6 +187,11 @@ class _Path:
     @property
     def n_seeds(self) -> int:
         return len(self.seeds)
+
+    @property
+    def identity(self) -> str:
+        """A digest of the path's numbers (``intervals.digest``): what names its bootstrap's prompt draws."""
+        return digest(self.reward_num, self.kl_num, self.den, *(self.base or ()))
 
     def curves(self, prompts: np.ndarray, seed_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, points) seed-mean KL and reward on each resample, the base model first when known."""
@@ -346,8 +351,9 @@ def _interval(comparison: _Comparison, value: float, n_prompts: int, unit: str, 
     covers, seeds = coverage([comparison.path, comparison.target])
     reason = why_no_interval(n_prompts, math.inf, unit)
     if reason is None:
+        stream = ("matched-kl", names[0], comparison.path.identity, comparison.target.identity)
         samples = intervals.replicates(comparison.delta, [comparison.path.seeds, comparison.target.seeds],
-                                       n_prompts, ("matched-kl", *names))
+                                       n_prompts, stream)
         low, high = interval_with_unknowns(samples, intervals.confidence)
         if not (math.isfinite(low) and math.isfinite(high)):
             reason = f"the matched KL falls outside {names[2]}'s path in {np.isnan(samples).mean():.0%} of resamples"

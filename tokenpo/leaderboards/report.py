@@ -47,7 +47,9 @@ def write_report(
     return write_atomic(out, build_html(board, loaded))
 
 
-def build_html(board: Leaderboard, runs: Sequence[TrainingRun] = ()) -> str:
+def build_html(board: Leaderboard, runs: Sequence[TrainingRun] = (), base_model: str | None = None) -> str:
+    """The page; ``base_model``, when given, is a line under the title naming the base model and where its
+    weights came from (a dequantised GGUF is not the original weights)."""
     colours = _method_colours(board)
     verdicts = verdict_section(board)
     sections = [*([verdicts] if verdicts else []), table_section(board, colours), benchmark_section(board, colours)]
@@ -67,8 +69,9 @@ def build_html(board: Leaderboard, runs: Sequence[TrainingRun] = ()) -> str:
     if tokens:
         sections.append(tokens)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    base = f'\n<div class="meta base-model">{escape(base_model)}</div>' if base_model else ""
     return _PAGE.format(
-        style=_STYLE, stamp=escape(stamp), baseline=escape(board.baseline), body="\n".join(sections)
+        style=_STYLE, stamp=escape(stamp), baseline=escape(board.baseline), base=base, body="\n".join(sections)
     )
 
 
@@ -120,7 +123,7 @@ _PAGE = """<!DOCTYPE html>
 <title>tokenpo-harness leaderboard</title>
 <style>{style}</style></head>
 <body><header><h1>tokenpo-harness leaderboard</h1>
-<div class="meta">baseline: {baseline} · generated {stamp}</div></header>
+<div class="meta">baseline: {baseline} · generated {stamp}</div>{base}</header>
 {body}
 </body></html>
 """

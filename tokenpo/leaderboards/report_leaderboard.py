@@ -151,13 +151,18 @@ def _score_cell(
 
 # --- per-benchmark bars --------------------------------------------------------------------------
 def benchmark_section(board: Leaderboard, colours: dict[str, str]) -> str:
+    """A bar chart per benchmark and the average; where every model scored 0 a chart would be bare axes,
+    so one line says so instead, naming the benchmark's tasks and metrics."""
     level = f"{board.confidence * 100:g}%"
-    charts = []
+    charts, all_zero = [], []
     for benchmark in [*board.benchmarks, None]:
         rows = [r for r in board.rows if (r.cells.get(benchmark.name) if benchmark else r.average)]
         if not rows:
             continue
         estimates = [r.cells[benchmark.name].score if benchmark else r.average for r in rows]
+        if all(e.value == 0 for e in estimates):
+            all_zero.append(_all_zero_line(benchmark, rows))
+            continue
         charts.append(
             bar_chart(
                 title=_chart_title(benchmark),
@@ -168,12 +173,27 @@ def benchmark_section(board: Leaderboard, colours: dict[str, str]) -> str:
                 y_label="normalised score",
             )
         )
+    zero_block = "".join(f"<li>{escape(line)}</li>" for line in all_zero)
     return (
         f'<section id="benchmarks"><h2>Benchmarks</h2><p>Normalised headline score per method; whiskers are '
         f"{level} intervals (two-level bootstrap over training seeds and prompts — prompts only with one seed — "
         "or the reported stderr).</p>"
-        f'<div class="charts">{"".join(charts)}</div></section>'
+        + (f'<div class="charts">{"".join(charts)}</div>' if charts else "")
+        + (f'<ul class="legend zero">{zero_block}</ul>' if zero_block else "")
+        + "</section>"
     )
+
+
+def _all_zero_line(benchmark: Benchmark | None, rows: Sequence[Row]) -> str:
+    """``MMLU (task mmlu, metric acc): every model scored 0 …`` — what stands where a chart of zeros would."""
+    if benchmark is None:
+        return f"Average: every model scored 0{_NO_CHART}"
+    tasks = ", ".join(sorted({r.cells[benchmark.name].task for r in rows}))
+    metrics = ", ".join(m.split(",")[0] for m in benchmark.metrics)
+    return f"{benchmark.label} (task {tasks}, metric {metrics}): every model scored 0{_NO_CHART}"
+
+
+_NO_CHART = " (normalised: no better than random guessing); no chart, the intervals are in the table"
 
 
 def _chart_title(benchmark: Benchmark | None) -> str:
@@ -203,7 +223,8 @@ def frontier_section(board: Leaderboard) -> str | None:
         "every sample of a prompt together; prompts only with one seed: the table's <em>covers</em>). "
         "Each family's points are joined in order of KL; the base model is "
         "the black diamond; hollow, dashed: training flagged (not ranked). "
-        "<em>front</em>: no other point has both a lower KL and a higher positive rate.</p>"
+        "<em>front</em>: no other point has both a lower KL and a higher positive rate. A point's positive rate is "
+        "the leaderboard's <em>Positive rate</em> of the same results ÷ 100, with the same interval.</p>"
         f'<div class="charts">{"".join(blocks)}</div></section>'
     )
 

@@ -1,12 +1,13 @@
 """The HTML report's sections drawn from training runs: mask sparsity and token weights per run,
 training curves from ``metrics.jsonl``, and token pictures from ``token_scores.jsonl`` (each token
-shaded by its SparsePO mask or TI-DPO weight); and the badge that names a run's training-health flags."""
+shaded by its SparsePO mask or TI-DPO weight; one mask picture where a common head makes the two masks
+one); and the badge that names a run's training-health flags."""
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 import numpy as np
@@ -29,6 +30,9 @@ CURVE_FAMILIES = ("kl/", "mask/", "weights/")
 MAX_CURVES = 12
 TOKEN_EXAMPLES = 3
 SCORE_COLOURS = {"mask_u": (0, 114, 178), "mask_d": (213, 94, 0), "weight": (0, 158, 115)}
+# A run whose masks are one (``TrainingRun.common_mask``) logs the same numbers as mask_u and mask_d:
+# drawn once, as mask_u, under this name.
+COMMON_MASK = "mask (m_u = m_d)"
 # Byte-level BPE shows bytes as printable characters (GPT-2's table); tokens carrying these
 # markers are turned back into text for display.
 _BYTE_LEVEL_MARKERS = ("Ġ", "Ċ", "ĉ")
@@ -147,8 +151,14 @@ def tokens_section(runs: Sequence[TrainingRun]) -> str | None:
         if not run.token_scores:
             continue
         examples = list(dict.fromkeys(row.example for row in run.token_scores))[:TOKEN_EXAMPLES]
-        kinds = list(dict.fromkeys(kind for row in run.token_scores for kind in row.scores))
-        parts = [f"<h3>{escape(run.name)}</h3>", _score_stats(run.token_scores, kinds)]
+        kinds = picture_kinds(run)
+        parts = [f"<h3>{escape(run.name)}</h3>"]
+        if kinds.get("mask_u") == COMMON_MASK:
+            parts.append(
+                "<p>One common mask serves both the reward and the KL term (SparsePO with one mask head, "
+                "<code>heads: common</code>, or activation masks): m<sub>u</sub> = m<sub>d</sub>, drawn once.</p>"
+            )
+        parts.append(_score_stats(run.token_scores, kinds))
         for example in examples:
             rows = [row for row in run.token_scores if row.example == example]
             for kind in kinds:
@@ -161,7 +171,7 @@ def tokens_section(runs: Sequence[TrainingRun]) -> str | None:
                     if kind in row.scores
                 ]
                 parts.append(
-                    f'<div class="pair"><div class="pairhead">example {example} · {escape(kind)} '
+                    f'<div class="pair"><div class="pairhead">example {example} · {escape(kinds[kind])} '
                     f"(darkest = {scale:.3g})</div>{''.join(lines)}</div>"
                 )
         blocks.append("".join(parts))
@@ -169,13 +179,25 @@ def tokens_section(runs: Sequence[TrainingRun]) -> str | None:
         return None
     return (
         '<section id="tokens"><h2>Token-level pictures</h2><p>Each completion token shaded by its score '
-        "(SparsePO masks <code>mask_u</code> (reward) and <code>mask_d</code> (KL), TI-DPO "
+        "(SparsePO masks <code>mask_u</code> (reward) and <code>mask_d</code> (KL), one picture where they are "
+        "one common mask; TI-DPO "
         "<code>weight</code>), relative to the largest score of that pair; hover a token for its value.</p>"
         f"{''.join(blocks)}</section>"
     )
 
 
-def _score_stats(rows: Sequence[TokenScores], kinds: Sequence[str]) -> str:
+def picture_kinds(run: TrainingRun) -> dict[str, str]:
+    """The score kinds of a run's token pictures, each with the name it is shown under: every kind it
+    logged, except that where its masks are one (``common_mask``) ``mask_d`` repeats ``mask_u`` and is
+    left out, ``mask_u`` shown as the common mask."""
+    kinds = {kind: kind for row in run.token_scores for kind in row.scores}
+    if run.common_mask and "mask_u" in kinds:
+        kinds.pop("mask_d", None)
+        kinds["mask_u"] = COMMON_MASK
+    return kinds
+
+
+def _score_stats(rows: Sequence[TokenScores], kinds: Mapping[str, str]) -> str:
     """Per score kind: mean on chosen vs rejected tokens, fraction of exact zeros, top tokens."""
     byte_level = is_byte_level(r.tokens for r in rows)
     lines = []
@@ -204,7 +226,7 @@ def _score_stats(rows: Sequence[TokenScores], kinds: Sequence[str]) -> str:
             f"{by_side[s].mean():.3f}" if by_side[s].size else "—" for s in ("chosen", "rejected")
         )
         lines.append(
-            f"<tr><td>{escape(kind)}</td><td>{means}</td><td>{np.mean(values == 0):.1%}</td>"
+            f"<tr><td>{escape(kinds[kind])}</td><td>{means}</td><td>{np.mean(values == 0):.1%}</td>"
             f"<td>{top}</td></tr>"
         )
     return (

@@ -9,7 +9,8 @@ Accepted paths (see docs/file-formats.md):
 
 - ``OUT/`` or ``OUT/results.json``: our folder, samples in ``OUT/samples/TASK.jsonl``;
 - ``DIR/MODEL/`` or ``DIR/MODEL/results_TS.json``: lm-eval's, samples in ``samples_TASK_TS.jsonl``;
-- ``DIR/``: lm-eval's ``--output_path``, one result per ``MODEL`` folder inside.
+- ``DIR/``: lm-eval's ``--output_path``, one result per ``MODEL`` folder inside;
+- any other folder (a ``harness run`` output or its ``eval/``): every result folder below it.
 
 The one reader of result folders: ``read_results`` (many paths, files of one run merged, for the
 leaderboard and the frontier), ``load_single`` (one result, for the regression gate) and
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tokenpo.leaderboards.discover import not_a_result, result_files
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.files import finite_number, read_json
 from tokenpo.leaderboards.health import parse_flags
@@ -182,22 +184,16 @@ def load_results(path: str | Path, method: str | None = None) -> list[Result]:
     """Every result at ``path`` (a file or folder, see the module docstring)."""
     path = Path(path)
     if path.is_file():
+        if other := not_a_result(path):
+            raise ResultsError(f"{path}: {other}, not a result")
         return [_load_results_file(path, method)]
     if not path.is_dir():
         raise ResultsError(f"{path}: no such file or folder")
-    if (path / "results.json").is_file():
-        return [_load_results_file(path / "results.json", method)]
-    if _latest_lmeval_file(path) is not None:
-        return [_load_results_file(_latest_lmeval_file(path), method)]
-    model_dirs = sorted(child for child in path.iterdir() if child.is_dir() and _latest_lmeval_file(child))
-    if not model_dirs:
-        raise ResultsError(f"{path}: no results.json, results_*.json or MODEL/results_*.json inside")
-    return [_load_results_file(_latest_lmeval_file(child), method) for child in model_dirs]
-
-
-def _latest_lmeval_file(folder: Path) -> Path | None:
-    files = sorted(p for p in folder.glob("results_*.json") if p.is_file())
-    return files[-1] if files else None  # lm-eval's timestamps sort chronologically
+    files = result_files(path)
+    if not files:
+        what = not_a_result(path) or "a folder with no results.json or lm-eval results_*.json in it or below"
+        raise ResultsError(f"{path}: {what}, not a result")
+    return [_load_results_file(file, method) for file in files]
 
 
 def _load_results_file(path: Path, method: str | None) -> Result:

@@ -1,6 +1,6 @@
-"""Read training run folders: ``metrics.jsonl`` (curves, mask and weight statistics), ``health.json``
-(training health: flags, every check, effective β, anchor coverage) and ``token_scores.jsonl`` (token
-pictures)."""
+"""Read training run folders: ``config.yaml`` (the method, and whether SparsePO's two masks are one),
+``metrics.jsonl`` (curves, mask and weight statistics), ``health.json`` (training health: flags, every
+check, effective β, anchor coverage) and ``token_scores.jsonl`` (token pictures)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ class TrainingRun:
     checks: list[dict] = field(default_factory=list)  # health.json's checks: every one, with its outcome
     effective_beta: float | None = None  # β × the mean token multiplier (health.json)
     anchor_coverage: float | None = None  # TI-DPO: the share of pairs that ever had an anchor (health.json)
+    # SparsePO: one mask serves the reward and the KL term (m_u = m_d); None: not SparsePO, or not recorded
+    common_mask: bool | None = None
 
     @property
     def health_status(self) -> str:
@@ -56,7 +58,21 @@ class TrainingRun:
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[TrainingRun]:
-    return [load_run(path) for path in paths]
+    """Training run folders; a folder of them (a ``harness run`` output's ``train/``, or the output itself)
+    gives every run inside, as the pipeline's report draws them."""
+    return [load_run(run) for path in paths for run in _run_folders(Path(path))]
+
+
+def _run_folders(path: Path) -> list[Path]:
+    if not path.is_dir() or _is_run(path):
+        return [path]  # load_run says what is wrong with a path that is not a run
+    inside = path / "train" if (path / "train").is_dir() else path
+    runs = sorted(child for child in inside.iterdir() if _is_run(child) and ".superseded-" not in child.name)
+    return runs or [path]
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "metrics.jsonl").is_file() or (path / "token_scores.jsonl").is_file()
 
 
 def load_run(path: str | Path) -> TrainingRun:
@@ -72,12 +88,14 @@ def load_run(path: str | Path) -> TrainingRun:
         else pd.DataFrame()
     )
     scores = list(_token_scores(scores_file)) if scores_file.is_file() else []
+    method = _method_block(path / "config.yaml")
     run = TrainingRun(
         path=path,
         name=path.name,
-        method=_method(path / "config.yaml"),
+        method=_method_name(method),
         metrics=metrics,
         token_scores=scores,
+        common_mask=_common_mask(method),
     )
     _read_health(path / "health.json", run)
     return run
@@ -183,7 +201,8 @@ def _by_step(metrics: pd.DataFrame) -> pd.DataFrame:
     return metrics.groupby("step", sort=True).last()
 
 
-def _method(config: Path) -> str | None:
+def _method_block(config: Path) -> dict | str | None:
+    """``config.yaml``'s ``method``: the resolved settings (a mapping), or a bare name; None without one."""
     if not config.is_file():
         return None
     try:
@@ -191,9 +210,22 @@ def _method(config: Path) -> str | None:
     except (OSError, yaml.YAMLError) as error:
         raise ResultsError(f"{config}: cannot read: {error}") from error
     method = data.get("method") if isinstance(data, dict) else None
-    if isinstance(method, dict):
-        method = method.get("name")
-    return method if isinstance(method, str) else None
+    return method if isinstance(method, (dict, str)) else None
+
+
+def _method_name(method: dict | str | None) -> str | None:
+    name = method.get("name") if isinstance(method, dict) else method
+    return name if isinstance(name, str) else None
+
+
+def _common_mask(method: dict | str | None) -> bool | None:
+    """Whether SparsePO's reward mask m_u and KL mask m_d are one mask, as the trainer decides it
+    (``SparsePOConfig.common_mask``): activation masks, or learned masks of a common head (the default
+    of both settings is the resolved config's; absent, the trainer's defaults: learned, common).
+    None for other methods, or a config that names the method only."""
+    if not isinstance(method, dict) or method.get("name") != "sparsepo":
+        return None
+    return method.get("mask", "learned") == "activation" or method.get("heads", "common") == "common"
 
 
 def _metric_rows(path: Path) -> Iterator[dict]:

@@ -15,6 +15,13 @@ MARGIN = {"left": 52, "right": 12, "top": 28, "bottom": 56}
 # The frontier chart: wider, its legend on the right (family names are long).
 FRONTIER_WIDTH, FRONTIER_HEIGHT = 640, 340
 FRONTIER_MARGIN = {"left": 52, "right": 220, "top": 28, "bottom": 40}
+# Pixels between the outermost tick of a scatter chart and the edge of its plot: a marker on the edge of
+# the data (the base model at KL 0, the lowest reward) would otherwise be drawn half across the axis and
+# over its tick labels. Larger than the biggest marker's half-size (a diamond: 1.35 × 4.5 + its stroke).
+SCATTER_PAD = 10
+# Characters of a series name that fit between the side legend's marker and the chart's right edge at
+# 10 px (about 5.6 px a character); a longer name is cut, whole in its tooltip.
+SIDE_LEGEND_CHARACTERS = 30
 
 # The charts' styles: the report's page has them; a standalone chart embeds them.
 SVG_STYLE = """
@@ -228,9 +235,7 @@ def scatter_chart(
     ys = [v for p in points for v in (p.y, *(p.y_interval or ())) if math.isfinite(v)]
     x_ticks = nice_ticks(min(0.0, *xs), max(xs))
     y_ticks = nice_ticks(min(ys), max(ys))
-    frame = _Frame(
-        x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1], FRONTIER_WIDTH, FRONTIER_HEIGHT, dict(FRONTIER_MARGIN)
-    )
+    frame = _padded_frame(x_ticks, y_ticks, FRONTIER_WIDTH, FRONTIER_HEIGHT, dict(FRONTIER_MARGIN), SCATTER_PAD)
     parts = _open(title, f"scatter {kind}".strip(), frame.width, frame.height, standalone)
     parts += _y_axis(frame, y_ticks, y_label) + _x_axis(frame, x_ticks, x_label)
     for s in series:
@@ -253,6 +258,24 @@ def scatter_chart(
                 )
     parts += _side_legend(frame, series)
     return "\n".join([*parts, "</svg>"])
+
+
+def _padded_frame(
+    x_ticks: Sequence[float], y_ticks: Sequence[float], width: int, height: int, margin: dict, pad: float
+) -> _Frame:
+    """A frame whose outermost ticks sit ``pad`` pixels inside the plot: its data range widened on each
+    side by what ``pad`` pixels are worth, so every marker lies wholly inside the axes, clear of the
+    tick labels outside them."""
+    plot_width = width - margin["left"] - margin["right"]
+    plot_height = height - margin["top"] - margin["bottom"]
+
+    def widened(low: float, high: float, pixels: float) -> tuple[float, float]:
+        per_pixel = ((high - low) or 1.0) / (pixels - 2 * pad)
+        return low - pad * per_pixel, high + pad * per_pixel
+
+    x0, x1 = widened(x_ticks[0], x_ticks[-1], plot_width)
+    y0, y1 = widened(y_ticks[0], y_ticks[-1], plot_height)
+    return _Frame(x0, x1, y0, y1, width, height, margin)
 
 
 def _error_bars(frame: _Frame, point: ErrorPoint, colour: str, dash: str) -> list[str]:
@@ -300,7 +323,7 @@ def _side_legend(frame: _Frame, series: Sequence[PointSeries]) -> list[str]:
             )
         parts.append(_marker(x, y, s.colour, s.marker, hollow, kind="legendmark", size=3.5))
         parts.append(
-            f'<text x="{x + 13}" y="{y + 3}" class="legend">{escape(_short(s.name, 34))}'
+            f'<text x="{x + 13}" y="{y + 3}" class="legend">{escape(_short(s.name, SIDE_LEGEND_CHARACTERS))}'
             f"<title>{escape(s.name)}</title></text>"
         )
     if len(series) > 18:

@@ -219,8 +219,7 @@ class _Builder:
         aligned = panels([runs], cell.task, benchmark.metrics)
         if aligned is not None:
             return self.intervals.bootstrapped(
-                score_statistic(aligned[0], benchmark), cell.score.value, aligned, "bootstrap",
-                stream=("score", row.model, row.method, benchmark.name),
+                score_statistic(aligned[0], benchmark), cell.score.value, aligned, "bootstrap"
             )
         se = reported_stderr(runs, cell.task, benchmark)
         seeds = _training_seeds(runs)
@@ -296,7 +295,6 @@ class _Builder:
                 mine.point(benchmark.random) - theirs.point(benchmark.random),
                 aligned,
                 "paired bootstrap",
-                stream=("delta", row.model, row.method, base.model, base.method, benchmark.name),
             )
             n_shared = cell.n_shared = mine.n_items
             if cell.n is not None and base_cell.n is not None and n_shared < max(cell.n, base_cell.n):
