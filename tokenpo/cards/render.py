@@ -1,6 +1,8 @@
 """The model card (``README.md`` in the hub's format) of a trained model: YAML metadata (base model,
-datasets, library, license, tags, pipeline tag, model-index), then the method, the evaluation against
-the baseline, the training configuration and outcome, how to load it, versions and citations."""
+the base weights' origin when they are not the original ones, datasets, library, license, tags,
+pipeline tag, model-index), then the method (and a note when the base weights were dequantised from
+a quantisation), the evaluation against the baseline, the training configuration and outcome, how to
+load it, versions and citations."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from tokenpo.cards.methods import DPO, method_text
 from tokenpo.cards.scores import CardScores, data_notes, model_index, score_table
 from tokenpo.cards.trained import TrainedModel
+from tokenpo.core.weights import WeightsOrigin
 from tokenpo.leaderboards.formatting import NORMALISATION, smoke_lines
 from tokenpo.leaderboards.runs import TrainingRun, mask_weight_records
 
@@ -41,6 +44,7 @@ class CardParts:
 def build_card(parts: CardParts) -> ModelCard:
     """The card as a ``huggingface_hub.ModelCard`` (``str(card)`` is the README.md text)."""
     model = parts.model
+    converted = _converted(model)
     evals = model_index(parts.scores) if parts.scores is not None else []
     tags = ["tokenpo-harness", model.method_name, "preference-optimization"]
     if model.method_name != "dpo":
@@ -56,6 +60,10 @@ def build_card(parts: CardParts) -> ModelCard:
         pipeline_tag="text-generation",
         model_name=parts.repo_id or model.name,
         eval_results=evals or None,
+        # base_model stays the hub id (the model these weights stand for, and the hub's model tree); this
+        # field says they were not its original weights. No base_model_relation "quantized": that would list
+        # this float32 fine-tune among the base model's quantisations; the hub infers "finetune"/"adapter".
+        base_weights=converted.as_record() if converted is not None else None,
     )
     sections = [_intro(parts), _evaluation(parts), _training(parts), _loading(parts), _versions(), _citations(model)]
     body = "\n\n".join(section for section in sections if section)
@@ -88,7 +96,24 @@ def _intro(parts: CardParts) -> str:
     ]
     if model.method_name != "dpo":
         lines += ["", f"Its baseline is {DPO.title} ({DPO.paper}) on the same data, base model and settings."]
+    converted = _converted(model)
+    if converted is not None:
+        lines += ["", _weights_note(model.base_id or model.base_spec, converted, parts.adapter)]
     return "\n".join(lines)
+
+
+def _converted(model: TrainedModel) -> WeightsOrigin | None:
+    """The base weights' origin when they are not the original weights (dequantised from a quantisation)."""
+    return model.base_weights if model.base_weights is not None and model.base_weights.dequantised else None
+
+
+def _weights_note(base: str, origin: WeightsOrigin, adapter: bool) -> str:
+    note = (f"> **Base weights:** training started from {base}'s weights {origin.phrase()}. "
+            "`base_model` names the model they stand for.")  # fmt: skip
+    if adapter:
+        note += (" Loaded through peft, this adapter is applied to the original weights, which it was not "
+                 "trained against: expect outputs close to, but not the same as, the ones evaluated here.")  # fmt: skip
+    return note
 
 
 def _data_phrase(model: TrainedModel) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from tokenpo.cards.errors import CardError
+from tokenpo.core.weights import WeightsOrigin, WeightsOriginError
 from tokenpo.harness.models.registry import BUILTIN_MODELS
 
 # A hub id: "org/name" (not a path that exists here).
@@ -29,6 +30,8 @@ class TrainedModel:
     data_path: str | None
     data_id: str | None  # the training data's hub id, when it is a hub dataset
     pairs: int | None  # preference pairs in a local data file
+    # Where the base model's weights came from (config.yaml's base_weights); None: as their owner saved them
+    base_weights: WeightsOrigin | None = None
 
     @property
     def method(self) -> dict[str, Any]:
@@ -51,9 +54,10 @@ class TrainedModel:
         return self.run_dir / "final"
 
 
-def read_trained(run_dir: str | Path) -> TrainedModel:
+def read_trained(run_dir: str | Path, base_weights: WeightsOrigin | None = None) -> TrainedModel:
     """The trained model of ``run_dir`` (a ``harness train`` or pipeline run folder); a
-    :class:`CardError` naming the file and field when the folder is not one."""
+    :class:`CardError` naming the file and field when the folder is not one. ``base_weights`` is the
+    base weights' origin for a run whose config.yaml predates recording it (what it records wins)."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
@@ -82,7 +86,17 @@ def read_trained(run_dir: str | Path) -> TrainedModel:
         data_path=data_path,
         data_id=data_id,
         pairs=_count_lines(Path(data_path)) if data_path and not data_id else None,
+        base_weights=_recorded_origin(config, config_path) or base_weights,
     )
+
+
+def _recorded_origin(config: dict[str, Any], config_path: Path) -> WeightsOrigin | None:
+    if config.get("base_weights") is None:
+        return None
+    try:
+        return WeightsOrigin.from_record(config["base_weights"])
+    except WeightsOriginError as error:
+        raise CardError(f"{config_path}: base_weights.{error}") from error
 
 
 def base_hub_id(spec: str) -> str | None:

@@ -16,6 +16,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from tokenpo.core import progress
 from tokenpo.core.hardware import native_bf16
+from tokenpo.core.weights import read_weights_origin
 from tokenpo.trainers.config import TrainConfig
 from tokenpo.trainers.data import PreferenceExample, TruncationPolicy, tokenize_examples
 from tokenpo.trainers.loop import Trainer
@@ -35,7 +36,8 @@ def train(
 
     Resumes from the latest checkpoint when the folder holds an unfinished run of the same
     fingerprint (``training.resume: auto``); returns at once when it holds the finished run.
-    ``config_record`` is what ``config.yaml`` records (default: ``config`` itself and the model).
+    ``config_record`` is what ``config.yaml`` records (default: ``config`` itself and the model), with
+    ``base_weights`` added when the model folder's manifest says where its weights came from.
     Progress (reference log-probs, steps) and each training-health warning as it first appears are
     reported through :mod:`tokenpo.core.progress`, drawn however the caller chose.
     Raises :class:`TrainingError` on a non-finite loss or gradient, naming the step.
@@ -51,10 +53,21 @@ def train(
     accelerator = new_accelerator(t.mixed_precision, log_with=t.report_to or None, project_dir=str(run.root))
     resume_from = run.resume_point(t.resume, fingerprint)
     if accelerator.is_main_process:
-        run.prepare(config_record or {"model": str(model_path), **dataclasses.asdict(config)})
+        run.prepare(recorded_config(config, model_path, config_record))
     accelerator.wait_for_everyone()
     trainer = Trainer(config, model_path, pairs, tokenizer, run, accelerator, fingerprint)
     return trainer.run(resume_from)
+
+
+def recorded_config(config: TrainConfig, model_path: str, config_record: Mapping | None) -> dict:
+    """What ``config.yaml`` records: ``config_record`` (default: ``config`` and the model) and, when the model
+    folder's manifest says, where the base weights came from (``base_weights``), because weights dequantised
+    from a GGUF quantisation are not the original ones the model's name suggests."""
+    record = dict(config_record) if config_record else {"model": str(model_path), **dataclasses.asdict(config)}
+    origin = read_weights_origin(model_path)
+    if origin is not None:
+        record.setdefault("base_weights", origin.as_record())
+    return record
 
 
 def load_training_tokenizer(model_path: str) -> PreTrainedTokenizerBase:

@@ -2,7 +2,8 @@
 
 Layout (docs/file-formats.md)::
 
-    RUN/config.yaml            the resolved configuration
+    RUN/config.yaml            the resolved configuration (+ base_weights: where the base model's weights came
+                               from, when its folder's manifest says; tokenpo.core.weights)
     RUN/metrics.jsonl          one row per optimiser step
     RUN/checkpoints/step-N/    model (HF format) + mask head + state/ (optimiser, scheduler, RNG)
                                + trainer_state.json (step, fingerprint) + anchors.json (TI-DPO)

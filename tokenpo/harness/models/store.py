@@ -10,24 +10,25 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenpo.core.weights import MANIFEST
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models.cache import atomic_directory, cache_root, folder_size, models_dir, remove_stale_partials
 from tokenpo.harness.models.registry import BUILTIN_MODELS, BuiltinModel
 
-MANIFEST = "harness-model.json"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
 
 
 @functools.cache
-def hub_reachable(repo_id: str, timeout: float = 5.0) -> bool:
-    """True when the hub answers for ``repo_id``; False offline (HF_HUB_OFFLINE=1, no network)."""
+def hub_reachable(repo_id: str, timeout: float = 5.0, repo_type: str = "model") -> bool:
+    """True when the hub answers for ``repo_id`` (a ``repo_type`` repository); False offline
+    (HF_HUB_OFFLINE=1, no network)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
         return False
     from huggingface_hub import HfApi
 
     try:
-        HfApi().model_info(repo_id, timeout=timeout)
+        HfApi().repo_info(repo_id, repo_type=repo_type, timeout=timeout)
     except Exception:  # any failure means "use the offline source", whatever its kind
         return False
     return True
