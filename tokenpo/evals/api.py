@@ -57,13 +57,24 @@ def _record_as_lm_eval_tracker_does(results: dict[str, Any], tracker: Any, model
 
     general = tracker.general_config_tracker
     general.model_name = str(model) if isinstance(model, str | os.PathLike) else type(model).__name__
-    general.model_name_sanitized = sanitize_model_name(general.model_name)
+    general.model_name_sanitized = sanitize_model_name(_folder_name(model))
     general.log_end_time()
     results["task_hashes"] = {
         task: hash_string("".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in samples))
         for task, samples in results.get("samples", {}).items()
     }
     results.update(asdict(general))
+
+
+def _folder_name(model: Any) -> str:
+    """What names the model's folder in lm-eval's layout (``model_name_sanitized``): a hub id as lm-eval
+    does (``org/name`` → ``org__name``), a local folder by its own name. lm-eval would name it after
+    the whole path, which puts the machine's folders (the user's home among them) into the result
+    folder's name: ``__home__ada__.cache__tokenpo__models__smollm2-135m-instruct``."""
+    if not isinstance(model, str | os.PathLike):
+        return type(model).__name__
+    path = Path(model)
+    return path.resolve().name if path.exists() else str(model)
 
 
 def _select(tasks: list[str] | None, suite: str | Suite | None) -> Suite:
