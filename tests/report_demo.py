@@ -168,7 +168,7 @@ def chromium_page(profile: Path, width: int = 1400) -> Iterator:
 def take_screenshot(report: Path, png: Path, height: int | None = None, width: int = 1400) -> None:
     """The whole page, or its top ``height`` pixels."""
     with tempfile.TemporaryDirectory() as profile, chromium_page(Path(profile), width) as page:
-        page.goto(report.as_uri(), wait_until="load")
+        page.goto(report.resolve().as_uri(), wait_until="load")
         clip = {"x": 0, "y": 0, "width": width, "height": height} if height else None
         page.screenshot(path=str(png), full_page=True, clip=clip)
 

@@ -1,5 +1,5 @@
 import sys
 
-from tokenpo.harness.cli import main
+from tokenpo.harness.entry import main
 
 sys.exit(main())

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tokenpo.core import progress
+from tokenpo.core import cores, progress
 from tokenpo.core.errors import EXIT_CODE, UserError
 from tokenpo.harness import __version__
 from tokenpo.harness.commands import COMMANDS
@@ -40,12 +40,13 @@ def _display(args: argparse.Namespace) -> progress.Display:
     """What draws the progress libraries report: nothing with ``--no-progress``, else the command's
     own display (``harness run``: one line for the whole pipeline) or tqdm bars."""
     if getattr(args, "no_progress", False):
-        return progress.Silent()
+        return progress.Silent(progress.own_stderr())  # the terminal, while a run sends stderr to its log
     return getattr(args, "display", progress.Bars)()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    cores.size_threads()  # before torch loads: its pools would size themselves to the machine
     _quiet_libraries()
     try:
         with progress.shown_by(_display(args)):

@@ -10,6 +10,7 @@ from pathlib import Path
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
 from tokenpo.harness.models.cache import cache_root
+from tokenpo.harness.models.store import hub_reachable
 from tokenpo.harness.options import add_field_options
 from tokenpo.harness.pipeline.config import EvalConfig, ServerConfig
 from tokenpo.harness.vllm_env import server_backend
@@ -25,8 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--data-dir",
-        help="run offline on a folder made by `harness data prepare` "
-        "(default: $HARNESS_DATA or <cache>/benchmarks when prepared, else online)",
+        help="run offline on a folder made by `harness data prepare` (default: for a model of a `harness run` "
+        "output, the run's own prepared data; else $HARNESS_DATA or <cache>/benchmarks when prepared; else online)",
     )
     source.add_argument("--online", action="store_true", help="use lm-eval's tasks with their hub datasets")
     add_field_options(parser, EvalConfig, "backend", "shards")
@@ -56,20 +57,50 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run)
 
 
-def data_source(data_dir: str | None, online: bool) -> Path | None:
-    """The prepared folder to run offline from, or None for online."""
+def data_source(data_dir: str | None, online: bool, model: str | None = None) -> Path | None:
+    """The prepared folder to run offline from, or None for online.
+
+    Without ``--data-dir``: the run's own prepared copy when ``model`` is a model of a ``harness run``
+    output (``OUT/benchmark-data/mirror``, the data its evaluations used), else the default data
+    folder; online only when neither is prepared and the hub answers, so a machine without either
+    gets one line saying what to run instead of the hub's retries.
+    """
     from tokenpo.evals.data import default_data_dir, load_manifest
 
     if online:
         return None
-    folder = Path(data_dir) if data_dir else default_data_dir(cache_root())
-    if load_manifest(folder) is None:
-        if data_dir:
+    if data_dir:
+        folder = Path(data_dir)
+        if load_manifest(folder) is None:
             raise HarnessError(
                 f"{folder}: not a prepared data folder (run `harness data prepare --from DIR --out {folder}`)"
             )
-        return None
-    return folder
+        return folder
+    candidates = [*_run_mirrors(model), default_data_dir(cache_root())]
+    for folder in candidates:
+        if load_manifest(folder) is not None:
+            return folder
+    if not hub_reachable(_PROBE_DATASET, repo_type="dataset"):
+        looked = ", ".join(str(folder) for folder in candidates)
+        raise HarnessError(
+            f"no prepared benchmark data (looked in {looked}) and the hub cannot be reached: run `harness data "
+            "prepare --from DIR` (DIR: the benchmark data folder), or pass --data-dir FOLDER"
+        )
+    return None
+
+
+# A dataset every user of the benchmarks needs: when the hub answers for it, the tasks can be read online.
+_PROBE_DATASET = "openai/gsm8k"
+
+
+def _run_mirrors(model: str | None) -> list[Path]:
+    """``OUT/benchmark-data/mirror`` of the ``harness run`` output a local model folder belongs to
+    (``OUT/train/NAME/final``, ``OUT/train/NAME/checkpoint-N``)."""
+    if model is None or not Path(model).is_dir():
+        return []
+    folder = Path(model)
+    return [parent / "benchmark-data" / "mirror" for parent in list(folder.parents)[:3]
+            if (parent / "benchmark-data" / "mirror").is_dir()]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -77,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         raise HarnessError("--limit: expected a positive integer")
     if args.code_timeout <= 0:
         raise HarnessError("--code-timeout: expected a positive number of seconds")
-    data_dir = data_source(args.data_dir, args.online)
+    data_dir = data_source(args.data_dir, args.online, args.model)
     if data_dir is not None:
         # Offline: nothing may try the hub (datasets reads these when it is first imported).
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -87,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
 
     path = resolve_model(args.model)
     label = (args.suite and Path(args.suite).stem) or "tasks"
-    output = Path(args.output or Path("eval-results") / f"{Path(args.model).name}-{label}")
+    output = Path(args.output or Path("eval-results") / f"{_model_label(args.model)}-{label}")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     print(
         f"model: {args.model} ({path})\ndata: {'offline from ' + str(data_dir) if data_dir else 'online (hub)'}"
@@ -122,6 +153,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{task:32} {scores}")
     print(f"\nwritten: {run.output_dir / 'results.json'}")
     return 0
+
+
+def _model_label(model: str) -> str:
+    """The model's name in a default output folder: ``dpo-seed0-final`` for ``runs/X/train/dpo-seed0/final``."""
+    path = Path(model)
+    if path.name == "final" or path.name.startswith("checkpoint-"):
+        return f"{path.parent.name}-{path.name}"
+    return path.name
 
 
 def _server_settings(args: argparse.Namespace) -> ServerConfig:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
 
 from tokenpo.core.config import load_config
 
@@ -43,7 +48,9 @@ def _run(args: argparse.Namespace) -> int:
         pipeline.start()
         pipeline.run_stage(args.stage)
         return 0
-    if args.status or config.executor.kind == "slurm":
+    if args.status:
+        return _show_status(pipeline)
+    if config.executor.kind == "slurm":
         return _scheduled(pipeline, args)
     result = pipeline.run()
     print(result.leaderboard)
@@ -53,28 +60,72 @@ def _run(args: argparse.Namespace) -> int:
     if result.report is not None:
         print(f"report:      {result.report}")
     print(f"leaderboard: {result.output / 'leaderboard.md'}")
+    print(next_steps(pipeline, args.config, args.overrides))
     return 0
 
 
 def _scheduled(pipeline, args: argparse.Namespace) -> int:
-    """The slurm executor: submit what is missing (or only show the state), and optionally wait."""
+    """The slurm executor: submit what is missing, and optionally wait until every stage has ended."""
     import time
 
     from tokenpo.harness.pipeline import slurm
 
-    if not args.status:
-        pipeline.start()
-        print(slurm.describe(slurm.submit(pipeline, pipeline.config.executor.slurm)), flush=True)
-        if not args.wait:
-            print(f"\nstate: harness run {args.config} --status")
-            return 0
-    while True:
-        states = slurm.status(pipeline)
-        if args.status or all(s.state in ("done", "failed", "not submitted") for s in states):
-            break
+    pipeline.start()
+    print(slurm.describe(slurm.submit(pipeline, pipeline.config.executor.slurm)), flush=True)
+    if not args.wait:
+        print(f"\nstate: harness run {args.config} --status")
+        return 0
+    while not all(s.state in ("done", "failed", "not submitted") for s in slurm.status(pipeline)):
         time.sleep(5)
+    return _show_status(pipeline, wanted_done=True)
+
+
+def _show_status(pipeline, wanted_done: bool = False) -> int:
+    """Each stage's state, from the stage markers (and, with Slurm, the queue); 1 when one failed (or, when
+    waiting for the end, one did not finish)."""
+    from tokenpo.harness.pipeline import local, slurm
+
+    states = (slurm if pipeline.config.executor.kind == "slurm" else local).status(pipeline)
     width = max(len(s.stage) for s in states)
     for s in states:
         print(f"{s.stage:{width}}  {s.state:13}  {s.job or '-':>10}  {s.detail}".rstrip())
-    failed = [s for s in states if s.state == "failed"]
-    return 1 if failed or (args.wait and any(s.state != "done" for s in states)) else 0
+    failed = any(s.state == "failed" for s in states)
+    return 1 if failed or (wanted_done and any(s.state != "done" for s in states)) else 0
+
+
+def next_steps(pipeline, config: str, overrides: list[str]) -> str:
+    """What to try next, each command as it works when pasted into this shell (see :func:`harness_command`)."""
+    output = pipeline.config.output
+    harness = harness_command()
+    baseline_runs = sorted((Path(output) / "train").glob(f"{pipeline.config.report.baseline}-seed*/final"))
+    lines = [f"{harness} leaderboard {shlex.quote(output)} --baseline {pipeline.config.report.baseline}",
+             f"{harness} run {shlex.join([config, *overrides])} --status"]
+    if baseline_runs and pipeline.benchmark_data() is not None:
+        lines.insert(1, f"{harness} eval --model {shlex.quote(str(baseline_runs[0]))} --tasks gsm8k --limit 2")
+    if baseline_runs:
+        lines.append(f"{harness} push {shlex.quote(str(baseline_runs[0].parent))} --repo ORG/NAME --dry-run")
+    activate = Path(harness).parent / "activate"
+    heading = "\nnext:"
+    if harness != "harness" and " " not in harness and activate.is_file():
+        heading += f" (`source {activate}` puts `harness` on your PATH)"
+    return "\n".join([heading, *(f"  {line}" for line in lines)])
+
+
+def harness_command() -> str:
+    """How to call this harness again from the current folder: its path relative to here when it lives below
+    (``.tox/quickstart/bin/harness``: tox's environment is not on the user's PATH once tox is done), plain
+    ``harness`` when that name finds this one, else its absolute path; ``python -m tokenpo`` likewise."""
+    if Path(sys.argv[0]).name == "__main__.py":
+        return f"{_shown(sys.executable, 'python')} -m tokenpo"
+    return _shown(sys.argv[0], "harness")
+
+
+def _shown(program: str, name: str) -> str:
+    path = Path(os.path.abspath(program))
+    if path.is_relative_to(Path.cwd()):
+        relative = str(path.relative_to(Path.cwd()))
+        return relative if "/" in relative else f"./{relative}"
+    found = shutil.which(name)
+    if found is not None and Path(os.path.abspath(found)) == path:
+        return name
+    return shlex.quote(str(path))

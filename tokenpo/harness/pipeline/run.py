@@ -13,6 +13,8 @@ Layout of ``OUT/``::
                       eval.checkpoints the same per checkpoint in eval/NAME-seedS/steps/step-N/
     report/           the report stage's marker
     slurm/            with the slurm executor: the frozen config, jobs.json, submitit's job folders
+    harness-run.lock  held by the local run working here (its pid inside)
+    harness.log       what the libraries wrote during local runs (warnings, log records), appended
     leaderboard.md, report.html, summary.json
 """
 
@@ -30,12 +32,14 @@ from tokenpo.core import progress
 from tokenpo.core.config import to_mapping
 from tokenpo.core.files import write_atomic
 from tokenpo.core.fingerprint import fingerprint
+from tokenpo.core.weights import read_weights_origin
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import resolve_model
 from tokenpo.harness.models.store import MANIFEST
 from tokenpo.harness.pipeline.config import BASE, RunConfig, method_training, seeded
 from tokenpo.harness.pipeline.evaluated import EvaluatedModel
 from tokenpo.harness.pipeline.progress import SKIPPED
+from tokenpo.harness.pipeline.quiet import LOG, library_output_to
 from tokenpo.harness.pipeline.stages import Stage
 from tokenpo.harness.pipeline.work import file_pairs, sentiment_eval, sentiment_pairs, write_report
 
@@ -68,6 +72,7 @@ class Pipeline:
         check_inputs(config, source)
         self.output = Path(config.output)
         self.base_path = resolve_model(config.model)
+        self.base_weights = read_weights_origin(self.base_path)  # its manifest: original, or dequantised GGUF
         self.base_key = fingerprint({"model": config.model, "identity": _model_identity(self.base_path)})
         self.trainings = [
             (run, seed, seeded(method_training(config, index, source), seed))
@@ -96,10 +101,21 @@ class Pipeline:
         return [f"{run.name}-seed{seed}" for run, seed, _ in self.trainings]
 
     def run(self) -> PipelineResult:
-        """Every stage here, one after another (the local executor)."""
+        """Every stage here, one after another (the local executor); what the libraries write meanwhile
+        goes to ``OUT/harness.log`` (:mod:`tokenpo.harness.pipeline.quiet`)."""
+        from tokenpo.harness.pipeline.local import running
+
         self.start()
-        with progress.task(f"run {self.config.name}", total=self.total_stages, unit="stage") as self.stages:
-            for stage in self.plan():
+        plan = self.plan()
+        # Each stage's kind, for the display's ETA, which estimates a stage from those of its kind that ran
+        # before it. "" leaves a stage out: one an earlier run finished (no work left), and the report, the
+        # only one of its kind and last (it would hide the ETA for the whole run; it takes seconds).
+        kinds = tuple("" if stage.name == "report" or self.stage_done(stage.name) else _kind(stage.name)
+                      for stage in plan)
+        with running(self.output), library_output_to(self.output / LOG), progress.task(
+            f"run {self.config.name}", total=len(plan), unit="stage", kinds=kinds
+        ) as self.stages:
+            for stage in plan:
                 self.run_stage(stage.name)
         return self.result
 
@@ -153,7 +169,7 @@ class Pipeline:
         return Stage(name, folder, fingerprint(inputs))
 
     def _timed(self, stage: Stage, label: str, work: Callable[[], dict]) -> dict:
-        with progress.task(label, unit="stage") as shown:
+        with progress.task(label, unit="stage", kind=_kind(stage.name)) as shown:
             if stage.done():
                 shown.advance(0, state=SKIPPED)
                 self.result.skipped_stages.append(stage.name)
@@ -325,8 +341,9 @@ class Pipeline:
 
     def _report_stage(self, results: list[Path]) -> None:
         stage = self.report_stage()  # always rewritten (cheap); its marker tells a scheduler it is done
-        with progress.task("leaderboard and report", unit="stage"):
-            self.result.leaderboard, self.result.report = write_report(self.config, self.output, results)
+        with progress.task("leaderboard and report", unit="stage", kind=_kind(stage.name)):
+            written = write_report(self.config, self.output, results, self.base_weights)
+            self.result.leaderboard, self.result.report = written
             if not stage.done():
                 stage.prepare()
                 stage.finish({"results": [str(path) for path in results]})
@@ -371,6 +388,11 @@ def _model_identity(path: str) -> Any:
 def run_pipeline(config: RunConfig, source: str) -> PipelineResult:
     """Run every stage of ``config`` (read from ``source``), reporting progress through :mod:`tokenpo.core.progress`."""
     return Pipeline(config, source).run()
+
+
+def _kind(stage: str) -> str:
+    """What sort of stage: data, benchmark-data, train, eval or report (stages of one kind take comparable time)."""
+    return stage.split("/")[0]
 
 
 def _step_of(folder: Path) -> int:

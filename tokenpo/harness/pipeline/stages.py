@@ -17,6 +17,7 @@ from typing import Any
 from tokenpo.core.files import write_atomic
 
 MARKER = "stage.json"
+KEY_FILE = "stage-key"  # written first: a killed stage's partial work is recognised as ours
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Stage:
 
     def prepare(self) -> None:
         """Make the folder ready to (re)run: keep partial work of the same inputs, move other work aside."""
-        key_file = self.folder / "stage-key"
+        key_file = self.folder / KEY_FILE
         if key_file.is_file() and key_file.read_text().strip() != self.key:
             self._move_aside()
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,9 @@ from typing import Any
 
 from tokenpo.core import progress
 from tokenpo.core.files import write_atomic
+from tokenpo.core.weights import WeightsOrigin, describe_base_model
 from tokenpo.harness.errors import HarnessError
-from tokenpo.harness.models import load_causal_lm, load_tokenizer
+from tokenpo.harness.models import BUILTIN_MODELS, load_causal_lm, load_tokenizer
 from tokenpo.harness.pipeline.config import BASE, RunConfig, SentimentPairs
 from tokenpo.harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets, sample_continuations, write_jsonl
 
@@ -105,9 +106,12 @@ def sentiment_eval(config: RunConfig, base_path: str, model: Any, data_folder: P
             for key in ("positive_rate", "p_positive", "kl_to_ref")}
 
 
-def write_report(config: RunConfig, output: Path, results: list[Path]) -> tuple[str, Path | None]:
-    """leaderboard.md, report.html, frontier.svg and summary.json of the run; the leaderboard's markdown and
-    the report's path (None without html)."""
+def write_report(
+    config: RunConfig, output: Path, results: list[Path], base_weights: WeightsOrigin | None = None
+) -> tuple[str, Path | None]:
+    """leaderboard.md, report.html, frontier.svg and summary.json of the run, and the trained models' cards;
+    the leaderboard's markdown and the report's path (None without html). ``base_weights``: where the base
+    model's weights came from (its manifest), said in the report's header, the summary and the cards."""
     from tokenpo.leaderboards.frontier import frontier_points, frontier_records, frontier_svg
     from tokenpo.leaderboards.render import render
     from tokenpo.leaderboards.report import build_html
@@ -119,13 +123,15 @@ def write_report(config: RunConfig, output: Path, results: list[Path]) -> tuple[
     leaderboard = render(board, "md")
     write_atomic(output / "leaderboard.md", leaderboard)
     runs = load_runs(sorted(path.parent for path in (output / "train").glob("*/metrics.jsonl")))
-    report = write_atomic(output / "report.html", build_html(board, runs)) if config.report.html else None
+    base_model = base_model_line(config.model, base_weights)
+    report = write_atomic(output / "report.html", build_html(board, runs, base_model)) if config.report.html else None
     points = frontier_points(board.results, confidence=board.confidence, n_boot=board.n_boot, seed=board.seed)
     if points and len({(p.task, p.model) for p in points}) == 1:
         write_atomic(output / "frontier.svg", frontier_svg(points))
     summary = {
         "run": config.name,
         "model": config.model,
+        "base_weights": base_weights.as_record() if base_weights is not None else None,
         # Each method against the baseline at the baseline's final KL, along its evaluated checkpoints.
         "verdicts": {v.method: v.record() for v in board.verdicts},
         "frontier": frontier_records(points),
@@ -139,13 +145,21 @@ def write_report(config: RunConfig, output: Path, results: list[Path]) -> tuple[
         },
     }
     write_atomic(output / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
-    write_cards(output, baseline)
+    write_cards(output, baseline, base_weights)
     return leaderboard, report
 
 
-def write_cards(output: Path, baseline: str) -> list[Path]:
+def base_model_line(spec: str, origin: WeightsOrigin | None) -> str:
+    """The report's line naming the base model (a built-in by its hub id) and where its weights came from."""
+    builtin = BUILTIN_MODELS.get(spec)
+    return describe_base_model(builtin.hub_id if builtin is not None and builtin.hub_id else spec, origin)
+
+
+def write_cards(output: Path, baseline: str, base_weights: WeightsOrigin | None = None) -> list[Path]:
     """The model card of every finished training run (``train/NAME/final/README.md``) with its evaluation
-    against the baseline run of the same seed (all the baseline's seeds when that one is missing)."""
+    against the baseline run of the same seed (all the baseline's seeds when that one is missing).
+    ``base_weights`` stands in for the origin a run folder trained before it was recorded does not hold: the
+    train stages' keys include the base model's manifest, so their runs started from these weights."""
     from tokenpo.cards import write_run_card
 
     evaluated = {
@@ -162,5 +176,5 @@ def write_cards(output: Path, baseline: str) -> list[Path]:
             same_seed = evaluated.get(f"{baseline}-seed{seed}")
             base = same_seed or [p for label, paths in evaluated.items() if label.startswith(f"{baseline}-seed")
                                  for p in paths]  # fmt: skip
-        cards.append(write_run_card(run_dir, results, base))
+        cards.append(write_run_card(run_dir, results, base, base_weights=base_weights))
     return cards
