@@ -48,7 +48,7 @@ def test_status_of_a_local_run_shows_each_stage_from_its_markers(pipeline, capsy
 
     assert main(["run", str(config), "--status"]) == 0
     shown = capsys.readouterr().out.splitlines()
-    assert shown[0].split() == ["data", "done", "-", "58", "s"]
+    assert shown[0].split() == ["data", "done", "58", "s"]
     assert [line.split()[0] for line in shown] == names
     assert "squeue" not in "".join(shown)
 

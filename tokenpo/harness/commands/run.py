@@ -86,9 +86,10 @@ def _show_status(pipeline, wanted_done: bool = False) -> int:
     from tokenpo.harness.pipeline import local, slurm
 
     states = (slurm if pipeline.config.executor.kind == "slurm" else local).status(pipeline)
-    width = max(len(s.stage) for s in states)
+    width, jobs = max(len(s.stage) for s in states), any(s.job for s in states)
     for s in states:
-        print(f"{s.stage:{width}}  {s.state:13}  {s.job or '-':>10}  {s.detail}".rstrip())
+        job = f"  {s.job or '-':>10}" if jobs else ""  # Slurm's job ids; a local run has none
+        print(f"{s.stage:{width}}  {s.state:13}{job}  {s.detail}".rstrip())
     failed = any(s.state == "failed" for s in states)
     return 1 if failed or (wanted_done and any(s.state != "done" for s in states)) else 0
 
