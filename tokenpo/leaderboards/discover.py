@@ -20,9 +20,14 @@ def result_files(folder: Path) -> list[Path]:
         return [folder / "results.json"]
     if (newest := latest_lmeval_file(folder)) is not None:
         return [newest]
-    children = sorted((child for child in folder.iterdir() if child.is_dir() and not _SUPERSEDED.search(child.name)),
+    children = sorted((child for child in folder.iterdir() if child.is_dir() and not superseded(child)),
                       key=_natural_order)
     return [file for child in children for file in result_files(child)]
+
+
+def superseded(path: Path) -> bool:
+    """A folder a re-run moved aside (``NAME.superseded-N``): an older version of a result or run, not one more."""
+    return _SUPERSEDED.search(path.name) is not None
 
 
 def _natural_order(path: Path) -> list:

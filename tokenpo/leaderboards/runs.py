@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from tokenpo.leaderboards import health
+from tokenpo.leaderboards.discover import superseded
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.files import finite_number, json_lines, read_json
 
@@ -67,7 +68,7 @@ def _run_folders(path: Path) -> list[Path]:
     if not path.is_dir() or _is_run(path):
         return [path]  # load_run says what is wrong with a path that is not a run
     inside = path / "train" if (path / "train").is_dir() else path
-    runs = sorted(child for child in inside.iterdir() if _is_run(child) and ".superseded-" not in child.name)
+    runs = sorted(child for child in inside.iterdir() if _is_run(child) and not superseded(child))
     return runs or [path]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -65,7 +64,7 @@ def status(pipeline: Any) -> list[StageState]:
         stage = pipeline.stage_for(planned.name)
         marker, key_file = stage.folder / MARKER, stage.folder / KEY_FILE
         if stage.done():
-            seconds = json.loads(marker.read_text())["summary"].get("seconds")
+            seconds = stage.summary().get("seconds")
             states.append(StageState(planned.name, "done", detail=f"{seconds:.0f} s" if seconds is not None else ""))
         elif key_file.is_file() and key_file.read_text().strip() == stage.key:
             states.append(StageState(planned.name, "running", detail=f"pid {pid}") if pid is not None else
