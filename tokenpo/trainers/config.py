@@ -169,7 +169,8 @@ class SparsePOConfig:
     )
     head_learning_rate: float | None = field(
         default=None,
-        metadata={"help": "the mask head's learning rate; null: the policy's (the official single optimiser)"},
+        metadata={"help": "the mask head's learning rate; null: the policy's (the official single optimiser); 0: the "
+                  "head stays at its initialisation (the control that shows whether the head learns)"},
     )
     head_weight_decay: float = field(
         default=0.01, metadata={"help": "AdamW weight decay of the mask head's weights (not its bias and norm)"}
@@ -194,7 +195,11 @@ class SparsePOConfig:
             )
         _fraction(self, "mask_dropout", upper_open=True)
         if self.head_learning_rate is not None:
-            _positive(self, "head_learning_rate")
+            _require(
+                self.head_learning_rate >= 0,
+                "head_learning_rate",
+                f"must be non-negative (0: the head stays at its initialisation), got {self.head_learning_rate}",
+            )
         if self.head_init_std is not None:
             _positive(self, "head_init_std")
             _require(self.head_init == "official", "head_init_std", "sets the spread of head_init: official only")
@@ -369,6 +374,12 @@ class TrainingConfig:
     )
     keep_checkpoints: int | None = field(
         default=None, metadata={"help": "keep the newest N checkpoints; null: all"}
+    )
+    save_only_model: bool = field(
+        default=False,
+        metadata={"help": "checkpoints hold the model (and mask head) without the optimiser, scheduler and RNG state, "
+                  "as transformers' save_only_model: a third of the disk, evaluated as any checkpoint, but a killed "
+                  "run starts again from step 0"},
     )
     resume: Literal["auto", "never"] = field(
         default="auto",

@@ -124,7 +124,8 @@ class Trainer:
         for head in heads.values():
             method = self.config.method
             for group in head.parameter_groups(method.head_weight_decay):
-                groups.append({**group, "lr": method.head_learning_rate or t.learning_rate})
+                rate = t.learning_rate if method.head_learning_rate is None else method.head_learning_rate
+                groups.append({**group, "lr": rate})
         optimizer = adamw(groups, t.learning_rate)
         # Stepped by hand once per optimiser step: accelerate's wrapper would step it once per process.
         self.scheduler = get_scheduler(
@@ -296,7 +297,8 @@ class Trainer:
             run.start_partial(partial)
         acc.wait_for_everyone()
         self._save_model(partial)
-        acc.save_state(str(partial / "state"))
+        if not self.config.training.save_only_model:
+            acc.save_state(str(partial / "state"))
         if acc.is_main_process:
             if self.method.anchors is not None:
                 (partial / "anchors.json").write_text(json.dumps(self.method.anchors.state_dict()))

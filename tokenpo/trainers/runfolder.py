@@ -5,8 +5,9 @@ Layout (docs/file-formats.md)::
     RUN/config.yaml            the resolved configuration (+ base_weights: where the base model's weights came
                                from, when its folder's manifest says; tokenpo.core.weights)
     RUN/metrics.jsonl          one row per optimiser step
-    RUN/checkpoints/step-N/    model (HF format) + mask head + state/ (optimiser, scheduler, RNG)
-                               + trainer_state.json (step, fingerprint) + anchors.json (TI-DPO)
+    RUN/checkpoints/step-N/    model (HF format) + mask head + state/ (optimiser, scheduler, RNG; not with
+                               training.save_only_model) + trainer_state.json (step, fingerprint)
+                               + anchors.json (TI-DPO)
     RUN/final/                 the final model (LoRA: merged into the base weights) and its model card
                                (README.md, token-picture.svg; tokenpo.cards)
     RUN/final/adapter/         LoRA runs: the adapter itself (peft's format)
@@ -19,7 +20,8 @@ Every folder and file is written under a temporary name (``.partial-*``) and ren
 a killed run leaves either the previous state or the new one. A run is identified by a fingerprint
 of its configuration, model path and tokenised data: a folder holding a finished run with the same
 fingerprint is returned as it is, one holding a different run is refused, and an unfinished run of
-the same fingerprint resumes from its latest checkpoint (``training.resume``).
+the same fingerprint resumes from its latest checkpoint that holds the training state
+(``training.resume``; a run of model-only checkpoints starts again from step 0).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from tokenpo.trainers.health import HealthCheck, HealthFlag, HealthReport
 
 ADAPTER = "adapter"  # RUN/final/adapter/
 # Settings that change how a run is kept or shown, not what it computes.
-_NOT_FINGERPRINTED = {"save_every", "keep_checkpoints", "resume", "report_to", "token_scores_examples"}
+_NOT_FINGERPRINTED = {
+    "save_every", "keep_checkpoints", "save_only_model", "resume", "report_to", "token_scores_examples"
+}
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,9 @@ class RunFolder:
 
     def resume_point(self, resume: str, fingerprint: str) -> Path | None:
         """The checkpoint an unfinished run of ``fingerprint`` continues from (None: start afresh), as
-        ``training.resume`` (``auto`` or ``never``) allows; raises :class:`TrainingError` otherwise."""
+        ``training.resume`` (``auto`` or ``never``) allows; raises :class:`TrainingError` otherwise.
+        Only a checkpoint that holds the training state (not ``training.save_only_model``) is one to
+        continue from: without the optimiser's moments the run would not be the same run."""
         latest = self.latest_checkpoint()
         if latest is None:
             if resume == "never" and self.metrics.is_file():
@@ -135,7 +141,7 @@ class RunFolder:
                 f"{self.root}: holds checkpoints of another configuration, model or data "
                 f"({latest.name}); choose another output folder"
             )
-        return latest
+        return self.latest_checkpoint(with_state=True)
 
     def health_report(self) -> HealthReport:
         """``health.json`` (empty when there is none; an older one has flags only)."""
@@ -143,8 +149,11 @@ class RunFolder:
             return HealthReport()
         return HealthReport.from_dict(json.loads(self.health.read_text()))
 
-    def latest_checkpoint(self) -> Path | None:
+    def latest_checkpoint(self, with_state: bool = False) -> Path | None:
+        """The newest checkpoint; ``with_state``: the newest that holds the training state."""
         steps = sorted(self.checkpoint_steps())
+        if with_state:
+            steps = [step for step in steps if (self.checkpoints / f"step-{step}" / "state").is_dir()]
         return self.checkpoints / f"step-{steps[-1]}" if steps else None
 
     def checkpoint_steps(self) -> list[int]:
