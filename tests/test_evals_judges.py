@@ -7,8 +7,10 @@ import json
 import pytest
 import torch
 
+from tokenpo.core.hardware import native_bf16
 from tokenpo.evals.judges import rouge, sentiment
 from tokenpo.harness.cli import main
+from tokenpo.harness.pipeline.work import eval_autocast
 
 
 def test_rouge_equals_hand_computed_values():
@@ -78,6 +80,23 @@ def test_sequence_kl_is_zero_to_itself_and_matches_a_direct_computation(tiny_lla
             for t in range(len(p_ids) - 1, len(p_ids) + len(c_ids) - 1)
         )
         assert value == pytest.approx(expected, rel=1e-5) and value > 0
+
+
+@pytest.mark.skipif(not native_bf16(), reason="bf16 is emulated on this CPU: the setting falls back to float32")
+def test_the_bf16_setting_computes_the_kl_in_bf16_close_to_float32(tiny_llama):
+    model, tokenizer = tiny_llama
+    other = type(model)(model.config).eval()
+    torch.manual_seed(1)
+    for parameter in other.parameters():
+        torch.nn.init.normal_(parameter, std=0.05)
+    prompts, completions = ["Hello there", "A longer prompt here"], [" general", " x y z"]
+    exact = sentiment.sequence_kl(other, model, tokenizer, prompts, completions)
+    with eval_autocast("bf16", model):
+        fast = sentiment.sequence_kl(other, model, tokenizer, prompts, completions)
+    with eval_autocast("no", model):
+        assert sentiment.sequence_kl(other, model, tokenizer, prompts, completions) == exact
+    # bf16 keeps 8 bits of mantissa: the sums differ in the third digit, not more.
+    assert fast != exact and fast == pytest.approx(exact, rel=2e-2)
 
 
 def test_cli_sentiment_and_rouge_write_result_folders(tmp_path):

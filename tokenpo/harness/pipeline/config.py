@@ -155,11 +155,21 @@ class SentimentEval:
     samples_per_prompt: int = field(default=2, metadata={"help": "continuations sampled per held-out opening"})
     max_new_tokens: int = field(default=24, metadata={"help": "a continuation's maximum length in new tokens"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    batch_size: int | None = field(
+        default=None, metadata={"help": "prompts per generation batch; null: data.sentiment's batch_size"}
+    )
+    mixed_precision: Literal["no", "bf16"] = field(
+        default="no",
+        metadata={"help": "no: sampling and the KL in the models' float32; bf16: both under bf16 autocast (float32 "
+                  "weights, bf16 matmuls), about 2.5x faster on a CPU with native bf16, slightly different numbers"},
+    )
 
     def __post_init__(self) -> None:
         if self.samples_per_prompt < 1 or self.max_new_tokens < 1 or not self.temperature > 0:
             problem = "samples_per_prompt and max_new_tokens must be ≥ 1, temperature > 0"
             raise field_error("samples_per_prompt", problem)
+        if self.batch_size is not None and self.batch_size < 1:
+            raise field_error("batch_size", f"must be at least 1 or null, got {self.batch_size}")
 
 
 @dataclass

@@ -91,19 +91,40 @@ def sentiment_eval(config: RunConfig, base_path: str, model: Any, data_folder: P
     policy, tokenizer = load_causal_lm(model.path), load_tokenizer(model.path)
     reference = policy if model.method == BASE else load_causal_lm(base_path)
     pairs_settings = config.data.sentiment or SentimentPairs()
-    continuations = sample_continuations(
-        policy, tokenizer, prompts, settings.samples_per_prompt, settings.max_new_tokens,
-        settings.temperature, batch_size=pairs_settings.batch_size, seed=1_000 + (model.seed or 0),
-        description="samples (sentiment)",
-    )
+    with eval_autocast(settings.mixed_precision, policy):
+        continuations = sample_continuations(
+            policy, tokenizer, prompts, settings.samples_per_prompt, settings.max_new_tokens, settings.temperature,
+            batch_size=settings.batch_size or pairs_settings.batch_size, seed=1_000 + (model.seed or 0),
+            description="samples (sentiment)",
+        )
     out.mkdir(parents=True, exist_ok=True)
     texts = out / "generations.jsonl"
     write_jsonl(texts, [{"prompt": p, "completion": c.text}
                         for p, group in zip(prompts, continuations, strict=True) for c in group])
     models = (policy, reference, tokenizer)
-    scored = judge_sentiment(texts, out, pairs_settings.classifier, models, metadata=metadata)
+    with eval_autocast(settings.mixed_precision, policy):
+        scored = judge_sentiment(texts, out, pairs_settings.classifier, models,
+                                 metadata={**metadata, "mixed_precision": settings.mixed_precision})
     return {key: scored["results"]["sentiment"].get(f"{key},none")
             for key in ("positive_rate", "p_positive", "kl_to_ref")}
+
+
+def eval_autocast(mixed_precision: str, model: Any):
+    """bf16 autocast on the model's device for ``mixed_precision: bf16`` (float32 where bf16 is emulated, said once)."""
+    import contextlib
+
+    import torch
+
+    from tokenpo.core.hardware import native_bf16
+
+    if mixed_precision != "bf16":
+        return contextlib.nullcontext()
+    if not native_bf16():
+        progress.note(
+            "warning: eval.sentiment.mixed_precision is bf16 but this CPU has no native bf16: float32 instead"
+        )
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=next(model.parameters()).device.type, dtype=torch.bfloat16)
 
 
 def write_report(
