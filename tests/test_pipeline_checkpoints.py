@@ -67,6 +67,14 @@ def test_the_summary_holds_a_matched_kl_verdict_per_method(path_run):
     assert verdict["verdict"] in ("better", "worse", "equivalent", "inconclusive")
     assert verdict["kl"] == pytest.approx(next(
         p["kl_to_ref"]["value"] for p in summary["frontier"] if p["family"] == "dpo"), abs=1e-4)
+    paths = summary["paths"]  # what the verdicts read: every run's points from the base model's (step 0)
+    assert set(paths) == {"dpo-seed0", "dpo-seed1", "tdpo-seed0", "tdpo-seed1"}
+    assert [p["step"] for p in paths["tdpo-seed1"]] == [0, 2, 4, 6] and paths["tdpo-seed1"][0]["kl"] == 0
+    for step, point in zip(("steps/step-2/", "steps/step-4/", ""), paths["tdpo-seed1"][1:], strict=True):
+        scores = json.loads((output / "eval" / "tdpo-seed1" / f"{step}sentiment" / "results.json").read_text())
+        reported = scores["results"]["sentiment"]
+        assert (point["kl"], point["reward"]) == pytest.approx(
+            (reported["kl_to_ref,none"], reported["positive_rate,none"]), abs=1e-4)
     assert stdout.startswith("## Verdicts at matched KL (baseline: dpo)") or "## Verdicts at matched KL" in stdout
     # the leaderboard's rows are final models only
     rows = {(r["method"], r["benchmark"]) for r in summary["leaderboard"]["rows"]}

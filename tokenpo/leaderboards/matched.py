@@ -118,6 +118,25 @@ def run_paths(results: Sequence[Result]) -> list[RunPath]:
     return paths
 
 
+def path_records(results: Sequence[Result]) -> dict[str, list[dict]]:
+    """``summary.json``'s ``paths``: each trained run's (step, KL, reward) in step order, from the untrained base
+    model's point (step 0) when it was evaluated; keyed ``METHOD-seedS`` (``TASK/METHOD-seedS`` with several
+    judge tasks), the final model last, at the steps it trained."""
+    paths = run_paths(results)
+    several_tasks = len({path.task for path in paths}) > 1
+    records = {}
+    for path in paths:
+        base = base_result(results, path.model, path.task)
+        start = [] if base is None else [
+            (0, base.metrics[(path.task, KL_METRIC)].value, base.metrics[(path.task, REWARD_METRIC)].value)
+        ]
+        label = f"{path.method}-seed{path.seed}" if path.seed is not None else path.method
+        records[f"{path.task}/{label}" if several_tasks else label] = [
+            {"step": step, "kl": _round(kl), "reward": _round(reward)} for step, kl, reward in start + path.points()
+        ]
+    return records
+
+
 def base_result(results: Sequence[Result], model: str, task: str) -> Result | None:
     """The untrained base model's final result on ``task`` for ``model`` (the paths' step 0)."""
     return next((r for r in results if not r.trained and r.model == model and r.checkpoint_step is None

@@ -134,6 +134,7 @@ def write_report(
     the leaderboard's markdown and the report's path (None without html). ``base_weights``: where the base
     model's weights came from (its manifest), said in the report's header, the summary and the cards."""
     from tokenpo.leaderboards.frontier import frontier_points, frontier_records, frontier_svg
+    from tokenpo.leaderboards.matched import path_records
     from tokenpo.leaderboards.render import render
     from tokenpo.leaderboards.report import build_html
     from tokenpo.leaderboards.runs import load_runs, mask_weight_records
@@ -155,6 +156,8 @@ def write_report(
         "base_weights": base_weights.as_record() if base_weights is not None else None,
         # Each method against the baseline at the baseline's final KL, along its evaluated checkpoints.
         "verdicts": {v.method: v.record() for v in board.verdicts},
+        # Each trained run's evaluated (step, KL, reward), from the base model's point: what the verdicts read.
+        "paths": path_records(board.results),
         "frontier": frontier_records(points),
         "training": mask_weight_records(runs),
         "leaderboard": json.loads(render(board, "json")),
