@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -137,3 +138,22 @@ def test_other_evaluation_settings_in_the_same_folder_reuse_no_checkpoint_result
     assert [json.loads(row)["prompt_id"] for row in rows] == [i // 2 for i in range(24)]  # 12 openings × 2
     old = tmp_path / "out" / "eval" / "dpo-seed0.superseded-1" / "steps" / "step-2" / "sentiment" / "samples"
     assert len((old / "sentiment.jsonl").read_text().splitlines()) == 12
+
+
+def test_the_experiment_record_is_the_runs_own_verdicts_paths_health_and_time(path_run, tmp_path):
+    output, _, _ = path_run
+    script = Path(__file__).resolve().parents[1] / "scripts" / "experiment_record.py"
+    done = subprocess.run([sys.executable, str(script), str(output), "--wall-seconds", "61.5"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    record, summary = json.loads(done.stdout), json.loads((output / "summary.json").read_text())
+    assert record["paths"] == summary["paths"] and record["baseline"] == "dpo"
+    assert record["verdicts"]["tdpo"]["verdict"] == summary["verdicts"]["tdpo"]["verdict"]
+    assert {"kl", "delta", "low", "high", "covers", "seeds", "margin", "verdict"} <= set(record["verdicts"]["tdpo"])
+    assert set(record["health"]) == {"dpo-seed0", "dpo-seed1", "tdpo-seed0", "tdpo-seed1"}
+    assert (record["wall_seconds"], record["wall_seconds_measured"]) == (61.5, True)
+    summed = json.loads(subprocess.run([sys.executable, str(script), str(output)], capture_output=True, text=True,
+                                       timeout=120, check=True).stdout)
+    assert summed["wall_seconds"] == pytest.approx(sum(s for s in summary["seconds"].values() if s), abs=0.1)
+    missing = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and missing.stderr.strip().endswith("a finished harness run output?)")
