@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,10 @@ def test_the_summary_holds_a_matched_kl_verdict_per_method(path_run):
     assert rows == {("base", "sentiment"), ("dpo", "sentiment"), ("tdpo", "sentiment")}
     html = (output / "report.html").read_text()
     assert 'id="verdicts"' in html and 'id="paths"' in html
+    chart = ET.fromstring((output / "paths.svg").read_text())  # the report's paths chart, standalone
+    lines = [element for element in chart.iter() if element.get("class") == "join"]
+    assert sorted(line.find("{*}title").text for line in lines) == [
+        "dpo seed 0", "dpo seed 1", "tdpo seed 0", "tdpo seed 1"]
 
 
 def test_every_run_lists_every_health_check(path_run):

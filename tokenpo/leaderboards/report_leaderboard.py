@@ -269,14 +269,7 @@ def paths_section(board: Leaderboard) -> str | None:
         return None
     methods = sorted({p.method for p in paths} | {method for _, series in curves for method, _ in series})
     colours = {method: PALETTE[i % len(PALETTE)] for i, method in enumerate(methods)}
-    charts = []
-    for task, model in sorted({(p.task, p.model) for p in paths}):
-        base = base_result(board.results, model, task)
-        origin = [] if base is None else [ErrorPoint(0.0, base.metrics[(task, REWARD_METRIC)].value, label="0")]
-        series = [_path_series(path, colours[path.method], origin) for path in paths
-                  if (path.task, path.model) == (task, model)]
-        charts.append(scatter_chart(f"{task}: each run's path ({model})", series, "KL to reference (nats)",
-                                    "positive rate", kind="paths"))
+    charts = _path_charts(board, paths, colours, standalone=False)
     for title, series in curves:
         lines = [(f"{method} seed {seed}", steps, scores, colours[method])
                  for (method, seed), (steps, scores) in series.items()]
@@ -288,6 +281,30 @@ def paths_section(board: Leaderboard) -> str | None:
         "normalised score over steps.</p>"
         f'<div class="charts">{"".join(charts)}</div></section>'
     )
+
+
+def paths_svg(board: Leaderboard) -> str | None:
+    """The runs' paths as a standalone SVG (the report's chart; ``OUT/paths.svg``) when the runs evaluated
+    checkpoints on one judge task and base model; None otherwise."""
+    paths = [p for p in run_paths(board.results) if len(p.results) > 1]
+    if len({(p.task, p.model) for p in paths}) != 1:
+        return None
+    methods = sorted({p.method for p in paths})
+    colours = {method: PALETTE[i % len(PALETTE)] for i, method in enumerate(methods)}
+    return _path_charts(board, paths, colours, standalone=True)[0]
+
+
+def _path_charts(board: Leaderboard, paths: list[RunPath], colours: dict[str, str], standalone: bool) -> list[str]:
+    """One chart per (judge task, base model): every run's path from the base model's point."""
+    charts = []
+    for task, model in sorted({(p.task, p.model) for p in paths}):
+        base = base_result(board.results, model, task)
+        origin = [] if base is None else [ErrorPoint(0.0, base.metrics[(task, REWARD_METRIC)].value, label="0")]
+        series = [_path_series(path, colours[path.method], origin) for path in paths
+                  if (path.task, path.model) == (task, model)]
+        charts.append(scatter_chart(f"{task}: each run's path ({model})", series, "KL to reference (nats)",
+                                    "positive rate", standalone=standalone, kind="paths"))
+    return charts
 
 
 def _path_series(path: RunPath, colour: str, origin: list[ErrorPoint]) -> PointSeries:

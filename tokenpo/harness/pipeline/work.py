@@ -137,6 +137,7 @@ def write_report(
     from tokenpo.leaderboards.matched import path_records
     from tokenpo.leaderboards.render import render
     from tokenpo.leaderboards.report import build_html
+    from tokenpo.leaderboards.report_leaderboard import paths_svg
     from tokenpo.leaderboards.runs import load_runs, mask_weight_records
     from tokenpo.leaderboards.table import build_leaderboard
 
@@ -150,6 +151,9 @@ def write_report(
     points = frontier_points(board.results, confidence=board.confidence, n_boot=board.n_boot, seed=board.seed)
     if points and len({(p.task, p.model) for p in points}) == 1:
         write_atomic(output / "frontier.svg", frontier_svg(points))
+    paths = paths_svg(board)
+    if paths is not None:
+        write_atomic(output / "paths.svg", paths)
     summary = {
         "run": config.name,
         "model": config.model,
