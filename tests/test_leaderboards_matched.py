@@ -19,7 +19,7 @@ from tokenpo.leaderboards.registry import load_registry
 from tokenpo.leaderboards.render import markdown, render
 from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.results import read_results
-from tokenpo.leaderboards.table import build_leaderboard
+from tokenpo.leaderboards.table import build_leaderboard, matched_verdicts
 
 SENTIMENT = [b for b in load_registry() if b.name == "sentiment"]
 
@@ -96,6 +96,26 @@ def test_the_matched_reward_and_its_delta_by_hand():
     # the checkpoints make paths, not rows: one row per method
     assert sorted(r.method for r in board.rows) == ["base", "dpo", "new"]
     assert "3 result(s) of checkpoints evaluated on the way: in the runs' paths" in " ".join(board.notes)
+
+
+def test_a_secondary_metric_is_read_along_the_same_paths_by_hand():
+    """p_positive with these means: base 0.50, `new` 0.60 at step 10 and 0.70 at 20, dpo 0.55 (±0.05 by prompt)."""
+    means = {("base", 0): 0.50, ("new", 10): 0.60, ("new", 20): 0.70, ("dpo", 20): 0.55}
+    results = _runs()
+    for result in results:
+        mean = means[(result.method, result.step)]
+        p_positive = [mean + (0.05 if i % 2 else -0.05) * (1 + result.step / 20) for i in range(N)]
+        extra = make_result({"sentiment": {"p_positive,none": p_positive}}, result.method, result.seed)
+        result.metrics.update(extra.metrics)
+        result.items.update(extra.items)
+    board = build_leaderboard(results, benchmarks=SENTIMENT, n_boot=500)
+    (headline,) = matched_verdicts(board, REWARD_METRIC)
+    assert headline.record() == board.verdicts[0].record()  # the default reading is the board's own
+    (found,) = matched_verdicts(board, "p_positive,none")
+    # the same KL 0.09 (√ half way from step 10 to 20): 0.60 + 0.5 · 0.10 = 0.65 against dpo's 0.55
+    assert found.metric == "p_positive,none" and found.record()["metric"] == "p_positive,none"
+    assert found.kl == pytest.approx(0.09) and found.reward == pytest.approx(0.65)
+    assert found.delta.value == pytest.approx(0.10) and found.verdict.word == "better"
 
 
 def test_a_baseline_kl_beyond_the_path_has_no_matched_point():

@@ -154,6 +154,9 @@ def test_the_experiment_record_is_the_runs_own_verdicts_paths_health_and_time(pa
     record, summary = json.loads(done.stdout), json.loads((output / "summary.json").read_text())
     assert record["paths"] == summary["paths"] and record["baseline"] == "dpo"
     assert record["verdicts"]["tdpo"]["verdict"] == summary["verdicts"]["tdpo"]["verdict"]
+    secondary = record["secondary"]["tdpo"]  # the same comparison read on the mean P(positive)
+    assert secondary["metric"] == "p_positive,none" and secondary["kl"] == record["verdicts"]["tdpo"]["kl"]
+    assert secondary["seeds"] == [0, 1] and secondary["verdict"] in ("better", "worse", "equivalent", "inconclusive")
     assert {"kl", "delta", "low", "high", "covers", "seeds", "margin", "verdict"} <= set(record["verdicts"]["tdpo"])
     assert set(record["health"]) == {"dpo-seed0", "dpo-seed1", "tdpo-seed0", "tdpo-seed1"}
     assert (record["wall_seconds"], record["wall_seconds_measured"]) == (61.5, True)

@@ -162,12 +162,14 @@ class MatchedKL:
     margin: float
     verdict: Verdict
     steps: list[int | None]  # the evaluated steps of the method's path (step 0: the base model)
+    metric: str = REWARD_METRIC  # the reward read along the path ("METRIC,FILTER" of the judge task)
 
     def record(self) -> dict:
         """``summary.json``'s ``verdicts`` entry."""
         d = self.delta
         return {
             "task": self.task,
+            "metric": self.metric,
             "model": self.model,
             "baseline": self.baseline,
             "kl": _round(self.kl),
@@ -229,10 +231,11 @@ class _Path:
 class _PathData:
     """The per-prompt sums of every run of the rows compared, on the samples they all have."""
 
-    def __init__(self, rows: dict[str, list[RunPath]], base: Result | None, task: str):
+    def __init__(self, rows: dict[str, list[RunPath]], base: Result | None, task: str, reward: str = REWARD_METRIC):
+        self.reward = reward
         results = [r for paths in rows.values() for path in paths for r in path.results]
         scored = [r.items.get((task, metric)) for r in [*results, *([base] if base else [])]
-                  for metric in (REWARD_METRIC, KL_METRIC)]
+                  for metric in (reward, KL_METRIC)]
         self.usable = bool(scored) and all(s is not None for s in scored)
         if not self.usable:
             return
@@ -244,14 +247,14 @@ class _PathData:
         prompts = {p: i for i, p in enumerate(sorted({prompt_of[k] for k in shared}))}
         self.index = np.array([prompts[prompt_of[k]] for k in shared])
         self.keys, self.n_prompts, self.n_items, self.task = shared, len(prompts), len(shared), task
-        self.base = None if base is None else (self._sums(base, REWARD_METRIC), self._den(base))
+        self.base = None if base is None else (self._sums(base, reward), self._den(base))
 
     def _sums(self, result: Result, metric: str) -> np.ndarray:
         num, _ = result.items[(self.task, metric)].take(self.keys)
         return np.bincount(self.index, weights=num, minlength=self.n_prompts)
 
     def _den(self, result: Result) -> np.ndarray:
-        _, den = result.items[(self.task, REWARD_METRIC)].take(self.keys)
+        _, den = result.items[(self.task, self.reward)].take(self.keys)
         return np.bincount(self.index, weights=den, minlength=self.n_prompts)
 
     def path(self, paths: list[RunPath], from_base: bool) -> _Path:
@@ -260,7 +263,7 @@ class _PathData:
         reward, kl, den = np.zeros(shape), np.zeros(shape), np.zeros(shape)
         for s, path in enumerate(paths):
             for k, result in enumerate(path.results):
-                reward[s, k] = self._sums(result, REWARD_METRIC)
+                reward[s, k] = self._sums(result, self.reward)
                 kl[s, k] = self._sums(result, KL_METRIC)
                 den[s, k] = self._den(result)
         return _Path(reward, kl, den, tuple(p.seed for p in paths), self.base if from_base else None)
@@ -273,11 +276,14 @@ def matched_kl(
     margin: float,
     flagged: Callable[[str, str], str | None] = lambda model, method: None,
     notes: list[str] | None = None,
+    reward_metric: str = REWARD_METRIC,
 ) -> list[MatchedKL]:
     """Every trained method against ``baseline`` at the baseline's final KL, per judge task and model.
 
     ``flagged(model, method)`` names a training-health problem of a row (its verdict is then
-    inconclusive); ``notes`` collects what could not be compared and why.
+    inconclusive); ``notes`` collects what could not be compared and why. ``reward_metric``: the judge's
+    metric read along the paths (default the positive rate; e.g. ``p_positive,none`` for a secondary
+    endpoint), each sample weighted as in the positive rate.
     """
     notes = notes if notes is not None else []
     comparisons = []
@@ -293,7 +299,8 @@ def matched_kl(
             for method in sorted(rows):
                 if method == baseline:
                     continue
-                compared = _compare(task, model, method, baseline, rows, results, intervals, margin, flagged, notes)
+                compared = _compare(task, model, method, baseline, rows, results, intervals, margin, flagged, notes,
+                                    reward_metric)
                 if compared is not None:
                     comparisons.append(compared)
     return comparisons
@@ -310,13 +317,14 @@ def _common_steps(paths: list[RunPath], label: str, notes: list[str]) -> list[Ru
                     tuple(r for r in p.results[:-1] if r.step in common) + p.results[-1:]) for p in paths]
 
 
-def _compare(task, model, method, baseline, rows, results, intervals: Intervals, margin, flagged, notes):
+def _compare(task, model, method, baseline, rows, results, intervals: Intervals, margin, flagged, notes,
+             reward_metric=REWARD_METRIC):
     label = f"{task}: {method} vs {baseline} ({model}) at matched KL"
     mine = _common_steps(sorted(rows[method], key=lambda p: repr(p.seed)), label, notes)
     theirs = [RunPath(p.model, p.method, p.seed, p.task, p.results[-1:])
               for p in sorted(rows[baseline], key=lambda p: repr(p.seed))]
     base = base_result(results, model, task)
-    data = _PathData({method: mine, baseline: theirs}, base, task)
+    data = _PathData({method: mine, baseline: theirs}, base, task, reward_metric)
     if not data.usable:
         notes.append(f"{label}: no per-sample KL and reward shared by every point; no matched-KL verdict")
         return None
@@ -336,7 +344,7 @@ def _compare(task, model, method, baseline, rows, results, intervals: Intervals,
     steps = ([0] if base is not None else []) + list(mine[0].steps)
     return MatchedKL(
         task, model, method, baseline, kl, span, reward, baseline_reward, estimate, [p.seed for p in mine],
-        [p.seed for p in theirs], margin, verdict(estimate, margin, problems or None), steps,
+        [p.seed for p in theirs], margin, verdict(estimate, margin, problems or None), steps, reward_metric,
     )
 
 
