@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from tokenpo.leaderboards.discover import result_files
-from tokenpo.leaderboards.table import build_leaderboard, matched_verdicts
+from tokenpo.leaderboards.table import build_leaderboard
 
 VERDICT_KEYS = ("metric", "kl", "path_kl", "reward", "baseline_reward", "delta", "low", "high", "covers", "seeds",
                 "steps", "margin", "verdict", "reason")
@@ -39,7 +39,7 @@ def record(output: Path, wall_seconds: float | None, secondary: str = "p_positiv
     second = []
     if baseline is not None:
         board = build_leaderboard(result_files(output / "eval"), baseline=baseline, margin=margin)
-        second = matched_verdicts(board, secondary)
+        second = board.verdicts_on(secondary)
     stage_seconds = {name: seconds for name, seconds in summary["seconds"].items() if seconds is not None}
     return {
         "run": summary["run"],

@@ -19,7 +19,7 @@ from tokenpo.leaderboards.registry import load_registry
 from tokenpo.leaderboards.render import markdown, render
 from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.results import read_results
-from tokenpo.leaderboards.table import build_leaderboard, matched_verdicts
+from tokenpo.leaderboards.table import build_leaderboard
 
 SENTIMENT = [b for b in load_registry() if b.name == "sentiment"]
 
@@ -109,9 +109,9 @@ def test_a_secondary_metric_is_read_along_the_same_paths_by_hand():
         result.metrics.update(extra.metrics)
         result.items.update(extra.items)
     board = build_leaderboard(results, benchmarks=SENTIMENT, n_boot=500)
-    (headline,) = matched_verdicts(board, REWARD_METRIC)
+    (headline,) = board.verdicts_on(REWARD_METRIC)
     assert headline.record() == board.verdicts[0].record()  # the default reading is the board's own
-    (found,) = matched_verdicts(board, "p_positive,none")
+    (found,) = board.verdicts_on("p_positive,none")
     # the same KL 0.09 (√ half way from step 10 to 20): 0.60 + 0.5 · 0.10 = 0.65 against dpo's 0.55
     assert found.metric == "p_positive,none" and found.record()["metric"] == "p_positive,none"
     assert found.kl == pytest.approx(0.09) and found.reward == pytest.approx(0.65)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from tokenpo.leaderboards import health
-from tokenpo.leaderboards.intervals import Estimate
-from tokenpo.leaderboards.matched import MatchedKL
+from tokenpo.leaderboards.intervals import Estimate, Intervals
+from tokenpo.leaderboards.matched import MatchedKL, matched_kl
 from tokenpo.leaderboards.registry import Benchmark
 from tokenpo.leaderboards.results import Result
 from tokenpo.leaderboards.verdicts import DEFAULT_MARGIN, Verdict, verdict
@@ -126,6 +126,15 @@ class Leaderboard:
         base = self.baseline_row(row)
         problems = "; ".join(p for p in (row.problems(), base.problems() if base is not None else None) if p)
         return verdict(delta, points, problems or None)
+
+    def verdicts_on(self, reward_metric: str) -> list[MatchedKL]:
+        """The matched-KL verdicts read on another metric of the judge (e.g. ``p_positive,none``, a secondary
+        endpoint): the same paths, baseline, margin, health flags and bootstrap settings as ``verdicts``."""
+        flags = {(row.model, row.method): row.problems() for row in self.rows}
+        return matched_kl(
+            self.results, self.baseline, Intervals(self.confidence, self.n_boot, self.seed), self.margin,
+            flagged=lambda model, method: flags.get((model, method)), reward_metric=reward_metric,
+        )
 
     def baseline_row(self, row: Row) -> Row | None:
         return next((r for r in self.rows if r.is_baseline and r.model == row.model), None) or next(

@@ -30,7 +30,7 @@ from tokenpo.leaderboards.intervals import (
     reported_stderr,
     score_statistic,
 )
-from tokenpo.leaderboards.matched import MatchedKL, matched_kl
+from tokenpo.leaderboards.matched import matched_kl
 from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
 from tokenpo.leaderboards.results import Result, read_results
 from tokenpo.leaderboards.stats import MIN_ITEMS_FOR_INTERVAL
@@ -74,16 +74,6 @@ def build_leaderboard(
     board = builder.build()
     board.n_boot, board.seed = n_boot, seed
     return board
-
-
-def matched_verdicts(board: Leaderboard, reward_metric: str) -> list[MatchedKL]:
-    """The board's matched-KL verdicts read on another metric of its judge (e.g. ``p_positive,none`` as a
-    secondary endpoint): the same paths, baseline, margin, health flags and bootstrap settings."""
-    flags = {(row.model, row.method): row.problems() for row in board.rows}
-    return matched_kl(
-        board.results, board.baseline, Intervals(board.confidence, board.n_boot, board.seed), board.margin,
-        flagged=lambda model, method: flags.get((model, method)), reward_metric=reward_metric,
-    )
 
 
 class _Builder:
