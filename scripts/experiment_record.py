@@ -7,7 +7,7 @@ folders), so the record and the run cannot disagree: ``verdicts`` are the run's 
 judge's headline metric), ``secondary`` the same comparisons read on ``--secondary`` (default the mean
 P(positive), ``p_positive``) along the same paths, with the same margin, flags and bootstrap. The wall
 time is measured outside the run (e.g. /usr/bin/time), because a run resumed after an interruption has no
-single start; without it, the stages' own seconds are summed.
+single start; without it, the stages' own seconds are summed (a checkpoint's evaluation is part of its run's).
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def record(output: Path, wall_seconds: float | None, secondary: str = "p_positiv
         "secondary": {v.method: {key: v.record().get(key) for key in VERDICT_KEYS} for v in second},
         "paths": summary["paths"],
         "health": health,
-        "wall_seconds": round(wall_seconds if wall_seconds is not None else sum(stage_seconds.values()), 1),
+        "wall_seconds": round(wall_seconds if wall_seconds is not None else sum(
+            seconds for name, seconds in stage_seconds.items() if "/steps/" not in name  # inside their run's stage
+        ), 1),
         "wall_seconds_measured": wall_seconds is not None,
         "stage_seconds": stage_seconds,
     }
