@@ -59,13 +59,21 @@ def test_vader_separates_clearly_positive_from_clearly_negative(benchmarks_dir):
     assert sentiment.is_positive(clear[0]) and not sentiment.is_positive(clear[1])
 
 
-def test_sequence_kl_is_zero_to_itself_and_matches_a_direct_computation(tiny_llama):
-    model, tokenizer = tiny_llama
+PROMPTS, COMPLETIONS = ["Hello there", "A longer prompt here"], [" general", " x y z"]
+
+
+def other_model(model):
+    """A second model of the same architecture, randomly initialised (seeded): KL to ``model`` > 0."""
     other = type(model)(model.config).eval()
     torch.manual_seed(1)
     for parameter in other.parameters():
         torch.nn.init.normal_(parameter, std=0.05)
-    prompts, completions = ["Hello there", "A longer prompt here"], [" general", " x y z"]
+    return other
+
+
+def test_sequence_kl_is_zero_to_itself_and_matches_a_direct_computation(tiny_llama):
+    model, tokenizer = tiny_llama
+    other, prompts, completions = other_model(model), PROMPTS, COMPLETIONS
     assert sentiment.sequence_kl(model, model, tokenizer, prompts, completions) == pytest.approx([0.0, 0.0], abs=1e-6)
     kl = sentiment.sequence_kl(other, model, tokenizer, prompts, completions, batch_size=1)
     for prompt, completion, value in zip(prompts, completions, kl, strict=True):
@@ -85,11 +93,7 @@ def test_sequence_kl_is_zero_to_itself_and_matches_a_direct_computation(tiny_lla
 @pytest.mark.skipif(not native_bf16(), reason="bf16 is emulated on this CPU: the setting falls back to float32")
 def test_the_bf16_setting_computes_the_kl_in_bf16_close_to_float32(tiny_llama):
     model, tokenizer = tiny_llama
-    other = type(model)(model.config).eval()
-    torch.manual_seed(1)
-    for parameter in other.parameters():
-        torch.nn.init.normal_(parameter, std=0.05)
-    prompts, completions = ["Hello there", "A longer prompt here"], [" general", " x y z"]
+    other, prompts, completions = other_model(model), PROMPTS, COMPLETIONS
     exact = sentiment.sequence_kl(other, model, tokenizer, prompts, completions)
     with eval_autocast("bf16", model):
         fast = sentiment.sequence_kl(other, model, tokenizer, prompts, completions)
