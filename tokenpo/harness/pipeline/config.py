@@ -162,7 +162,7 @@ class SentimentEval:
         default="no",
         metadata={"help": "no: sampling and the KL in the models' float32; bf16: both under bf16 autocast (float32 "
                   "weights, bf16 matmuls), about 2.4x faster on a CPU with native bf16, but the KL reads low (bf16 "
-                  "logits round away part of the two models' difference: 10% low on SmolLM2-135M, "
+                  "logits round away part of the two models' difference: 7-10% low on SmolLM2-135M, "
                   "docs/experiments/imdb-matched-kl.md)"},
     )
 
