@@ -25,7 +25,7 @@ from tokenpo.leaderboards.report_leaderboard import (
 from tokenpo.leaderboards.report_training import curves_section, masks_section, tokens_section
 from tokenpo.leaderboards.results import Result
 from tokenpo.leaderboards.runs import TrainingRun, load_runs
-from tokenpo.leaderboards.svg import PALETTE, SVG_STYLE
+from tokenpo.leaderboards.svg import SVG_STYLE, colours_for
 from tokenpo.leaderboards.table import build_leaderboard
 
 
@@ -80,7 +80,7 @@ def _method_colours(board: Leaderboard) -> dict[str, str]:
     methods = list(
         dict.fromkeys([board.baseline, *(row.method for row in board.rows), *board.tidy["method"]])
     )
-    return {method: PALETTE[i % len(PALETTE)] for i, method in enumerate(methods)}
+    return colours_for(methods)
 
 
 _STYLE = (

@@ -34,7 +34,7 @@ from tokenpo.leaderboards.frontier import (
 from tokenpo.leaderboards.matched import REWARD_METRIC, RunPath, base_result, run_paths
 from tokenpo.leaderboards.registry import Benchmark, normalise
 from tokenpo.leaderboards.report_training import badge
-from tokenpo.leaderboards.svg import PALETTE, ErrorPoint, PointSeries, bar_chart, line_chart, scatter_chart
+from tokenpo.leaderboards.svg import ErrorPoint, PointSeries, bar_chart, colours_for, line_chart, scatter_chart
 from tokenpo.leaderboards.verdicts import Verdict
 
 
@@ -268,7 +268,7 @@ def paths_section(board: Leaderboard) -> str | None:
     if not paths and not curves:
         return None
     methods = sorted({p.method for p in paths} | {method for _, series in curves for method, _ in series})
-    colours = {method: PALETTE[i % len(PALETTE)] for i, method in enumerate(methods)}
+    colours = colours_for(methods)
     charts = _path_charts(board, paths, colours, standalone=False)
     for title, series in curves:
         lines = [(f"{method} seed {seed}", steps, scores, colours[method])
@@ -290,7 +290,7 @@ def paths_svg(board: Leaderboard) -> str | None:
     if len({(p.task, p.model) for p in paths}) != 1:
         return None
     methods = sorted({p.method for p in paths})
-    colours = {method: PALETTE[i % len(PALETTE)] for i, method in enumerate(methods)}
+    colours = colours_for(methods)
     return _path_charts(board, paths, colours, standalone=True)[0]
 
 

@@ -22,7 +22,7 @@ from tokenpo.leaderboards.runs import (
     TrainingRun,
     mask_weight_records,
 )
-from tokenpo.leaderboards.svg import PALETTE, line_chart
+from tokenpo.leaderboards.svg import colours_for, line_chart
 
 # Training curves shown first, in this order, when logged; then the method-specific families.
 CURVES = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "grad_norm")
@@ -123,7 +123,7 @@ def curves_section(runs: Sequence[TrainingRun]) -> str | None:
     logged = list(dict.fromkeys(c for run in with_metrics for c in run.metrics.columns))
     keys = [k for k in CURVES if k in logged]
     keys += [k for k in logged if k.startswith(CURVE_FAMILIES) and k not in keys]
-    colours = {run.name: PALETTE[i % len(PALETTE)] for i, run in enumerate(with_metrics)}
+    colours = colours_for(run.name for run in with_metrics)
     charts = []
     for key in keys[:MAX_CURVES]:
         series = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -51,6 +51,11 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     if ticks[-1] < high:
         ticks.append(round(value, 12))
     return ticks
+
+
+def colours_for(names: Iterable[str]) -> dict[str, str]:
+    """One PALETTE colour per name, in order (the palette repeats past its end)."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
 
 
 @dataclass(frozen=True)
