@@ -40,19 +40,10 @@ from tokenpo.harness.pipeline.config import BASE, RunConfig, method_training, se
 from tokenpo.harness.pipeline.evaluated import EvaluatedModel
 from tokenpo.harness.pipeline.progress import SKIPPED
 from tokenpo.harness.pipeline.quiet import LOG, library_output_to
-from tokenpo.harness.pipeline.stages import Stage
+from tokenpo.harness.pipeline.stages import PlannedStage, Stage
 from tokenpo.harness.pipeline.work import file_pairs, sentiment_eval, sentiment_pairs, write_report
 
 CHECKPOINTS = "steps"  # eval/LABEL/steps/step-N/: a trained model's checkpoints evaluated on the way
-
-
-@dataclass(frozen=True)
-class PlannedStage:
-    """A stage of the run by name (``data``, ``benchmark-data``, ``train/NAME-seedS``, ``eval/LABEL``,
-    ``report``) with the stages whose output it reads: what an executor schedules."""
-
-    name: str
-    after: tuple[str, ...] = ()
 
 
 @dataclass
@@ -90,11 +81,11 @@ class Pipeline:
     def plan(self) -> list[PlannedStage]:
         """Every stage in an order that runs each after the stages it reads."""
         prepared = ("data", "benchmark-data") if self.benchmark_source is not None else ("data",)
-        stages = [PlannedStage(name) for name in prepared]
-        stages += [PlannedStage(f"train/{name}", ("data",)) for name in self.training_names()]
-        stages.append(PlannedStage(f"eval/{BASE}", prepared))
-        stages += [PlannedStage(f"eval/{name}", (*prepared, f"train/{name}")) for name in self.training_names()]
-        stages.append(PlannedStage("report", tuple(s.name for s in stages if s.name.startswith("eval/"))))
+        stages = [PlannedStage.parse(name) for name in prepared]
+        stages += [PlannedStage("train", name, ("data",)) for name in self.training_names()]
+        stages.append(PlannedStage("eval", BASE, prepared))
+        stages += [PlannedStage("eval", name, (*prepared, f"train/{name}")) for name in self.training_names()]
+        stages.append(PlannedStage("report", "", tuple(s.name for s in stages if s.kind == "eval")))
         return stages
 
     def training_names(self) -> list[str]:
@@ -110,8 +101,7 @@ class Pipeline:
         # Each stage's kind, for the display's ETA, which estimates a stage from those of its kind that ran
         # before it. "" leaves a stage out: one an earlier run finished (no work left), and the report, the
         # only one of its kind and last (it would hide the ETA for the whole run; it takes seconds).
-        kinds = tuple("" if stage.name == "report" or self.stage_done(stage.name) else _kind(stage.name)
-                      for stage in plan)
+        kinds = tuple("" if stage.kind == "report" or self.stage_done(stage.name) else stage.kind for stage in plan)
         with running(self.output), library_output_to(self.output / LOG), progress.task(
             f"run {self.config.name}", total=len(plan), unit="stage", kinds=kinds
         ) as self.stages:
@@ -125,20 +115,24 @@ class Pipeline:
 
     def run_stage(self, name: str) -> None:
         """Run the stage ``name`` (skipped when its marker matches), reading what the stages before it wrote."""
-        if name == "data":
+        stage = self._planned(name)
+        if stage.kind == "data":
             self._data_stage()
-        elif name == "benchmark-data":
+        elif stage.kind == "benchmark-data":
             self._benchmark_data_stage()
-        elif name.startswith("train/"):
-            run, seed, training = self._training(name.removeprefix("train/"))
+        elif stage.kind == "train":
+            run, seed, training = self._training(stage.model)
             self._train_stage(run, seed, training, self.data_stage())
-        elif name.startswith("eval/"):
-            self._eval_stage(self.evaluated_model(name.removeprefix("eval/")), self.data_stage(),
-                             self.benchmark_data())
-        elif name == "report":
-            self._report_stage(self.result_folders())
+        elif stage.kind == "eval":
+            self._eval_stage(self.evaluated_model(stage.model), self.data_stage(), self.benchmark_data())
         else:
-            raise HarnessError(f"{self.source}: no stage named {name!r}")
+            self._report_stage(self.result_folders())
+
+    def _planned(self, name: str) -> PlannedStage:
+        try:
+            return PlannedStage.parse(name)
+        except ValueError as error:
+            raise HarnessError(f"{self.source}: {error}") from None
 
     def _training(self, label: str):
         for run, seed, training in self.trainings:
@@ -169,7 +163,7 @@ class Pipeline:
         return Stage(name, folder, fingerprint(inputs))
 
     def _timed(self, stage: Stage, label: str, work: Callable[[], dict]) -> dict:
-        with progress.task(label, unit="stage", kind=_kind(stage.name)) as shown:
+        with progress.task(label, unit="stage", kind=PlannedStage.parse(stage.name).kind) as shown:
             if stage.done():
                 shown.advance(0, state=SKIPPED)
                 self.result.skipped_stages.append(stage.name)
@@ -262,20 +256,18 @@ class Pipeline:
 
     def stage_for(self, name: str) -> Stage:
         """The stage ``name``'s folder and fingerprint, known before anything has run."""
-        if name == "data":
+        stage = self._planned(name)
+        if stage.kind == "data":
             return self.data_stage()
-        if name == "benchmark-data":
+        if stage.kind == "benchmark-data":
             return self._stage("benchmark-data", self.output / "benchmark-data", {"source": str(self.benchmark_source)})
-        if name.startswith("train/"):
-            run, _, training = self._training(name.removeprefix("train/"))
+        if stage.kind == "train":
+            run, _, training = self._training(stage.model)
             return self.train_stage(run, training)
-        if name.startswith("eval/"):
-            label = name.removeprefix("eval/")
-            model_key = self.base_key if label == BASE else self.stage_for(f"train/{label}").key
-            return self.eval_stage(label, model_key)
-        if name == "report":
-            return self.report_stage()
-        raise HarnessError(f"{self.source}: no stage named {name!r}")
+        if stage.kind == "eval":
+            model_key = self.base_key if stage.model == BASE else self.stage_for(f"train/{stage.model}").key
+            return self.eval_stage(stage.model, model_key)
+        return self.report_stage()
 
     def stage_done(self, name: str) -> bool:
         return self.stage_for(name).done()
@@ -341,7 +333,7 @@ class Pipeline:
 
     def _report_stage(self, results: list[Path]) -> None:
         stage = self.report_stage()  # always rewritten (cheap); its marker tells a scheduler it is done
-        with progress.task("leaderboard and report", unit="stage", kind=_kind(stage.name)):
+        with progress.task("leaderboard and report", unit="stage", kind=PlannedStage.parse(stage.name).kind):
             written = write_report(self.config, self.output, results, self.base_weights)
             self.result.leaderboard, self.result.report = written
             if not stage.done():
@@ -383,16 +375,6 @@ def _model_identity(path: str) -> Any:
     if folder.is_dir():
         return sorted((p.name, p.stat().st_size) for p in folder.iterdir() if p.is_file())
     return path  # a hub id
-
-
-def run_pipeline(config: RunConfig, source: str) -> PipelineResult:
-    """Run every stage of ``config`` (read from ``source``), reporting progress through :mod:`tokenpo.core.progress`."""
-    return Pipeline(config, source).run()
-
-
-def _kind(stage: str) -> str:
-    """What sort of stage: data, benchmark-data, train, eval or report (stages of one kind take comparable time)."""
-    return stage.split("/")[0]
 
 
 def _step_of(folder: Path) -> int:

@@ -29,6 +29,7 @@ from tokenpo.core.config import dump_yaml, to_mapping
 from tokenpo.core.files import write_atomic
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.pipeline.executor import SlurmSettings
+from tokenpo.harness.pipeline.stages import PlannedStage
 
 FOLDER, JOBS, FROZEN = "slurm", "jobs.json", "run-config.yaml"
 QUEUED = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
@@ -78,11 +79,11 @@ def freeze(config: Any, output: Path) -> Path:
     return path
 
 
-def stage_command(frozen: Path, stage: str, settings: SlurmSettings) -> list[str]:
+def stage_command(frozen: Path, stage: PlannedStage, settings: SlurmSettings) -> list[str]:
     """The command a job runs for ``stage``: in one process, or a training through ``accelerate launch``."""
-    harness = ["-m", "tokenpo", "run", str(frozen), "--stage", stage, "--no-progress"]
+    harness = ["-m", "tokenpo", "run", str(frozen), "--stage", stage.name, "--no-progress"]
     several = settings.processes_per_node > 1 or settings.nodes > 1 or settings.accelerate_config is not None
-    if not (stage.startswith("train/") and several):
+    if not (stage.kind == "train" and several):
         return [sys.executable, *harness]
     launch = [sys.executable, "-m", "accelerate.commands.launch",
               "--num_processes", str(settings.processes_per_node * settings.nodes)]  # fmt: skip
@@ -152,13 +153,13 @@ def submit(pipeline: Any, settings: SlurmSettings) -> list[tuple[str, str, list[
     index = 0
     while index < len(plan):
         group = [plan[index]]
-        if plan[index].name.startswith("train/"):  # consecutive trainings: one array
-            while index + len(group) < len(plan) and plan[index + len(group)].name.startswith("train/"):
+        if plan[index].kind == "train":  # consecutive trainings: one array
+            while index + len(group) < len(plan) and plan[index + len(group)].kind == "train":
                 group.append(plan[index + len(group)])
         index += len(group)
         after = sorted({waiting_on[d] for stage in group for d in stage.after if d in waiting_on}, key=_job_order)
-        executor.update_parameters(**_parameters(settings, group[0].name, after, len(group)))
-        commands = [StageJob(stage_command(frozen, stage.name, settings)) for stage in group]
+        executor.update_parameters(**_parameters(settings, group[0], after, len(group)))
+        commands = [StageJob(stage_command(frozen, stage, settings)) for stage in group]
         if len(group) > 1:
             with executor.batch():
                 handles = [executor.submit(job) for job in commands]
@@ -178,15 +179,15 @@ def _job_order(job: str) -> tuple[int, ...]:
     return tuple(int(part) for part in job.split("_") if part.isdigit())
 
 
-def _parameters(settings: SlurmSettings, stage: str, after: list[str], count: int) -> dict[str, Any]:
-    training = stage.startswith("train/")
+def _parameters(settings: SlurmSettings, stage: PlannedStage, after: list[str], count: int) -> dict[str, Any]:
+    training = stage.kind == "train"
     extra: dict[str, Any] = {"kill-on-invalid-dep": "yes", **settings.extra}
     if after:
         extra["dependency"] = "afterok:" + ":".join(after)
     if settings.account:
         extra["account"] = settings.account
     parameters: dict[str, Any] = {
-        "job_name": f"tokenpo-{stage.split('/')[0]}",
+        "job_name": f"tokenpo-{stage.kind}",
         "time": settings.train_minutes if training else settings.eval_minutes,
         "cpus_per_task": settings.cpus_per_task,
         "nodes": settings.nodes if training else 1,

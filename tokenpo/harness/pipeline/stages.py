@@ -12,12 +12,41 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tokenpo.core.files import write_atomic
 
 MARKER = "stage.json"
 KEY_FILE = "stage-key"  # written first: a killed stage's partial work is recognised as ours
+
+StageKind = Literal["data", "benchmark-data", "train", "eval", "report"]
+_KINDS: tuple[StageKind, ...] = ("data", "benchmark-data", "train", "eval", "report")
+_OF_A_MODEL: tuple[StageKind, ...] = ("train", "eval")  # the kinds named after the model they train or evaluate
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    """A stage of the run: its kind, the model a ``train`` or ``eval`` stage is for (``NAME-seedS``, or
+    ``base`` for eval), and the stages whose output it reads: what an executor schedules. Its name
+    (``data``, ``benchmark-data``, ``train/NAME-seedS``, ``eval/LABEL``, ``report``) is how a stage is
+    asked for on the command line (``harness run --stage``) and recorded (``slurm/jobs.json``); it is
+    read back only by :meth:`parse`."""
+
+    kind: StageKind
+    model: str = ""
+    after: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}/{self.model}" if self.model else self.kind
+
+    @classmethod
+    def parse(cls, name: str) -> PlannedStage:
+        """The stage a name stands for (without its dependencies); ValueError for a name no stage has."""
+        kind, _, model = name.partition("/")
+        if kind not in _KINDS or bool(model) != (kind in _OF_A_MODEL):
+            raise ValueError(f"no stage named {name!r}")
+        return cls(kind, model)  # type: ignore[arg-type]  # checked against _KINDS above
 
 
 @dataclass(frozen=True)
