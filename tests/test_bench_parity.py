@@ -90,11 +90,11 @@ def test_an_mbpp_problem_in_human_evals_format_runs_the_code_the_imports_and_the
 
 
 def test_an_mbpp_problem_for_our_judge_keeps_its_tests_and_imports():
-    from tokenpo.evals.judges.passk import job_for
+    from tokenpo.evals.judges.passk import problem_job
 
     ours = parity.mbpp_for_ours(MBPP)
     assert ours == {"task_id": "MBPP/7", "test_list": MBPP["test_list"], "test_imports": ["import math"]}
-    job = job_for(ours, MBPP["code"])
+    job = problem_job(ours, MBPP["code"])
     assert job.program == MBPP["code"] and "assert root(17) == 4" in job.tests
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from tokenpo.core.hardware import native_bf16
+from tokenpo.evals.errors import EvalError
 from tokenpo.evals.judges import rouge, sentiment
 from tokenpo.harness.cli import main
 from tokenpo.harness.pipeline.work import eval_autocast
@@ -34,13 +36,41 @@ def test_rouge_stemming_and_lsum_sentences():
     assert score["rougeLsum"] == pytest.approx(1.0) and score["rougeL"] == pytest.approx(0.5)
 
 
-def test_bootstrap_interval_brackets_the_mean_and_collapses_for_constant_scores():
+def _independent_percentile_interval(values: list[float], resamples: int, seed: int) -> np.ndarray:
+    """The 95% percentile bootstrap interval of the mean, resampled here with plain numpy: each resample
+    draws len(values) indices uniformly with replacement (one (resamples, n) draw from default_rng(seed))."""
+    data = np.asarray(values)
+    index = np.random.default_rng(seed).integers(0, data.size, size=(resamples, data.size))
+    return np.quantile(data[index].mean(axis=1), [0.025, 0.975])
+
+
+def test_rouge_intervals_are_the_shared_bootstrap_and_collapse_for_constant_scores():
     values = [0.0, 1.0] * 50
-    interval = rouge.bootstrap(values, resamples=500, seed=1)
-    assert interval.mean == 0.5 and interval.low < 0.5 < interval.high
+    scores = [dict.fromkeys(rouge.ROUGE_TYPES, v) for v in values]
+    intervals = rouge.score_intervals(scores, resamples=500, seed=1)
+    assert set(intervals) == set(rouge.ROUGE_TYPES)
+    interval = intervals["rouge2"]
+    assert interval.value == 0.5 and interval.low < 0.5 < interval.high and interval.how == "bootstrap"
     assert interval.stderr == pytest.approx((0.25 * 100 / 99) ** 0.5 / 10)
-    constant = rouge.bootstrap([0.3] * 10)
-    assert constant.low == constant.high == pytest.approx(0.3)
+    assert (interval.low, interval.high) == pytest.approx(tuple(_independent_percentile_interval(values, 500, 1)))
+    # every type draws the same pairs: equal scores, equal intervals
+    assert all(other == interval for other in intervals.values())
+    constant = rouge.score_intervals([dict.fromkeys(rouge.ROUGE_TYPES, 0.3)] * 10)["rouge1"]
+    assert constant.low == pytest.approx(0.3) and constant.high == pytest.approx(0.3)
+    with pytest.raises(EvalError, match="no samples"):
+        rouge.score_intervals([])
+
+
+def test_rouge_interval_of_two_pairs_is_the_independent_numpy_bootstrap():
+    """The CLI test's pairs: ROUGE-1 of 5/6 and 1. A resample of two draws both pairs (mean 11/12) half the
+    time, else one twice (5/6 or 1), so the 95% interval ends near those; numpy fixes the exact ends."""
+    scores = rouge.score_pairs(["the cat sat on the mat", "hello world"], ["the cat is on the mat", "hello world"])
+    interval = rouge.score_intervals(scores)["rouge1"]
+    assert interval.value == pytest.approx(11 / 12)
+    assert (interval.low, interval.high) == pytest.approx(
+        tuple(_independent_percentile_interval([5 / 6, 1.0], 1000, 0)), abs=1e-12
+    )
+    assert 5 / 6 <= interval.low < interval.high <= 1.0
 
 
 def test_vader_separates_clearly_positive_from_clearly_negative(benchmarks_dir):

@@ -21,7 +21,7 @@ from leaderboard_helpers import make_result, write_result
 from tokenpo.leaderboards.registry import Benchmark, load_registry
 from tokenpo.leaderboards.render import markdown, render
 from tokenpo.leaderboards.report import build_html
-from tokenpo.leaderboards.stats import MIN_ITEMS_FOR_INTERVAL, why_no_interval
+from tokenpo.leaderboards.stat_rules import MIN_ITEMS_FOR_INTERVAL, why_no_interval
 from tokenpo.leaderboards.table import build_leaderboard
 
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)

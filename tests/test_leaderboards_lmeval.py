@@ -8,7 +8,7 @@ import pytest
 from lmeval_output import LIMIT, SUBJECTS, TEST_BENCHMARKS
 
 from tokenpo.harness.cli import main
-from tokenpo.leaderboards.registry import normalise
+from tokenpo.leaderboards.registry import normalised_score
 from tokenpo.leaderboards.results import load_results
 from tokenpo.leaderboards.table import build_leaderboard
 
@@ -58,7 +58,7 @@ def test_leaderboard_on_lmeval_output_matches_a_hand_computation(lmeval_output):
         rows = [row for s in SUBJECTS for row in _sample_rows(folder, f"tiny_mmlu_{s}")]
         return sum(row["acc"] for row in rows) / len(rows)
 
-    expected = normalise(accuracy(cand_dir), 0.25) - normalise(accuracy(base_dir), 0.25)
+    expected = normalised_score(accuracy(cand_dir), 0.25) - normalised_score(accuracy(base_dir), 0.25)
     cell = board.rows[1].cells["tiny_mmlu"]
     assert cell.n_shared == 2 * LIMIT
     assert cell.delta.value == pytest.approx(expected)

@@ -9,7 +9,7 @@ import pytest
 from leaderboard_helpers import make_result, write_result
 
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
+from tokenpo.leaderboards.registry import Benchmark, load_registry, normalised_score
 from tokenpo.leaderboards.render import markdown
 from tokenpo.leaderboards.results import load_results, parse_result_arg
 from tokenpo.leaderboards.table import build_leaderboard
@@ -37,11 +37,11 @@ def _scores(right: int, n: int) -> list[float]:
     ],
 )
 def test_normalisation_hand_computed(value, random, expected):
-    assert normalise(value, random) == pytest.approx(expected)
+    assert normalised_score(value, random) == pytest.approx(expected)
 
 
 def test_normalisation_of_arrays_clips_elementwise():
-    assert normalise(np.array([0.1, 0.25, 0.4, 1.0]), 0.25) == pytest.approx([0.0, 0.0, 20.0, 100.0])
+    assert normalised_score(np.array([0.1, 0.25, 0.4, 1.0]), 0.25) == pytest.approx([0.0, 0.0, 20.0, 100.0])
 
 
 def test_packaged_registry_states_the_headline_metrics():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenpo.evals.judges.passk import job_for, split_names
+from tokenpo.evals.judges.passk import problem_job, split_names
 from tokenpo.sandbox import PROTECTIONS, CodeJob, IsolationMissing, SandboxLimits, run_many, run_program
 
 LIMITS = SandboxLimits(wall_seconds=8, cpu_seconds=4, memory_bytes=512 << 20, file_bytes=1 << 20, max_processes=8)
@@ -30,7 +30,7 @@ SANDBOX_UID_LOW = 1 << 20
 
 
 def judge(completion: str, limits: SandboxLimits = LIMITS):
-    return run_program(job_for(PROBLEM, completion), limits)
+    return run_program(problem_job(PROBLEM, completion), limits)
 
 
 def _sysvipc_keys(kind: str) -> set[int]:

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import pytest
 
-from tokenpo.evals.judges.passk import job_for
+from tokenpo.evals.judges.passk import problem_job
 from tokenpo.sandbox import CodeJob, SandboxLimits, run_many, run_program
 
 LIMITS = SandboxLimits(wall_seconds=10, cpu_seconds=5, memory_bytes=512 << 20, file_bytes=8 << 20)
@@ -29,7 +29,7 @@ def _needs(*protections: str) -> None:
 
 
 def _mbpp(tests: list[str], completion: str, limits: SandboxLimits = LIMITS):
-    return run_program(job_for({"task_id": "own/1", "test_list": tests}, completion), limits)
+    return run_program(problem_job({"task_id": "own/1", "test_list": tests}, completion), limits)
 
 
 def _humaneval(prompt: str, tests: str, entry_point: str, completion: str, limits: SandboxLimits = LIMITS):
@@ -40,7 +40,7 @@ def _humaneval(prompt: str, tests: str, entry_point: str, completion: str, limit
         "test": tests,
         "entry_point": entry_point,
     }
-    return run_program(job_for(problem, completion), limits)
+    return run_program(problem_job(problem, completion), limits)
 
 
 # ------------------------------------------------------------------ nothing of another sample

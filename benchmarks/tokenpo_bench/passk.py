@@ -92,7 +92,7 @@ def protection_costs(problems: Mapping[str, Mapping[str, Any]], workers: int, ro
     from tokenpo.sandbox import PROTECTIONS, SandboxLimits, run_many
 
     limits = SandboxLimits(wall_seconds=TIMEOUT_SECONDS, cpu_seconds=math.ceil(TIMEOUT_SECONDS))
-    jobs = [passk.job_for(p, p["canonical_solution"]) for p in problems.values()]
+    jobs = [passk.problem_job(p, p["canonical_solution"]) for p in problems.values()]
     configurations = {"all": (), **{name: (name,) for name in PROTECTIONS}, "none": PROTECTIONS}
     times: dict[str, list[float]] = {name: [] for name in configurations}
     for round_index in range(rounds):

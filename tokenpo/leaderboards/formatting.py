@@ -10,7 +10,7 @@ from tokenpo.leaderboards.board import Leaderboard, Row
 from tokenpo.leaderboards.health import MARKER
 from tokenpo.leaderboards.intervals import MIN_SEEDS_FOR_CLAIM, Estimate
 from tokenpo.leaderboards.matched import MatchedKL
-from tokenpo.leaderboards.stats import MIN_ITEMS_FOR_INTERVAL
+from tokenpo.leaderboards.stat_rules import MIN_ITEMS_FOR_INTERVAL
 from tokenpo.leaderboards.verdicts import BETTER, EQUIVALENT, WORSE, Verdict
 
 NORMALISATION = "max(0, (v − random) / (1 − random)) · 100"

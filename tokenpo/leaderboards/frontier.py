@@ -3,14 +3,14 @@
 A point stands for every seed of one ``(method_family, beta)`` (from the results' ``harness``
 block; without that metadata ``(method, None)``) on one task and base model, final models only
 (checkpoints evaluated on the way are the runs' paths: ``matched``). Its coordinates are the means
-over those seeds of ``kl_to_ref`` (x) and ``positive_rate`` (y); each has a percentile interval of
-the two-level bootstrap (``stats``): the seeds drawn with replacement, then the prompts (every sample
-of a prompt together), on the samples every seed has. With one seed the interval covers prompts
-only, which the point records (``covers``). The bootstrap is the leaderboard's
-(``Intervals.bootstrapped``, its prompt draws seeded by the data), so a result's positive rate has the
-leaderboard's interval divided by 100, and no interval where the leaderboard has none. ``p_positive``
-is carried along the same way. A family whose seeds' effective β disagree
-(``health.seed_disagreement``) is flagged like one whose training was.
+over those seeds of ``kl_to_ref`` (x) and ``positive_rate`` (y), each an ``Interval``
+(:mod:`tokenpo.core.stats`) with the percentile interval of the two-level bootstrap: the seeds drawn
+with replacement, then the prompts (every sample of a prompt together), on the samples every seed
+has. With one seed the interval covers prompts only, which the point records (``covers``). The
+bootstrap is the leaderboard's (``Intervals.bootstrapped``, its prompt draws seeded by the data), so a
+result's positive rate has the leaderboard's interval divided by 100, and no interval where the
+leaderboard has none. ``p_positive`` is carried along the same way. A family whose seeds' effective
+β disagree (``health.seed_disagreement``) is flagged like one whose training was.
 
 ``frontier_points`` computes the points, ``pareto_front`` which of them no other beats,
 ``frontier_json`` / ``write_frontier_json`` write them, ``frontier_svg`` draws them as a standalone
@@ -29,6 +29,7 @@ from statistics import NormalDist
 import numpy as np
 
 from tokenpo.core.files import write_atomic
+from tokenpo.core.stats import Interval
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.intervals import Estimate, Intervals, mean_statistic, panels
@@ -43,27 +44,18 @@ BASE_COLOUR = "#000000"
 DIGITS = 4  # decimals of the numbers in the JSON output
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A seed-mean with its interval; ``how`` is ``bootstrap``, ``stderr`` (normal, no items) or ``none``;
-    ``covers`` what the interval resamples (``intervals.SEEDS_AND_PROMPTS``, ``PROMPTS``, …)."""
+def point_interval(estimate: Estimate) -> Interval:
+    """The bootstrap's estimate as a point's seed-mean and interval (None for the ends it has not); ``covers``
+    says what the interval resamples (``intervals.SEEDS_AND_PROMPTS``, ``PROMPTS``, …)."""
+    if not estimate.has_interval:
+        return Interval(estimate.value, None, None, "none", estimate.covers)
+    return Interval(estimate.value, estimate.low, estimate.high, "bootstrap", estimate.covers, estimate.se)
 
-    value: float
-    low: float | None
-    high: float | None
-    how: str
-    covers: str | None = None
 
-    def record(self) -> dict:
-        return {"value": _round(self.value), "low": _round(self.low), "high": _round(self.high), "ci": self.how,
-                "covers": self.covers}
-
-    @classmethod
-    def of(cls, estimate: Estimate) -> Interval:
-        """The bootstrap's estimate as a point's interval (None for the ends it has not)."""
-        if not estimate.has_interval:
-            return cls(estimate.value, None, None, "none", estimate.covers)
-        return cls(estimate.value, estimate.low, estimate.high, "bootstrap", estimate.covers)
+def interval_record(interval: Interval) -> dict:
+    """A point's interval as a JSON object: value, ends (4 decimals), ``ci`` (how) and ``covers``."""
+    return {"value": _round(interval.value), "low": _round(interval.low), "high": _round(interval.high),
+            "ci": interval.how, "covers": interval.covers}
 
 
 @dataclass
@@ -75,7 +67,7 @@ class FrontierPoint:
     methods: list[str]  # the method labels of the results behind the point
     seeds: list[int | None]
     n_items: int | None  # doc_ids resampled (the union over seeds), else the reported item count
-    kl: Interval
+    kl: Interval  # seed-means with their intervals: how says bootstrap, stderr (normal, no items) or none
     reward: Interval  # positive_rate
     p_positive: Interval | None
     flags: list[dict] = field(default_factory=list)  # training-health flags, each with its "seed"
@@ -174,13 +166,13 @@ class _Measure:
         mean = float(np.mean([v.value for v in values]))
         aligned = panels([self.runs], self.task, [metric])
         if aligned is not None:
-            return Interval.of(self.intervals.bootstrapped(mean_statistic(aligned[0]), mean, aligned, "bootstrap"))
+            return point_interval(self.intervals.bootstrapped(mean_statistic(aligned[0]), mean, aligned, "bootstrap"))
         errors = [v.stderr for v in values]
         if any(e is None for e in errors):
             return Interval(mean, None, None, "none")
         se = math.sqrt(sum(e * e for e in errors)) / len(errors)
         spread = NormalDist().inv_cdf(0.5 + self.intervals.confidence / 2) * se
-        return Interval(mean, mean - spread, mean + spread, "stderr", "items (reported stderrs)")
+        return Interval(mean, mean - spread, mean + spread, "stderr", "items (reported stderrs)", se)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -210,9 +202,9 @@ def frontier_records(points: Sequence[FrontierPoint]) -> list[dict]:
             "seeds": list(p.seeds),
             "n_items": p.n_items,
             "confidence": p.confidence,
-            "kl_to_ref": p.kl.record(),
-            "positive_rate": p.reward.record(),
-            "p_positive": p.p_positive.record() if p.p_positive is not None else None,
+            "kl_to_ref": interval_record(p.kl),
+            "positive_rate": interval_record(p.reward),
+            "p_positive": interval_record(p.p_positive) if p.p_positive is not None else None,
             "health": p.health,
             "health_flags": [flag | {"value": _round(flag["value"], 6)} for flag in p.flags],
         }
@@ -294,11 +286,8 @@ def frontier_svg(
 
 
 def _error_point(point: FrontierPoint) -> ErrorPoint:
-    def interval(estimate: Interval) -> tuple[float, float] | None:
-        return (estimate.low, estimate.high) if estimate.low is not None and estimate.high is not None else None
-
     def text(name: str, estimate: Interval) -> str:
-        bounds = interval(estimate)
+        bounds = estimate.bounds
         return f"{name} {estimate.value:.3g}" + (f" [{bounds[0]:.3g}, {bounds[1]:.3g}]" if bounds else "")
 
     seeds = ",".join(str(s) for s in point.seeds if s is not None) or "—"
@@ -312,8 +301,8 @@ def _error_point(point: FrontierPoint) -> ErrorPoint:
     return ErrorPoint(
         x=point.kl.value,
         y=point.reward.value,
-        x_interval=interval(point.kl),
-        y_interval=interval(point.reward),
+        x_interval=point.kl.bounds,
+        y_interval=point.reward.bounds,
         label=point.label,
         tip=tip,
         hollow=point.flagged,

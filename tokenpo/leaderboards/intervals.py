@@ -1,6 +1,6 @@
 """Confidence intervals of the leaderboard's numbers: a cell's score, a row's average and a Δ to the baseline.
 
-Where per-item scores exist, percentile intervals of the two-level bootstrap (``stats``): a row's
+Where per-item scores exist, percentile intervals of the two-level bootstrap (:mod:`tokenpo.core.stats`): a row's
 training seeds are drawn with replacement, then its prompts (all samples of a prompt together); a
 Δ draws the prompts both rows share once for both, and the seeds of rows with the same seeds once
 for both (paired by seed and prompt). Without per-item scores, normal intervals from the reported
@@ -26,15 +26,10 @@ from typing import Protocol
 
 import numpy as np
 
-from tokenpo.leaderboards.registry import Benchmark, normalise
+from tokenpo.core.stats import Statistic, draw_counts, percentile_interval, two_level_bootstrap
+from tokenpo.leaderboards.registry import Benchmark, normalised_score
 from tokenpo.leaderboards.results import Result
-from tokenpo.leaderboards.stats import (
-    Statistic,
-    draw_counts,
-    percentile_interval,
-    two_level_bootstrap,
-    why_no_interval,
-)
+from tokenpo.leaderboards.stat_rules import why_no_interval
 
 NO_ITEM_DATA = "no per-item scores or stderr"
 # What an interval resamples (Estimate.covers).
@@ -133,7 +128,7 @@ class Panel:
 
     def score(self, prompts: np.ndarray, seed_counts: np.ndarray, random: float) -> np.ndarray:
         """(rows,) the seed-mean of the normalised headline (the mean of its parts) on each resample."""
-        return self.seed_mean(normalise(self.ratios(prompts).mean(axis=1), random), seed_counts)
+        return self.seed_mean(normalised_score(self.ratios(prompts).mean(axis=1), random), seed_counts)
 
     def point(self, random: float) -> float:
         """The score on the data as they are: every prompt and seed once."""
@@ -342,7 +337,7 @@ def reported_stderr(runs: list[Result], task: str, benchmark: Benchmark) -> floa
             return None
         per_seed.append(float(np.mean(errors)) * 100.0 / (1.0 - benchmark.random))
         raw = float(np.mean([run.metrics[(task, m)].value for m in benchmark.metrics]))
-        scores.append(normalise(raw, benchmark.random))
+        scores.append(normalised_score(raw, benchmark.random))
     items_only = math.sqrt(sum(e * e for e in per_seed)) / len(per_seed)
     if len(scores) < 2:
         return items_only

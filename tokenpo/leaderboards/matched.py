@@ -13,12 +13,12 @@ reward is read off its path at the baseline's final KL:
 - never extrapolated: a KL beyond the path's ends has no matched point, and the verdict says so.
 
 Δ = the method's matched reward − the baseline's final reward, with a percentile interval from the
-two-level bootstrap (``stats``): every resample draws the seeds of both methods (paired when they
-share seeds) and the prompts (shared), recomputes both paths, the baseline's final KL and the matched
-point. A resample whose matched KL falls outside the method's path could hold any value: it counts
-against both ends of the interval (as −∞ for the low end, +∞ for the high end), so the interval
-widens honestly, and when more than the tail's share of resamples has no matched point there is no
-interval. The verdict words are ``verdicts``'s.
+two-level bootstrap (:func:`tokenpo.core.stats.two_level_bootstrap`): every resample draws the seeds
+of both methods (paired when they share seeds) and the prompts (shared), recomputes both paths, the
+baseline's final KL and the matched point. A resample whose matched KL falls outside the method's
+path could hold any value: it counts against both ends of the interval (as −∞ for the low end, +∞
+for the high end), so the interval widens honestly, and when more than the tail's share of resamples
+has no matched point there is no interval. The verdict words are ``verdicts``'s.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from tokenpo.leaderboards.frontier import KL_METRIC, REWARD_METRIC
 from tokenpo.leaderboards.intervals import Estimate, Intervals, coverage, digest
 from tokenpo.leaderboards.results import Result
-from tokenpo.leaderboards.stats import SAME_VALUE_TOLERANCE, why_no_interval
+from tokenpo.leaderboards.stat_rules import SAME_VALUE_TOLERANCE, why_no_interval
 from tokenpo.leaderboards.verdicts import Verdict, verdict
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from tokenpo.core.catalog import Benchmark, CatalogError, columns, load_catalog
 from tokenpo.leaderboards.errors import ResultsError
 
-__all__ = ["Benchmark", "load_registry", "normalise"]
+__all__ = ["Benchmark", "load_registry", "normalised_score"]
 
 
-def normalise(value: float, random: float) -> float:
+def normalised_score(value: float, random: float) -> float:
     """Open LLM Leaderboard v2 normalisation: ``max(0, (v − random) / (1 − random)) · 100``.
 
     ``random`` is the score of random guessing (0.25 for 4-way multiple choice, 0 for generative

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.results import Result
-from tokenpo.leaderboards.stats import DropTest, drop_test, holm, paired_se
+from tokenpo.leaderboards.stat_rules import DropTest, drop_test, holm, paired_se
 
 POINTS = 100.0  # one point = 0.01 of the metric
 

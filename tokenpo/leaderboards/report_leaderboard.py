@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from tokenpo.core.stats import Interval
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.board import Leaderboard, Row
 from tokenpo.leaderboards.formatting import (
@@ -24,7 +25,6 @@ from tokenpo.leaderboards.formatting import (
 )
 from tokenpo.leaderboards.frontier import (
     FrontierPoint,
-    Interval,
     chart_groups,
     family_colours,
     frontier_points,
@@ -32,7 +32,7 @@ from tokenpo.leaderboards.frontier import (
     pareto_front,
 )
 from tokenpo.leaderboards.matched import REWARD_METRIC, RunPath, base_result, run_paths
-from tokenpo.leaderboards.registry import Benchmark, normalise
+from tokenpo.leaderboards.registry import Benchmark, normalised_score
 from tokenpo.leaderboards.report_training import badge
 from tokenpo.leaderboards.svg import ErrorPoint, PointSeries, bar_chart, colours_for, line_chart, scatter_chart
 from tokenpo.leaderboards.verdicts import Verdict
@@ -330,7 +330,7 @@ def _benchmark_curves(board: Leaderboard) -> list[tuple[str, dict[tuple, tuple[l
             raw = sum(result.metrics[(task, m)].value for m in benchmark.metrics) / len(benchmark.metrics)
             steps, scores = series.setdefault((result.method, result.seed), ([], []))
             steps.append(result.step)
-            scores.append(normalise(raw, benchmark.random))
+            scores.append(normalised_score(raw, benchmark.random))
         series = {run: points for run, points in series.items() if len(points[0]) > 1}
         if series:
             curves.append((f"{benchmark.label} over steps", series))

@@ -31,9 +31,9 @@ from tokenpo.leaderboards.intervals import (
     score_statistic,
 )
 from tokenpo.leaderboards.matched import matched_kl
-from tokenpo.leaderboards.registry import Benchmark, load_registry, normalise
+from tokenpo.leaderboards.registry import Benchmark, load_registry, normalised_score
 from tokenpo.leaderboards.results import Result, read_results
-from tokenpo.leaderboards.stats import MIN_ITEMS_FOR_INTERVAL
+from tokenpo.leaderboards.stat_rules import MIN_ITEMS_FOR_INTERVAL
 from tokenpo.leaderboards.tidy import tidy_table
 from tokenpo.leaderboards.verdicts import DEFAULT_MARGIN
 
@@ -199,7 +199,7 @@ class _Builder:
                 )
                 return None
             raws.append(float(np.mean([run.metrics[(task, m)].value for m in benchmark.metrics])))
-        scores = [normalise(raw, benchmark.random) for raw in raws]
+        scores = [normalised_score(raw, benchmark.random) for raw in raws]
         row.runs_for[benchmark.name] = present
         counts = {run.metrics[(task, benchmark.metrics[0])].n for run in present}
         return Cell(
@@ -244,7 +244,9 @@ class _Builder:
         per_seed = [
             np.mean(
                 [
-                    normalise(np.mean([run.metrics[(row.cells[b.name].task, m)].value for m in b.metrics]), b.random)
+                    normalised_score(
+                        np.mean([run.metrics[(row.cells[b.name].task, m)].value for m in b.metrics]), b.random
+                    )
                     for b in averaged
                 ]
             )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenpo.core.files import sha256_file
+from tokenpo.core.stats import mean_and_stderr
 from tokenpo.evals.data.converters import read_jsonl
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.io import read_text
@@ -112,7 +113,7 @@ def judge_passk(
         }
         for index, score in enumerate(scores)
     ]
-    metrics = {f"pass@{k}": passk.mean_and_stderr([s.pass_at[k] for s in scores]) for k in ks}
+    metrics = {f"pass@{k}": mean_and_stderr([s.pass_at[k] for s in scores]) for k in ks}
     results = judge_results(
         "passk",
         metrics,
@@ -171,13 +172,13 @@ def judge_sentiment(
     if prompt_ids is not None:
         for row, prompt_id in zip(rows, prompt_ids, strict=True):
             row["prompt_id"] = prompt_id
-    metrics = {"p_positive": passk.mean_and_stderr(p_positive), "positive_rate": passk.mean_and_stderr(positive)}
+    metrics = {"p_positive": mean_and_stderr(p_positive), "positive_rate": mean_and_stderr(positive)}
     if kl_models is not None:
         policy, reference, tokenizer = kl_models
         kl = sentiment.sequence_kl(policy, reference, tokenizer, prompts, texts)
         for row, value in zip(rows, kl, strict=True):
             row["kl_to_ref"] = value
-        metrics["kl_to_ref"] = passk.mean_and_stderr(kl)
+        metrics["kl_to_ref"] = mean_and_stderr(kl)
     results = judge_results(
         "sentiment",
         metrics,
@@ -212,9 +213,8 @@ def judge_rouge(
     references = read_texts(references_file, "reference")
     scores = rouge.score_pairs(predictions, references, stemming)
     metrics, extra = {}, {}
-    for name in rouge.ROUGE_TYPES:
-        interval = rouge.bootstrap([s[name] for s in scores], resamples, seed=seed)
-        metrics[name] = (interval.mean, interval.stderr)
+    for name, interval in rouge.score_intervals(scores, resamples, seed=seed).items():
+        metrics[name] = (interval.value, interval.stderr)
         extra[f"{name}_ci95_low,none"], extra[f"{name}_ci95_high,none"] = interval.low, interval.high
     results = judge_results(
         "rouge",

