@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenpo.leaderboards.registry import Benchmark
+from tokenpo.leaderboards.columns import Benchmark
 
 LIMIT = 20  # items per task (per MMLU subject)
 SUBJECTS = ("astronomy", "virology")

@@ -34,7 +34,7 @@ def _scores(right: int, n: int) -> list[int]:
 @pytest.fixture
 def folders(tmp_path):
     """One result per method (the regression gate compares re-evaluations of one model)."""
-    registry = tmp_path / "benchmarks.yaml"
+    registry = tmp_path / "catalog.yaml"
     registry.write_text(BENCHMARKS)
     dpo = write_result(
         tmp_path / "dpo",
@@ -52,7 +52,7 @@ def folders(tmp_path):
 @pytest.fixture
 def two_seeds(tmp_path):
     """Two training seeds per method (a claim needs at least two): MC right answers per seed, Gen alike."""
-    registry = tmp_path / "benchmarks.yaml"
+    registry = tmp_path / "catalog.yaml"
     registry.write_text(BENCHMARKS)
     made = {}
     for method, rights in (("dpo", (40, 42)), ("sparsepo", (56, 54))):
@@ -72,7 +72,7 @@ def two_seeds(tmp_path):
 def test_leaderboard_markdown(two_seeds, capsys):
     registry, dpo, new = two_seeds
     paths = [str(p) for p in (*dpo, *new)]
-    assert main(["leaderboard", *paths, "--benchmarks", str(registry), "--bootstrap", "300"]) == 0
+    assert main(["leaderboard", *paths, "--catalog", str(registry), "--bootstrap", "300"]) == 0
     out = capsys.readouterr().out
     # MC: dpo 0.5, 0.525 → 33.3, 36.7 → 35.0 ± 2.4; sparsepo 0.7, 0.675 → 60.0, 56.7 → 58.3 ± 2.4;
     # Gen: 25.0 everywhere; averages 30.0 and 41.7
@@ -87,7 +87,7 @@ def test_leaderboard_markdown(two_seeds, capsys):
 
 def test_one_training_seed_shows_its_interval_marked_and_claims_nothing(folders, capsys, tmp_path):
     registry, dpo, new = folders
-    assert main(["leaderboard", str(dpo), str(new), "--benchmarks", str(registry), "--bootstrap", "300",
+    assert main(["leaderboard", str(dpo), str(new), "--catalog", str(registry), "--bootstrap", "300",
                  "--format", "json", "--out", str(tmp_path / "board.json")]) == 0
     rows = json.loads((tmp_path / "board.json").read_text())["rows"]
     mc = next(r for r in rows if r["method"] == "sparsepo" and r["benchmark"] == "mc")
@@ -95,7 +95,7 @@ def test_one_training_seed_shows_its_interval_marked_and_claims_nothing(folders,
     assert mc["delta"] == pytest.approx(80 / 3) and mc["delta_low"] > 0 and not mc["significant"]
     assert mc["delta_covers"] == "prompts" and mc["delta_seeds"] == 1
     assert (mc["verdict"], mc["verdict_reason"]) == ("inconclusive", "1 training seed")
-    assert main(["leaderboard", str(dpo), str(new), "--benchmarks", str(registry), "--bootstrap", "300"]) == 0
+    assert main(["leaderboard", str(dpo), str(new), "--catalog", str(registry), "--bootstrap", "300"]) == 0
     out = capsys.readouterr().out
     assert "| sparsepo | tiny-llama | +26.7 [" in out and "] (1 seed) | +0.0 (no interval" in out
     assert "]*" not in out
@@ -103,7 +103,7 @@ def test_one_training_seed_shows_its_interval_marked_and_claims_nothing(folders,
 
 def test_leaderboard_csv_json_and_tidy(two_seeds, capsys, tmp_path):
     registry, dpo, new = two_seeds
-    common = [*(str(p) for p in (*dpo, *new)), "--benchmarks", str(registry), "--bootstrap", "200"]
+    common = [*(str(p) for p in (*dpo, *new)), "--catalog", str(registry), "--bootstrap", "200"]
     assert main(["leaderboard", *common, "--format", "csv", "--tidy"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 8 and set(rows[0]) == {
@@ -135,7 +135,7 @@ def test_leaderboard_html_is_written_atomically_and_self_contained(folders, tmp_
                 "leaderboard",
                 str(dpo),
                 str(new),
-                "--benchmarks",
+                "--catalog",
                 str(registry),
                 "--format",
                 "html",
@@ -257,5 +257,5 @@ def test_regress_notes_candidate_tasks_the_baseline_lacks(folders, tmp_path, cap
 )
 def test_leaderboard_bad_options_exit_2(folders, capsys, extra, message):
     registry, dpo, _ = folders
-    assert main(["leaderboard", str(dpo), "--benchmarks", str(registry), *extra]) == 2
+    assert main(["leaderboard", str(dpo), "--catalog", str(registry), *extra]) == 2
     assert message in capsys.readouterr().err

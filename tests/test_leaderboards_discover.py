@@ -53,12 +53,12 @@ def test_a_run_folder_and_its_eval_give_every_result_folder_in_the_pipelines_ord
 
 def test_the_leaderboard_of_a_run_folder_equals_the_one_of_its_result_folders(run_output, capsys, tmp_path):
     out, made = run_output
-    registry = tmp_path / "benchmarks.yaml"
+    registry = tmp_path / "catalog.yaml"
     registry.write_text("benchmarks:\n  mc:\n    label: MC\n    tasks: [mc]\n    metrics: ['acc,none']\n"
                         "    random: 0.25\n")
-    assert main(["leaderboard", str(out), "--baseline", "dpo", "--benchmarks", str(registry)]) == 0
+    assert main(["leaderboard", str(out), "--baseline", "dpo", "--catalog", str(registry)]) == 0
     of_run = capsys.readouterr().out
-    assert main(["leaderboard", *map(str, made), "--baseline", "dpo", "--benchmarks", str(registry)]) == 0
+    assert main(["leaderboard", *map(str, made), "--baseline", "dpo", "--catalog", str(registry)]) == 0
     assert of_run == capsys.readouterr().out
     assert "| sparsepo | tiny-llama |" in of_run and "| base | tiny-llama |" in of_run
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from leaderboard_helpers import make_result, write_result
 
-from tokenpo.leaderboards.registry import Benchmark, load_registry
+from tokenpo.leaderboards.columns import Benchmark, load_columns
 from tokenpo.leaderboards.render import markdown, render
 from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.stat_rules import MIN_ITEMS_FOR_INTERVAL, why_no_interval
@@ -26,7 +26,7 @@ from tokenpo.leaderboards.table import build_leaderboard
 
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
 GEN = Benchmark("gen", "Gen", ("gen_task",), ("exact_match,strict-match",), 0.0)
-PACKAGED = {b.name: b for b in load_registry()}
+PACKAGED = {b.name: b for b in load_columns()}
 # IFEval's instruction level alone: a ratio metric (instructions followed / instructions per prompt)
 INSTRUCTIONS = Benchmark("inst", "Instructions", ("ifeval",), ("inst_level_strict_acc,none",), 0.0)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from leaderboard_helpers import make_result, write_result
 
+from tokenpo.leaderboards.columns import Benchmark
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.frontier import (
     KL_METRIC,
@@ -22,7 +23,6 @@ from tokenpo.leaderboards.frontier import (
     frontier_svg,
     write_frontier_json,
 )
-from tokenpo.leaderboards.registry import Benchmark
 from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.table import build_leaderboard
 

@@ -9,8 +9,8 @@ import json
 import pytest
 from leaderboard_helpers import make_result, write_result
 
+from tokenpo.leaderboards.columns import Benchmark
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.registry import Benchmark
 from tokenpo.leaderboards.render import render
 from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.results import load_results

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from leaderboard_helpers import make_result, write_result
 
+from tokenpo.leaderboards.columns import Benchmark
 from tokenpo.leaderboards.intervals import Intervals, panels, score_statistic
-from tokenpo.leaderboards.registry import Benchmark
 from tokenpo.leaderboards.render import markdown
 from tokenpo.leaderboards.results import load_results
 from tokenpo.leaderboards.table import build_leaderboard

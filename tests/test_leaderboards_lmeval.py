@@ -8,7 +8,7 @@ import pytest
 from lmeval_output import LIMIT, SUBJECTS, TEST_BENCHMARKS
 
 from tokenpo.harness.cli import main
-from tokenpo.leaderboards.registry import normalised_score
+from tokenpo.leaderboards.columns import normalised_score
 from tokenpo.leaderboards.results import load_results
 from tokenpo.leaderboards.table import build_leaderboard
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from leaderboard_helpers import make_result, write_result
 
+from tokenpo.leaderboards.columns import load_columns
 from tokenpo.leaderboards.matched import (
     KL_METRIC,
     REWARD_METRIC,
@@ -15,13 +16,12 @@ from tokenpo.leaderboards.matched import (
     matched_reward,
     run_paths,
 )
-from tokenpo.leaderboards.registry import load_registry
 from tokenpo.leaderboards.render import markdown, render
 from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.results import read_results
 from tokenpo.leaderboards.table import build_leaderboard
 
-SENTIMENT = [b for b in load_registry() if b.name == "sentiment"]
+SENTIMENT = [b for b in load_columns() if b.name == "sentiment"]
 
 
 def test_interpolation_is_linear_in_the_square_root_of_kl_by_hand():

@@ -11,9 +11,9 @@ import pytest
 from leaderboard_helpers import make_result, write_run
 from report_demo import CHROMIUM, build_demo_report, chromium_page
 
+from tokenpo.leaderboards.columns import Benchmark
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.frontier import KL_METRIC, REWARD_METRIC, pareto_front
-from tokenpo.leaderboards.registry import Benchmark
 from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.runs import load_run
 from tokenpo.leaderboards.svg import nice_ticks

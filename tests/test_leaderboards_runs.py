@@ -7,8 +7,8 @@ import json
 import pytest
 from leaderboard_helpers import make_result
 
+from tokenpo.leaderboards.columns import Benchmark
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.registry import Benchmark
 from tokenpo.leaderboards.report import build_html
 from tokenpo.leaderboards.runs import load_run, mask_weight_records
 from tokenpo.leaderboards.table import build_leaderboard

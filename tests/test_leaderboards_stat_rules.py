@@ -15,7 +15,7 @@ import pytest
 from leaderboard_helpers import make_result
 
 from tokenpo.core.stats import two_level_bootstrap
-from tokenpo.leaderboards.registry import Benchmark
+from tokenpo.leaderboards.columns import Benchmark
 from tokenpo.leaderboards.regress import compare
 from tokenpo.leaderboards.stat_rules import drop_test, holm, linearised, paired_se
 from tokenpo.leaderboards.table import build_leaderboard

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from leaderboard_helpers import make_result, write_result
 
+from tokenpo.leaderboards.columns import Benchmark, load_columns, normalised_score
 from tokenpo.leaderboards.errors import ResultsError
-from tokenpo.leaderboards.registry import Benchmark, load_registry, normalised_score
 from tokenpo.leaderboards.render import markdown
 from tokenpo.leaderboards.results import load_results, parse_result_arg
 from tokenpo.leaderboards.table import build_leaderboard
@@ -17,7 +17,7 @@ from tokenpo.leaderboards.tidy import TIDY_COLUMNS
 
 MC = Benchmark("mc", "MC", ("mc_task",), ("acc,none",), 0.25)
 GEN = Benchmark("gen", "Gen", ("gen_task",), ("exact_match,strict-match",), 0.0)
-IFEVAL = load_registry()[[b.name for b in load_registry()].index("ifeval")]
+IFEVAL = load_columns()[[b.name for b in load_columns()].index("ifeval")]
 
 
 def _scores(right: int, n: int) -> list[float]:
@@ -44,17 +44,17 @@ def test_normalisation_of_arrays_clips_elementwise():
     assert normalised_score(np.array([0.1, 0.25, 0.4, 1.0]), 0.25) == pytest.approx([0.0, 0.0, 20.0, 100.0])
 
 
-def test_packaged_registry_states_the_headline_metrics():
-    registry = {b.name: b for b in load_registry()}
-    assert registry["mmlu"].metrics == ("acc,none",) and registry["mmlu"].random == 0.25
-    assert registry["gsm8k"].metrics == ("exact_match,strict-match",) and registry["gsm8k"].random == 0.0
-    assert registry["gpqa"].metrics == ("acc_norm,none",) and registry["gpqa"].random == 0.25
-    assert registry["humaneval"].metrics == ("pass@1,create_test",)
-    assert registry["sentiment"].metrics == ("positive_rate,none",) and not registry["sentiment"].average
-    assert registry["truthfulqa"].tasks[0] == "truthfulqa_mc2" and registry["truthfulqa"].average
-    assert registry["truthfulqa_mc1"].tasks[0] == "truthfulqa_mc1" and not registry["truthfulqa_mc1"].average
-    assert registry["ifeval"].metrics == ("prompt_level_strict_acc,none", "inst_level_strict_acc,none")
-    assert all(b.note for b in registry.values())
+def test_packaged_catalog_states_the_headline_metrics():
+    catalog = {b.name: b for b in load_columns()}
+    assert catalog["mmlu"].metrics == ("acc,none",) and catalog["mmlu"].random == 0.25
+    assert catalog["gsm8k"].metrics == ("exact_match,strict-match",) and catalog["gsm8k"].random == 0.0
+    assert catalog["gpqa"].metrics == ("acc_norm,none",) and catalog["gpqa"].random == 0.25
+    assert catalog["humaneval"].metrics == ("pass@1,create_test",)
+    assert catalog["sentiment"].metrics == ("positive_rate,none",) and not catalog["sentiment"].average
+    assert catalog["truthfulqa"].tasks[0] == "truthfulqa_mc2" and catalog["truthfulqa"].average
+    assert catalog["truthfulqa_mc1"].tasks[0] == "truthfulqa_mc1" and not catalog["truthfulqa_mc1"].average
+    assert catalog["ifeval"].metrics == ("prompt_level_strict_acc,none", "inst_level_strict_acc,none")
+    assert all(b.note for b in catalog.values())
 
 
 @pytest.mark.parametrize(
@@ -83,12 +83,12 @@ def test_packaged_registry_states_the_headline_metrics():
 def test_registry_rejects_bad_entries_naming_the_key(tmp_path, entry, message):
     import yaml
 
-    path = tmp_path / "benchmarks.yaml"
+    path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump({"benchmarks": {"x": entry}}))
     with pytest.raises(
         ResultsError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
     ):
-        load_registry(path)
+        load_columns(path)
 
 
 def test_ifeval_headline_is_the_mean_of_prompt_and_instruction_level_strict_accuracy():
@@ -189,7 +189,7 @@ def test_missing_and_mismatched_tasks_are_reported_not_averaged_away():
     assert "average: tdpo (tiny-llama) lacks ['Gen']; no average shown" in notes
     assert "MC: item counts differ: dpo (tiny-llama) 10, tdpo (tiny-llama) 20" in notes
     assert "delta on the 10 shared items (of 20 and 10)" in notes
-    assert "tasks not in the benchmarks registry (tidy table only): other_task" in notes
+    assert "tasks not in the benchmark catalog (tidy table only): other_task" in notes
     assert tdpo.cells["mc"].n_shared == 10
 
 
@@ -325,7 +325,7 @@ def test_method_prefix_labels_results(tmp_path):
 
 
 def test_a_board_of_columns_outside_the_average_has_no_average_column():
-    sentiment = [b for b in load_registry() if b.name == "sentiment"]
+    sentiment = [b for b in load_columns() if b.name == "sentiment"]
     rows = [make_result({"sentiment": {"positive_rate,none": _scores(k, 20)}}, m) for m, k in (("dpo", 9), ("new", 12))]
     board = build_leaderboard(rows, benchmarks=sentiment, n_boot=100)
     assert not board.has_average and all(row.average is None for row in board.rows)

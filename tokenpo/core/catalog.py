@@ -1,4 +1,4 @@
-"""The benchmark catalog (``benchmarks.yaml``): each benchmark declared once, read by every room.
+"""The benchmark catalog (``catalog.yaml``): each benchmark declared once, read by every package.
 
 A :class:`Benchmark` says where its offline data comes from (:class:`Mirror`), which official
 lm-eval task files run it, and which metric of which task is its headline score, with the score
@@ -64,7 +64,7 @@ class Benchmark:
 
 @dataclass(frozen=True)
 class _Entry:
-    """A benchmark as ``benchmarks.yaml`` declares it; absent keys are None where absence matters."""
+    """A benchmark as ``catalog.yaml`` declares it; absent keys are None where absence matters."""
 
     label: str | None = field(default=None, metadata={"help": "column heading"})
     data: Mirror | None = field(default=None, metadata={"help": "the offline mirror (optional)"})
@@ -126,11 +126,11 @@ class _CatalogFile:
 
 
 def packaged_path() -> Path:
-    return Path(str(resources.files("tokenpo.core") / "benchmarks.yaml"))
+    return Path(str(resources.files("tokenpo.core") / "catalog.yaml"))
 
 
 def load_catalog(path: str | Path | None = None) -> tuple[Benchmark, ...]:
-    """Read and validate a benchmarks file (default: the packaged ``benchmarks.yaml``), in file order."""
+    """Read and validate a catalog file (default: the packaged ``catalog.yaml``), in file order."""
     catalog = load_config(_CatalogFile, path if path is not None else packaged_path(), error=CatalogError)
     return tuple(entry.benchmark(name) for name, entry in catalog.benchmarks.items())
 
@@ -157,14 +157,14 @@ def headlines(catalog: tuple[Benchmark, ...], tasks: Iterable[str]) -> dict[str,
 
 
 def markdown(catalog: tuple[Benchmark, ...]) -> str:
-    """``docs/benchmarks.md``: the catalog as a page (``python -m tokenpo.core.catalog > docs/benchmarks.md``)."""
+    """``docs/catalog.md``: the catalog as a page (``python -m tokenpo.core.catalog > docs/catalog.md``)."""
     lines = [
-        "# Benchmarks",
+        "# The benchmark catalog",
         "",
-        "<!-- Generated from tokenpo/core/benchmarks.yaml by `python -m tokenpo.core.catalog > docs/benchmarks.md`;",
+        "<!-- Generated from tokenpo/core/catalog.yaml by `python -m tokenpo.core.catalog > docs/catalog.md`;",
         "     tests/test_catalog.py fails when it is stale. Edit the YAML, not this page. -->",
         "",
-        "Each benchmark is declared once, in `tokenpo/core/benchmarks.yaml`: `harness data prepare` reads its",
+        "Each benchmark is declared once, in `tokenpo/core/catalog.yaml`: `harness data prepare` reads its",
         "offline data, `harness eval` its official lm-eval task files, `harness leaderboard` its headline",
         "metric and random score. Leaderboard scores are normalised as the Open LLM Leaderboard v2,",
         "`max(0, (v − random)/(1 − random))·100`.",

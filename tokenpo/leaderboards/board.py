@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from tokenpo.leaderboards import health
+from tokenpo.leaderboards.columns import Benchmark
 from tokenpo.leaderboards.intervals import Estimate, Intervals
 from tokenpo.leaderboards.matched import MatchedKL, matched_kl
-from tokenpo.leaderboards.registry import Benchmark
 from tokenpo.leaderboards.results import Result
 from tokenpo.leaderboards.verdicts import DEFAULT_MARGIN, Verdict, verdict
 
@@ -102,7 +102,7 @@ class SmokeCheck:
 
 @dataclass
 class Leaderboard:
-    benchmarks: list[Benchmark]  # the columns, in registry order
+    benchmarks: list[Benchmark]  # the columns, in catalog order
     rows: list[Row]
     tidy: pd.DataFrame
     notes: list[str]

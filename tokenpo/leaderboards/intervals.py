@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from tokenpo.core.stats import Statistic, draw_counts, percentile_interval, two_level_bootstrap
-from tokenpo.leaderboards.registry import Benchmark, normalised_score
+from tokenpo.leaderboards.columns import Benchmark, normalised_score
 from tokenpo.leaderboards.results import Result
 from tokenpo.leaderboards.stat_rules import why_no_interval
 

@@ -11,6 +11,7 @@ from html import escape
 from tokenpo.core.stats import Interval
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.board import Leaderboard, Row
+from tokenpo.leaderboards.columns import Benchmark, normalised_score
 from tokenpo.leaderboards.formatting import (
     VERDICT_HEAD,
     fmt_delta_verdict,
@@ -32,7 +33,6 @@ from tokenpo.leaderboards.frontier import (
     pareto_front,
 )
 from tokenpo.leaderboards.matched import REWARD_METRIC, RunPath, base_result, run_paths
-from tokenpo.leaderboards.registry import Benchmark, normalised_score
 from tokenpo.leaderboards.report_training import badge
 from tokenpo.leaderboards.svg import ErrorPoint, PointSeries, bar_chart, colours_for, line_chart, scatter_chart
 from tokenpo.leaderboards.verdicts import Verdict

@@ -20,6 +20,7 @@ import numpy as np
 from tokenpo.core import progress
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.board import Cell, Leaderboard, Row, SmokeCheck
+from tokenpo.leaderboards.columns import Benchmark, load_columns, normalised_score
 from tokenpo.leaderboards.errors import ResultsError
 from tokenpo.leaderboards.intervals import (
     NO_ITEM_DATA,
@@ -31,7 +32,6 @@ from tokenpo.leaderboards.intervals import (
     score_statistic,
 )
 from tokenpo.leaderboards.matched import matched_kl
-from tokenpo.leaderboards.registry import Benchmark, load_registry, normalised_score
 from tokenpo.leaderboards.results import Result, read_results
 from tokenpo.leaderboards.stat_rules import MIN_ITEMS_FOR_INTERVAL
 from tokenpo.leaderboards.tidy import tidy_table
@@ -49,7 +49,7 @@ def build_leaderboard(
 ) -> Leaderboard:
     """Build the leaderboard of ``results`` (loaded ``Result`` objects or paths) against ``baseline``.
 
-    ``benchmarks`` is a registry (default: the packaged ``benchmarks.yaml``). Intervals are
+    ``benchmarks`` are the columns (default: those of the packaged catalog, ``catalog.yaml``). Intervals are
     percentile intervals of the two-level bootstrap over training seeds and prompts (``n_boot``
     resamples, ``seed``) when per-item scores exist, else normal intervals from the reported stderr;
     each says what it covers. ``margin`` is the equivalence margin of the verdicts, in the headline
@@ -65,23 +65,23 @@ def build_leaderboard(
     loaded = read_results(results)
     if not loaded:
         raise ResultsError("no results given")
-    registry = (
+    known_columns = (
         benchmarks
         if isinstance(benchmarks, Sequence) and not isinstance(benchmarks, str)
-        else load_registry(benchmarks)
+        else load_columns(benchmarks)
     )
-    builder = _Builder(loaded, baseline, list(registry), confidence, n_boot, seed, margin)
+    builder = _Builder(loaded, baseline, list(known_columns), confidence, n_boot, seed, margin)
     board = builder.build()
     board.n_boot, board.seed = n_boot, seed
     return board
 
 
 class _Builder:
-    def __init__(self, results, baseline, registry, confidence, n_boot, seed, margin):
+    def __init__(self, results, baseline, known_columns, confidence, n_boot, seed, margin):
         self.results = results
         self.finals = [r for r in results if r.checkpoint_step is None]
         self.baseline = baseline
-        self.registry = registry
+        self.known_columns = known_columns
         self.confidence = confidence
         self.margin = margin
         self.intervals = Intervals(confidence, n_boot, seed)
@@ -89,7 +89,7 @@ class _Builder:
 
     def build(self) -> Leaderboard:
         rows = self._rows()
-        columns = [b for b in self.registry if any(b.name in row.cells for row in rows)]
+        columns = [b for b in self.known_columns if any(b.name in row.cells for row in rows)]
         self._note_unregistered(rows)
         smoke = self._smoke_checks(rows, columns)
         columns = [b for b in columns if b.name not in {check.benchmark.name for check in smoke}]
@@ -159,7 +159,7 @@ class _Builder:
             row.is_baseline = result.method == self.baseline
         rows = []
         for row in grouped.values():
-            for benchmark in self.registry:
+            for benchmark in self.known_columns:
                 cell = self._cell(row, benchmark)
                 if cell is not None:
                     row.cells[benchmark.name] = cell
@@ -352,13 +352,13 @@ class _Builder:
         return notes
 
     def _note_unregistered(self, rows: list[Row]) -> None:
-        known = {task for b in self.registry for task in b.tasks}
+        known = {task for b in self.known_columns for task in b.tasks}
         inner = {t for r in self.results for children in r.subtasks.values() for t in children}
         others = sorted(
             {t for r in self.results for t in r.top_level_tasks if t not in known and t not in inner}
         )
         if others:
-            self.notes.append(f"tasks not in the benchmarks registry (tidy table only): {', '.join(others)}")
+            self.notes.append(f"tasks not in the benchmark catalog (tidy table only): {', '.join(others)}")
 
     def _note_mismatches(self, rows: list[Row], columns: list[Benchmark]) -> None:
         for benchmark in columns:

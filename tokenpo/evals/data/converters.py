@@ -232,7 +232,7 @@ def mbpp(source: Path) -> Records:
     return {("sanitized", "test"): test}
 
 
-# The converter of each benchmark of the catalog that has offline data (tokenpo/core/benchmarks.yaml).
+# The converter of each benchmark of the catalog that has offline data (tokenpo/core/catalog.yaml).
 CONVERTERS: dict[str, Converter] = {
     "gsm8k": gsm8k,
     "mmlu": mmlu,

@@ -1,7 +1,7 @@
 """Suites: named YAML lists of lm-eval tasks, with optional per-task overrides.
 
 A benchmark's headline metric is not a suite's to choose: it is declared once, in the catalog
-(``tokenpo/core/benchmarks.yaml``).
+(``tokenpo/core/catalog.yaml``).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def load_suite(name_or_path: str) -> Suite:
     raw = read_yaml(path, error=EvalError)
     if "headline" in raw:
         raise EvalError(
-            str(path), "headline", "a headline metric is declared once per benchmark, in tokenpo/core/benchmarks.yaml"
+            str(path), "headline", "a headline metric is declared once per benchmark, in tokenpo/core/catalog.yaml"
         )
     suite = from_mapping(SuiteFile, raw, str(path), error=EvalError)
     return Suite(

@@ -37,7 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="html: training run folders for the curves and token pictures",
     )
     parser.add_argument(
-        "--benchmarks", metavar="FILE", help="headline-metric registry (default: the packaged one)"
+        "--catalog",
+        metavar="FILE",
+        help="a benchmark catalog: the columns and their headline metrics (default: the packaged one)",
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     parser.add_argument(
@@ -62,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     board = build_leaderboard(
         args.results,
         baseline=args.baseline,
-        benchmarks=args.benchmarks,
+        benchmarks=args.catalog,
         confidence=args.confidence,
         n_boot=args.bootstrap,
         seed=args.seed,

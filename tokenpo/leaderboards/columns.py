@@ -1,7 +1,7 @@
 """The leaderboard's columns (the benchmarks of the catalog that have a headline score) and its normalisation.
 
-Benchmarks are declared once, in :mod:`tokenpo.core.catalog` (``tokenpo/core/benchmarks.yaml``); a copy with
-entries of your own goes to ``harness leaderboard --benchmarks FILE``.
+Benchmarks are declared once, in :mod:`tokenpo.core.catalog` (``tokenpo/core/catalog.yaml``); a copy with
+entries of your own goes to ``harness leaderboard --catalog FILE``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from tokenpo.core.catalog import Benchmark, CatalogError, columns, load_catalog
 from tokenpo.leaderboards.errors import ResultsError
 
-__all__ = ["Benchmark", "load_registry", "normalised_score"]
+__all__ = ["Benchmark", "load_columns", "normalised_score"]
 
 
 def normalised_score(value: float, random: float) -> float:
@@ -27,7 +27,7 @@ def normalised_score(value: float, random: float) -> float:
     return float(clipped) if clipped.ndim == 0 else clipped
 
 
-def load_registry(path: str | Path | None = None) -> tuple[Benchmark, ...]:
+def load_columns(path: str | Path | None = None) -> tuple[Benchmark, ...]:
     """The columns of a benchmarks file (default: the packaged catalog), in file order."""
     try:
         return columns(load_catalog(path))
