@@ -51,7 +51,7 @@ def test_the_cli_catches_the_one_user_error_type(monkeypatch, capsys):
 
     from tokenpo.harness import cli
 
-    class RaisedSomewhere(UserError):  # any room's subclass, unknown to the CLI
+    class RaisedSomewhere(UserError):  # any package's subclass, unknown to the CLI
         pass
 
     def fail(args):

@@ -1,4 +1,4 @@
-"""The shared core: facts and plumbing that every room (trainers, evals, leaderboards, harness) uses alike.
+"""The shared core: facts and plumbing that every other package of tokenpo uses alike.
 
-It imports nothing from the rooms, so any of them may import it.
+It imports nothing from the other packages, so any of them may import it.
 """

@@ -1,6 +1,6 @@
 """The one kind of error that means "bad input, not a bug", and the exit code it ends a command with.
 
-Every room raises a subclass that adds where the problem is (a file and line, a record, a
+Every package raises a subclass that adds where the problem is (a file and line, a record, a
 setting); the command line catches :class:`UserError` alone, prints its message as one
 ``error: …`` line on stderr and exits with :data:`EXIT_CODE`. Anything else is a bug and keeps
 its traceback.
