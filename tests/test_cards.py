@@ -18,7 +18,15 @@ from huggingface_hub import ModelCard
 from leaderboard_helpers import write_result
 from trainer_helpers import examples, pull_as_gguf, write_jsonl
 
-from tokenpo.cards import build_card, card_scores, read_trained, rebuild_parts, write_run_card
+from tokenpo.cards import (
+    build_card,
+    card_scores,
+    has_card,
+    read_trained,
+    rebuild_parts,
+    write_checkpoint_card,
+    write_run_card,
+)
 from tokenpo.cards.publish import describe, stage, upload_plan
 from tokenpo.cards.scores import score_table
 from tokenpo.core.weights import WeightsOrigin
@@ -183,6 +191,36 @@ def test_the_report_names_the_base_model_and_where_its_weights_came_from(tmp_pat
             f"{DEQUANTISED}</div>") in header  # fmt: skip
     assert base_model_line("org/model", None) == "base model: org/model"  # a hub id: nothing known to add
     assert "base-model" not in build_html(board, [])
+
+
+def test_a_checkpoints_card_written_after_the_run_is_the_one_written_at_its_step(tmp_path):
+    run = _run_folder(tmp_path / "run", {"name": "sparsepo", "mask": "learned"})
+    (run / "DONE").unlink()
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("".join(row + "\n" for row in rows[:2]))
+    at_step = write_checkpoint_card(tmp_path / "at-step-2", run, 2).read_bytes()
+    # The run goes on and ends: more rows (one with a metric first logged at step 3), health, token scores, DONE.
+    later = {"step": 3, "loss": 0.4, "mask/u_zero_fraction": 0.5, "rewards/margins": 0.3, "rewards/accuracies": 0.8}
+    (run / "metrics.jsonl").write_text("".join(row + "\n" for row in rows[:2]) + json.dumps(later) + "\n")
+    (run / "health.json").write_text(json.dumps({"flags": [], "checks": []}))
+    (run / "token_scores.jsonl").write_text(json.dumps(
+        {"example": 0, "side": "chosen", "method": "sparsepo", "tokens": ["a"], "scores": {"mask_u": [0.5]}}) + "\n")
+    (run / "DONE").write_text(json.dumps({"fingerprint": "f", "steps": 3, "method": "sparsepo"}))
+    assert write_checkpoint_card(tmp_path / "after-the-run", run, 2).read_bytes() == at_step
+    text = at_step.decode()
+    assert "Checkpoint after step 2; the run had not finished" in text and "health: not checked" in text
+    assert "mask/u_zero_fraction" not in text and "picture" not in text
+
+
+def test_a_card_of_ours_is_told_from_a_readme_another_library_wrote(tmp_path):
+    run = _run_folder(tmp_path / "run", {"name": "dpo", "beta": 0.1})
+    assert not has_card(run / "final")
+    (run / "final" / "README.md").write_text("---\nlibrary_name: peft\nbase_model: x\n---\n\n# Model Card\n")
+    assert not has_card(run / "final")  # what peft saves beside a LoRA model
+    (run / "final" / "README.md").write_text("---\n- not: a mapping\n---\n")
+    assert not has_card(run / "final")
+    write_run_card(run)
+    assert has_card(run / "final")
 
 
 def test_harness_card_errors_are_one_line(tmp_path, capsys):

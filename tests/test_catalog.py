@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,15 @@ from tokenpo.evals.data.converters import CONVERTERS
 from tokenpo.evals.data.mirror import MIRRORS
 from tokenpo.evals.suites import available_suites, load_suite
 from tokenpo.evals.tasks.configs import official_tasks_dir
-from tokenpo.leaderboards.registry import load_registry
+from tokenpo.leaderboards.columns import load_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = load_catalog()
 
 
 def test_docs_page_is_generated_from_the_catalog():
-    page = ROOT / "docs" / "benchmarks.md"
-    assert page.read_text() == markdown(CATALOG), "stale: run `python -m tokenpo.core.catalog > docs/benchmarks.md`"
+    page = ROOT / "docs" / "catalog.md"
+    assert page.read_text() == markdown(CATALOG), "stale: run `python -m tokenpo.core.catalog > docs/catalog.md`"
 
 
 def test_every_mirrored_benchmark_has_a_converter_and_no_converter_is_undeclared():
@@ -29,7 +28,7 @@ def test_every_mirrored_benchmark_has_a_converter_and_no_converter_is_undeclared
 
 
 def test_the_leaderboard_reads_the_same_declarations_eval_and_prepare_read():
-    assert load_registry() == columns(CATALOG)
+    assert load_columns() == columns(CATALOG)
     assert {b.name: b for b in CATALOG if b.data is not None} == MIRRORS
 
 
@@ -90,50 +89,15 @@ def test_suites_choose_tasks_not_headlines(suite, tmp_path):
     ],
 )
 def test_malformed_entries_are_refused_naming_the_key(tmp_path, entry, message):
-    path = tmp_path / "benchmarks.yaml"
+    path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump({"benchmarks": {"x": entry}}))
     with pytest.raises(CatalogError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_catalog(path)
 
 
 def test_a_data_only_entry_is_a_mirror_not_a_column(tmp_path):
-    path = tmp_path / "benchmarks.yaml"
+    path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump({"benchmarks": {"x": {"label": "X", "data": {"folder": "x", "hub_id": "o/x"}}}}))
     (entry,) = load_catalog(path)
     assert entry.data.hub_id == "o/x" and not entry.is_column and columns((entry,)) == ()
 
-
-ROOMS = ("core", "trainers", "evals", "leaderboards", "harness")
-# Who may import whom: only `harness` wires the rooms together; the core imports none of them.
-ALLOWED = {
-    "core": {"core"},
-    "trainers": {"core", "trainers"},
-    "evals": {"core", "evals"},
-    "leaderboards": {"core", "leaderboards"},
-    "harness": set(ROOMS),
-}
-
-
-def _imported_rooms(path: Path) -> set[str]:
-    """The rooms of ``tokenpo`` a module imports (``tokenpo.evals.api`` → ``evals``)."""
-    rooms = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        for name in names:
-            parts = name.split(".")
-            assert parts[0] not in ROOMS, f"{path}: imports {name}, outside the tokenpo namespace"
-            if parts[0] == "tokenpo" and len(parts) > 1 and parts[1] in ROOMS:
-                rooms.add(parts[1])
-    return rooms
-
-
-@pytest.mark.parametrize("room", ROOMS)
-def test_layering(room):
-    package = ROOT / "tokenpo" / room
-    crossings = {
-        str(path.relative_to(ROOT)): sorted(_imported_rooms(path) - ALLOWED[room])
-        for path in sorted(package.rglob("*.py"))
-    }
-    assert {file: rooms for file, rooms in crossings.items() if rooms} == {}

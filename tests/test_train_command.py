@@ -1,4 +1,5 @@
-"""``harness train``: YAML + overrides to a run folder; bad input and a diverging run exit 2 in one line."""
+"""``harness train``: YAML + overrides to a run folder and its model cards; bad input and a diverging run exit 2
+in one line."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 
 from trainer_helpers import examples, write_jsonl
 
+from tokenpo.cards import has_card
 from tokenpo.harness.cli import main
 
 
@@ -55,6 +57,7 @@ def test_bad_values_and_a_diverging_run_exit_2_with_one_line(tiny_model_dirs, tm
                 "training.learning_rate=1e30",
                 "training.max_grad_norm=null",
                 "training.max_steps=4",
+                "training.save_every=2",
             ]
         )
         == 2
@@ -62,3 +65,24 @@ def test_bad_values_and_a_diverging_run_exit_2_with_one_line(tiny_model_dirs, tm
     err = capsys.readouterr().err
     # Step 1 warms up at learning rate 0, step 2 applies 1e30, step 3 sees the damage.
     assert err.startswith("error: step 3: the ") and "is not finite" in err and err.count("\n") == 1
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-2"  # saved before the failure: its card is there
+    assert has_card(checkpoint) and "Checkpoint after step 2" in (checkpoint / "README.md").read_text()
+
+
+def test_the_cards_a_killed_run_did_not_write_are_written_when_it_is_run_again(tiny_model_dirs, tmp_path, capsys):
+    config = _config(tmp_path, tiny_model_dirs["llama"])
+    overrides = ["--no-progress", "training.max_steps=3", "training.save_every=1"]
+    assert main(["train", "--config", config, *overrides]) == 0
+    run = tmp_path / "run"
+    folders = [run / "checkpoints" / "step-1", run / "checkpoints" / "step-2", run / "final"]
+    cards = {folder: (folder / "README.md").read_bytes() for folder in folders}
+    assert all(has_card(folder) for folder in folders) and (run / "final" / "token-picture.svg").is_file()
+    for folder in folders[1:]:  # as a process killed after the training, before the harness wrote them
+        (folder / "README.md").unlink()
+    assert main(["train", "--config", config, *overrides]) == 0
+    assert "already holds this finished run" in capsys.readouterr().out
+    assert {folder: (folder / "README.md").read_bytes() for folder in folders} == cards
+    # A card the evaluation rewrote (harness card, the pipeline's report) stays as it is.
+    (run / "final" / "README.md").write_bytes(cards[run / "final"] + b"\n## Evaluation by hand\n")
+    assert main(["train", "--config", config, *overrides]) == 0
+    assert (run / "final" / "README.md").read_bytes().endswith(b"## Evaluation by hand\n")

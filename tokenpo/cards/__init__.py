@@ -3,21 +3,30 @@
 ``write_run_card`` writes ``RUN/final/README.md`` (and the token picture beside it) from the run folder
 and, once evaluated, its leaderboard row against the baseline; ``write_checkpoint_card`` writes the
 cheap card of a checkpoint (training only). ``tokenpo.cards.publish`` uploads a run's model.
+
+The cards read run folders and result files, never live objects, and import only the core and the
+leaderboards: the harness writes them after a training (``harness train``, the pipeline's train stage)
+and after an evaluation (the pipeline's report, ``harness card``); the training loop knows nothing of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+from huggingface_hub.repocard import metadata_load
+
 from tokenpo.cards.errors import CardError
 from tokenpo.cards.picture import token_picture
-from tokenpo.cards.render import CARD, PICTURE, SOURCES, CardParts, build_card, write_card
+from tokenpo.cards.render import CARD, PICTURE, SOURCES, TAG, CardParts, build_card, write_card
 from tokenpo.cards.scores import CardScores, card_scores
 from tokenpo.cards.trained import TrainedModel, read_trained
 from tokenpo.core.files import write_atomic
 from tokenpo.core.weights import WeightsOrigin
+from tokenpo.leaderboards.runs import TrainingRun, load_run
 
 __all__ = [
     "CARD",
@@ -27,6 +36,7 @@ __all__ = [
     "TrainedModel",
     "build_card",
     "card_scores",
+    "has_card",
     "read_trained",
     "rebuild_parts",
     "write_checkpoint_card",
@@ -38,8 +48,6 @@ def run_parts(run_dir: str | Path, scores: CardScores | None = None, repo_id: st
               base_weights: WeightsOrigin | None = None) -> tuple[CardParts, str | None]:  # fmt: skip
     """The parts of a run's card, and its token picture (SVG text; None without token scores);
     ``base_weights`` as :func:`read_trained` takes it."""
-    from tokenpo.leaderboards.runs import load_run
-
     model = read_trained(run_dir, base_weights)
     training = load_run(run_dir) if (Path(run_dir) / "metrics.jsonl").is_file() else None
     picture = (token_picture(training.token_scores, model.name, common_mask=bool(training.common_mask))
@@ -81,6 +89,35 @@ def rebuild_parts(
 
 
 def write_checkpoint_card(checkpoint: str | Path, run_dir: str | Path, step: int) -> Path:
-    """A checkpoint's card: the method, configuration and curves so far (no evaluation, no picture)."""
-    parts, _ = run_parts(run_dir)
-    return write_card(Path(checkpoint), CardParts(parts.model, parts.training, step=step))
+    """A checkpoint's card: the method, configuration and curves up to ``step`` (no evaluation, no picture).
+
+    It says what the run folder said when the checkpoint was saved, however much later it is written: the
+    metrics rows after ``step``, the finished run's step count (DONE) and its health report are left out,
+    so the card is the same whether it is written at the checkpoint or after the training."""
+    model = dataclasses.replace(read_trained(run_dir), steps=None)
+    return write_card(Path(checkpoint), CardParts(model, _training_until(run_dir, step), step=step))
+
+
+def has_card(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a card of ours (peft saves a README.md of its own into a LoRA model's folder)."""
+    path = Path(folder) / CARD
+    if not path.is_file():
+        return False
+    try:
+        metadata = metadata_load(path) or {}
+    except (ValueError, yaml.YAMLError):  # a README.md whose front matter is not ours to read
+        return False
+    return TAG in (metadata.get("tags") or ())
+
+
+def _training_until(run_dir: str | Path, step: int) -> TrainingRun | None:
+    """The run's curves up to ``step`` (the rows a checkpoint saved after it saw), without token scores
+    or health: neither is written before the run ends."""
+    if not (Path(run_dir) / "metrics.jsonl").is_file():
+        return None
+    run = load_run(run_dir)
+    metrics = run.metrics
+    if "step" in metrics.columns:
+        # A metric first logged after ``step`` was no column then.
+        metrics = metrics[metrics["step"] <= step].dropna(axis="columns", how="all").reset_index(drop=True)
+    return TrainingRun(run.path, run.name, run.method, metrics, common_mask=run.common_mask)

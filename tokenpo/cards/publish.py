@@ -18,7 +18,7 @@ from typing import Literal
 
 from tokenpo.cards.errors import CardError
 from tokenpo.cards.render import CARD, PICTURE, SOURCES, build_card
-from tokenpo.trainers.runfolder import ADAPTER
+from tokenpo.core.run_layout import ADAPTER
 
 Variant = Literal["model", "adapter"]
 # What a model folder holds that is not for the hub: our own bookkeeping and temporary files.

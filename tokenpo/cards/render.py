@@ -23,6 +23,7 @@ from tokenpo.leaderboards.runs import TrainingRun, mask_weight_records
 CARD = "README.md"
 PICTURE = "token-picture.svg"
 SOURCES = "card-sources.json"  # the evaluations a card was written from, so a push can rebuild it
+TAG = "tokenpo-harness"  # every card of ours carries it: how a card of ours is told from one peft wrote
 VERSIONS = ("tokenpo-harness", "transformers", "torch", "peft", "accelerate", "lm_eval", "huggingface_hub")
 # The curves the card summarises, when the run logged them (TRL's names).
 CURVES = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
@@ -46,7 +47,7 @@ def build_card(parts: CardParts) -> ModelCard:
     model = parts.model
     converted = _converted(model)
     evals = model_index(parts.scores) if parts.scores is not None else []
-    tags = ["tokenpo-harness", model.method_name, "preference-optimization"]
+    tags = [TAG, model.method_name, "preference-optimization"]
     if model.method_name != "dpo":
         tags.append("token-level")
     if model.lora:

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from tokenpo.cards.errors import CardError
+from tokenpo.core.builtin_models import BUILTIN_MODELS
 from tokenpo.core.weights import WeightsOrigin, WeightsOriginError
-from tokenpo.harness.models.registry import BUILTIN_MODELS
 
 # A hub id: "org/name" (not a path that exists here).
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -5,7 +5,8 @@ The Python API is small::
     from tokenpo.trainers import TrainConfig, train
     result = train(TrainConfig(), model_path, examples, "runs/dpo")   # -> TrainResult
 
-``tokenpo.trainers.losses`` holds the methods' losses as pure functions over tensors.
+``tokenpo.trainers.losses`` holds the methods' losses as pure functions over tensors. ``train()``
+writes the run folder but no model card: the harness writes those (``harness train``, ``harness run``).
 
 Modules by job: ``run`` (``train()``, the entry) wires ``runfolder`` (the run folder, fingerprint
 and resume policy) and ``loop`` (the Trainer: build, step, log, checkpoint); one step calls

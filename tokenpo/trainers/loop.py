@@ -5,7 +5,8 @@ One optimiser step, top-down (:meth:`Trainer.step`): the step's examples on this
 loss (:meth:`tokenpo.trainers.engine.Engine.micro_step`), backward → stop on a non-finite loss →
 clip → optimiser and scheduler step → the metrics row, summed over micro-batches and processes.
 Data order is a seeded permutation per epoch, so a step's examples follow from its number alone and
-a resumed run sees the same batches. Where the files go is :mod:`tokenpo.trainers.runfolder`'s.
+a resumed run sees the same batches. Where the files go is :mod:`tokenpo.trainers.runfolder`'s; the
+model cards of the checkpoints and the final model are the harness's, written after the training.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
-from tokenpo.cards import write_checkpoint_card, write_run_card
 from tokenpo.core import progress
+from tokenpo.core.run_layout import ADAPTER
 from tokenpo.trainers.config import TrainConfig
 from tokenpo.trainers.data import TokenizedPair
 from tokenpo.trainers.engine import PAIR_METRICS, Engine, add_stats
@@ -32,7 +33,7 @@ from tokenpo.trainers.errors import TrainingError
 from tokenpo.trainers.forward import disable_dropout, load_policy, load_reference
 from tokenpo.trainers.health import HealthContext, HealthMonitor, HealthReport
 from tokenpo.trainers.methods import Method, build_method, trainable_modules
-from tokenpo.trainers.runfolder import ADAPTER, RunFolder, TrainResult, checkpoint_state
+from tokenpo.trainers.runfolder import RunFolder, TrainResult, checkpoint_state
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,6 @@ class Trainer:
                 (partial / "anchors.json").write_text(json.dumps(self.method.anchors.state_dict()))
             state = {"step": step, "fingerprint": self.fingerprint, "method": self.method_label}
             (partial / "trainer_state.json").write_text(json.dumps(state, indent=1))
-            write_checkpoint_card(partial, run.root, step)
             run.commit_checkpoint(partial, step, self.config.training.keep_checkpoints)
         acc.wait_for_everyone()
 
@@ -325,7 +325,6 @@ class Trainer:
                 health=health.as_dict(),
                 done={"fingerprint": self.fingerprint, "steps": steps, "method": self.method_label},
             )
-            write_run_card(run.root)  # the method and training; the pipeline adds the evaluation
         if self.config.training.report_to:
             acc.end_training()
         acc.wait_for_everyone()

@@ -7,14 +7,17 @@ Layout (docs/file-formats.md)::
     RUN/metrics.jsonl          one row per optimiser step
     RUN/checkpoints/step-N/    model (HF format) + mask head + state/ (optimiser, scheduler, RNG; not with
                                training.save_only_model) + trainer_state.json (step, fingerprint)
-                               + anchors.json (TI-DPO)
+                               + anchors.json (TI-DPO) + README.md, its model card (*)
     RUN/final/                 the final model (LoRA: merged into the base weights) and its model card
-                               (README.md, token-picture.svg; tokenpo.cards)
-    RUN/final/adapter/         LoRA runs: the adapter itself (peft's format)
+                               (README.md, token-picture.svg, card-sources.json) (*)
+    RUN/final/adapter/         LoRA runs: the adapter itself (peft's format; tokenpo.core.run_layout.ADAPTER)
     RUN/token_scores.jsonl     token-level scores of a few training pairs
     RUN/health.json            training health: every check with its outcome, the flags, the effective β
                                and TI-DPO's anchor coverage (tokenpo.trainers.health)
     RUN/DONE                   written last: the run is complete
+
+(*) The model cards are not the trainer's: the harness writes them (tokenpo.cards) when ``train()`` returns
+or fails, for every checkpoint without one and for the finished model (``harness train``, ``harness run``).
 
 Every folder and file is written under a temporary name (``.partial-*``) and renamed into place, so
 a killed run leaves either the previous state or the new one. A run is identified by a fingerprint
@@ -44,7 +47,6 @@ from tokenpo.trainers.data import TokenizedPair
 from tokenpo.trainers.errors import TrainingError
 from tokenpo.trainers.health import HealthCheck, HealthFlag, HealthReport
 
-ADAPTER = "adapter"  # RUN/final/adapter/
 # Settings that change how a run is kept or shown, not what it computes.
 _NOT_FINGERPRINTED = {
     "save_every", "keep_checkpoints", "save_only_model", "resume", "report_to", "token_scores_examples"
@@ -153,8 +155,12 @@ class RunFolder:
         """The newest checkpoint; ``with_state``: the newest that holds the training state."""
         steps = sorted(self.checkpoint_steps())
         if with_state:
-            steps = [step for step in steps if (self.checkpoints / f"step-{step}" / "state").is_dir()]
-        return self.checkpoints / f"step-{steps[-1]}" if steps else None
+            steps = [step for step in steps if (self.checkpoint(step) / "state").is_dir()]
+        return self.checkpoint(steps[-1]) if steps else None
+
+    def checkpoint(self, step: int) -> Path:
+        """The folder of the checkpoint saved after ``step``."""
+        return self.checkpoints / f"step-{step}"
 
     def checkpoint_steps(self) -> list[int]:
         if not self.checkpoints.is_dir():
@@ -216,10 +222,10 @@ class RunFolder:
 
     def commit_checkpoint(self, partial: Path, step: int, keep: int | None) -> None:
         """``partial`` becomes ``checkpoints/step-N``; only the latest ``keep`` checkpoints stay."""
-        replace_directory(partial, self.checkpoints / f"step-{step}")
+        replace_directory(partial, self.checkpoint(step))
         if keep is not None:
             for old in sorted(self.checkpoint_steps())[:-keep]:
-                shutil.rmtree(self.checkpoints / f"step-{old}", ignore_errors=True)
+                shutil.rmtree(self.checkpoint(old), ignore_errors=True)
 
     def commit_final(self, partial: Path, token_scores: list[dict], health: dict, done: dict) -> None:
         """``partial`` becomes ``final/``, then the token scores, the health report

@@ -48,15 +48,18 @@ def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rejects", help="where skipped records go (default: ./<name>.rejects.jsonl)")
 
 
-def load_reporting_rejects(args: argparse.Namespace) -> LoadedPreferences:
-    """Load ``args.file``; when records were skipped, say how many and write them out."""
-    loaded = load_preferences(args.file, fmt=args.format, split=args.split, skip_invalid=args.skip_invalid,
-                              truncated_completions=args.truncated_completions)
+def load_reporting_rejects(
+    file: str, *, fmt: str, split: str, skip_invalid: bool, truncated_completions: str, rejects: str | None
+) -> LoadedPreferences:
+    """Load ``file``; when records were skipped, say how many and write them to ``rejects`` (default:
+    ``NAME.rejects.jsonl`` in the working folder)."""
+    loaded = load_preferences(file, fmt=fmt, split=split, skip_invalid=skip_invalid,
+                              truncated_completions=truncated_completions)
     if loaded.rejected:
-        name = Path(args.file).name.split(".")[0] or "data"
-        rejects = Path(args.rejects or f"{name}.rejects.jsonl")
-        write_rejects(loaded.rejected, rejects)
-        skipped = f"skipped {len(loaded.rejected)} invalid records of {loaded.total}; written to {rejects}"
+        name = Path(file).name.split(".")[0] or "data"
+        rejects_path = Path(rejects or f"{name}.rejects.jsonl")
+        write_rejects(loaded.rejected, rejects_path)
+        skipped = f"skipped {len(loaded.rejected)} invalid records of {loaded.total}; written to {rejects_path}"
         print(skipped, file=sys.stderr)
         for item in loaded.rejected[:5]:
             print(f"  {item.error}", file=sys.stderr)
@@ -70,7 +73,8 @@ def _check(args: argparse.Namespace) -> int:
         from tokenpo.harness.errors import HarnessError
 
         raise HarnessError(f"--max-length/--max-prompt-length: {error}") from error
-    loaded = load_reporting_rejects(args)
+    loaded = load_reporting_rejects(args.file, fmt=args.format, split=args.split, skip_invalid=args.skip_invalid,
+                                    truncated_completions=args.truncated_completions, rejects=args.rejects)
     tokenizer = load_tokenizer(resolve_model(args.model))
     pairs = tokenize_examples(loaded.examples, tokenizer, policy)
     conversational = sum(example.conversational for example in loaded.examples)

@@ -2,8 +2,9 @@
 
 The YAML holds the model spec, the data, the output folder, the method and the training settings;
 ``key=value`` overrides (dotted paths: ``method.beta=0.2``) apply on top. The command resolves the
-model, loads and validates the data, and hands both to :func:`trainers.train`. Run it under
-``accelerate launch -m tokenpo train ...`` for several processes or GPUs.
+model, loads and validates the data, and hands both to :func:`trainers.train`; then it writes the model
+cards of the run's checkpoints and final model (:func:`tokenpo.harness.pipeline.work.train_with_cards`).
+Run it under ``accelerate launch -m tokenpo train ...`` for several processes or GPUs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from tokenpo.core.config import field_error, load_config, to_mapping
 from tokenpo.harness.commands.data import load_reporting_rejects
 from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
 from tokenpo.harness.pipeline.config import DataConfig
-from tokenpo.trainers import TrainConfig, train
+from tokenpo.harness.pipeline.work import train_with_cards
+from tokenpo.trainers import TrainConfig
 from tokenpo.trainers.config import DPOConfig, MethodConfig, TrainingConfig
 
 
@@ -61,18 +63,17 @@ def _train(args: argparse.Namespace) -> int:
     job = load_config(TrainJob, args.config, args.overrides)
     model_path = resolve_model(job.model)
     output = Path(job.output_dir)
-    loading = argparse.Namespace(
-        file=job.data.path,
-        format=job.data.format,
+    examples = load_reporting_rejects(
+        job.data.path,
+        fmt=job.data.format,
         split=job.data.split,
         skip_invalid=job.data.skip_invalid,
         truncated_completions=job.data.truncated_completions,
         rejects=str(output / "rejects.jsonl"),
-    )
-    examples = load_reporting_rejects(loading).examples
+    ).examples
     if job.data.limit is not None:
         examples = examples[: job.data.limit]
-    result = train(
+    result = train_with_cards(
         TrainConfig(job.method, job.training),
         str(model_path),
         examples,

@@ -13,8 +13,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from tokenpo.core.builtin_models import GgufSource
 from tokenpo.harness.errors import HarnessError
-from tokenpo.harness.models.registry import GgufSource
 
 
 def sha256_of(path: Path) -> str:

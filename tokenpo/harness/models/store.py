@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenpo.core.builtin_models import BUILTIN_MODELS, BuiltinModel
 from tokenpo.core.weights import MANIFEST
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models.cache import atomic_directory, cache_root, folder_size, models_dir, remove_stale_partials
-from tokenpo.harness.models.registry import BUILTIN_MODELS, BuiltinModel
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]

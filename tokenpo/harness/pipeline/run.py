@@ -41,7 +41,7 @@ from tokenpo.harness.pipeline.evaluated import EvaluatedModel
 from tokenpo.harness.pipeline.progress import SKIPPED
 from tokenpo.harness.pipeline.quiet import LOG, library_output_to
 from tokenpo.harness.pipeline.stages import PlannedStage, Stage
-from tokenpo.harness.pipeline.work import file_pairs, sentiment_eval, sentiment_pairs, write_report
+from tokenpo.harness.pipeline.work import file_pairs, sentiment_eval, sentiment_pairs, train_with_cards, write_report
 
 CHECKPOINTS = "steps"  # eval/LABEL/steps/step-N/: a trained model's checkpoints evaluated on the way
 
@@ -216,7 +216,7 @@ class Pipeline:
         return stage.folder / "mirror"
 
     def _train_stage(self, run, seed: int, training, data: Stage) -> EvaluatedModel:
-        from tokenpo.trainers import TrainConfig, train
+        from tokenpo.trainers import TrainConfig
         from tokenpo.trainers.data import load_preferences
 
         name = f"{run.name}-seed{seed}"
@@ -227,7 +227,7 @@ class Pipeline:
 
         def work() -> dict:
             examples = load_preferences(str(data.folder / "pairs.jsonl")).examples
-            result = train(config, self.base_path, examples, stage.folder, config_record=record)
+            result = train_with_cards(config, self.base_path, examples, stage.folder, config_record=record)
             return {"steps": result.steps, "resumed_from": result.resumed_from, "final": str(result.final_dir),
                     "health": [flag.as_dict() for flag in result.health], "effective_beta": result.effective_beta,
                     "anchor_coverage": result.anchor_coverage}

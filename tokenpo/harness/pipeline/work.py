@@ -1,22 +1,31 @@
 """What each stage of ``harness run`` does, as functions of the run's configuration and folders.
 
 :mod:`tokenpo.harness.pipeline.run` decides which stage runs, when, and whether it is already done;
-the work itself (building pairs, sampling and judging, writing the report) is here.
+the work itself (building pairs, training and the model cards, sampling and judging, writing the
+report) is here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenpo.core import progress
+from tokenpo.core.builtin_models import BUILTIN_MODELS
 from tokenpo.core.files import write_atomic
 from tokenpo.core.weights import WeightsOrigin, describe_base_model
 from tokenpo.harness.errors import HarnessError
-from tokenpo.harness.models import BUILTIN_MODELS, load_causal_lm, load_tokenizer
+from tokenpo.harness.models import load_causal_lm, load_tokenizer
 from tokenpo.harness.pipeline.config import BASE, RunConfig, SentimentPairs
 from tokenpo.harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets, sample_continuations, write_jsonl
+
+if TYPE_CHECKING:
+    from tokenpo.trainers import TrainConfig, TrainResult
+    from tokenpo.trainers.data import PreferenceExample
 
 
 def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
@@ -75,6 +84,57 @@ def file_pairs(config: RunConfig, folder: Path) -> dict:
         for e in examples
     ])
     return {"pairs": len(examples), "records": loaded.total, "skipped": len(loaded.rejected)}
+
+
+def train_with_cards(
+    config: TrainConfig,
+    model_path: str,
+    examples: Sequence[PreferenceExample],
+    run_dir: str | os.PathLike[str],
+    config_record: Mapping | None = None,
+) -> TrainResult:
+    """:func:`tokenpo.trainers.train` (same arguments), then the run's model cards
+    (:func:`write_training_cards`): what ``harness train`` and the pipeline's train stage run. A training
+    that fails still leaves a card in every checkpoint it saved before the failure."""
+    from tokenpo.trainers import train
+
+    try:
+        result = train(config, model_path, examples, run_dir, config_record=config_record)
+    except Exception:
+        # The training's own error is the one to report: a card that cannot be written now will be
+        # written when the run is resumed.
+        with contextlib.suppress(Exception):
+            write_training_cards(run_dir)
+        raise
+    write_training_cards(run_dir)
+    return result
+
+
+def write_training_cards(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """The card of every checkpoint of the run folder ``run_dir`` that has none (training only, as the run
+    stood at its step), then, once the run has finished, its final model's card (the method and training;
+    the report adds the evaluation) unless it has one, which may hold an evaluation already. A run
+    interrupted and resumed gets the cards of the checkpoints saved before the interruption here too.
+    Returns the cards written; only the main process of a distributed training writes them."""
+    from tokenpo.cards import has_card, write_checkpoint_card, write_run_card
+    from tokenpo.trainers.runfolder import RunFolder
+
+    run = RunFolder(run_dir)
+    steps = [step for step in sorted(run.checkpoint_steps()) if not has_card(run.checkpoint(step))]
+    final = run.done.is_file() and not has_card(run.final)
+    if not (steps or final) or not _main_process():
+        return []
+    written = [write_checkpoint_card(run.checkpoint(step), run.root, step) for step in steps]
+    if final:
+        written.append(write_run_card(run.root))
+    return written
+
+
+def _main_process() -> bool:
+    """Whether this process writes a run's shared files: the only one, or the first of an ``accelerate launch``."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
 
 
 def sentiment_eval(config: RunConfig, base_path: str, model: Any, data_folder: Path, out: Path, metadata: dict) -> dict:

@@ -1,4 +1,8 @@
-"""The built-in model names a user can type instead of a hub id or a folder."""
+"""The built-in model names a user can type instead of a hub id or a folder.
+
+Plain facts, no loading: the harness pulls them (:mod:`tokenpo.harness.models`) and the model cards read
+a built-in's hub id and license here (:mod:`tokenpo.cards`), so neither has to import the other.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,4 @@
+"""Names in a training run folder that more than one package reads: the trainers write them, the model
+cards (:mod:`tokenpo.cards`) read them. The rest of the layout is :mod:`tokenpo.trainers.runfolder`'s."""
+
+ADAPTER = "adapter"  # RUN/final/adapter/: a LoRA run's adapter in peft's format, to publish on its own
