@@ -9,7 +9,7 @@ import pytest
 
 from tokenpo.core.config import ConfigError, dump_yaml, load_config, parse_override
 from tokenpo.harness.commands.train import TrainJob
-from tokenpo.trainers.config import DPOConfig, SparsePOConfig, TIDPOConfig
+from tokenpo.trainers.config import DPOConfig, SparsePOConfig, TDPOConfig, TIDPOConfig
 
 
 @dataclass
@@ -152,7 +152,31 @@ def test_train_job_values_are_validated_with_the_key_named(tmp_path, override, m
         )
 
 
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        ("method: {name: tdpo, alpha: 0.3}\n", [], "cfg.yaml: method.alpha: renamed to method.kl_alpha"),
+        (
+            "method: {name: tdpo}\n",
+            ["method.alpha=0.3"],
+            "cfg.yaml (override 'method.alpha=0.3'): method.alpha: renamed to method.kl_alpha",
+        ),
+        ("method: {name: tdpo, variant: 2}\n", [], "cfg.yaml: method.variant: expected one of tdpo1, tdpo2; got 2"),
+    ],
+)
+def test_a_renamed_key_is_one_line_naming_the_file_the_key_and_its_new_name(tmp_path, text, overrides, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(TrainJob, write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\n" + text), overrides)
+    assert str(caught.value).endswith(message)
+    assert "\n" not in str(caught.value)
+    job = load_config(TrainJob, write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\nmethod: {name: tdpo}\n"),
+                      ["method.kl_alpha=0.3"])
+    assert job.method == TDPOConfig(kl_alpha=0.3)  # the new name
+
+
 def test_method_defaults_are_what_the_authors_code_computes_with_their_published_settings():
+    tdpo = TDPOConfig()  # TDPO-2 with the reference code's α
+    assert (tdpo.variant, tdpo.kl_alpha, tdpo.label) == ("tdpo2", 0.5, "tdpo2")
     tidpo = TIDPOConfig()  # the released code's computation, Table B12's values, σ = T/4 (B.6)
     assert (tidpo.beta, tidpo.gamma, tidpo.importance_lambda, tidpo.prior_sigma, tidpo.kl_alpha) == (
         0.1, 0.1, 0.7, 0.25, 0.5

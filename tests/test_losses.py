@@ -1,4 +1,5 @@
-"""The losses against values computed by hand, special cases that reduce exactly, and autograd."""
+"""The losses against values computed by hand, special cases that reduce exactly, autograd, and the
+names that say which tensor is the chosen and which the rejected."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tokenpo.trainers import losses as L
+from tokenpo.trainers.methods import split_pairs
 
 
 def softplus(x: float) -> float:
@@ -79,33 +81,34 @@ def test_token_kl_by_hand_on_two_tokens():
 
 def test_dpo_loss_and_rewards_by_hand():
     # h = 1 − (−1) = 2, β = 0.5 → −log σ(1) = log(1 + e^−1).
-    result = L.dpo_loss(torch.tensor([1.0, -1.0]), beta=0.5)
+    result = L.dpo_loss(torch.tensor([1.0]), torch.tensor([-1.0]), beta=0.5)
     assert result.losses.item() == pytest.approx(softplus(1.0), abs=1e-7)
     assert (result.chosen_rewards.item(), result.rejected_rewards.item()) == (0.5, -0.5)
 
 
 def test_conservative_dpo_by_hand():
-    result = L.dpo_loss(torch.tensor([1.0, -1.0]), beta=0.5, label_smoothing=0.1)
+    result = L.dpo_loss(torch.tensor([1.0]), torch.tensor([-1.0]), beta=0.5, label_smoothing=0.1)
     assert result.losses.item() == pytest.approx(0.9 * softplus(1.0) + 0.1 * softplus(-1.0), abs=1e-7)
 
 
 def test_ipo_loss_is_length_normalised_by_hand():
     # chosen 2 over 4 tokens → 0.5; rejected −1 over 2 tokens → −0.5; h̄ = 1; 1/(2β) = 2 → (1 − 2)² = 1.
-    result = L.ipo_loss(torch.tensor([2.0, -1.0]), torch.tensor([4.0, 2.0]), beta=0.25)
+    result = L.ipo_loss(torch.tensor([2.0]), torch.tensor([-1.0]), torch.tensor([4.0]), torch.tensor([2.0]), beta=0.25)
     assert result.losses.item() == pytest.approx(1.0)
     assert (result.chosen_rewards.item(), result.rejected_rewards.item()) == (0.5, -0.25)
 
 
 def test_tdpo_losses_by_hand_and_the_stop_gradient_of_tdpo2():
-    logratios = torch.tensor([1.0, 0.0])
-    kl = torch.tensor([0.2, 0.5], requires_grad=True)
-    tdpo1 = L.tdpo_loss(logratios, kl, beta=1.0, variant=1)
+    chosen, rejected = torch.tensor([1.0]), torch.tensor([0.0])
+    chosen_kl = torch.tensor([0.2], requires_grad=True)
+    rejected_kl = torch.tensor([0.5], requires_grad=True)
+    tdpo1 = L.tdpo_loss(chosen, rejected, chosen_kl, rejected_kl, beta=1.0, variant="tdpo1")
     assert tdpo1.losses.item() == pytest.approx(softplus(1.0 - (0.5 - 0.2)), abs=1e-6)
-    tdpo2 = L.tdpo_loss(logratios, kl, beta=1.0, variant=2, alpha=0.5)
+    tdpo2 = L.tdpo_loss(chosen, rejected, chosen_kl, rejected_kl, beta=1.0, variant="tdpo2", kl_alpha=0.5)
     assert tdpo2.losses.item() == pytest.approx(softplus(1.0 - 0.5 * (0.5 - 0.2)), abs=1e-6)
-    (grad,) = torch.autograd.grad(tdpo2.losses.sum(), kl)
-    assert grad[0].item() == 0.0 and grad[1].item() > 0  # sg[D(y_w)]: no gradient into the chosen KL
-    (grad1,) = torch.autograd.grad(tdpo1.losses.sum(), kl)
+    grad = torch.autograd.grad(tdpo2.losses.sum(), (chosen_kl, rejected_kl), allow_unused=True)
+    assert grad[0] is None and grad[1].item() > 0  # sg[D(y_w)]: no gradient into the chosen KL
+    grad1 = torch.autograd.grad(tdpo1.losses.sum(), (chosen_kl, rejected_kl))
     assert grad1[0].item() < 0 < grad1[1].item()
     # Rewards as the official TDPO code logs them: β·(Σ r + Σ KL).
     assert (tdpo2.chosen_rewards.item(), tdpo2.rejected_rewards.item()) == pytest.approx((1.2, 0.5))
@@ -121,11 +124,34 @@ def _token_batch(seed: int = 0):
     return logratios, kl, mask
 
 
+def _sides(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ_t over each completion of a token batch in the engine's layout, then chosen and rejected."""
+    return split_pairs(L.masked_sum(values, mask))
+
+
+def _sparsepo(logratios, kl, mask_u, mask_d, mask, **kwargs) -> L.PairLosses:
+    """SparsePO on a token batch, summed and split as ``SparsePO.compute`` does."""
+    (chosen, rejected), (chosen_kl, rejected_kl), (chosen_l1_u, rejected_l1_u), (chosen_l1_d, rejected_l1_d) = (
+        _sides(values, mask) for values in (mask_u * logratios, mask_d * kl, mask_u.abs(), mask_d.abs())
+    )
+    return L.sparsepo_loss(
+        chosen, rejected, chosen_kl, rejected_kl, chosen_l1_u, rejected_l1_u, chosen_l1_d, rejected_l1_d, **kwargs
+    )
+
+
+def _weighted_dpo(logratios, weights, mask, beta, sequence_kl=None, kl_alpha=0.5) -> L.PairLosses:
+    """TI-DPO's weighted term on a token batch, summed and split as ``TIDPO.compute`` does."""
+    chosen_kl, rejected_kl = split_pairs(sequence_kl) if sequence_kl is not None else (None, None)
+    return L.weighted_dpo_loss(
+        *_sides(weights.detach() * logratios, mask), beta, chosen_kl, rejected_kl, kl_alpha=kl_alpha
+    )
+
+
 def test_sparsepo_with_unit_reward_mask_and_no_kl_mask_is_dpo_exactly():
     logratios, kl, mask = _token_batch()
     ones, zeros = torch.ones_like(mask), torch.zeros_like(mask)
-    sparse = L.sparsepo_loss(logratios, kl, ones, zeros, mask, beta=0.3)
-    dpo = L.dpo_loss(L.masked_sum(logratios, mask), beta=0.3)
+    sparse = _sparsepo(logratios, kl, ones, zeros, mask, beta=0.3)
+    dpo = L.dpo_loss(*_sides(logratios, mask), beta=0.3)
     assert torch.equal(sparse.losses, dpo.losses)
     assert torch.equal(sparse.chosen_rewards, dpo.chosen_rewards)
 
@@ -133,8 +159,8 @@ def test_sparsepo_with_unit_reward_mask_and_no_kl_mask_is_dpo_exactly():
 def test_sparsepo_with_unit_masks_is_tdpo1_exactly():
     logratios, kl, mask = _token_batch(1)
     ones = torch.ones_like(mask)
-    sparse = L.sparsepo_loss(logratios, kl, ones, ones, mask, beta=0.3)
-    tdpo = L.tdpo_loss(L.masked_sum(logratios, mask), L.masked_sum(kl, mask), beta=0.3, variant=1)
+    sparse = _sparsepo(logratios, kl, ones, ones, mask, beta=0.3)
+    tdpo = L.tdpo_loss(*_sides(logratios, mask), *_sides(kl, mask), beta=0.3, variant="tdpo1")
     torch.testing.assert_close(sparse.losses, tdpo.losses, rtol=0, atol=1e-7)
 
 
@@ -142,8 +168,8 @@ def test_sparsepo_l1_penalty_adds_lambda_times_mask_mass():
     logratios, kl, mask = _token_batch(2)
     mask_u = torch.full_like(mask, 0.5)
     mask_d = torch.full_like(mask, 2.0)
-    base = L.sparsepo_loss(logratios, kl, mask_u, mask_d, mask, beta=0.1)
-    penalised = L.sparsepo_loss(logratios, kl, mask_u, mask_d, mask, beta=0.1, lambda_u=0.01, lambda_d=0.001)
+    base = _sparsepo(logratios, kl, mask_u, mask_d, mask, beta=0.1)
+    penalised = _sparsepo(logratios, kl, mask_u, mask_d, mask, beta=0.1, lambda_u=0.01, lambda_d=0.001)
     tokens = mask[:2].sum(-1) + mask[2:].sum(-1)  # chosen + rejected tokens of each pair: (3+2, 4+3)
     torch.testing.assert_close(penalised.losses - base.losses, 0.01 * 0.5 * tokens + 0.001 * 2.0 * tokens)
 
@@ -156,7 +182,7 @@ def test_sparsepo_by_hand_on_one_pair():
     mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
     mask_u = torch.tensor([[1.0, 0.0], [0.5, 7.0]])  # 7 sits on padding: never read
     mask_d = torch.tensor([[0.0, 1.0], [1.0, 7.0]])
-    result = L.sparsepo_loss(logratios, kl, mask_u, mask_d, mask, beta=2.0, lambda_u=0.1, lambda_d=0.0)
+    result = _sparsepo(logratios, kl, mask_u, mask_d, mask, beta=2.0, lambda_u=0.1, lambda_d=0.0)
     assert result.losses.item() == pytest.approx(softplus(2.0 * (-0.5 - 0.2)) + 0.1 * 1.5, abs=1e-6)
     # Rewards as the official code logs them: β·(Σ m_u·r − Σ m_d·KL) = 2·(1 − 0.2), 2·(1.5 − 0.4).
     assert (result.chosen_rewards.item(), result.rejected_rewards.item()) == pytest.approx((1.6, 2.2))
@@ -165,9 +191,9 @@ def test_sparsepo_by_hand_on_one_pair():
 def test_weighted_dpo_with_unit_weights_is_dpo_and_by_hand_with_weights():
     logratios, _, mask = _token_batch(3)
     ones = torch.ones_like(mask)
-    weighted = L.weighted_dpo_loss(logratios, ones, mask, beta=0.2)
-    torch.testing.assert_close(weighted.losses, L.dpo_loss(L.masked_sum(logratios, mask), beta=0.2).losses)
-    result = L.weighted_dpo_loss(
+    weighted = _weighted_dpo(logratios, ones, mask, beta=0.2)
+    torch.testing.assert_close(weighted.losses, L.dpo_loss(*_sides(logratios, mask), beta=0.2).losses)
+    result = _weighted_dpo(
         torch.tensor([[1.0, 2.0], [4.0, 0.0]]),
         torch.tensor([[0.5, 0.25], [0.5, 0.0]]),
         torch.tensor([[1.0, 1.0], [1.0, 0.0]]),
@@ -177,7 +203,7 @@ def test_weighted_dpo_with_unit_weights_is_dpo_and_by_hand_with_weights():
 
 
 def test_weighted_dpo_with_the_tdpo2_kl_variant_by_hand():
-    result = L.weighted_dpo_loss(
+    result = _weighted_dpo(
         torch.tensor([[1.0], [0.0]]),
         torch.ones(2, 1),
         torch.ones(2, 1),
@@ -196,15 +222,15 @@ def test_tidpo_with_lambda_zero_and_flat_prior_is_uniformly_weighted_dpo():
     flat = L.gaussian_prior(mask, sigma=None)
     mean_weights = L.importance_weights(attribution, flat, mask, importance_lambda=0.0, how="mean")
     torch.testing.assert_close(mean_weights, mask)  # weight 1 on every completion token
-    tidpo = L.weighted_dpo_loss(logratios, mean_weights, mask, beta=0.1)
-    dpo = L.dpo_loss(L.masked_sum(logratios, mask), beta=0.1)
+    tidpo = _weighted_dpo(logratios, mean_weights, mask, beta=0.1)
+    dpo = L.dpo_loss(*_sides(logratios, mask), beta=0.1)
     torch.testing.assert_close(tidpo.losses, dpo.losses, rtol=0, atol=1e-7)
     # The paper's sum-to-1 normalisation gives weight 1/T: DPO on length-normalised log-ratios.
     sum_weights = L.importance_weights(attribution, flat, mask, importance_lambda=0.0, how="sum")
     normalised = L.masked_sum(logratios, mask) / mask.sum(-1)
     torch.testing.assert_close(
-        L.weighted_dpo_loss(logratios, sum_weights, mask, beta=0.1).losses,
-        L.dpo_loss(normalised, beta=0.1).losses,
+        _weighted_dpo(logratios, sum_weights, mask, beta=0.1).losses,
+        L.dpo_loss(*split_pairs(normalised), beta=0.1).losses,
         rtol=0,
         atol=1e-7,
     )
@@ -243,28 +269,29 @@ def test_importance_weights_mix_normalised_attribution_and_prior_by_hand():
 
 
 def test_triplet_hinge_is_zero_when_the_anchor_sits_on_the_chosen_and_far_from_the_rejected():
-    anchor, anchor_mask = torch.tensor([[1.0, 1.0]]), torch.ones(1, 2)
-    pair = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])  # chosen = anchor; ‖d − c‖² = 8 ≥ margin
-    assert L.triplet_loss(anchor, anchor_mask, pair, torch.ones(2, 2), margin=1.0).item() == 0.0
+    anchor, ones = torch.tensor([[1.0, 1.0]]), torch.ones(1, 2)
+    chosen, rejected = torch.tensor([[1.0, 1.0]]), torch.tensor([[-1.0, -1.0]])  # chosen = anchor; ‖d − c‖² = 8
+    assert L.triplet_loss(anchor, ones, chosen, ones, rejected, ones, margin=1.0).item() == 0.0
 
 
 def test_triplet_hinge_is_positive_by_hand_when_the_anchor_is_nearer_the_rejected():
-    anchor, anchor_mask = torch.tensor([[0.0, 0.0]]), torch.ones(1, 2)
-    pair = torch.tensor([[1.0, 2.0], [0.5, 0.0]])  # ‖d − b‖² = 5, ‖d − c‖² = 0.25
-    assert L.triplet_loss(anchor, anchor_mask, pair, torch.ones(2, 2), margin=0.5).item() == pytest.approx(
-        5.25
-    )
+    anchor, ones = torch.tensor([[0.0, 0.0]]), torch.ones(1, 2)
+    chosen, rejected = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 0.0]])  # ‖d − b‖² = 5, ‖d − c‖² = 0.25
+    value = L.triplet_loss(anchor, ones, chosen, ones, rejected, ones, margin=0.5).item()
+    assert value == pytest.approx(5.25)
 
 
 def test_triplet_truncate_alignment_compares_only_the_shared_prefix():
     # Anchor of 3 tokens, chosen of 2, rejected of 4: T* = 2. Tokens past T* change nothing.
     anchor = torch.tensor([[0.0, 0.0, 100.0]])
-    pair = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 3.0, 100.0, 100.0]])
-    pair_mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
-    value = L.triplet_loss(anchor, torch.ones(1, 3), pair, pair_mask, margin=0.0, alignment="truncate").item()
+    short, short_mask = torch.tensor([[0.0, 1.0, 0.0, 0.0]]), torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    long, long_mask = torch.tensor([[0.0, 3.0, 100.0, 100.0]]), torch.ones(1, 4)
+    value = L.triplet_loss(
+        anchor, torch.ones(1, 3), short, short_mask, long, long_mask, margin=0.0, alignment="truncate"
+    ).item()
     assert value == 0.0  # 1 − 9 < 0
     value = L.triplet_loss(
-        anchor, torch.ones(1, 3), pair.flip(0), pair_mask.flip(0), margin=0.0, alignment="truncate"
+        anchor, torch.ones(1, 3), long, long_mask, short, short_mask, margin=0.0, alignment="truncate"
     ).item()
     assert value == pytest.approx(9.0 - 1.0)
 
@@ -272,9 +299,11 @@ def test_triplet_truncate_alignment_compares_only_the_shared_prefix():
 def test_triplet_mean_alignment_compares_length_normalised_sums():
     anchor = torch.tensor([[1.0, 3.0, 0.0]])  # mean 2 over its 2 tokens
     anchor_mask = torch.tensor([[1.0, 1.0, 0.0]])
-    pair = torch.tensor([[4.0, 0.0], [1.0, 1.0]])  # chosen mean 4 (1 token), rejected mean 1
-    pair_mask = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
-    value = L.triplet_loss(anchor, anchor_mask, pair, pair_mask, margin=0.5, alignment="mean").item()
+    chosen, chosen_mask = torch.tensor([[4.0, 0.0]]), torch.tensor([[1.0, 0.0]])  # mean 4 over 1 token
+    rejected, rejected_mask = torch.tensor([[1.0, 1.0]]), torch.ones(1, 2)  # mean 1
+    value = L.triplet_loss(
+        anchor, anchor_mask, chosen, chosen_mask, rejected, rejected_mask, margin=0.5, alignment="mean"
+    ).item()
     assert value == pytest.approx((2 - 4) ** 2 - (2 - 1) ** 2 + 0.5)
 
 
@@ -283,3 +312,83 @@ def test_left_align_moves_completion_tokens_to_the_front():
     mask = torch.tensor([[0, 1, 1, 0], [0, 0, 1, 0]])
     aligned, lengths = L.left_align(values, mask)
     assert aligned.tolist() == [[1.0, 2.0], [3.0, 0.0]] and lengths.tolist() == [2, 1]
+
+
+# ----------------------------------------------------------------------------- names carry the meaning
+
+
+def _side(seed: int) -> dict[str, torch.Tensor]:
+    """One side's terms for 3 pairs: log-ratios, KL, mask norms, lengths."""
+    generator = torch.Generator().manual_seed(seed)
+    terms = {name: torch.randn(3, generator=generator) for name in ("logratios", "kl", "l1_u", "l1_d")}
+    return terms | {"lengths": torch.tensor([2.0, 5.0, 3.0])}
+
+
+def _by_keyword(loss: str, chosen: dict, rejected: dict) -> L.PairLosses:
+    """``loss`` with each side's terms passed by keyword, the rejected ones first."""
+    if loss == "dpo":
+        return L.dpo_loss(rejected_logratios=rejected["logratios"], chosen_logratios=chosen["logratios"], beta=0.5)
+    if loss == "ipo":
+        return L.ipo_loss(
+            rejected_logratios=rejected["logratios"],
+            rejected_lengths=rejected["lengths"],
+            chosen_logratios=chosen["logratios"],
+            chosen_lengths=chosen["lengths"],
+            beta=0.5,
+        )
+    if loss in ("tdpo1", "tdpo2"):
+        return L.tdpo_loss(
+            rejected_logratios=rejected["logratios"],
+            rejected_kl=rejected["kl"],
+            chosen_logratios=chosen["logratios"],
+            chosen_kl=chosen["kl"],
+            beta=0.5,
+            variant=loss,
+        )
+    if loss == "sparsepo":
+        return L.sparsepo_loss(
+            **{f"rejected_{name}": value for name, value in rejected.items() if name != "lengths"},
+            **{f"chosen_{name}": value for name, value in chosen.items() if name != "lengths"},
+            beta=0.5,
+        )
+    kl = {"rejected_kl": rejected["kl"], "chosen_kl": chosen["kl"]} if loss == "weighted-dpo-kl" else {}
+    return L.weighted_dpo_loss(
+        rejected_logratios=rejected["logratios"], chosen_logratios=chosen["logratios"], beta=0.5, **kl
+    )
+
+
+@pytest.mark.parametrize("loss", ["dpo", "ipo", "tdpo1", "tdpo2", "sparsepo", "weighted-dpo", "weighted-dpo-kl"])
+def test_a_loss_reads_chosen_and_rejected_by_name_and_mirrors_when_they_are_swapped(loss):
+    winner, loser = _side(0), _side(1)
+    result, swapped = _by_keyword(loss, winner, loser), _by_keyword(loss, loser, winner)
+    # The rewards follow the names: what was logged for the chosen is now logged for the rejected.
+    assert torch.equal(swapped.chosen_rewards, result.rejected_rewards)
+    assert torch.equal(swapped.rejected_rewards, result.chosen_rewards)
+    if loss == "ipo":  # (h̄ − 1/(2β))² with h̄ negated
+        h = winner["logratios"] / winner["lengths"] - loser["logratios"] / loser["lengths"]
+        torch.testing.assert_close(swapped.losses, (-h - 1 / (2 * 0.5)) ** 2)
+        torch.testing.assert_close(result.losses, (h - 1 / (2 * 0.5)) ** 2)
+    else:  # −log σ(z) and −log σ(−z): P(y_w ≻ y_l) + P(y_l ≻ y_w) = 1
+        torch.testing.assert_close(torch.exp(-result.losses) + torch.exp(-swapped.losses), torch.ones(3))
+        assert not torch.allclose(result.losses, swapped.losses)
+
+
+def test_triplet_reads_chosen_and_rejected_by_name_and_mirrors_when_they_are_swapped():
+    generator = torch.Generator().manual_seed(3)
+    anchor, chosen, rejected = (torch.randn(3, 4, generator=generator) for _ in range(3))
+    ones = torch.ones(3, 4)
+
+    def triplet(chosen_values, rejected_values):
+        return L.triplet_loss(
+            rejected_token_logratios=rejected_values,
+            rejected_mask=ones,
+            chosen_token_logratios=chosen_values,
+            chosen_mask=ones,
+            anchor_token_logratios=anchor,
+            anchor_mask=ones,
+            margin=0.0,
+        )
+
+    # max(0, x) − max(0, −x) = x, with x = ‖d − b‖² − ‖d − c‖².
+    by_hand = ((anchor - chosen) ** 2).sum(-1) - ((anchor - rejected) ** 2).sum(-1)
+    torch.testing.assert_close(triplet(chosen, rejected) - triplet(rejected, chosen), by_hand)

@@ -187,9 +187,11 @@ def test_tidpo_pairwise_triplet_equals_the_released_code_by_hand():
         return values, mask
 
     anchor_values, anchor_mask = grid(anchor, 4)
-    pair_values, pair_mask = grid(chosen + rejected, 5)
-    ours = L.triplet_loss(anchor_values, anchor_mask, pair_values, pair_mask, margin=0.01, alignment="pairwise")
+    chosen_values, chosen_mask = grid(chosen, 5)
+    rejected_values, rejected_mask = grid(rejected, 5)
+    sides = (chosen_values, chosen_mask, rejected_values, rejected_mask)
+    ours = L.triplet_loss(anchor_values, anchor_mask, *sides, margin=0.01, alignment="pairwise")
     assert ours.tolist() == pytest.approx(expected, abs=1e-6)
     # The truncate variant cuts ‖d − c‖² of pair 1 at the 2 tokens all three have: 4.25 − 0.25 + 0.01.
-    truncated = L.triplet_loss(anchor_values, anchor_mask, pair_values, pair_mask, margin=0.01, alignment="truncate")
+    truncated = L.triplet_loss(anchor_values, anchor_mask, *sides, margin=0.01, alignment="truncate")
     assert truncated.tolist() == pytest.approx([4.01, 8.76], abs=1e-6)

@@ -273,7 +273,7 @@ def test_harness_train_honours_the_switch(switch, tmp_path, tiny_model_dirs, mon
         return SimpleNamespace(already_done=False, steps=0, resumed_from=None, run_dir=tmp_path, final_dir=tmp_path,
                                metrics_path=tmp_path / "metrics.jsonl")
 
-    monkeypatch.setattr(command, "train", fake_train)
+    monkeypatch.setattr(command, "train_with_cards", fake_train)
     data = _jsonl(tmp_path / "p.jsonl", PLAIN, {**PLAIN, "chosen": " Hello"})
     config = tmp_path / "train.yaml"
     config.write_text(f"model: {tiny_model_dirs['llama']}\ndata: {{path: {data}}}\noutput_dir: {tmp_path / 'run'}\n")

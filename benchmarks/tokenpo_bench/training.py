@@ -76,7 +76,7 @@ TRL_CACHED = Contender("trl-dpo-precomputed", "trl", "TRL DPOTrainer, precompute
 DPO_LIVE = Contender("dpo-live", "ours", "our DPO, live reference", precompute_reference=False)
 DPO = Contender("dpo", "ours", "our DPO, reference log-probs precomputed (our default)")
 METHODS = (
-    Contender("tdpo2", "ours", "TDPO-2 (alpha 0.5), live reference", {"name": "tdpo", "variant": 2}),
+    Contender("tdpo2", "ours", "TDPO-2 (kl_alpha 0.5), live reference", {"name": "tdpo", "variant": "tdpo2"}),
     Contender("sparsepo-activation", "ours", "SparsePO, activation masks", {"name": "sparsepo", "mask": "activation"}),
     Contender(
         "sparsepo-learned-common",

@@ -8,9 +8,12 @@ field they share (e.g. ``method: {name: sparsepo, ...}``). Every problem becomes
 
     cfg.yaml: method.beta: expected a number, got 'abc'
 
-Every room reads its YAML through this module (``harness train`` and ``harness run`` configs,
-suites, the benchmark catalog); a room that wants its own error type passes ``error=``, a callable
+Every package reads its YAML through this module (``harness train`` and ``harness run`` configs,
+suites, the benchmark catalog); a package that wants its own error type passes ``error=``, a callable
 ``(source, key, problem)`` such as a :class:`ConfigError` subclass.
+
+A key a dataclass has renamed (its class attribute ``renamed_keys``, ``{old: new}``) is reported
+as ``cfg.yaml: method.alpha: renamed to method.kl_alpha``.
 
 A dataclass validates its own values in ``__post_init__`` by raising ``ValueError``; when that
 error has a ``field`` attribute (the name of the offending field, see :func:`field_error`) the
@@ -48,7 +51,7 @@ class ConfigError(UserError, ValueError):
 
 
 class ErrorType(Protocol):
-    """What ``error=`` takes: :class:`ConfigError`, a subclass, or any room's error built alike."""
+    """What ``error=`` takes: :class:`ConfigError`, a subclass, or any package's error built alike."""
 
     def __call__(self, source: str, key: str, problem: str) -> Exception: ...
 
@@ -287,6 +290,9 @@ def _convert_dataclass(cls: type, value: Any, path: str) -> Any:
     prefix = f"{path}." if path else ""
     for key in value:
         if key not in fields:
+            renamed = getattr(cls, "renamed_keys", {}).get(key)  # a dataclass's {old key: new key}
+            if renamed:
+                raise _ConfigProblem(f"{prefix}{key}", f"renamed to {prefix}{renamed}")
             raise _ConfigProblem(f"{prefix}{key}", f"unknown key; expected one of: {', '.join(fields)}")
     kwargs = {}
     for name, field in fields.items():

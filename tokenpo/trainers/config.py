@@ -6,7 +6,7 @@ Defaults are the papers' settings (docs/methods.md, docs/training.md). Each fiel
 metadata (``field(metadata={"help": ...})``): ``docs/configuration.md`` and the command line's
 options are generated from it.
 
-Why one module of ~430 lines: it is declarations only (fields, their help, their checks), the one
+Why one module of ~450 lines: it is declarations only (fields, their help, their checks), the one
 place a reader looks up what a training setting means; most of its length is help text.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from tokenpo.core.errors import UserError
 from tokenpo.trainers.hooknames import resolve_points
@@ -81,23 +81,31 @@ class DPOConfig:
 
 @dataclass
 class TDPOConfig:
-    """TDPO-1: −log σ(β(u − δ)); TDPO-2: −log σ(βu − αβ(ΣKL(y_l) − sg[ΣKL(y_w)]))."""
+    """TDPO-1: −log σ(β(u − δ)); TDPO-2: −log σ(βu − αβ(ΣKL(y_l) − sg[ΣKL(y_w)])), α = ``kl_alpha``.
+
+    ``variant`` names the objective, as TI-DPO's does; ``kl_alpha`` is the α the TDPO and TI-DPO
+    authors' code call ``alpha``, named for the term it weighs (not LoRA's ``alpha``).
+    """
 
     name: Literal["tdpo"] = field(default="tdpo", metadata={"help": "the method"})
     beta: float = field(default=0.1, metadata={"help": "β: the strength of the penalty to the reference"})
-    variant: Literal[1, 2] = field(
-        default=2,
-        metadata={"help": "1: TDPO-1, −log σ(β(u − δ)); 2: TDPO-2, −log σ(βu − αβ(ΣKL(y_l) − sg[ΣKL(y_w)]))"},
+    variant: Literal["tdpo1", "tdpo2"] = field(
+        default="tdpo2",
+        metadata={"help": "tdpo1: TDPO-1, −log σ(β(u − δ)); tdpo2: TDPO-2, −log σ(βu − αβ(ΣKL(y_l) − sg[ΣKL(y_w)]))"},
     )
-    alpha: float = field(default=0.5, metadata={"help": "α: the weight of TDPO-2's token-level KL term (≥ 0)"})
+    kl_alpha: float = field(
+        default=0.5, metadata={"help": "α: the weight of TDPO-2's token-level KL term (≥ 0; variant tdpo2)"}
+    )
+
+    renamed_keys: ClassVar[dict[str, str]] = {"alpha": "kl_alpha"}  # old key → new key, for the loader's error
 
     def __post_init__(self) -> None:
         _positive(self, "beta")
-        _require(self.alpha >= 0, "alpha", f"must be non-negative, got {self.alpha}")
+        _require(self.kl_alpha >= 0, "kl_alpha", f"must be non-negative, got {self.kl_alpha}")
 
     @property
     def label(self) -> str:
-        return f"tdpo{self.variant}"
+        return self.variant
 
 
 @dataclass
@@ -276,7 +284,9 @@ class TIDPOConfig:
         metadata={"help": "tdpo2-kl: the released objective with TDPO-2's KL term; weighted-dpo: the printed "
                   "formula without it"},
     )
-    kl_alpha: float = field(default=0.5, metadata={"help": "α of the KL term (variant tdpo2-kl)"})
+    kl_alpha: float = field(
+        default=0.5, metadata={"help": "α: the weight of TDPO-2's token-level KL term (≥ 0; variant tdpo2-kl)"}
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "beta", "prior_sigma", "anchor_temperature", "anchor_every", "anchor_max_new_tokens")

@@ -35,7 +35,7 @@ from tokenpo.trainers.forward import (
     reference_of,
     reusable_prefix_cache,
 )
-from tokenpo.trainers.methods import Method, MethodOutput, Stat, StepTensors
+from tokenpo.trainers.methods import Method, MethodOutput, Stat, StepTensors, split_pairs
 
 # TRL's metric names, in TRL's order: what every metrics.jsonl row starts with.
 PAIR_METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
@@ -333,7 +333,7 @@ class Engine:
     def pair_stats(out: MethodOutput, x: StepTensors) -> dict[str, Stat]:
         """TRL's metric names plus the method's own, as (sum, count) over pairs."""
         r = out.result
-        chosen_logps, rejected_logps = L.split_pairs(
+        chosen_logps, rejected_logps = split_pairs(
             L.masked_sum(x.policy_logps, x.mask)
         )
         count = torch.tensor(float(r.losses.numel()), device=r.losses.device)

@@ -1,13 +1,18 @@
 """Preference losses as pure functions over tensors: one function per method, shared pieces once.
 
-Conventions (the layout of :func:`tokenpo.trainers.data.collate_pairs` and of one concatenated forward):
+Conventions:
 
-- Rows come in pairs' order, chosen rows first: a tensor with 2B rows holds the B chosen
-  completions in rows 0..B−1 and the B rejected ones in rows B..2B−1.
-- Token tensors have shape (2B, T) and go with ``mask`` (2B, T): 1 on completion tokens, 0 on
-  prompt and padding. r_t = log πθ(y_t|·) − log πref(y_t|·) is a token log-ratio; KL_t is
-  KL(πref(·|x, y<t) ‖ πθ(·|x, y<t)) over the full vocabulary at that position.
-- The token log-probs and token KL run on the block-wise autograd kernels of
+- A loss takes each pair's chosen (y_w) and rejected (y_l) quantities as separate, named tensors
+  of shape (B,), as torchtune's (``policy_chosen_logps``, ...) and the TDPO authors'
+  (``chosen_logps_margin``, ``rejected_position_kl``) do: the meaning travels with the name, never
+  with a row order. How a batch lays out its rows is the engine's business
+  (:func:`tokenpo.trainers.methods.split_pairs`); the caller splits where it lays them out.
+- ``*_logratios`` are sequence log-ratios Σ_t r_t (B,), r_t = log πθ(y_t|·) − log πref(y_t|·) the
+  token log-ratio; ``*_kl`` are sequence KLs Σ_t KL_t (B,), KL_t = KL(πref(·|x, y<t) ‖ πθ(·|x, y<t))
+  over the full vocabulary at that position. A method that weights tokens (SparsePO's masks,
+  TI-DPO's weights) passes the weighted sums; its docstring says which.
+- Token tensors have shape (N, T) and go with ``mask`` (N, T): 1 on completion tokens, 0 on
+  prompt and padding. The token log-probs and token KL run on the block-wise autograd kernels of
   :mod:`tokenpo.trainers.kernels`; everything here is plain tensor arithmetic.
 - A loss returns :class:`PairLosses`: per-pair losses (B,) that carry gradients, and per-pair
   implicit rewards (B,) that are detached. The caller reduces (mean over pairs) and logs.
@@ -29,12 +34,6 @@ class PairLosses(NamedTuple):
     losses: torch.Tensor  # (B,) with gradients
     chosen_rewards: torch.Tensor  # (B,) detached
     rejected_rewards: torch.Tensor  # (B,) detached
-
-
-def split_pairs(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(2B, ...) → chosen rows (B, ...), rejected rows (B, ...)."""
-    chosen, rejected = rows.chunk(2, dim=0)
-    return chosen, rejected
 
 
 def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -89,70 +88,86 @@ def token_kl(policy_logits: torch.Tensor, reference_logits: torch.Tensor, block:
     return token_logps_and_kl(policy_logits, reference_logits, targets, block)[2]
 
 
-def _rewards(beta: float, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    chosen, rejected = split_pairs(beta * rows.detach())
-    return chosen, rejected
-
-
 # ----------------------------------------------------------------------------- the methods
 
 
-def dpo_loss(logratios: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> PairLosses:
+def dpo_loss(
+    chosen_logratios: torch.Tensor, rejected_logratios: torch.Tensor, beta: float, label_smoothing: float = 0.0
+) -> PairLosses:
     """DPO (Rafailov et al., 2023), conservative when ``label_smoothing`` ε > 0.
 
     h = Σ_t r_t(y_w) − Σ_t r_t(y_l);  L = −(1−ε)·log σ(β·h) − ε·log σ(−β·h).
     Rewards: β·Σ_t r_t(y).
 
     Args:
-        logratios: (2B,) sequence log-ratios Σ_t r_t, chosen rows then rejected rows.
+        chosen_logratios: (B,) Σ_t r_t(y_w).  rejected_logratios: (B,) Σ_t r_t(y_l).
     """
-    chosen, rejected = split_pairs(logratios)
-    h = chosen - rejected
+    h = chosen_logratios - rejected_logratios
     losses = -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
-    return PairLosses(losses, *_rewards(beta, logratios))
+    return PairLosses(losses, beta * chosen_logratios.detach(), beta * rejected_logratios.detach())
 
 
-def ipo_loss(logratios: torch.Tensor, lengths: torch.Tensor, beta: float) -> PairLosses:
+def ipo_loss(
+    chosen_logratios: torch.Tensor,
+    rejected_logratios: torch.Tensor,
+    chosen_lengths: torch.Tensor,
+    rejected_lengths: torch.Tensor,
+    beta: float,
+) -> PairLosses:
     """IPO (Azar et al., 2023) with length-normalised log-ratios, as TRL and the IPO authors use.
 
     h̄ = Σ_t r_t(y_w)/|y_w| − Σ_t r_t(y_l)/|y_l|;  L = (h̄ − 1/(2β))².  Rewards: β·Σ_t r_t(y).
 
     Args:
-        logratios: (2B,) sequence log-ratios.  lengths: (2B,) completion lengths in tokens.
+        chosen_logratios, rejected_logratios: (B,) Σ_t r_t(y_w), Σ_t r_t(y_l).
+        chosen_lengths, rejected_lengths: (B,) |y_w|, |y_l| in tokens.
     """
-    chosen, rejected = split_pairs(logratios / lengths.clamp(min=1))
+    chosen = chosen_logratios / chosen_lengths.clamp(min=1)
+    rejected = rejected_logratios / rejected_lengths.clamp(min=1)
     losses = (chosen - rejected - 1 / (2 * beta)) ** 2
-    return PairLosses(losses, *_rewards(beta, logratios))
+    return PairLosses(losses, beta * chosen_logratios.detach(), beta * rejected_logratios.detach())
 
 
 def tdpo_loss(
-    logratios: torch.Tensor, kl: torch.Tensor, beta: float, variant: Literal[1, 2] = 2, alpha: float = 0.5
+    chosen_logratios: torch.Tensor,
+    rejected_logratios: torch.Tensor,
+    chosen_kl: torch.Tensor,
+    rejected_kl: torch.Tensor,
+    beta: float,
+    variant: Literal["tdpo1", "tdpo2"] = "tdpo2",
+    kl_alpha: float = 0.5,
 ) -> PairLosses:
     """TDPO (Zeng et al., 2024): DPO with the sequential KL of each completion.
 
     u = Σ r_t(y_w) − Σ r_t(y_l);  D(y) = Σ_t KL_t(y).
     TDPO-1: L = −log σ(β·(u − (D(y_l) − D(y_w)))).
-    TDPO-2: L = −log σ(β·u − α·β·(D(y_l) − sg[D(y_w)])), sg = stop-gradient.
+    TDPO-2: L = −log σ(β·u − α·β·(D(y_l) − sg[D(y_w)])), α = ``kl_alpha``, sg = stop-gradient.
     Rewards, as the official code logs them: β·(Σ_t r_t(y) + D(y)).
 
     Args:
-        logratios: (2B,) sequence log-ratios.  kl: (2B,) sequence KL D(y).
+        chosen_logratios, rejected_logratios: (B,) Σ_t r_t(y_w), Σ_t r_t(y_l).
+        chosen_kl, rejected_kl: (B,) D(y_w), D(y_l).
     """
-    chosen, rejected = split_pairs(logratios)
-    chosen_kl, rejected_kl = split_pairs(kl)
-    if variant == 1:
-        logits = beta * (chosen - rejected - (rejected_kl - chosen_kl))
+    if variant == "tdpo1":
+        logits = beta * (chosen_logratios - rejected_logratios - (rejected_kl - chosen_kl))
     else:
-        logits = beta * (chosen - rejected) - alpha * beta * (rejected_kl - chosen_kl.detach())
-    return PairLosses(-F.logsigmoid(logits), *_rewards(beta, logratios + kl))
+        logits = beta * (chosen_logratios - rejected_logratios) - kl_alpha * beta * (rejected_kl - chosen_kl.detach())
+    return PairLosses(
+        -F.logsigmoid(logits),
+        beta * (chosen_logratios + chosen_kl).detach(),
+        beta * (rejected_logratios + rejected_kl).detach(),
+    )
 
 
 def sparsepo_loss(
-    token_logratios: torch.Tensor,
-    token_kl: torch.Tensor,
-    mask_u: torch.Tensor,
-    mask_d: torch.Tensor,
-    mask: torch.Tensor,
+    chosen_logratios: torch.Tensor,
+    rejected_logratios: torch.Tensor,
+    chosen_kl: torch.Tensor,
+    rejected_kl: torch.Tensor,
+    chosen_l1_u: torch.Tensor,
+    rejected_l1_u: torch.Tensor,
+    chosen_l1_d: torch.Tensor,
+    rejected_l1_d: torch.Tensor,
     beta: float,
     lambda_u: float = 0.0,
     lambda_d: float = 0.0,
@@ -166,54 +181,55 @@ def sparsepo_loss(
     Rewards, as the official code logs them: β·(Σ_t m_u·r_t − Σ_t m_d·KL_t) (their margin is
     β·(u + δ), not the loss's β·(u − δ)).
 
-    Args:
-        token_logratios, token_kl, mask_u, mask_d, mask: (2B, T); masks are non-negative and
-        are only read on completion tokens (``mask``).
+    Args (each (B,), sums over completion tokens; masks are non-negative):
+        chosen_logratios, rejected_logratios: Σ_t m_u(y,t)·r_t(y) for y_w, y_l.
+        chosen_kl, rejected_kl: Σ_t m_d(y,t)·KL_t(y) for y_w, y_l.
+        chosen_l1_u, rejected_l1_u: ‖m_u(y)‖₁ for y_w, y_l.  chosen_l1_d, rejected_l1_d: ‖m_d(y)‖₁.
     """
-    rewards = masked_sum(mask_u * token_logratios, mask)
-    kl = masked_sum(mask_d * token_kl, mask)
-    chosen, rejected = split_pairs(rewards)
-    chosen_kl, rejected_kl = split_pairs(kl)
-    l1_u = sum(split_pairs(masked_sum(mask_u.abs(), mask)))
-    l1_d = sum(split_pairs(masked_sum(mask_d.abs(), mask)))
     losses = (
-        -F.logsigmoid(beta * (chosen - rejected - (rejected_kl - chosen_kl)))
-        + lambda_u * l1_u
-        + lambda_d * l1_d
+        -F.logsigmoid(beta * (chosen_logratios - rejected_logratios - (rejected_kl - chosen_kl)))
+        + lambda_u * (chosen_l1_u + rejected_l1_u)
+        + lambda_d * (chosen_l1_d + rejected_l1_d)
     )
-    return PairLosses(losses, *_rewards(beta, rewards - kl))
+    return PairLosses(
+        losses, beta * (chosen_logratios - chosen_kl).detach(), beta * (rejected_logratios - rejected_kl).detach()
+    )
 
 
 def weighted_dpo_loss(
-    token_logratios: torch.Tensor,
-    weights: torch.Tensor,
-    mask: torch.Tensor,
+    chosen_logratios: torch.Tensor,
+    rejected_logratios: torch.Tensor,
     beta: float,
-    sequence_kl: torch.Tensor | None = None,
+    chosen_kl: torch.Tensor | None = None,
+    rejected_kl: torch.Tensor | None = None,
     kl_alpha: float = 0.5,
 ) -> PairLosses:
     """TI-DPO (Yang et al., 2025): DPO on token-weighted log-ratios; with the KL term of its code.
 
     Δr = Σ_t W_t(y_w)·r_t(y_w) − Σ_t W_t(y_l)·r_t(y_l);  L = −log σ(β·Δr) (the printed formula).
-    With ``sequence_kl`` D (the released code, "tdpo2-kl"): TDPO-2 on the weighted log-ratios,
-    L = −log σ(β·Δr − α·β·(D(y_l) − sg[D(y_w)])), rewards β·(Σ_t W_t·r_t + D(y)).
+    With the sequence KLs D (the released code, "tdpo2-kl"): TDPO-2 on the weighted log-ratios,
+    L = −log σ(β·Δr − α·β·(D(y_l) − sg[D(y_w)])), α = ``kl_alpha``, rewards β·(Σ_t W_t·r_t + D(y)).
     W ≡ 1 is DPO (and TDPO-2 with the KL term). Rewards without KL: β·Σ_t W_t·r_t.
 
     Args:
-        token_logratios, weights, mask: (2B, T); weights are constants (detached here).
-        sequence_kl: (2B,) Σ_t KL_t, or None.
+        chosen_logratios, rejected_logratios: (B,) Σ_t W_t(y)·r_t(y) for y_w, y_l, the weights W
+            constants (no gradient).
+        chosen_kl, rejected_kl: (B,) D(y_w), D(y_l) = Σ_t KL_t, both or neither.
     """
-    weighted = masked_sum(weights.detach() * token_logratios, mask)
-    if sequence_kl is None:
-        return dpo_loss(weighted, beta)
-    return tdpo_loss(weighted, sequence_kl, beta, variant=2, alpha=kl_alpha)
+    if (chosen_kl is None) != (rejected_kl is None):
+        raise ValueError("weighted_dpo_loss takes both chosen_kl and rejected_kl, or neither")
+    if chosen_kl is None:
+        return dpo_loss(chosen_logratios, rejected_logratios, beta)
+    return tdpo_loss(chosen_logratios, rejected_logratios, chosen_kl, rejected_kl, beta, "tdpo2", kl_alpha)
 
 
 def triplet_loss(
-    anchor_logratios: torch.Tensor,
+    anchor_token_logratios: torch.Tensor,
     anchor_mask: torch.Tensor,
-    token_logratios: torch.Tensor,
-    mask: torch.Tensor,
+    chosen_token_logratios: torch.Tensor,
+    chosen_mask: torch.Tensor,
+    rejected_token_logratios: torch.Tensor,
+    rejected_mask: torch.Tensor,
     margin: float,
     alignment: Literal["pairwise", "truncate", "mean"] = "pairwise",
 ) -> torch.Tensor:
@@ -221,21 +237,24 @@ def triplet_loss(
 
     L_trip = max(0, ‖d − b‖² − ‖d − c‖² + α), with d, b, c the per-token log-ratio vectors of the
     anchor, chosen and rejected completions, each left-aligned (token i of the completion in
-    column i). Completions differ in length, so:
+    column i), and α = ``margin``. Completions differ in length, so:
     - ``pairwise`` (the released code): ‖d − b‖² sums over the first min(|d|, |b|) tokens and
       ‖d − c‖² over the first min(|d|, |c|);
     - ``truncate``: both sum over the first T* = min(|d|, |b|, |c|) tokens (the tokens all three have);
     - ``mean``: the vectors are replaced by their length-normalised sums (one number each).
 
     Args:
-        anchor_logratios, anchor_mask: (B, Ta) for the anchor completion of each pair.
-        token_logratios, mask: (2B, T), chosen rows then rejected rows.
+        anchor_token_logratios, anchor_mask: (A, Ta) r_t of each pair's anchor completion.
+        chosen_token_logratios, chosen_mask: (A, T) r_t of the same pairs' chosen completions.
+        rejected_token_logratios, rejected_mask: (A, T) r_t of their rejected completions.
     Returns:
-        (B,) per-pair triplet losses.
+        (A,) per-pair triplet losses.
     """
-    d, d_len = left_align(anchor_logratios, anchor_mask)
-    pair, pair_len = left_align(token_logratios, mask)
-    (b, c), (b_len, c_len) = split_pairs(pair), split_pairs(pair_len)
+    d, d_len = left_align(anchor_token_logratios, anchor_mask)
+    b, b_len = left_align(chosen_token_logratios, chosen_mask)
+    c, c_len = left_align(rejected_token_logratios, rejected_mask)
+    pair_width = max(b.shape[1], c.shape[1])  # the chosen and rejected vectors on one width
+    b, c = _fit(b, pair_width), _fit(c, pair_width)
     if alignment == "mean":
         d_bar, b_bar, c_bar = (x.sum(-1) / n.clamp(min=1) for x, n in ((d, d_len), (b, b_len), (c, c_len)))
         return torch.relu((d_bar - b_bar) ** 2 - (d_bar - c_bar) ** 2 + margin)
@@ -244,7 +263,7 @@ def triplet_loss(
         to_chosen = to_rejected = shared
     else:
         to_chosen, to_rejected = torch.minimum(d_len, b_len), torch.minimum(d_len, c_len)
-    width = max(d.shape[1], pair.shape[1])
+    width = max(d.shape[1], pair_width)
     d, b, c = (_fit(x, width) for x in (d, b, c))
     columns = torch.arange(width, device=d.device)[None, :]
     chosen_distance = (((d - b) ** 2) * (columns < to_chosen[:, None])).sum(-1)
@@ -288,7 +307,7 @@ def gaussian_prior(mask: torch.Tensor, sigma: float | None) -> torch.Tensor:
     return torch.exp(-0.5 * ((position - mu) / scale) ** 2) * mask
 
 
-def normalise(values: torch.Tensor, mask: torch.Tensor, how: Literal["sum", "mean"]) -> torch.Tensor:
+def normalise_over_tokens(values: torch.Tensor, mask: torch.Tensor, how: Literal["sum", "mean"]) -> torch.Tensor:
     """Scale each row's values on ``mask`` to sum 1 (``sum``) or to mean 1 (``mean``); 0 elsewhere."""
     values = values * mask
     total = values.sum(-1, keepdim=True)
@@ -318,8 +337,8 @@ def importance_weights(
     """
     mask = mask.float()
     attribution = attribution.float().clamp(min=0) * mask
-    prior_weights = normalise(prior.float(), mask, how)
-    mixed = importance_lambda * normalise(attribution, mask, how) + (1 - importance_lambda) * prior_weights
+    prior_weights = normalise_over_tokens(prior.float(), mask, how)
+    mixed = importance_lambda * normalise_over_tokens(attribution, mask, how) + (1 - importance_lambda) * prior_weights
     has_attribution = attribution.sum(-1, keepdim=True) > 0
     weights = torch.where(has_attribution, mixed, prior_weights)
     return (weights * (mask.sum(-1, keepdim=True) > 1)).detach()

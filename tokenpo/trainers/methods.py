@@ -5,6 +5,11 @@ the engine (``tokenpo.trainers.engine``) runs those forwards and hands the resul
 :class:`StepTensors`; the method calls its loss from ``tokenpo.trainers.losses`` and
 returns per-pair losses, rewards and statistics. Statistics are (sum, count) pairs so that
 micro-batches and processes add up before dividing.
+
+The batch's layout (chosen rows first, then rejected) ends here: each method reduces token terms to
+one value per completion over the whole batch (one reduction over all 2B rows: how a reduction
+groups its additions can depend on the number of rows), then :func:`split_pairs` gives the losses
+their chosen and rejected tensors by name.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ from tokenpo.trainers.hooknames import resolve_points
 from tokenpo.trainers.masks import MaskHead
 
 Stat = tuple[torch.Tensor, torch.Tensor]
+
+
+def split_pairs(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(2B, ...) rows in the engine's layout (:class:`StepTensors`) → chosen rows (B, ...), rejected rows
+    (B, ...)."""
+    chosen, rejected = rows.chunk(2, dim=0)
+    return chosen, rejected
 
 
 @dataclass
@@ -146,7 +158,7 @@ class Method:
 
     @staticmethod
     def _kl_stats(sequence_kl: torch.Tensor) -> dict[str, Stat]:
-        chosen, rejected = L.split_pairs(sequence_kl)
+        chosen, rejected = split_pairs(sequence_kl)
         return {"kl/chosen": _mean_stat(chosen), "kl/rejected": _mean_stat(rejected)}
 
 
@@ -159,11 +171,14 @@ class DPO(Method):
     def compute(self, x: StepTensors) -> MethodOutput:
         mask = x.mask
         token_logratios = self._logratios(x)
-        logratios = L.masked_sum(token_logratios, mask)
+        chosen_logratios, rejected_logratios = split_pairs(L.masked_sum(token_logratios, mask))
         if self.config.loss == "ipo":
-            result = L.ipo_loss(logratios, mask.sum(-1), self.config.beta)
+            chosen_lengths, rejected_lengths = split_pairs(mask.sum(-1))
+            result = L.ipo_loss(
+                chosen_logratios, rejected_logratios, chosen_lengths, rejected_lengths, self.config.beta
+            )
         else:
-            result = L.dpo_loss(logratios, self.config.beta, self.config.label_smoothing)
+            result = L.dpo_loss(chosen_logratios, rejected_logratios, self.config.beta, self.config.label_smoothing)
         return MethodOutput(result, {}, {"logratio": token_logratios})
 
 
@@ -177,12 +192,16 @@ class TDPO(Method):
         mask = x.mask
         token_logratios = self._logratios(x)
         sequence_kl = L.masked_sum(self._token_kl(x), mask)
+        chosen_logratios, rejected_logratios = split_pairs(L.masked_sum(token_logratios, mask))
+        chosen_kl, rejected_kl = split_pairs(sequence_kl)
         result = L.tdpo_loss(
-            L.masked_sum(token_logratios, mask),
-            sequence_kl,
+            chosen_logratios,
+            rejected_logratios,
+            chosen_kl,
+            rejected_kl,
             self.config.beta,
             self.config.variant,
-            self.config.alpha,
+            self.config.kl_alpha,
         )
         return MethodOutput(result, self._kl_stats(sequence_kl), {"logratio": token_logratios})
 
@@ -218,17 +237,32 @@ class SparsePO(Method):
         token_logratios = self._logratios(x)
         token_kl = self._token_kl(x)
         mask_u, mask_d = self.masks(x)
+        # Each completion's masked sums (Σ_t m_u·r_t, Σ_t m_d·KL_t, ‖m_u‖₁, ‖m_d‖₁), then by side.
+        chosen_logratios, rejected_logratios = split_pairs(L.masked_sum(mask_u * token_logratios, mask))
+        chosen_kl, rejected_kl = split_pairs(L.masked_sum(mask_d * token_kl, mask))
+        chosen_l1_u, rejected_l1_u = split_pairs(L.masked_sum(mask_u.abs(), mask))
+        chosen_l1_d, rejected_l1_d = split_pairs(L.masked_sum(mask_d.abs(), mask))
         # With one mask for both terms the two L1 terms fall on the same mask: the official code
         # halves both λ to make up for adding it twice.
         share = 0.5 if c.common_mask else 1.0
         result = L.sparsepo_loss(
-            token_logratios, token_kl, mask_u, mask_d, mask, c.beta, share * c.lambda_u, share * c.lambda_d
+            chosen_logratios,
+            rejected_logratios,
+            chosen_kl,
+            rejected_kl,
+            chosen_l1_u,
+            rejected_l1_u,
+            chosen_l1_d,
+            rejected_l1_d,
+            c.beta,
+            share * c.lambda_u,
+            share * c.lambda_d,
         )
         stats = self._kl_stats(L.masked_sum(token_kl, mask))
-        chosen_mask, rejected_mask = L.split_pairs(mask)
+        chosen_mask, rejected_mask = split_pairs(mask)
         kinds = {"u": mask_u} if c.common_mask else {"u": mask_u, "d": mask_d}
         for kind, values in kinds.items():
-            chosen, rejected = L.split_pairs(values)
+            chosen, rejected = split_pairs(values)
             stats[f"mask/{kind}_zero_fraction"] = _token_stat((values == 0).float(), mask)
             stats[f"mask/{kind}_chosen_mean"] = _token_stat(chosen, chosen_mask)
             stats[f"mask/{kind}_rejected_mean"] = _token_stat(rejected, rejected_mask)
@@ -272,10 +306,13 @@ class TIDPO(Method):
         token_logratios = self._logratios(x)
         weights = x.token_weights * mask
         sequence_kl = L.masked_sum(self._token_kl(x), mask) if c.variant == "tdpo2-kl" else None
-        result = L.weighted_dpo_loss(token_logratios, weights, mask, c.beta, sequence_kl, c.kl_alpha)
+        # Σ_t W_t·r_t per completion, the weights constants; then by side.
+        chosen_logratios, rejected_logratios = split_pairs(L.masked_sum(weights.detach() * token_logratios, mask))
+        chosen_kl, rejected_kl = split_pairs(sequence_kl) if sequence_kl is not None else (None, None)
+        result = L.weighted_dpo_loss(chosen_logratios, rejected_logratios, c.beta, chosen_kl, rejected_kl, c.kl_alpha)
         stats = self._kl_stats(sequence_kl) if sequence_kl is not None else {}
-        chosen_mask, rejected_mask = L.split_pairs(mask)
-        chosen_weights, rejected_weights = L.split_pairs(weights)
+        chosen_mask, rejected_mask = split_pairs(mask)
+        chosen_weights, rejected_weights = split_pairs(weights)
         stats["weights/chosen_mean"] = _token_stat(chosen_weights, chosen_mask)
         stats["weights/rejected_mean"] = _token_stat(rejected_weights, rejected_mask)
         stats["weights/max"] = _mean_stat(weights.amax(dim=-1))
@@ -290,12 +327,16 @@ class TIDPO(Method):
         triplet = torch.zeros_like(result.losses)
         if x.anchor_pairs:
             pairs = torch.tensor(x.anchor_pairs, device=mask.device)
-            rows = torch.cat([pairs, pairs + x.pairs])
+            rows = torch.cat([pairs, pairs + x.pairs])  # the anchored pairs' chosen rows, then their rejected rows
+            chosen_logratios, rejected_logratios = split_pairs(token_logratios[rows])
+            chosen_mask, rejected_mask = split_pairs(mask[rows])
             values = L.triplet_loss(
                 x.anchor_logratios,
                 x.anchor_mask,
-                token_logratios[rows],
-                mask[rows],
+                chosen_logratios,
+                chosen_mask,
+                rejected_logratios,
+                rejected_mask,
                 c.triplet_margin,
                 c.triplet_alignment,
             )
