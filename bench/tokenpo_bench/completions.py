@@ -6,7 +6,7 @@ function (more functions, test code, a ``if __name__ == "__main__":`` block), wh
 must survive. Each row also carries the completion cut the way lm-eval's ``humaneval`` task cuts it
 (:func:`cut_lm_eval`), so both variants can be judged::
 
-    PYTHONPATH=benchmarks python -m tokenpo_bench.completions --n 10 --temperature 0.8 --out FILE
+    PYTHONPATH=bench python -m tokenpo_bench.completions --n 10 --temperature 0.8 --out FILE
 
 Rows: ``{task_id, completion, completion_lm_eval, sample_index}``, problem order then sample order.
 Beside them, ``FILE.meta.json`` records the model, the settings, the wall time and tokens per second.
