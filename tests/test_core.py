@@ -181,7 +181,8 @@ def test_only_the_displays_draw_progress():
 def test_no_long_module_without_a_reason():
     """A module over 400 lines says in its docstring why it is one module (a paragraph starting 'Why')."""
     long_without_reason = []
-    for path in sorted([*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "benchmarks").rglob("*.py")]):
+    root = PACKAGE.parent
+    for path in sorted([*PACKAGE.rglob("*.py"), *(root / "bench").rglob("*.py"), *(root / "scripts").rglob("*.py")]):
         text = path.read_text()
         if text.count("\n") > 400 and "\nWhy " not in (ast.get_docstring(ast.parse(text)) or "").join("\n\n"):
             long_without_reason.append(f"{path.relative_to(PACKAGE.parent)} ({text.count(chr(10))} lines)")

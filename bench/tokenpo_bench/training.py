@@ -13,7 +13,7 @@ with the same batch, no gradient accumulation, pure bf16 weights (no autocast on
 gradient checkpointing, the same AdamW (TRL's default, torch's fused kernel; lr 1e-6, β 0.9/0.999, ε 1e-8,
 no weight decay, clipping 1.0): each run records the optimiser that stepped its weights.
 
-Why ~430 lines in one module: the two contenders' set-ups (ours and TRL's) are kept side by side
+Why one module: the two contenders' set-ups (ours and TRL's) are kept side by side
 so that every setting that must match can be checked against the other in one read.
 """
 

@@ -25,7 +25,7 @@ The wall time is the launcher's: it kills the job's process group at the limit; 
 with its PID 1. What was achieved is reported by trusted code before the program starts, over the
 job's channel, never through a file the program can write.
 
-Why one module of ~580 lines: the launcher runs by file path in an isolated interpreter, before any
+Why one module: the launcher runs by file path in an isolated interpreter, before any
 package is importable, and is the trusted computing base of the judge; keeping the whole process
 tree in one file (its two siblings aside) lets a reviewer audit everything the program's ancestors
 do in one read.

@@ -6,7 +6,7 @@ Defaults are the papers' settings (docs/methods.md, docs/training.md). Each fiel
 metadata (``field(metadata={"help": ...})``): ``docs/configuration.md`` and the command line's
 options are generated from it.
 
-Why one module of ~450 lines: it is declarations only (fields, their help, their checks), the one
+Why one module: it is declarations only (fields, their help, their checks), the one
 place a reader looks up what a training setting means; most of its length is help text.
 """
 

@@ -69,7 +69,7 @@ the last window do not overlap), comparing the first window with the last:
 A check that does not apply to the method, or cannot be judged yet, is recorded with outcome "n/a"
 and its reason in ``detail``; every check is recorded, passing or not (``RUN/health.json``).
 
-Why one module of ~500 lines: each check is a short function beside its threshold, and this
+Why one module: each check is a short function beside its threshold, and this
 docstring is the reference that lists them with the measurements behind each bound; apart, a reader
 would check thresholds against a list kept in another file.
 """
