@@ -199,7 +199,8 @@ def test_online_configs_swap_only_the_code_scorer(tmp_path):
         "humaneval_64_instruct",
     }
     text = (tmp_path / "humaneval" / "humaneval.yaml").read_text()
-    assert "dataset_path: openai/openai_humaneval" in text and "!function 'tokenpo.evals.tasks.code.pass_at_k'" in text
+    assert "dataset_path: openai/openai_humaneval" in text
+    assert "!function 'tokenpo.evals.tasks.code.pass_at_k_metric'" in text
 
 
 def test_official_filters_are_restated_exactly():
@@ -234,8 +235,8 @@ def test_lm_eval_code_metric_judges_with_the_prompts_helpers_not_the_programs():
     rigged = "    return 0.0\n\ndef poly(xs, x):\n    return 0.0\n"  # a one-process judge would pass it
     (predictions,) = code.build_predictions([[honest, rigged]], [{"prompt": prompt}])
     assert predictions == [prompt + honest, prompt + rigged]  # lm-eval's filter output, unchanged
-    assert code.pass_at_k([tests], [predictions], [1]) == {"pass@1": 0.5}
-    assert code.pass_at_k([tests], [[predictions[1]]], [1]) == {"pass@1": 0.0}
+    assert code.pass_at_k_metric([tests], [predictions], [1]) == {"pass@1": 0.5}
+    assert code.pass_at_k_metric([tests], [[predictions[1]]], [1]) == {"pass@1": 0.0}
 
 
 def test_suites_are_valid_and_cover_the_six_benchmarks():

@@ -8,6 +8,8 @@ Two uses, one description:
   each entry's key;
 - the result folder's claim (:func:`claim_folder`): a run into a folder that holds the answers or
   results of a different model, data, task configuration or settings refuses instead of mixing them.
+
+:func:`run_identity` gathers both for one evaluation pass (:class:`RunIdentity`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from tokenpo.core.files import sha256_file, write_atomic
 from tokenpo.core.fingerprint import fingerprint
 from tokenpo.evals.errors import EvalError
+from tokenpo.evals.evaluation import Evaluation
+from tokenpo.evals.language_model import AnsweringModel
+from tokenpo.evals.tasks.configs import TaskConfigs
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -167,3 +173,52 @@ def claim_folder(output_dir: Path, claim: Mapping[str, Any]) -> None:
                 )
         return
     write_atomic(path, json.dumps(claim, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What one evaluation pass answers with and under: the model's identity (for a vLLM server, what the
+    server computes with), how answers are computed, lm-eval's seeds, the settings that can change an
+    answer or a score, the data and the digest of the task files."""
+
+    model: dict[str, Any]
+    computation: dict[str, Any]
+    seeds: dict[str, int]
+    settings: dict[str, Any]
+    data: dict[str, Any]
+    tasks: str
+
+    def claim(self) -> dict[str, Any]:
+        """The folder's claim (:func:`claim_folder`). Settings come before tasks: the sandbox limits are in
+        both (the code tasks' files carry them), and a run refused for them is told "settings"."""
+        return {"model": self.model, "data": self.data, "settings": self.settings, "tasks": self.tasks}
+
+    def journal(self, cache: Path) -> Path:
+        """The answer journal in ``cache`` of every run with this model, these seeds and this computation."""
+        return Path(cache) / f"requests-{journal_digest(self.model, self.seeds, self.computation)}.jsonl"
+
+
+def run_identity(
+    evaluation: Evaluation, answering: AnsweringModel, configs: TaskConfigs, tasks_digest: str
+) -> RunIdentity:
+    """The identity of ``evaluation`` answered by ``answering`` on the task files ``configs`` (their digest:
+    ``tasks_digest``)."""
+    model = model_identity(evaluation.model, evaluation.tokenizer, answering.lm, evaluation.backend)
+    if answering.served is not None:  # what the server computes with, not what the harness process would load
+        model.update(answering.served)
+    computation = {
+        "batch_size": evaluation.batch_size,
+        "device": str(getattr(answering.lm, "device", evaluation.device)),
+    }
+    # What can change an answer or a score (the tasks chosen and --limit only select items: a run
+    # with more items into the same folder reuses the answers it has).
+    settings = {
+        "computation": computation,
+        "num_fewshot": evaluation.fewshot,
+        "apply_chat_template": evaluation.chat_template,
+        "seeds": evaluation.seeds,
+        "lm_eval": lm_eval_version(),
+        "sandbox": asdict(evaluation.sandbox),
+    }
+    data = {"source": "offline" if configs.offline else "online", "checksums": configs.checksums}
+    return RunIdentity(model, computation, evaluation.seeds, settings, data, tasks_digest)

@@ -9,8 +9,9 @@ included unchanged, so ``mmlu`` still aggregates its 57 subjects.
 Code tasks (HumanEval) are the one exception: their official ``utils.py`` loads 🤗 evaluate's
 ``code_eval`` on import, which needs the hub and runs code unsandboxed. Their config is written
 out in full from the official one with the scorer (and the filters living in that module)
-replaced by :mod:`tokenpo.evals.tasks.code`. Online, only these code tasks are written; everything else is
-lm-eval's own task.
+replaced by :mod:`tokenpo.evals.tasks.code`, and the sandbox limits the scorer runs programs under
+written into its ``metric_list`` entry (lm-eval passes that entry's extra keys to the metric). Online,
+only these code tasks are written; everything else is lm-eval's own task.
 
 The folder works with plain lm-eval too: ``lm_eval --include_path DIR --tasks gsm8k ...``.
 """
@@ -18,7 +19,7 @@ The folder works with plain lm-eval too: ``lm_eval --include_path DIR --tasks gs
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,12 @@ from tokenpo.core.files import sha256_file, write_atomic
 from tokenpo.evals.data.mirror import MIRRORS, mirror_folder
 from tokenpo.evals.data.prepare import load_manifest
 from tokenpo.evals.errors import EvalError
+from tokenpo.evals.tasks.code import LM_EVAL_LIMITS
+from tokenpo.sandbox import SandboxLimits
 
+# The official code-task functions (``humaneval/utils.NAME``) and ours that replace them.
 CODE_FUNCTIONS = {
-    "pass_at_k": "tokenpo.evals.tasks.code.pass_at_k",
+    "pass_at_k": "tokenpo.evals.tasks.code.pass_at_k_metric",
     "build_predictions": "tokenpo.evals.tasks.code.build_predictions",
     "build_predictions_instruct": "tokenpo.evals.tasks.code.build_predictions_instruct",
 }
@@ -123,6 +127,16 @@ def _swap_code_functions(value: Any, official_dir: Path) -> Any:
     return value
 
 
+def _with_sandbox_limits(config: dict[str, Any], limits: SandboxLimits) -> dict[str, Any]:
+    """``config`` with ``limits`` in the metric entries of our sandboxed scorer (its ``sandbox_limits`` argument)."""
+    scorer = CODE_FUNCTIONS["pass_at_k"]
+    metrics = [
+        {**entry, "sandbox_limits": asdict(limits)} if entry.get("metric") == scorer else entry
+        for entry in config.get("metric_list") or []
+    ]
+    return {**config, "metric_list": metrics} if "metric_list" in config else config
+
+
 def _data_overrides(mirror: Mirror, config: dict[str, Any], data_dir: Path) -> dict[str, Any] | None:
     folder = mirror_folder(data_dir, mirror.hub_id, config.get("dataset_name"))
     files = sorted(folder.glob("*.jsonl"))
@@ -139,8 +153,13 @@ def _data_overrides(mirror: Mirror, config: dict[str, Any], data_dir: Path) -> d
     return overrides
 
 
-def write_task_configs(folder: Path, data_dir: Path | None = None) -> TaskConfigs:
-    """Write the task YAMLs into ``folder``: offline from ``data_dir`` (prepared), else online (code tasks only)."""
+def write_task_configs(
+    folder: Path, data_dir: Path | None = None, sandbox_limits: SandboxLimits = LM_EVAL_LIMITS
+) -> TaskConfigs:
+    """Write the task YAMLs into ``folder``: offline from ``data_dir`` (prepared), else online (code tasks only).
+
+    sandbox_limits: what each program of a code task runs under (lm-eval's 3 s timeout by default).
+    """
     folder = Path(folder).resolve()
     official_dir = official_tasks_dir()
     manifest = load_manifest(data_dir) if data_dir is not None else None
@@ -160,7 +179,7 @@ def write_task_configs(folder: Path, data_dir: Path | None = None) -> TaskConfig
             if not code_task and not result.offline:
                 result.paths[name] = path
             if code_task:
-                body = _swap_code_functions(config, official_dir)
+                body = _with_sandbox_limits(_swap_code_functions(config, official_dir), sandbox_limits)
                 body.pop("tag", None)  # keep our copy out of the official tags (e.g. none today)
             else:
                 if result.offline is False:

@@ -1,0 +1,102 @@
+"""What one evaluation is asked to do, checked once: :class:`Evaluation`, and the folders it works in.
+
+:func:`tokenpo.evals.evaluate` turns its arguments into an :class:`Evaluation` and passes it to each of
+its jobs (task files, shards, server, claim, journal, results); none of them reads anything else, so
+two evaluations in one process are independent.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tokenpo.evals.errors import EvalError
+from tokenpo.evals.suites import Suite, load_suite, parse_tasks
+from tokenpo.evals.vllm_server import ServerBackend
+from tokenpo.sandbox import SandboxLimits
+
+CACHE = ".cache"
+LM_EVAL_DEFAULT_SEEDS = {
+    "random_seed": 0,
+    "numpy_random_seed": 1234,
+    "torch_random_seed": 1234,
+    "fewshot_random_seed": 1234,
+}
+SEED_ARGUMENTS = tuple(LM_EVAL_DEFAULT_SEEDS)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The arguments of :func:`tokenpo.evals.evaluate` (but ``shards`` and ``shard``), resolved: the suite
+    chosen, folders absolute, the sandbox limits given. A spawned shard receives it as it is."""
+
+    model: Any
+    tokenizer: Any
+    suite: Suite
+    output_dir: Path
+    data_dir: Path | None
+    limit: int | None
+    backend: str
+    batch_size: int
+    device: str | None
+    num_fewshot: int | None
+    apply_chat_template: bool | None
+    seed: int | None
+    sandbox: SandboxLimits
+    metadata: dict[str, Any] | None
+    server: ServerBackend | None
+
+    @property
+    def model_is_named(self) -> bool:
+        """The model is a folder or hub id (not an in-memory object)."""
+        return isinstance(self.model, str | os.PathLike)
+
+    @property
+    def seeds(self) -> dict[str, int]:
+        """lm-eval's four seeds: all ``seed``, or lm-eval's defaults when it is None."""
+        return {**LM_EVAL_DEFAULT_SEEDS, **({} if self.seed is None else dict.fromkeys(SEED_ARGUMENTS, self.seed))}
+
+    @property
+    def fewshot(self) -> int | None:
+        """Few-shot examples per task: the argument's, else the suite's (None: each task's own)."""
+        return self.num_fewshot if self.num_fewshot is not None else self.suite.num_fewshot
+
+    @property
+    def chat_template(self) -> bool:
+        """Whether prompts go through the model's chat template: the argument's choice, else the suite's."""
+        return self.suite.apply_chat_template if self.apply_chat_template is None else self.apply_chat_template
+
+    @property
+    def documents(self) -> int | None:
+        """At most this many documents per task: the argument's limit, else the suite's (None: all)."""
+        return self.limit if self.limit is not None else self.suite.limit
+
+
+def select_suite(tasks: list[str | dict[str, Any]] | None, suite: str | Suite | None) -> Suite:
+    """The suite to run: ``suite`` (a name, a file or a :class:`Suite`), or ``tasks`` as a custom one."""
+    if (tasks is None) == (suite is None):
+        raise EvalError("evaluate", "tasks/suite", "give exactly one of tasks and suite")
+    if suite is not None:
+        return suite if isinstance(suite, Suite) else load_suite(suite)
+    return Suite(name="custom", tasks=parse_tasks("--tasks", list(tasks)))
+
+
+@dataclass(frozen=True)
+class RunFolders:
+    """Where one pass of an evaluation works: the result folder, its cache (journals, claim) and the folder
+    of this pass's own task files and server log (a shard's apart from the others')."""
+
+    output_dir: Path
+    cache: Path
+    pass_dir: Path
+
+    @classmethod
+    def of(cls, output_dir: Path, shard: tuple[int, int] | None) -> RunFolders:
+        cache = output_dir / CACHE
+        return cls(output_dir, cache, cache if shard is None else cache / f"shard-{shard[0]}")
+
+    @property
+    def server_log(self) -> Path:
+        return self.pass_dir / "vllm-server.log"
