@@ -20,8 +20,22 @@ from pathlib import Path
 from tokenpo.leaderboards.discover import result_files
 from tokenpo.leaderboards.table import build_leaderboard
 
-VERDICT_KEYS = ("metric", "kl", "path_kl", "reward", "baseline_reward", "delta", "low", "high", "covers", "seeds",
-                "steps", "margin", "verdict", "reason")
+VERDICT_KEYS = (
+    "metric",
+    "kl",
+    "path_kl",
+    "reward",
+    "baseline_reward",
+    "delta",
+    "low",
+    "high",
+    "covers",
+    "seeds",
+    "steps",
+    "margin",
+    "verdict",
+    "reason",
+)
 
 
 def record(output: Path, wall_seconds: float | None, secondary: str = "p_positive,none") -> dict:
@@ -49,9 +63,16 @@ def record(output: Path, wall_seconds: float | None, secondary: str = "p_positiv
         "secondary": {v.method: {key: v.record().get(key) for key in VERDICT_KEYS} for v in second},
         "paths": summary["paths"],
         "health": health,
-        "wall_seconds": round(wall_seconds if wall_seconds is not None else sum(
-            seconds for name, seconds in stage_seconds.items() if "/steps/" not in name  # inside their run's stage
-        ), 1),
+        "wall_seconds": round(
+            wall_seconds
+            if wall_seconds is not None
+            else sum(
+                seconds
+                for name, seconds in stage_seconds.items()
+                if "/steps/" not in name  # inside their run's stage
+            ),
+            1,
+        ),
         "wall_seconds_measured": wall_seconds is not None,
         "stage_seconds": stage_seconds,
     }

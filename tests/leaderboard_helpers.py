@@ -105,14 +105,10 @@ def make_result(
     for task, metrics in tasks.items():
         for key, scores in metrics.items():
             num, den = _num_den(scores)
-            result.metrics[(task, key)] = MetricValue(
-                float(num.sum() / den.sum()), _stderr(num, den), len(num)
-            )
+            result.metrics[(task, key)] = MetricValue(float(num.sum() / den.sum()), _stderr(num, den), len(num))
             prompts = tuple((task, p) for p in prompt_ids[task]) if prompt_ids and task in prompt_ids else None
             result.items[(task, key)] = ItemScores(tuple((task, i) for i in range(len(num))), num, den, prompts)
-            result.higher_is_better[(task, key.split(",")[0])] = (higher_is_better or {}).get(
-                key.split(",")[0], True
-            )
+            result.higher_is_better[(task, key.split(",")[0])] = (higher_is_better or {}).get(key.split(",")[0], True)
     return result
 
 

@@ -118,9 +118,7 @@ def write_tasks(folder: Path, benchmarks: Path) -> Path:
         (folder / f"tiny_mmlu_{slug}.yaml").write_text(_SUBJECT_YAML.format(slug=slug, mmlu=mmlu))
         utils += [f"def only_{slug}(docs):", f"    return _only(docs, {subject!r})", ""]
     (folder / "utils.py").write_text("\n".join(utils))
-    (folder / "tiny_mmlu.yaml").write_text(
-        _GROUP_YAML.format(tasks=", ".join(f"tiny_mmlu_{s}" for s in slugs))
-    )
+    (folder / "tiny_mmlu.yaml").write_text(_GROUP_YAML.format(tasks=", ".join(f"tiny_mmlu_{s}" for s in slugs)))
     (folder / "tiny_gsm8k.yaml").write_text(_GSM8K_YAML.format(gsm8k=benchmarks / "gsm8k" / "test.jsonl"))
     return folder
 

@@ -28,7 +28,10 @@ def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 def simple_mask_all_layers(
-    states: list[torch.Tensor], norm: torch.nn.LayerNorm, weights: torch.Tensor, biases: torch.Tensor,
+    states: list[torch.Tensor],
+    norm: torch.nn.LayerNorm,
+    weights: torch.Tensor,
+    biases: torch.Tensor,
     mixer: torch.Tensor,
 ) -> torch.Tensor:
     """``SimpleMaskAllLayers`` with dropout off: per layer ReLU(w·LN(h) + b), a bias-free mixer, ReLU.
@@ -115,7 +118,10 @@ def mapo_mask(activations_by_type: dict[str, list[torch.Tensor]], loss_mask: tor
 
 
 def mapo_loss(
-    policy_logits: torch.Tensor, reference_logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
+    policy_logits: torch.Tensor,
+    reference_logits: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
     beta: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``MAPOTrainer.mapo_loss`` with its inputs: one mask (2B, seq−1) on both terms, no L1."""

@@ -92,4 +92,3 @@ def triplet(
         to_rejected = sum((d[i] - c[i]) ** 2 for i in range(min(len(d), len(c))))
         out.append(max(0.0, to_chosen - to_rejected + margin))
     return out
-

@@ -43,9 +43,7 @@ PAIRS = (
 
 def write_demo_inputs(folder: Path, lmeval_dir: Path, tokenizer) -> tuple[list[str], list[Path]]:
     """Result arguments (``METHOD=PATH``) and run folders for the demo report."""
-    tokens = [
-        tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"]) for pair in PAIRS for text in pair
-    ]
+    tokens = [tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"]) for pair in PAIRS for text in pair]
     runs = [
         write_run(folder / "runs" / "SYNTHETIC-dpo", "dpo", seed=0, flags=[]),
         write_run(folder / "runs" / "SYNTHETIC-sparsepo", "sparsepo", seed=1, tokens=tokens, flags=[]),
@@ -120,19 +118,13 @@ def main() -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out, screenshot = Path(sys.argv[1]), Path(sys.argv[2])
-    benchmarks = Path(
-        os.environ.get("HARNESS_BENCHMARKS", Path(__file__).parents[1].parent / "shared" / "benchmarks")
-    )
+    benchmarks = Path(os.environ.get("HARNESS_BENCHMARKS", Path(__file__).parents[1].parent / "shared" / "benchmarks"))
     tasks = write_tasks(out / "tasks", benchmarks)
     lmeval_dir = out / "lmeval"
     path = resolve_model("smollm2-135m-instruct")
-    evaluate(
-        load_causal_lm(path), load_tokenizer(path), "SmolLM2-135M-Instruct", tasks, lmeval_dir, limit=100
-    )
+    evaluate(load_causal_lm(path), load_tokenizer(path), "SmolLM2-135M-Instruct", tasks, lmeval_dir, limit=100)
     for seed in (0, 1):
-        evaluate(
-            *build_tiny_model("llama", seed=seed), f"tiny-llama-seed{seed}", tasks, lmeval_dir, limit=100
-        )
+        evaluate(*build_tiny_model("llama", seed=seed), f"tiny-llama-seed{seed}", tasks, lmeval_dir, limit=100)
     results, runs = write_demo_inputs(out, lmeval_dir, build_tiny_model("llama")[1])
     results.insert(0, str(lmeval_dir / "SmolLM2-135M-Instruct"))
     report = write_report(

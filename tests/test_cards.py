@@ -49,8 +49,10 @@ def _evaluations(folder: Path) -> dict[str, Path]:
     for method, (gpqa, gsm8k) in {"dpo": (60, 10), "sparsepo": (75, 14), "tidpo": (50, 8)}.items():
         made[method] = write_result(
             folder / method,
-            {"gpqa_diamond_zeroshot": {"acc_norm,none": _items(gpqa, 198)},
-             "gsm8k": {"exact_match,strict-match": _items(gsm8k, 40)}},
+            {
+                "gpqa_diamond_zeroshot": {"acc_norm,none": _items(gpqa, 198)},
+                "gsm8k": {"exact_match,strict-match": _items(gsm8k, 40)},
+            },
             method,
             harness={"data_source": "offline mirror", "data_notes": {"gpqa": "diamond only"}},
         )
@@ -203,8 +205,10 @@ def test_a_checkpoints_card_written_after_the_run_is_the_one_written_at_its_step
     later = {"step": 3, "loss": 0.4, "mask/u_zero_fraction": 0.5, "rewards/margins": 0.3, "rewards/accuracies": 0.8}
     (run / "metrics.jsonl").write_text("".join(row + "\n" for row in rows[:2]) + json.dumps(later) + "\n")
     (run / "health.json").write_text(json.dumps({"flags": [], "checks": []}))
-    (run / "token_scores.jsonl").write_text(json.dumps(
-        {"example": 0, "side": "chosen", "method": "sparsepo", "tokens": ["a"], "scores": {"mask_u": [0.5]}}) + "\n")
+    (run / "token_scores.jsonl").write_text(
+        json.dumps({"example": 0, "side": "chosen", "method": "sparsepo", "tokens": ["a"], "scores": {"mask_u": [0.5]}})
+        + "\n"
+    )
     (run / "DONE").write_text(json.dumps({"fingerprint": "f", "steps": 3, "method": "sparsepo"}))
     assert write_checkpoint_card(tmp_path / "after-the-run", run, 2).read_bytes() == at_step
     text = at_step.decode()

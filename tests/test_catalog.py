@@ -100,4 +100,3 @@ def test_a_data_only_entry_is_a_mirror_not_a_column(tmp_path):
     path.write_text(yaml.safe_dump({"benchmarks": {"x": {"label": "X", "data": {"folder": "x", "hub_id": "o/x"}}}}))
     (entry,) = load_catalog(path)
     assert entry.data.hub_id == "o/x" and not entry.is_column and columns((entry,)) == ()
-

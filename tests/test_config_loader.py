@@ -120,9 +120,7 @@ def test_a_missing_file_is_one_line(tmp_path):
 
 
 def test_train_job_round_trips_through_yaml_with_every_default_filled_in(tmp_path):
-    job = load_config(
-        TrainJob, write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\nmethod: {name: sparsepo}\n")
-    )
+    job = load_config(TrainJob, write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\nmethod: {name: sparsepo}\n"))
     assert isinstance(job.method, SparsePOConfig) and job.method.lambda_u == 0.0
     again = load_config(TrainJob, write(tmp_path, dump_yaml(job)))
     assert again == job
@@ -142,9 +140,7 @@ def test_train_job_round_trips_through_yaml_with_every_default_filled_in(tmp_pat
     ],
 )
 def test_train_job_values_are_validated_with_the_key_named(tmp_path, override, message):
-    with pytest.raises(
-        ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
-    ):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         load_config(
             TrainJob,
             write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\nmethod: {name: dpo}\n"),
@@ -169,8 +165,11 @@ def test_a_renamed_key_is_one_line_naming_the_file_the_key_and_its_new_name(tmp_
         load_config(TrainJob, write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\n" + text), overrides)
     assert str(caught.value).endswith(message)
     assert "\n" not in str(caught.value)
-    job = load_config(TrainJob, write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\nmethod: {name: tdpo}\n"),
-                      ["method.kl_alpha=0.3"])
+    job = load_config(
+        TrainJob,
+        write(tmp_path, "data: {path: d.jsonl}\noutput_dir: out\nmethod: {name: tdpo}\n"),
+        ["method.kl_alpha=0.3"],
+    )
     assert job.method == TDPOConfig(kl_alpha=0.3)  # the new name
 
 
@@ -179,18 +178,31 @@ def test_method_defaults_are_what_the_authors_code_computes_with_their_published
     assert (tdpo.variant, tdpo.kl_alpha, tdpo.label) == ("tdpo2", 0.5, "tdpo2")
     tidpo = TIDPOConfig()  # the released code's computation, Table B12's values, σ = T/4 (B.6)
     assert (tidpo.beta, tidpo.gamma, tidpo.importance_lambda, tidpo.prior_sigma, tidpo.kl_alpha) == (
-        0.1, 0.1, 0.7, 0.25, 0.5
+        0.1,
+        0.1,
+        0.7,
+        0.25,
+        0.5,
     )
     assert (tidpo.normalisation, tidpo.weight_span, tidpo.variant, tidpo.importance_source) == (
-        "mean", "sequence", "tdpo2-kl", "policy"
+        "mean",
+        "sequence",
+        "tdpo2-kl",
+        "policy",
     )
     assert (tidpo.anchor_top_k, tidpo.anchor_top_p, tidpo.anchor_temperature, tidpo.anchor_max_new_tokens) == (
-        50, 0.95, 0.8, 64
+        50,
+        0.95,
+        0.8,
+        64,
     )
     assert (tidpo.triplet_margin, tidpo.triplet_alignment, tidpo.anchor_every) == (0.001, "pairwise", 1)
     sparsepo = SparsePOConfig()  # the official code's defaults (its experiment scripts set no L1 weight)
     assert (sparsepo.lambda_u, sparsepo.lambda_d, sparsepo.mask_dropout, sparsepo.head_weight_decay) == (
-        0.0, 0.0, 0.01, 0.01
+        0.0,
+        0.0,
+        0.01,
+        0.01,
     )
     assert (sparsepo.mask_position, sparsepo.head_init, sparsepo.head_learning_rate) == ("prediction", "official", None)
     assert (sparsepo.hooks, sparsepo.hook_aggregation) == (["mlp", "attention", "residual", "logits"], "by-type")

@@ -27,8 +27,13 @@ def test_training_configs_are_valid(path):
 
 
 def test_the_shipped_configs_are_all_covered():
-    assert {p.name for p in RUN_CONFIGS} >= {"quickstart.yaml", "ci-dogfood.yaml", "paper-sparsepo-imdb.yaml",
-                                             "paper-sparsepo-hh.yaml", "paper-tidpo.yaml"}
+    assert {p.name for p in RUN_CONFIGS} >= {
+        "quickstart.yaml",
+        "ci-dogfood.yaml",
+        "paper-sparsepo-imdb.yaml",
+        "paper-sparsepo-hh.yaml",
+        "paper-tidpo.yaml",
+    }
 
 
 # Below this learning rate an AdamW update is smaller than bf16's resolution for most weights

@@ -23,20 +23,33 @@ def _record(**changes) -> bytes:
 
 
 MALFORMED = [
-    ("invalid JSON", b'{"prompt": "a", "chosen": "b" "rejected": "c"}',
-     "json: invalid JSON: Expecting ',' delimiter at column 31"),
+    (
+        "invalid JSON",
+        b'{"prompt": "a", "chosen": "b" "rejected": "c"}',
+        "json: invalid JSON: Expecting ',' delimiter at column 31",
+    ),
     ("missing field", _record(rejected=...), "rejected: missing"),
     ("wrong type", _record(chosen=42), "chosen: expected a string, got int"),
     ("null value", _record(prompt=None), "prompt: expected a string, got null"),
     ("empty completion", _record(chosen="   "), "chosen: empty completion"),
     ("chosen identical to rejected", _record(rejected=" Hi!"), "rejected: identical to chosen"),
-    ("undecodable bytes", b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}',
-     "prompt: undecodable bytes: invalid UTF-8 byte 0xe9 at column 16"),
+    (
+        "undecodable bytes",
+        b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}',
+        "prompt: undecodable bytes: invalid UTF-8 byte 0xe9 at column 16",
+    ),
     ("not an object", b'["a", "b"]', "json: expected an object, got list"),
-    ("bad message role", json.dumps({"prompt": [{"role": "human", "content": "x"}],
-                                     "chosen": [{"role": "assistant", "content": "y"}],
-                                     "rejected": [{"role": "assistant", "content": "z"}]}).encode(),
-     "prompt[0].role: unknown role 'human'; expected one of system, user, assistant, tool"),
+    (
+        "bad message role",
+        json.dumps(
+            {
+                "prompt": [{"role": "human", "content": "x"}],
+                "chosen": [{"role": "assistant", "content": "y"}],
+                "rejected": [{"role": "assistant", "content": "z"}],
+            }
+        ).encode(),
+        "prompt[0].role: unknown role 'human'; expected one of system, user, assistant, tool",
+    ),
 ]
 
 
@@ -51,8 +64,11 @@ def test_malformed_record_stops_with_file_line_field(tmp_path, capsys, kind, lin
 
 def test_the_error_is_one_line_without_traceback_from_the_real_command(tmp_path):
     path = _jsonl(tmp_path, [_record(), _record(chosen=7)])
-    result = subprocess.run([sys.executable, "-m", "tokenpo", "data", "check", str(path), "--model", "tiny-llama"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenpo", "data", "check", str(path), "--model", "tiny-llama"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr == f"error: {path}:2: chosen: expected a string, got int\n"
 
@@ -75,8 +91,21 @@ def test_skip_invalid_counts_skips_and_writes_every_rejected_record(tmp_path, ca
 
 def test_all_records_invalid_is_an_error_even_when_skipping(tmp_path, capsys):
     path = _jsonl(tmp_path, [_record(chosen=1)])
-    assert main(["data", "check", str(path), "--model", "tiny-llama", "--skip-invalid",
-                 "--rejects", str(tmp_path / "r.jsonl")]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "check",
+                str(path),
+                "--model",
+                "tiny-llama",
+                "--skip-invalid",
+                "--rejects",
+                str(tmp_path / "r.jsonl"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.endswith(f"error: {path}: file: all 1 records are invalid\n")
 
 

@@ -50,8 +50,12 @@ def test_real_helpful_base_split_exactly_as_released(benchmarks_dir):
     loaded = load_preferences(path, fmt="hh-rlhf", skip_invalid=True)
     assert len(loaded.examples) == 2348
     assert [(r.error.location, r.error.problem) for r in loaded.rejected] == [
-        (121, "empty completion"), (722, "identical to chosen"), (741, "empty completion"),
-        (1215, "empty completion"), (2064, "empty completion"), (2169, "identical to chosen"),
+        (121, "empty completion"),
+        (722, "identical to chosen"),
+        (741, "empty completion"),
+        (1215, "empty completion"),
+        (2064, "empty completion"),
+        (2169, "identical to chosen"),
     ]
     kept = [r for n, r in enumerate(raw, start=1) if n not in {121, 722, 741, 1215, 2064, 2169}]
     for example, record in zip(loaded.examples, kept):

@@ -56,12 +56,20 @@ def test_truncation_policy_rejects_settings_that_would_empty_a_completion(max_le
 def test_collate_masks_completions_even_when_pad_equals_eos(tiny_tokenizer):
     tok = tiny_tokenizer
     policy = TruncationPolicy(None, None)
-    pairs = [tokenize_example(PreferenceExample("Q?", " yes", " no way at all"), tok, policy),
-             tokenize_example(PreferenceExample("Longer question here?", " A", " B"), tok, policy)]
+    pairs = [
+        tokenize_example(PreferenceExample("Q?", " yes", " no way at all"), tok, policy),
+        tokenize_example(PreferenceExample("Longer question here?", " A", " B"), tok, policy),
+    ]
     batch = collate_pairs(pairs, tok.pad_token_id)
     assert batch["input_ids"].shape[0] == 4
-    for row, (pair, completion) in enumerate([(pairs[0], pairs[0].chosen_ids), (pairs[1], pairs[1].chosen_ids),
-                                              (pairs[0], pairs[0].rejected_ids), (pairs[1], pairs[1].rejected_ids)]):
+    for row, (pair, completion) in enumerate(
+        [
+            (pairs[0], pairs[0].chosen_ids),
+            (pairs[1], pairs[1].chosen_ids),
+            (pairs[0], pairs[0].rejected_ids),
+            (pairs[1], pairs[1].rejected_ids),
+        ]
+    ):
         mask = batch["completion_mask"][row].bool()
         assert batch["input_ids"][row][mask].tolist() == completion  # eos included, padding excluded
         length = len(pair.prompt_ids) + len(completion)

@@ -116,9 +116,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_model_d
     )
     assert done.returncode == 0, done.stderr[-3000:]
     for name, method in METHODS.items():
-        single = train(
-            TrainConfig(method, training(per_device=4)), model, data, tmp_path / "one" / name
-        )
+        single = train(TrainConfig(method, training(per_device=4)), model, data, tmp_path / "one" / name)
         _assert_same_run(tmp_path / "two" / name, single.run_dir, 1e-5)
 
 

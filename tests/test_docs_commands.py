@@ -30,8 +30,12 @@ pytestmark = pytest.mark.slow
 DOCUMENTS = ("README.md", "docs/quickstart.md")
 # The quickstart on the tiny model: fast, and (min_margin 0) pairs from its random continuations too.
 TINY = ["model=tiny-llama", "data.sentiment.min_margin=0.0", "training.learning_rate=1.0e-3"]
-PLACEHOLDERS = {"DIR": "../shared/benchmarks", "RUN": "runs/quickstart/train/dpo-seed0",
-                "ORG/NAME": "tokenpo-docs/quickstart-dpo", "CONFIG": "configs/quickstart.yaml"}
+PLACEHOLDERS = {
+    "DIR": "../shared/benchmarks",
+    "RUN": "runs/quickstart/train/dpo-seed0",
+    "ORG/NAME": "tokenpo-docs/quickstart-dpo",
+    "CONFIG": "configs/quickstart.yaml",
+}
 NEEDS_HUB = ("harness push",)  # without --dry-run: uploads
 SET_UP = ("python3 -m pip", "pip ", "python3 -m tox", "tox ")
 NAMES = {"python -m tokenpo"}  # the command's other name, shown beside `harness`, not a command line
@@ -57,8 +61,12 @@ def filled(command: str) -> str:
     words = []
     for word in shlex.split(command):
         for placeholder, value in PLACEHOLDERS.items():
-            if word == placeholder or word.startswith(placeholder + "/") or word.endswith("=" + placeholder) or (
-                    "=" + placeholder + "/") in word:
+            if (
+                word == placeholder
+                or word.startswith(placeholder + "/")
+                or word.endswith("=" + placeholder)
+                or ("=" + placeholder + "/") in word
+            ):
                 word = word.replace(placeholder, value, 1)
                 break
         words.append(word)
@@ -68,8 +76,7 @@ def filled(command: str) -> str:
 
 
 def run(command: str, folder: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -93,15 +100,20 @@ def after_quickstart(tmp_path_factory):
     # The environment's own harness (tox puts its bin folder on the PATH; a bare interpreter run does not).
     harness = Path(sys.executable).parent / "harness"
     assert harness.is_file(), f"no harness command beside {sys.executable}: install the package there"
-    env = {**os.environ, "HARNESS_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "PATH": f"{harness.parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "HARNESS_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "PATH": f"{harness.parent}{os.pathsep}{os.environ['PATH']}",
+    }
     quickstart = run(filled("harness run configs/quickstart.yaml") + " --no-progress", clone, env)
     assert quickstart.returncode == 0, quickstart.stderr[-3000:]
     return clone, env, quickstart.stdout
 
 
 def printed_next_commands(stdout: str) -> list[str]:
-    lines = stdout[stdout.index("\nnext:"):].splitlines()[2:]
+    lines = stdout[stdout.index("\nnext:") :].splitlines()[2:]
     return [line.strip() for line in lines if line.startswith("  ")]
 
 
@@ -114,10 +126,12 @@ def test_documents_show_the_commands_this_test_runs():
     assert any(c.startswith(SET_UP) for c in commands)
     assert documented_commands("a `harness run` b `python -m x y` c") == ["python -m x y"]
     assert filled("harness push RUN --repo ORG/NAME") == (
-        "harness push runs/quickstart/train/dpo-seed0 --repo tokenpo-docs/quickstart-dpo")
+        "harness push runs/quickstart/train/dpo-seed0 --repo tokenpo-docs/quickstart-dpo"
+    )
     assert filled("harness train x data.path=DIR/a.gz").endswith("data.path=../shared/benchmarks/a.gz")
     assert filled("harness run configs/quickstart.yaml --status") == shlex.join(
-        ["harness", "run", "configs/quickstart.yaml", *TINY, "--status"])
+        ["harness", "run", "configs/quickstart.yaml", *TINY, "--status"]
+    )
 
 
 def test_quickstart_prints_next_commands_that_work(after_quickstart):
@@ -159,8 +173,10 @@ def test_every_documented_command_works_as_written(after_quickstart, document):
 
 def test_a_python_without_the_packages_says_what_to_run(tmp_path):
     """`python -m tokenpo` from a clone with a Python that lacks the dependencies: one line, not a traceback."""
-    code = "import sys; sys.modules['pandas'] = None; sys.argv = ['tokenpo', '--help']; import runpy; " \
-           "runpy.run_module('tokenpo', run_name='__main__')"
+    code = (
+        "import sys; sys.modules['pandas'] = None; sys.argv = ['tokenpo', '--help']; import runpy; "
+        "runpy.run_module('tokenpo', run_name='__main__')"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]

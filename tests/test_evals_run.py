@@ -127,6 +127,7 @@ def test_rerun_into_the_same_folder_reuses_every_answer(smoke_run, tiny_llama, p
     assert first.computed_requests > 0 and first.reused_requests == 0
     assert again.computed_requests == 0 and again.reused_requests == first.computed_requests
     for task in SIX:
+
         def scores(run, task=task):
             return {k: v for k, v in run.results["results"][task].items() if "," in k and "stderr" not in k}
 

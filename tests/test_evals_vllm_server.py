@@ -228,11 +228,26 @@ def test_the_cli_refuses_without_a_vllm_environment(tmp_path, monkeypatch, capsy
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     monkeypatch.delenv("HARNESS_VLLM_PYTHON", raising=False)
-    code = main(["eval", "--model", "tiny-llama", "--tasks", "gsm8k", "--backend", "vllm-server", "--online",
-                 "--output", str(tmp_path / "out")])
+    code = main(
+        [
+            "eval",
+            "--model",
+            "tiny-llama",
+            "--tasks",
+            "gsm8k",
+            "--backend",
+            "vllm-server",
+            "--online",
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
-    assert capsys.readouterr().err.strip().endswith("no vLLM environment: run `harness vllm install` "
-                                                    "(or pass --vllm-python / set $HARNESS_VLLM_PYTHON)")
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("no vLLM environment: run `harness vllm install` (or pass --vllm-python / set $HARNESS_VLLM_PYTHON)")
+    )
 
 
 # ---------------------------------------------------------------- a real vLLM server (tox -e vllm)

@@ -58,8 +58,16 @@ def record(records: list[HealthCheck], name: str, metric: str | None = None) -> 
 
 
 def test_healthy_runs_raise_nothing_and_nothing_is_judged_before_five_steps():
-    learning = [{"rewards/margins": 0.1 * i, "rewards/accuracies": 0.9, "mask/u_zero_fraction": 0.4,
-                 "mask/u_chosen_mean": 0.3, "mask/u_rejected_mean": 0.2} for i in range(10)]
+    learning = [
+        {
+            "rewards/margins": 0.1 * i,
+            "rewards/accuracies": 0.9,
+            "mask/u_zero_fraction": 0.4,
+            "mask/u_chosen_mean": 0.3,
+            "mask/u_rejected_mean": 0.2,
+        }
+        for i in range(10)
+    ]
     assert flagged(check(learning, context(beta=0.1, total_steps=10))) == ()
     early = check(rows(4, **{"mask/u_zero_fraction": 1.0}), context(beta=0.1, total_steps=10))
     assert flagged(early) == ()
@@ -68,8 +76,12 @@ def test_healthy_runs_raise_nothing_and_nothing_is_judged_before_five_steps():
 
 
 def test_zero_masks_and_small_multipliers_are_flagged_with_the_effective_beta():
-    flags = flagged(check(rows(5, **{"mask/u_zero_fraction": 0.995, "mask/u_chosen_mean": 0.01,
-                                     "mask/u_rejected_mean": 0.03}), context(beta=0.5, total_steps=100)))
+    flags = flagged(
+        check(
+            rows(5, **{"mask/u_zero_fraction": 0.995, "mask/u_chosen_mean": 0.01, "mask/u_rejected_mean": 0.03}),
+            context(beta=0.5, total_steps=100),
+        )
+    )
     assert [f.metric for f in flags] == ["mask/u_zero_fraction", "mask/u_chosen_mean"]
     assert flags[0].value == pytest.approx(0.995) and "99.5% of completion tokens" in flags[0].problem
     assert "effective β = 0.01" in flags[1].problem  # 0.5 × (0.01 + 0.03) / 2
@@ -88,8 +100,10 @@ def test_flat_margins_are_judged_at_the_last_step_only():
 
 def test_the_monitor_reports_each_metric_once():
     monitor = HealthMonitor(context(beta=0.1, total_steps=50))
-    reported = [monitor.update({"rewards/margins": 0.0, "rewards/accuracies": 1.0, "mask/u_zero_fraction": 1.0})
-                for _ in range(8)]
+    reported = [
+        monitor.update({"rewards/margins": 0.0, "rewards/accuracies": 1.0, "mask/u_zero_fraction": 1.0})
+        for _ in range(8)
+    ]
     assert [len(new) for new in reported] == [0, 0, 0, 0, 1, 0, 0, 0]
     assert reported[4][0].line("run-a (sparsepo)").startswith("warning: run-a (sparsepo): mask/u_zero_fraction 1: ")
     assert [f.metric for f in monitor.final().flags] == ["mask/u_zero_fraction"]
@@ -138,9 +152,18 @@ def test_checks_that_do_not_apply_say_why():
 
 
 def test_every_record_carries_value_threshold_and_outcome_when_it_passes():
-    healthy = [{"rewards/margins": 0.2 * i, "rewards/accuracies": 0.9, "kl/chosen": 0.05 * i, "kl/rejected": 0.05 * i,
-                "weights/chosen_mean": 1.1, "weights/rejected_mean": 0.9, "weights/top_share": 0.12}
-               for i in range(10)]
+    healthy = [
+        {
+            "rewards/margins": 0.2 * i,
+            "rewards/accuracies": 0.9,
+            "kl/chosen": 0.05 * i,
+            "kl/rejected": 0.05 * i,
+            "weights/chosen_mean": 1.1,
+            "weights/rejected_mean": 0.9,
+            "weights/top_share": 0.12,
+        }
+        for i in range(10)
+    ]
     records = check(healthy, context("tidpo", anchors=True, pairs=4), anchored=[0, 1, 2, 3])
     assert {r.name: r.outcome for r in records} == {
         "zero_masks": "n/a",
@@ -173,8 +196,13 @@ def test_an_inflated_beta_is_flagged_and_a_multiplier_near_one_is_not():
     weights = check(rows(5, **{"weights/chosen_mean": 4.0, "weights/rejected_mean": 3.0}), context("tidpo"))
     assert record(weights, "inflated_beta").outcome == "flag"  # 3.5 > 3
     # The KL mask scales the penalty, not the reward: an independent m_d of 6 is no inflated β.
-    kl_mask = {"mask/d_zero_fraction": 0.1, "mask/d_chosen_mean": 6.0, "mask/d_rejected_mean": 6.0,
-               "mask/u_chosen_mean": 1.0, "mask/u_rejected_mean": 1.0}
+    kl_mask = {
+        "mask/d_zero_fraction": 0.1,
+        "mask/d_chosen_mean": 6.0,
+        "mask/d_rejected_mean": 6.0,
+        "mask/u_chosen_mean": 1.0,
+        "mask/u_rejected_mean": 1.0,
+    }
     assert record(check(rows(5, **kl_mask), context()), "inflated_beta").outcome == "pass"
     assert effective_beta(rows(5), context("tdpo", beta=0.3)) == 0.3  # DPO and TDPO: β itself
 
@@ -182,8 +210,14 @@ def test_an_inflated_beta_is_flagged_and_a_multiplier_near_one_is_not():
 def test_the_report_carries_the_effective_beta():
     monitor = HealthMonitor(context("tidpo", beta=0.2, total_steps=5))
     for _ in range(5):
-        monitor.update({"rewards/margins": 0.0, "rewards/accuracies": 1.0, "weights/chosen_mean": 0.9,
-                        "weights/rejected_mean": 0.7})
+        monitor.update(
+            {
+                "rewards/margins": 0.0,
+                "rewards/accuracies": 1.0,
+                "weights/chosen_mean": 0.9,
+                "weights/rejected_mean": 0.7,
+            }
+        )
     report = monitor.final()
     assert report.effective_beta == pytest.approx(0.16)  # 0.2 × (0.9 + 0.7) / 2
     assert report.anchor_coverage is None and report.steps == 5
@@ -200,8 +234,9 @@ def test_one_token_holding_the_weight_is_flagged():
     assert "35.0% of a completion's total weight" in r.detail
     spread = check(rows(5, **{"weights/top_share": 0.1}), context("tidpo"))
     assert record(spread, "concentrated_weights").outcome == "pass"
-    independent = check(rows(5, **{"mask/u_top_share": 0.1, "mask/d_zero_fraction": 0.2, "mask/d_top_share": 0.4}),
-                        context())
+    independent = check(
+        rows(5, **{"mask/u_top_share": 0.1, "mask/d_zero_fraction": 0.2, "mask/d_top_share": 0.4}), context()
+    )
     assert record(independent, "concentrated_weights", "mask/u_top_share").outcome == "pass"
     assert record(independent, "concentrated_weights", "mask/d_top_share").outcome == "flag"
 
@@ -271,16 +306,22 @@ def test_a_learned_head_whose_sparsity_never_moves_is_flagged_at_the_end():
 
 
 def test_masks_that_move_pass_and_activation_masks_are_not_judged():
-    sparser = run({"mask/u_zero_fraction": 0.79, "mask/u_chosen_mean": 6.0, "mask/u_rejected_mean": 6.0},
-                  {"mask/u_zero_fraction": 0.40, "mask/u_chosen_mean": 6.0, "mask/u_rejected_mean": 6.0})
+    sparser = run(
+        {"mask/u_zero_fraction": 0.79, "mask/u_chosen_mean": 6.0, "mask/u_rejected_mean": 6.0},
+        {"mask/u_zero_fraction": 0.40, "mask/u_chosen_mean": 6.0, "mask/u_rejected_mean": 6.0},
+    )
     assert record(check(sparser, context(learned_masks=True)), "static_masks").outcome == "pass"
     # No zeros either way, but the mean collapses (the quickstart's head at lr 2e-3: 0.23 → 0.0004).
-    collapsing = run({"mask/u_zero_fraction": 0.0, "mask/u_chosen_mean": 0.23, "mask/u_rejected_mean": 0.23},
-                     {"mask/u_zero_fraction": 0.0, "mask/u_chosen_mean": 0.0004, "mask/u_rejected_mean": 0.0004})
+    collapsing = run(
+        {"mask/u_zero_fraction": 0.0, "mask/u_chosen_mean": 0.23, "mask/u_rejected_mean": 0.23},
+        {"mask/u_zero_fraction": 0.0, "mask/u_chosen_mean": 0.0004, "mask/u_rejected_mean": 0.0004},
+    )
     assert record(check(collapsing, context(learned_masks=True)), "static_masks").outcome == "pass"
     # The same head at the policy's learning rate: mean 0.23 throughout, no zeros: static.
-    frozen = run({"mask/u_zero_fraction": 0.0, "mask/u_chosen_mean": 0.23, "mask/u_rejected_mean": 0.23},
-                 {"mask/u_zero_fraction": 0.0, "mask/u_chosen_mean": 0.23, "mask/u_rejected_mean": 0.23})
+    frozen = run(
+        {"mask/u_zero_fraction": 0.0, "mask/u_chosen_mean": 0.23, "mask/u_rejected_mean": 0.23},
+        {"mask/u_zero_fraction": 0.0, "mask/u_chosen_mean": 0.23, "mask/u_rejected_mean": 0.23},
+    )
     assert record(check(frozen, context(learned_masks=True)), "static_masks").outcome == "flag"
     activation = record(check(STATIC, context(learned_masks=False)), "static_masks")
     assert activation.outcome == "n/a" and "constants of the frozen reference" in activation.detail
@@ -295,8 +336,9 @@ def test_kl_growing_while_margins_stay_flat_is_flagged():
     r = record(check(drift, context("tdpo")), "kl_drift")
     assert (r.outcome, r.metric, r.value, r.threshold) == ("flag", "kl/chosen", pytest.approx(2.4), 0.5)
     assert "drifts without separating the pairs" in r.detail
-    learning = run({"kl/chosen": 0.1, "kl/rejected": 0.1},
-                   {"kl/chosen": 2.0, "kl/rejected": 3.0, "rewards/margins": 1.0})
+    learning = run(
+        {"kl/chosen": 0.1, "kl/rejected": 0.1}, {"kl/chosen": 2.0, "kl/rejected": 3.0, "rewards/margins": 1.0}
+    )
     assert record(check(learning, context("tdpo")), "kl_drift").outcome == "pass"
     still = run({"kl/chosen": 0.1, "kl/rejected": 0.1}, {"kl/chosen": 0.4, "kl/rejected": 0.4})  # grew 0.3 < 0.5
     assert record(check(still, context("sparsepo")), "kl_drift").outcome == "pass"
@@ -350,8 +392,9 @@ def test_health_json_round_trips_and_older_files_read_as_flags_only(tmp_path):
     assert data["effective_beta"] == pytest.approx(0.61) and data["anchor_coverage"] is None and data["steps"] == 10
     assert HealthReport.from_dict(data) == report
     folder = RunFolder(tmp_path)
-    folder.health.write_text(json.dumps({"flags": [{"metric": "rewards/margins", "value": 0.0, "problem": "flat"}],
-                                         "steps": 26}))
+    folder.health.write_text(
+        json.dumps({"flags": [{"metric": "rewards/margins", "value": 0.0, "problem": "flat"}], "steps": 26})
+    )
     older = folder.health_report()
     assert [f.metric for f in older.flags] == ["rewards/margins"] and older.checks == ()
     assert older.effective_beta is None and older.anchor_coverage is None and older.steps == 26

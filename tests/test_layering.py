@@ -113,8 +113,10 @@ def test_the_check_passes_on_tokenpo_and_prints_the_package_graph():
 def test_importing_a_package_loads_none_above_it(package):
     above = {"tokenpo.trainers": ("leaderboards", "cards", "harness"), "tokenpo.evals": ("leaderboards", "cards",
              "harness", "trainers"), "tokenpo.cards": ("harness", "trainers")}[package]  # fmt: skip
-    code = (f"import sys, {package}\n"
-            f"print('\\n'.join(m for m in sys.modules if m.split('.')[:2] in {[['tokenpo', a] for a in above]}))")
+    code = (
+        f"import sys, {package}\n"
+        f"print('\\n'.join(m for m in sys.modules if m.split('.')[:2] in {[['tokenpo', a] for a in above]}))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []

@@ -59,8 +59,10 @@ def two_seeds(tmp_path):
         made[method] = [
             write_result(
                 tmp_path / f"{method}-seed{seed}",
-                {"mc_task": {"acc,none": _scores(right, 80)},
-                 "gen_task": {"exact_match,strict-match": _scores(20, 80)}},
+                {
+                    "mc_task": {"acc,none": _scores(right, 80)},
+                    "gen_task": {"exact_match,strict-match": _scores(20, 80)},
+                },
                 method,
                 seed=seed,
             )
@@ -80,15 +82,33 @@ def test_leaderboard_markdown(two_seeds, capsys):
     assert "| sparsepo | tiny-llama | 0,1 | 58.3 ± 2.4 | 25.0 ± 0.0 | 41.7 ± 1.2 |" in out
     # Gen: both runs score every item alike, so the Δ has no interval, nor has the average built on it.
     assert "| sparsepo | tiny-llama | +23.3 [" in out
-    assert ("]* better | +0.0 (no interval: no variation across 80 items) | +11.7 (no interval: Gen lacks one) | "
-            "training seeds and prompts |") in out
+    assert (
+        "]* better | +0.0 (no interval: no variation across 80 items) | +11.7 (no interval: Gen lacks one) | "
+        "training seeds and prompts |"
+    ) in out
     assert "max(0, (v − random) / (1 − random)) · 100" in out
 
 
 def test_one_training_seed_shows_its_interval_marked_and_claims_nothing(folders, capsys, tmp_path):
     registry, dpo, new = folders
-    assert main(["leaderboard", str(dpo), str(new), "--catalog", str(registry), "--bootstrap", "300",
-                 "--format", "json", "--out", str(tmp_path / "board.json")]) == 0
+    assert (
+        main(
+            [
+                "leaderboard",
+                str(dpo),
+                str(new),
+                "--catalog",
+                str(registry),
+                "--bootstrap",
+                "300",
+                "--format",
+                "json",
+                "--out",
+                str(tmp_path / "board.json"),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((tmp_path / "board.json").read_text())["rows"]
     mc = next(r for r in rows if r["method"] == "sparsepo" and r["benchmark"] == "mc")
     # 16 more right of 80: +26.7 points, an interval well above 0 — of one trained model, not of the method

@@ -25,15 +25,21 @@ def run_output(tmp_path):
     for label, method, right in (("base", "base", 10), ("dpo-seed0", "dpo", 20), ("sparsepo-seed0", "sparsepo", 24)):
         evaluated = out / "eval" / label
         harness = {"method_family": method, "step": 0 if method == "base" else 26, "final": True}
-        made.append(write_result(evaluated / "benchmarks", {"mc": {"acc,none": _scores(right)}}, method,
-                                 harness=harness))
+        made.append(
+            write_result(evaluated / "benchmarks", {"mc": {"acc,none": _scores(right)}}, method, harness=harness)
+        )
         (evaluated / "stage-key").write_text("abc\n")
         (evaluated / "stage.json").write_text('{"key": "abc"}\n')
         if method != "base":
             for step in (8, 16):  # 16 sorts before 8 as text
-                made.append(write_result(evaluated / "steps" / f"step-{step}" / "benchmarks",
-                                         {"mc": {"acc,none": _scores(right - 26 + step)}}, method,
-                                         harness={**harness, "step": step, "final": False}))
+                made.append(
+                    write_result(
+                        evaluated / "steps" / f"step-{step}" / "benchmarks",
+                        {"mc": {"acc,none": _scores(right - 26 + step)}},
+                        method,
+                        harness={**harness, "step": step, "final": False},
+                    )
+                )
     write_result(out / "eval" / "dpo-seed0.superseded-1" / "benchmarks", {"mc": {"acc,none": _scores(1)}}, "dpo")
     run = out / "train" / "dpo-seed0"
     (run / "final").mkdir(parents=True)
@@ -54,8 +60,9 @@ def test_a_run_folder_and_its_eval_give_every_result_folder_in_the_pipelines_ord
 def test_the_leaderboard_of_a_run_folder_equals_the_one_of_its_result_folders(run_output, capsys, tmp_path):
     out, made = run_output
     registry = tmp_path / "catalog.yaml"
-    registry.write_text("benchmarks:\n  mc:\n    label: MC\n    tasks: [mc]\n    metrics: ['acc,none']\n"
-                        "    random: 0.25\n")
+    registry.write_text(
+        "benchmarks:\n  mc:\n    label: MC\n    tasks: [mc]\n    metrics: ['acc,none']\n    random: 0.25\n"
+    )
     assert main(["leaderboard", str(out), "--baseline", "dpo", "--catalog", str(registry)]) == 0
     of_run = capsys.readouterr().out
     assert main(["leaderboard", *map(str, made), "--baseline", "dpo", "--catalog", str(registry)]) == 0
@@ -63,13 +70,22 @@ def test_the_leaderboard_of_a_run_folder_equals_the_one_of_its_result_folders(ru
     assert "| sparsepo | tiny-llama |" in of_run and "| base | tiny-llama |" in of_run
 
 
-@pytest.mark.parametrize(("path", "says"), [
-    ("eval/base/stage-key", "a pipeline stage's fingerprint (give the run folder or its eval/ instead), not a result"),
-    ("eval/base/stage.json", "a pipeline stage's marker (give the run folder or its eval/ instead), not a result"),
-    ("train/dpo-seed0", "a training run folder (its models' evaluations are in the run's eval/ folder), not a result"),
-    ("train/dpo-seed0/final", "a model folder (evaluate it with `harness eval --model FOLDER`), not a result"),
-    ("train", "a folder with no results.json or lm-eval results_*.json in it or below, not a result"),
-])
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        (
+            "eval/base/stage-key",
+            "a pipeline stage's fingerprint (give the run folder or its eval/ instead), not a result",
+        ),
+        ("eval/base/stage.json", "a pipeline stage's marker (give the run folder or its eval/ instead), not a result"),
+        (
+            "train/dpo-seed0",
+            "a training run folder (its models' evaluations are in the run's eval/ folder), not a result",
+        ),
+        ("train/dpo-seed0/final", "a model folder (evaluate it with `harness eval --model FOLDER`), not a result"),
+        ("train", "a folder with no results.json or lm-eval results_*.json in it or below, not a result"),
+    ],
+)
 def test_a_path_that_is_not_a_result_says_what_it_is(run_output, capsys, path, says):
     out, _ = run_output
     with pytest.raises(ResultsError, match="^" + str(out / path).replace(".", r"\.") + ": "):

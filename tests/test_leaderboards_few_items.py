@@ -110,8 +110,10 @@ def test_one_item_tasks_are_smoke_checks_listed_with_their_raw_values(quickstart
     assert truthful.raw == {"dpo (tiny-llama)": pytest.approx(0.420), "sparsepo (tiny-llama)": pytest.approx(0.414)}
     text = markdown(quickstart_board)
     assert "### Δ vs" not in text and "*" not in text.split("Smoke checks")[0].split("- Scores are")[0]
-    assert ("- TruthfulQA: 1 item per task, run as a smoke check, not compared "
-            "(raw dpo (tiny-llama) 0.4200, sparsepo (tiny-llama) 0.4140)") in text
+    assert (
+        "- TruthfulQA: 1 item per task, run as a smoke check, not compared "
+        "(raw dpo (tiny-llama) 0.4200, sparsepo (tiny-llama) 0.4140)"
+    ) in text
     assert "fewer than 10 prompts, or no variation across them" in text  # the legend states the rule
 
 
@@ -228,8 +230,9 @@ def test_a_neighbour_without_interval_leaves_the_other_intervals_as_before(mixed
     assert (mc.delta.low, mc.delta.high) == pytest.approx((5.333333333333343, 22.666666666666664), **exact)
     assert (mc.score.low, mc.score.high) == pytest.approx((34.63333333333337, 60.0), **exact)
     assert mc.delta.excludes_zero and not mc.delta.significant  # one training seed
-    assert ("| sparsepo | tiny-llama | +13.3 [+5.3, +22.7] (1 seed) | -100.0 (no interval: no variation across "
-            "24 items) |") in markdown(mixed_board)
+    assert (
+        "| sparsepo | tiny-llama | +13.3 [+5.3, +22.7] (1 seed) | -100.0 (no interval: no variation across 24 items) |"
+    ) in markdown(mixed_board)
 
 
 def test_the_average_is_not_significant_when_any_part_lacks_an_interval(mixed_board):

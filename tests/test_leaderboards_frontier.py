@@ -145,8 +145,9 @@ def test_without_per_item_scores_the_interval_comes_from_the_stderrs(tmp_path):
 
 def test_json_records_are_rounded_and_ordered(tmp_path):
     runs = [
-        _sentiment([1 / 3] * 12, [1, 0, 0] * 4, "tdpo2", 0, "tdpo2", 0.05, probability=[0.1, 0.2, 0.3] * 4,
-                   flags=[FLAT]),
+        _sentiment(
+            [1 / 3] * 12, [1, 0, 0] * 4, "tdpo2", 0, "tdpo2", 0.05, probability=[0.1, 0.2, 0.3] * 4, flags=[FLAT]
+        ),
         _sentiment([0.0] * 12, [0, 0, 1] * 4, "base", None, "base", None),
         _sentiment([2.0] * 12, [1, 1, 0] * 4, "dpo", 0, "dpo", 0.1, flags=[]),
     ]
@@ -278,11 +279,22 @@ def test_the_frontier_and_the_leaderboard_give_one_positive_rate_one_interval():
     base_positive = [1.0] * 40 + [0.0] * 56
     dpo_positive = [1.0] * 40 + [1.0, 0.0] * 28  # and every other sample after: 68 of 96
     results = [
-        make_result({"sentiment": {KL_METRIC: [0.0] * 96, REWARD_METRIC: base_positive}}, "base", None,
-                    higher_is_better={"kl_to_ref": False}, harness={"method_family": "base"}, prompt_ids=prompt_ids),
-        make_result({"sentiment": {KL_METRIC: [0.5, 1.5] * 48, REWARD_METRIC: dpo_positive}}, "dpo", 0,
-                    higher_is_better={"kl_to_ref": False}, harness={"method_family": "dpo", "beta": 0.1},
-                    prompt_ids=prompt_ids),
+        make_result(
+            {"sentiment": {KL_METRIC: [0.0] * 96, REWARD_METRIC: base_positive}},
+            "base",
+            None,
+            higher_is_better={"kl_to_ref": False},
+            harness={"method_family": "base"},
+            prompt_ids=prompt_ids,
+        ),
+        make_result(
+            {"sentiment": {KL_METRIC: [0.5, 1.5] * 48, REWARD_METRIC: dpo_positive}},
+            "dpo",
+            0,
+            higher_is_better={"kl_to_ref": False},
+            harness={"method_family": "dpo", "beta": 0.1},
+            prompt_ids=prompt_ids,
+        ),
     ]
     board = build_leaderboard(results, baseline="dpo", n_boot=2000)
     points = {p.family: p for p in frontier_points(results, n_boot=board.n_boot, seed=board.seed)}

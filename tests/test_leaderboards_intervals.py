@@ -24,8 +24,9 @@ RAW = Benchmark("raw", "Raw", ("t",), ("acc,none",), 0.0)  # random 0: a score i
 
 
 def _rows(method: str, per_seed: list[list[float]], **kwargs) -> list:
-    return [make_result({"t": {"acc,none": scores}}, method, seed=seed, **kwargs)
-            for seed, scores in enumerate(per_seed)]
+    return [
+        make_result({"t": {"acc,none": scores}}, method, seed=seed, **kwargs) for seed, scores in enumerate(per_seed)
+    ]
 
 
 def _right(k: int, n: int, first: int = 0) -> list[float]:
@@ -64,8 +65,9 @@ def test_the_prompt_is_the_unit_so_copies_of_a_sample_do_not_shrink_the_interval
     """
     values = [1.0] * 24 + [0.0] * 24  # samples 0..23 answer prompts 0..5, 24..47 prompts 6..11
     prompt_ids = [i // 4 for i in range(48)]
-    clustered = build_leaderboard([make_result({"t": {"acc,none": values}}, "dpo", prompt_ids={"t": prompt_ids})],
-                                  benchmarks=[RAW], n_boot=20_000)
+    clustered = build_leaderboard(
+        [make_result({"t": {"acc,none": values}}, "dpo", prompt_ids={"t": prompt_ids})], benchmarks=[RAW], n_boot=20_000
+    )
     loose = build_leaderboard([make_result({"t": {"acc,none": values}}, "dpo")], benchmarks=[RAW], n_boot=20_000)
     by_prompt, by_item = clustered.rows[0].cells["raw"].score, loose.rows[0].cells["raw"].score
     assert by_prompt.se == pytest.approx(100 * math.sqrt(0.25 / 12), rel=0.03)  # 14.43
@@ -150,15 +152,17 @@ def test_no_difference_on_many_prompts_is_equivalent_within_the_margin():
     assert delta.value == pytest.approx(0.0) and -5 < delta.low < 0 < delta.high < 5
     assert board.cell_verdict(row, delta, RAW.random) == Verdict(EQUIVALENT)
     # a margin of 0.01 (one point) is narrower than the interval: no longer equivalent
-    narrow = build_leaderboard([*_rows("dpo", base), *_rows("new", candidate)], benchmarks=[RAW], n_boot=4000,
-                               margin=0.01)
+    narrow = build_leaderboard(
+        [*_rows("dpo", base), *_rows("new", candidate)], benchmarks=[RAW], n_boot=4000, margin=0.01
+    )
     row = next(r for r in narrow.rows if r.method == "new")
     assert narrow.cell_verdict(row, row.cells["raw"].delta, RAW.random) == Verdict(INCONCLUSIVE)
 
 
 def test_one_training_seed_is_inconclusive_whatever_its_interval():
-    board = build_leaderboard([*_rows("dpo", BASE[:1]), *_rows("new", [_right(80, 100)])], benchmarks=[RAW],
-                              n_boot=2000)
+    board = build_leaderboard(
+        [*_rows("dpo", BASE[:1]), *_rows("new", [_right(80, 100)])], benchmarks=[RAW], n_boot=2000
+    )
     row = next(r for r in board.rows if r.method == "new")
     delta = row.cells["raw"].delta
     assert delta.value == pytest.approx(30.0) and delta.low > 0  # 30 more right: far outside evaluation noise
@@ -170,8 +174,12 @@ def test_one_training_seed_is_inconclusive_whatever_its_interval():
 def test_the_untrained_base_model_needs_no_training_seeds():
     """Against the base model only the trained row's seeds count: three DPO seeds support a claim."""
     base = make_result({"t": {"acc,none": _right(40, 100)}}, "base", seed=None, harness={"method_family": "base"})
-    board = build_leaderboard([base, *_rows("dpo", [_right(60, 100), _right(61, 100), _right(59, 100)])],
-                              baseline="base", benchmarks=[RAW], n_boot=2000)
+    board = build_leaderboard(
+        [base, *_rows("dpo", [_right(60, 100), _right(61, 100), _right(59, 100)])],
+        baseline="base",
+        benchmarks=[RAW],
+        n_boot=2000,
+    )
     delta = next(r for r in board.rows if r.method == "dpo").cells["raw"].delta
     assert delta.seeds == 3 and delta.covers == "training seeds and prompts" and delta.significant
 
@@ -217,9 +225,11 @@ def test_models_that_answered_alike_get_the_same_interval():
     quantile of k, 39 (P(k ≤ 38) = 0.966, P(k ≤ 39) = 0.979): (0.39 − 0.25) / 0.75 = 18.7 points.
     """
     answers = _right(30, 100)
-    results = [make_result({"t": {"acc,none": answers}}, "base", seed=None),
-               make_result({"t": {"acc,none": answers}}, "dpo", seed=0),
-               make_result({"t": {"acc,none": answers}}, "sparsepo", seed=3)]
+    results = [
+        make_result({"t": {"acc,none": answers}}, "base", seed=None),
+        make_result({"t": {"acc,none": answers}}, "dpo", seed=0),
+        make_result({"t": {"acc,none": answers}}, "sparsepo", seed=3),
+    ]
     board = build_leaderboard(results, benchmarks=[MC], n_boot=2000)
     scores = {row.method: row.cells["mc"].score for row in board.rows}
     assert set(scores) == {"base", "dpo", "sparsepo"}
@@ -239,10 +249,14 @@ def test_an_interval_is_a_function_of_the_data_not_of_the_names_or_the_order_of_
     mine, theirs = _right(62, 100), _right(50, 100, first=5)
 
     def cells(names: tuple[str, str], reverse: bool = False, extra: tuple = ()) -> tuple[float, ...]:
-        results = [make_result({"t": {"acc,none": mine}}, names[0]),
-                   make_result({"t": {"acc,none": theirs}}, names[1]), *extra]
-        board = build_leaderboard(results[::-1] if reverse else results, baseline=names[1], benchmarks=[RAW],
-                                  n_boot=1000)
+        results = [
+            make_result({"t": {"acc,none": mine}}, names[0]),
+            make_result({"t": {"acc,none": theirs}}, names[1]),
+            *extra,
+        ]
+        board = build_leaderboard(
+            results[::-1] if reverse else results, baseline=names[1], benchmarks=[RAW], n_boot=1000
+        )
         cell = next(row for row in board.rows if row.method == names[0]).cells["raw"]
         return cell.score.low, cell.score.high, cell.delta.low, cell.delta.high
 

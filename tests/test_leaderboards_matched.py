@@ -65,8 +65,13 @@ def _rate(k: int) -> list[float]:
 
 def _point(method: str, seed: int | None, step: int, final: bool, kl: float, positives: int, family: str):
     harness = {"method_family": family, "beta": 0.1, "step": step, "final": final}
-    return make_result({"sentiment": {KL_METRIC: [kl] * N, REWARD_METRIC: _rate(positives)}}, method, seed,
-                       higher_is_better={"kl_to_ref": False}, harness=harness)
+    return make_result(
+        {"sentiment": {KL_METRIC: [kl] * N, REWARD_METRIC: _rate(positives)}},
+        method,
+        seed,
+        higher_is_better={"kl_to_ref": False},
+        harness=harness,
+    )
 
 
 def _runs(baseline_kl: float = 0.09) -> list:
@@ -74,8 +79,11 @@ def _runs(baseline_kl: float = 0.09) -> list:
     10 of 20) and 20 (final: KL 0.16, 12 of 20); three seeds of dpo, final KL ``baseline_kl``, 10 of 20."""
     results = [_point("base", None, 0, True, 0.0, 8, "base")]
     for seed in range(3):
-        results += [_point("new", seed, 10, False, 0.04, 10, "new"), _point("new", seed, 20, True, 0.16, 12, "new"),
-                    _point("dpo", seed, 20, True, baseline_kl, 10, "dpo")]
+        results += [
+            _point("new", seed, 10, False, 0.04, 10, "new"),
+            _point("new", seed, 20, True, 0.16, 12, "new"),
+            _point("dpo", seed, 20, True, baseline_kl, 10, "dpo"),
+        ]
     return results
 
 
@@ -132,15 +140,22 @@ def test_a_consistent_gain_at_matched_kl_is_better_and_leads_the_table(tmp_path)
 
     def point(method, seed, step, final, kl, positives, family):
         harness = {"method_family": family, "beta": 0.1, "step": step, "final": final}
-        return write_result(tmp_path / f"{method}-{seed}-{step}", {"sentiment": {KL_METRIC: [kl] * n,
-                            REWARD_METRIC: [1.0] * positives + [0.0] * (n - positives)}}, method, seed,
-                            higher_is_better={"kl_to_ref": False}, harness=harness)
+        return write_result(
+            tmp_path / f"{method}-{seed}-{step}",
+            {"sentiment": {KL_METRIC: [kl] * n, REWARD_METRIC: [1.0] * positives + [0.0] * (n - positives)}},
+            method,
+            seed,
+            higher_is_better={"kl_to_ref": False},
+            harness=harness,
+        )
 
     folders = [point("base", None, 0, True, 0.0, 40, "base")]
     for seed in range(3):
-        folders += [point("new", seed, 10, False, 0.04, 50 + seed, "new"),
-                    point("new", seed, 20, True, 0.16, 60 + seed, "new"),
-                    point("dpo", seed, 20, True, 0.16, 45 + seed, "dpo")]
+        folders += [
+            point("new", seed, 10, False, 0.04, 50 + seed, "new"),
+            point("new", seed, 20, True, 0.16, 60 + seed, "new"),
+            point("dpo", seed, 20, True, 0.16, 45 + seed, "dpo"),
+        ]
     board = build_leaderboard(folders, benchmarks=SENTIMENT, n_boot=2000)
     (found,) = board.verdicts
     assert found.delta.value == pytest.approx(0.15) and found.delta.low > 0
@@ -166,8 +181,9 @@ def test_a_flagged_method_is_inconclusive_whatever_its_interval():
     results = _runs()
     for result in results:
         if result.method == "new":
-            result.harness["training_health"] = [{"metric": "mask/u_zero_fraction", "value": 0.8,
-                                                  "problem": "static_masks: the masks did not move"}]
+            result.harness["training_health"] = [
+                {"metric": "mask/u_zero_fraction", "value": 0.8, "problem": "static_masks: the masks did not move"}
+            ]
     (found,) = build_leaderboard(results, benchmarks=SENTIMENT, n_boot=500).verdicts
     assert found.verdict.word == "inconclusive" and found.verdict.reason == (
         "training flagged: seed 0: mask/u_zero_fraction = 0.8; seed 1: mask/u_zero_fraction = 0.8; "
@@ -187,13 +203,16 @@ def test_seeds_whose_effective_beta_disagree_flag_the_row():
     assert flag["metric"] == "effective_beta" and flag["value"] == pytest.approx(14.0)  # 0.7 / 0.05
     assert "seed_disagreement" in flag["problem"] and "seed 2: 0.7, seed 0: 0.05" in flag["problem"]
     assert board.verdicts[0].verdict.reason.startswith("training flagged: effective_beta = 14 across seeds")
-    assert any(note.startswith("⚠ training health: new (tiny-llama), across its seeds: effective_beta = 14: "
-                               "seed_disagreement") for note in board.notes)
+    assert any(
+        note.startswith("⚠ training health: new (tiny-llama), across its seeds: effective_beta = 14: seed_disagreement")
+        for note in board.notes
+    )
     html = build_html(board, [])
     assert "across its seeds: effective_beta = 14: seed_disagreement" in html.split('id="leaderboard"')[1]
     close = _runs()
     for result in close:
         if result.method == "new":
             result.harness["effective_beta"] = {0: 0.1, 1: 0.2, 2: 0.29}[result.seed]
-    assert not next(r for r in build_leaderboard(close, benchmarks=SENTIMENT, n_boot=200).rows
-                    if r.method == "new").flagged
+    assert not next(
+        r for r in build_leaderboard(close, benchmarks=SENTIMENT, n_boot=200).rows if r.method == "new"
+    ).flagged

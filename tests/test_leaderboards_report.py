@@ -31,9 +31,7 @@ def test_pareto_front_keeps_runs_no_other_beats_on_both_counts():
 def test_nice_ticks():
     assert nice_ticks(0, 100) == [0, 20, 40, 60, 80, 100]
     assert nice_ticks(0.12, 0.93) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    assert nice_ticks(5, 5) == pytest.approx(
-        [5.0, 5.2, 5.4, 5.6, 5.8, 6.0]
-    )  # a flat series still gets an axis
+    assert nice_ticks(5, 5) == pytest.approx([5.0, 5.2, 5.4, 5.6, 5.8, 6.0])  # a flat series still gets an axis
 
 
 def test_token_pictures_shade_by_score_and_decode_byte_level_tokens(tmp_path):
@@ -47,13 +45,9 @@ def test_token_pictures_shade_by_score_and_decode_byte_level_tokens(tmp_path):
         "scores": {"weight": [2.0, 1.0, 0.0, 0.5, 1.0]},
     }
     (run / "token_scores.jsonl").write_text(json.dumps(row) + "\n")
-    board = build_leaderboard(
-        [make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20
-    )
+    board = build_leaderboard([make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20)
     html = build_html(board, [load_run(run)])
-    spans = re.findall(
-        r'<span class="tok" style="background:rgba\(0,158,115,([0-9.]+)\)"[^>]*>([^<]*)</span>', html
-    )
+    spans = re.findall(r'<span class="tok" style="background:rgba\(0,158,115,([0-9.]+)\)"[^>]*>([^<]*)</span>', html)
     # "Ã" alone is the first byte of a two-byte character: shown as it is
     assert spans == [("1.00", "Hello"), ("0.50", " world"), ("0.00", "⏎"), ("0.25", " café"), ("0.50", "Ã")]
     assert "exact zeros" in html and "20.0%" in html  # one of five tokens has weight 0
@@ -111,9 +105,7 @@ def test_frontier_without_metadata_has_one_point_per_method(tmp_path):
 
 def test_report_section_for_training_curves(tmp_path):
     runs = [load_run(write_run(tmp_path / "SYNTHETIC-dpo", "dpo", steps=10))]
-    board = build_leaderboard(
-        [make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20
-    )
+    board = build_leaderboard([make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20)
     html = build_html(board, runs)
     curves = html[html.index('id="training"') :]
     assert "SYNTHETIC-dpo (dpo)" in curves
@@ -129,9 +121,7 @@ def test_report_in_headless_chromium(tmp_path, lmeval_output, tiny_tokenizer):
     report = build_demo_report(tmp_path / "demo", lmeval_output, tiny_tokenizer)
     problems, requests = [], []
     with chromium_page(tmp_path / "profile") as page:  # fresh profile
-        page.on(
-            "console", lambda message: message.type in ("error", "warning") and problems.append(message.text)
-        )
+        page.on("console", lambda message: message.type in ("error", "warning") and problems.append(message.text))
         page.on("pageerror", lambda error: problems.append(str(error)))
         page.on("request", lambda request: requests.append(request.url))
         page.goto(report.as_uri(), wait_until="load")
@@ -178,8 +168,13 @@ def test_a_benchmark_every_model_scored_0_on_gets_a_line_not_an_empty_chart():
     choices, normalise to 0 for both models; Gen, 10 and 6 of 20, gets its chart; the average is not 0."""
     gen = Benchmark("gen", "Gen", ("gen_task",), ("exact_match,strict-match",), 0.0)
     results = [
-        make_result({"mc_task": {"acc,none": [1] * right_mc + [0] * (20 - right_mc)},
-                     "gen_task": {"exact_match,strict-match": [1] * right_gen + [0] * (20 - right_gen)}}, method)
+        make_result(
+            {
+                "mc_task": {"acc,none": [1] * right_mc + [0] * (20 - right_mc)},
+                "gen_task": {"exact_match,strict-match": [1] * right_gen + [0] * (20 - right_gen)},
+            },
+            method,
+        )
         for method, right_mc, right_gen in (("dpo", 4, 10), ("sparsepo", 2, 6))
     ]
     board = build_leaderboard(results, benchmarks=[MC, gen], n_boot=200)
@@ -197,8 +192,16 @@ def _token_scores_run(folder, method_block: str, masks: dict[str, list[float]]):
     """A run folder with one SparsePO pair in token_scores.jsonl and the config.yaml the trainer writes."""
     folder.mkdir()
     (folder / "config.yaml").write_text(f"name: {folder.name}\nmethod:\n{method_block}")
-    rows = [{"example": 0, "side": side, "method": "sparsepo", "tokens": ["Ġgood", "Ġfilm"],
-             "scores": {"logratio": [0.5, -0.25], **masks}} for side in ("chosen", "rejected")]
+    rows = [
+        {
+            "example": 0,
+            "side": side,
+            "method": "sparsepo",
+            "tokens": ["Ġgood", "Ġfilm"],
+            "scores": {"logratio": [0.5, -0.25], **masks},
+        }
+        for side in ("chosen", "rejected")
+    ]
     (folder / "token_scores.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return load_run(folder)
 
@@ -206,11 +209,16 @@ def _token_scores_run(folder, method_block: str, masks: dict[str, list[float]]):
 def test_a_common_mask_head_gets_one_mask_picture(tmp_path):
     """heads: common trains one mask for the reward and the KL term: the trainer logs it as mask_u and as
     mask_d, the same numbers. One picture per pair says so; independent heads keep their two."""
-    common = _token_scores_run(tmp_path / "sparsepo-common", "  name: sparsepo\n  mask: learned\n  heads: common\n",
-                               {"mask_u": [0.8, 0.0], "mask_d": [0.8, 0.0]})
-    independent = _token_scores_run(tmp_path / "sparsepo-independent",
-                                    "  name: sparsepo\n  mask: learned\n  heads: independent\n",
-                                    {"mask_u": [0.8, 0.0], "mask_d": [0.2, 0.4]})
+    common = _token_scores_run(
+        tmp_path / "sparsepo-common",
+        "  name: sparsepo\n  mask: learned\n  heads: common\n",
+        {"mask_u": [0.8, 0.0], "mask_d": [0.8, 0.0]},
+    )
+    independent = _token_scores_run(
+        tmp_path / "sparsepo-independent",
+        "  name: sparsepo\n  mask: learned\n  heads: independent\n",
+        {"mask_u": [0.8, 0.0], "mask_d": [0.2, 0.4]},
+    )
     assert (common.common_mask, independent.common_mask) == (True, False)
     board = build_leaderboard([make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20)
     html = build_html(board, [common, independent])
@@ -221,7 +229,9 @@ def test_a_common_mask_head_gets_one_mask_picture(tmp_path):
     assert "One common mask serves both the reward and the KL term" in common_part
     assert common_part.count('<div class="tokens chosen">') == 2  # logratio and the one mask
     assert re.findall(r'<div class="pairhead">example 0 · (.*?) \(darkest', independent_part) == [
-        "logratio", "mask_u", "mask_d"
+        "logratio",
+        "mask_u",
+        "mask_d",
     ]
     assert "One common mask" not in independent_part
     # the statistics table names the common mask once: its 0.8 and 0.0 on either side, mean 0.400

@@ -149,8 +149,10 @@ def test_report_has_the_mask_and_weight_table(runs):
         ({"flags": [{"metric": "loss", "value": 1.0}]}, r"health.json: flags\[0\].problem: missing"),
         ({"flags": [], "steps": "many"}, r"health.json: steps: expected an integer"),
         ({"flags": "fine"}, r"health.json: flags: expected a list of flags, got str"),
-        ({"flags": [], "checks": [{"name": "zero_masks", "outcome": "ok"}]},
-         r"health.json: checks\[0\].outcome: expected one of pass, flag, n/a, got 'ok'"),
+        (
+            {"flags": [], "checks": [{"name": "zero_masks", "outcome": "ok"}]},
+            r"health.json: checks\[0\].outcome: expected one of pass, flag, n/a, got 'ok'",
+        ),
         ({"flags": [], "effective_beta": "large"}, r"health.json: effective_beta: expected a number or null"),
     ],
 )
@@ -162,22 +164,54 @@ def test_bad_health_files_name_the_field(tmp_path, content, message):
 
 def test_every_health_check_reaches_the_summary_and_the_report(tmp_path):
     checks = [
-        {"name": "concentrated_weights", "metric": "weights/top_share", "value": 0.37, "threshold": 0.25,
-         "outcome": "flag", "detail": "one token holds 37.0% …"},
-        {"name": "zero_masks", "metric": "mask/u_zero_fraction", "value": None, "threshold": 0.99,
-         "outcome": "n/a", "detail": "TI-DPO has no token masks"},
-        {"name": "anchor_coverage", "metric": "anchor_coverage", "value": 0.25, "threshold": 1.0,
-         "outcome": "flag", "detail": "16 of 64 pairs ever had an anchor"},
-        {"name": "flat_margins", "metric": "rewards/margins", "value": 1.2, "threshold": 0.01,
-         "outcome": "pass", "detail": "…"},
+        {
+            "name": "concentrated_weights",
+            "metric": "weights/top_share",
+            "value": 0.37,
+            "threshold": 0.25,
+            "outcome": "flag",
+            "detail": "one token holds 37.0% …",
+        },
+        {
+            "name": "zero_masks",
+            "metric": "mask/u_zero_fraction",
+            "value": None,
+            "threshold": 0.99,
+            "outcome": "n/a",
+            "detail": "TI-DPO has no token masks",
+        },
+        {
+            "name": "anchor_coverage",
+            "metric": "anchor_coverage",
+            "value": 0.25,
+            "threshold": 1.0,
+            "outcome": "flag",
+            "detail": "16 of 64 pairs ever had an anchor",
+        },
+        {
+            "name": "flat_margins",
+            "metric": "rewards/margins",
+            "value": 1.2,
+            "threshold": 0.01,
+            "outcome": "pass",
+            "detail": "…",
+        },
     ]
-    health = {"flags": [{"metric": "anchor_coverage", "value": 0.25, "problem": "16 of 64 pairs ever had an anchor"}],
-              "checks": checks, "effective_beta": 0.112, "anchor_coverage": 0.25, "steps": 30}
+    health = {
+        "flags": [{"metric": "anchor_coverage", "value": 0.25, "problem": "16 of 64 pairs ever had an anchor"}],
+        "checks": checks,
+        "effective_beta": 0.112,
+        "anchor_coverage": 0.25,
+        "steps": 30,
+    }
     run = load_run(_write(tmp_path / "run", [{"step": 1, "loss": 0.7, "weights/chosen_mean": 1.1}], health=health))
     (record,) = mask_weight_records([run])
     assert record["effective_beta"] == 0.112 and record["anchor_coverage"] == 0.25
     assert [(c["name"], c["outcome"]) for c in record["health_checks"]] == [
-        ("concentrated_weights", "flag"), ("zero_masks", "n/a"), ("anchor_coverage", "flag"), ("flat_margins", "pass")
+        ("concentrated_weights", "flag"),
+        ("zero_masks", "n/a"),
+        ("anchor_coverage", "flag"),
+        ("flat_margins", "pass"),
     ]
     board = build_leaderboard([make_result({"mc_task": {"acc,none": [1, 0]}}, "dpo")], benchmarks=[MC], n_boot=20)
     section = build_html(board, [run]).split('<section id="masks"')[1].split("</section>")[0]

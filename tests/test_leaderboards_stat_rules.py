@@ -24,9 +24,7 @@ TASK = "synthetic_mc"
 RAW = Benchmark("raw", "Synthetic", (TASK,), ("acc,none",), 0.0)  # random 0: normalised = 100 · raw
 
 
-def _pair(
-    rng: np.random.Generator, n: int, shift: float = 0.0, a: float = 0.1
-) -> tuple[np.ndarray, np.ndarray]:
+def _pair(rng: np.random.Generator, n: int, shift: float = 0.0, a: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """Baseline and candidate 0/1 scores; the candidate's q is moved to q + shift·(1 − q).
 
     E[q] = 1/2 for Beta(a, a), so the true difference in accuracy is exactly shift / 2.
@@ -113,9 +111,7 @@ def test_regress_catches_a_planted_five_point_drop_on_500_items():
         base, cand = _pair(rng, 500)
         right = np.flatnonzero(cand == 1)
         cand[rng.choice(right, 25, replace=False)] = 0.0
-        report = compare(
-            make_result({TASK: {"acc,none": base}}, "dpo"), make_result({TASK: {"acc,none": cand}}, "new")
-        )
+        report = compare(make_result({TASK: {"acc,none": base}}, "dpo"), make_result({TASK: {"acc,none": cand}}, "new"))
         caught += report.exit_code == 1
     # Power at these settings is ≈ 0.97 (z ≈ 3.9 against 1.96); 90 leaves room for seed luck.
     assert caught >= 90, caught
@@ -126,9 +122,7 @@ def _noise_false_alarms(seed: int, trials: int) -> int:
     alarms = 0
     for _ in range(trials):
         base, cand = _pair(rng, 500)
-        report = compare(
-            make_result({TASK: {"acc,none": base}}, "dpo"), make_result({TASK: {"acc,none": cand}}, "new")
-        )
+        report = compare(make_result({TASK: {"acc,none": base}}, "dpo"), make_result({TASK: {"acc,none": cand}}, "new"))
         alarms += report.exit_code != 0
     return alarms
 

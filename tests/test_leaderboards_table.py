@@ -85,9 +85,7 @@ def test_registry_rejects_bad_entries_naming_the_key(tmp_path, entry, message):
 
     path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump({"benchmarks": {"x": entry}}))
-    with pytest.raises(
-        ResultsError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
-    ):
+    with pytest.raises(ResultsError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         load_columns(path)
 
 
@@ -115,10 +113,7 @@ def test_ifeval_headline_is_the_mean_of_prompt_and_instruction_level_strict_accu
 
 
 def test_seeds_aggregate_to_mean_and_sd_of_normalised_scores():
-    runs = [
-        make_result({"mc_task": {"acc,none": _scores(k, 10)}}, "dpo", seed=s)
-        for s, k in ((0, 5), (1, 6), (2, 7))
-    ]
+    runs = [make_result({"mc_task": {"acc,none": _scores(k, 10)}}, "dpo", seed=s) for s, k in ((0, 5), (1, 6), (2, 7))]
     board = build_leaderboard(runs, benchmarks=[MC], n_boot=200)
     (row,) = board.rows
     # normalised: (0.5−.25)/.75 = 33.33, 46.67, 60.00 → mean 46.67, sd 13.33
@@ -164,9 +159,7 @@ def test_delta_is_paired_on_shared_items_and_matches_hand_computation():
 
 def test_identical_runs_have_zero_delta_and_are_not_significant():
     scores = {"mc_task": {"acc,none": _scores(40, 80)}}
-    board = build_leaderboard(
-        [make_result(scores, "dpo"), make_result(scores, "tdpo")], benchmarks=[MC], n_boot=200
-    )
+    board = build_leaderboard([make_result(scores, "dpo"), make_result(scores, "tdpo")], benchmarks=[MC], n_boot=200)
     delta = board.rows[1].cells["mc"].delta
     # every paired difference is 0: no interval (not the point [0, 0]), and the reason says so
     assert delta.value == 0.0 and not delta.has_interval and not delta.significant
@@ -178,9 +171,7 @@ def test_missing_and_mismatched_tasks_are_reported_not_averaged_away():
         {"mc_task": {"acc,none": _scores(5, 10)}, "gen_task": {"exact_match,strict-match": _scores(2, 10)}},
         "dpo",
     )
-    cand = make_result(
-        {"mc_task": {"acc,none": _scores(6, 20)}, "other_task": {"acc,none": _scores(1, 4)}}, "tdpo"
-    )
+    cand = make_result({"mc_task": {"acc,none": _scores(6, 20)}, "other_task": {"acc,none": _scores(1, 4)}}, "tdpo")
     board = build_leaderboard([base, cand], benchmarks=[MC, GEN], n_boot=200)
     tdpo = board.rows[1]
     assert "gen" not in tdpo.cells and tdpo.average is None and tdpo.average_delta is None
@@ -194,9 +185,7 @@ def test_missing_and_mismatched_tasks_are_reported_not_averaged_away():
 
 
 def test_no_baseline_row_is_said():
-    board = build_leaderboard(
-        [make_result({"mc_task": {"acc,none": _scores(5, 10)}}, "tdpo")], benchmarks=[MC]
-    )
+    board = build_leaderboard([make_result({"mc_task": {"acc,none": _scores(5, 10)}}, "tdpo")], benchmarks=[MC])
     assert "no 'dpo' row: no deltas" in "\n".join(board.notes)
 
 
@@ -237,9 +226,7 @@ def test_tidy_table_has_one_line_per_run_task_metric(tmp_path):
         "gen_task",
         4,
     )
-    assert strict.value == pytest.approx(0.75) and strict.stderr == pytest.approx(
-        np.std([1, 0, 1, 1], ddof=1) / 2
-    )
+    assert strict.value == pytest.approx(0.75) and strict.stderr == pytest.approx(np.std([1, 0, 1, 1], ddof=1) / 2)
 
 
 def test_reads_our_folder_with_filters_and_per_part_scores(tmp_path):
@@ -299,9 +286,7 @@ def test_bad_result_files(tmp_path):
     with pytest.raises(ResultsError, match=r"folder with no results\.json or lm-eval results_\*\.json in it or below"):
         load_results(tmp_path / "empty")
     (tmp_path / "results.json").write_text('{"results": {"t": {"acc,none": "high"}}}')
-    with pytest.raises(
-        ResultsError, match=r"results.json: results.t.acc,none: expected a number, got 'high'"
-    ):
+    with pytest.raises(ResultsError, match=r"results.json: results.t.acc,none: expected a number, got 'high'"):
         load_results(tmp_path / "results.json")
 
 
@@ -331,7 +316,9 @@ def test_a_board_of_columns_outside_the_average_has_no_average_column():
     assert not board.has_average and all(row.average is None for row in board.rows)
     text = markdown(board)
     assert "| method | model | seeds | Positive rate |\n" in text and "average" not in text.split("- Scores")[0]
-    both = [make_result({"sentiment": {"positive_rate,none": _scores(k, 20)}, "mc_task": {"acc,none": _scores(5, 10)}},
-                        m) for m, k in (("dpo", 9), ("new", 12))]
+    both = [
+        make_result({"sentiment": {"positive_rate,none": _scores(k, 20)}, "mc_task": {"acc,none": _scores(5, 10)}}, m)
+        for m, k in (("dpo", 9), ("new", 12))
+    ]
     with_mc = build_leaderboard(both, benchmarks=[MC, *sentiment], n_boot=100)
     assert with_mc.has_average and "| method | model | seeds | MC | Positive rate | average |" in markdown(with_mc)

@@ -118,9 +118,7 @@ def _token_batch(seed: int = 0):
     torch.manual_seed(seed)
     logratios = torch.randn(4, 6)
     kl = torch.rand(4, 6)
-    mask = torch.tensor(
-        [[0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1], [0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]]
-    ).float()
+    mask = torch.tensor([[0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1], [0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]]).float()
     return logratios, kl, mask
 
 

@@ -92,7 +92,9 @@ def test_sigkill_during_the_real_conversion_leaves_no_half_model(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "tokenpo", "models", "pull", "smollm2-135m-instruct", "--cache-dir", str(tmp_path)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     models = tmp_path / "models"
     deadline = time.time() + 120
@@ -122,5 +124,5 @@ def test_smollm2_answers_the_capital_of_france(smollm2_path):
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.no_grad():
         output = model.generate(**inputs, max_new_tokens=20, do_sample=False)
-    answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer

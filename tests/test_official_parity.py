@@ -46,8 +46,9 @@ def _engine(settings, policy, reference, pairs, tokenizer):
 
     method = build_method(settings, policy.config)
     config = TrainConfig(settings, TrainingConfig(per_device_batch_size=len(pairs)))
-    engine = Engine(config, method, Accelerator(cpu=True), policy, reference, pairs, tokenizer.pad_token_id,
-                    tokenizer.eos_token_id)
+    engine = Engine(
+        config, method, Accelerator(cpu=True), policy, reference, pairs, tokenizer.pad_token_id, tokenizer.eos_token_id
+    )
     return engine, method
 
 
@@ -64,8 +65,9 @@ def test_learned_sparsepo_loss_rewards_and_mask_alignment_equal_the_official_cod
     policy, reference, pairs, tokenizer = tiny_pair_models
     # Our "average" initialisation gives masks of order 1 (the official one starts near 0), so that
     # every term of the loss weighs in the comparison; the formulas do not depend on the initialisation.
-    settings = SparsePOConfig(beta=0.5, heads=heads, lambda_u=0.01, lambda_d=0.03, mask_dropout=0.0,
-                              head_init="average")
+    settings = SparsePOConfig(
+        beta=0.5, heads=heads, lambda_u=0.01, lambda_d=0.03, mask_dropout=0.0, head_init="average"
+    )
     engine, method = _engine(settings, policy, reference, pairs, tokenizer)
     method.head.double()
     out, _ = engine.micro_step(list(range(len(pairs))))
@@ -73,12 +75,13 @@ def test_learned_sparsepo_loss_rewards_and_mask_alignment_equal_the_official_cod
     batch, labels = _batch(pairs, tokenizer)
     with torch.no_grad():
         policy_logits = policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        ref = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        output_hidden_states=True)
+        ref = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
     states = [h[:, :-1] for h in ref.hidden_states[1:]]  # the official mask input
     head = method.head
-    masks = [sparse_oracle.simple_mask_all_layers(states, head.norm, head.weight[e], head.bias[e], head.mixer[e])
-             for e in range(head.heads)]
+    masks = [
+        sparse_oracle.simple_mask_all_layers(states, head.norm, head.weight[e], head.bias[e], head.mixer[e])
+        for e in range(head.heads)
+    ]
     losses, chosen, rejected = sparse_oracle.sparse_loss(
         policy_logits, ref.logits, labels, masks[0], masks[-1], 0.5, 0.01, 0.03, common=heads == "common"
     )
@@ -86,8 +89,15 @@ def test_learned_sparsepo_loss_rewards_and_mask_alignment_equal_the_official_cod
     torch.testing.assert_close(out.result.chosen_rewards, chosen, **TOLERANCE)
     torch.testing.assert_close(out.result.rejected_rewards, rejected, **TOLERANCE)
     # Masks differ token by token between positions t−1 and t: the comparison above pins the alignment.
-    shifted = SparsePOConfig(beta=0.5, heads=heads, lambda_u=0.01, lambda_d=0.03, mask_dropout=0.0,
-                             head_init="average", mask_position="token")
+    shifted = SparsePOConfig(
+        beta=0.5,
+        heads=heads,
+        lambda_u=0.01,
+        lambda_d=0.03,
+        mask_dropout=0.0,
+        head_init="average",
+        mask_position="token",
+    )
     engine, token_method = _engine(shifted, policy, reference, pairs, tokenizer)
     token_method.head.load_state_dict(head.state_dict())
     token_method.head.double()
@@ -98,8 +108,14 @@ def test_learned_sparsepo_loss_rewards_and_mask_alignment_equal_the_official_cod
 def test_mapo_mask_aggregation_and_alignment_equal_the_official_code():
     torch.manual_seed(3)
     input_ids = torch.randint(0, 50, (4, 9))
-    completion = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1, 1, 0],
-                               [0, 0, 0, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1, 1, 1]])
+    completion = torch.tensor(
+        [
+            [0, 0, 0, 1, 1, 1, 1, 0, 0],
+            [0, 0, 1, 1, 1, 1, 1, 1, 0],
+            [0, 0, 0, 1, 1, 0, 0, 0, 0],
+            [0, 0, 0, 0, 1, 1, 1, 1, 1],
+        ]
+    )
     labels = input_ids.masked_fill(completion == 0, sparse_oracle.IGNORE)
     _, loss_mask, _ = sparse_oracle.shifted(torch.zeros(4, 9, 1), labels)
     activations = {  # types with different numbers of tensors: averaging within type, then across, matters
@@ -160,8 +176,9 @@ def test_tidpo_weights_loss_and_rewards_equal_the_released_code(tiny_pair_models
         reference_logits = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     losses, chosen, rejected = tidpo_oracle.weighted_tdpo(policy_logits, reference_logits, labels, weights, 0.1, 0.5)
     grid = CompletionGrid.of(batch["input_ids"], batch["completion_mask"])
-    torch.testing.assert_close(out.token_scores["weight"].double(), (grid.take(weights) * grid.mask).double(),
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        out.token_scores["weight"].double(), (grid.take(weights) * grid.mask).double(), rtol=0, atol=1e-6
+    )
     torch.testing.assert_close(out.result.losses.detach().double(), losses, rtol=0, atol=1e-6)
     torch.testing.assert_close(out.result.chosen_rewards.double(), chosen, rtol=0, atol=1e-6)
     torch.testing.assert_close(out.result.rejected_rewards.double(), rejected, rtol=0, atol=1e-6)

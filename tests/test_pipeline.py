@@ -27,17 +27,33 @@ def tiny_config(output: Path, benchmarks: Path | None) -> dict:
         "name": "tiny",
         "output_dir": str(output),
         "model": "tiny-llama",
-        "data": {"sentiment": {"train_prompts": 24, "eval_prompts": 8, "completions_per_prompt": 3,
-                               "max_new_tokens": 8, "min_margin": 0.0}},
+        "data": {
+            "sentiment": {
+                "train_prompts": 24,
+                "eval_prompts": 8,
+                "completions_per_prompt": 3,
+                "max_new_tokens": 8,
+                "min_margin": 0.0,
+            }
+        },
         "methods": [
             {"name": "dpo", "method": {"name": "dpo", "beta": 0.1}},
             {"name": "sparsepo", "method": {"name": "sparsepo", "mask": "learned"}, "training": {"max_steps": 12}},
         ],
-        "training": {"learning_rate": 1.0e-3, "per_device_batch_size": 2, "max_steps": 24, "save_every": 3,
-                     "max_length": 48, "max_prompt_length": 24},
-        "eval": {"sentiment": {"samples_per_prompt": 2, "max_new_tokens": 8},
-                 "suite": "smoke" if benchmarks else None, "limit": 2,
-                 "data_dir": str(benchmarks) if benchmarks else None},
+        "training": {
+            "learning_rate": 1.0e-3,
+            "per_device_batch_size": 2,
+            "max_steps": 24,
+            "save_every": 3,
+            "max_length": 48,
+            "max_prompt_length": 24,
+        },
+        "eval": {
+            "sentiment": {"samples_per_prompt": 2, "max_new_tokens": 8},
+            "suite": "smoke" if benchmarks else None,
+            "limit": 2,
+            "data_dir": str(benchmarks) if benchmarks else None,
+        },
     }
 
 
@@ -48,8 +64,13 @@ def write_config(folder: Path, config: dict) -> Path:
 
 
 def harness_run(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(process: subprocess.Popen) -> str:
@@ -105,8 +126,15 @@ def test_the_pipelines_few_shot_examples_are_plain_lm_evals(straight_run, tmp_pa
 
 def test_the_pipeline_trains_evaluates_and_reports_end_to_end(straight_run):
     output, _, stdout, _ = straight_run
-    for stage in ("data", "benchmark-data", "train/dpo-seed0", "train/sparsepo-seed0",
-                  "eval/base", "eval/dpo-seed0", "eval/sparsepo-seed0"):
+    for stage in (
+        "data",
+        "benchmark-data",
+        "train/dpo-seed0",
+        "train/sparsepo-seed0",
+        "eval/base",
+        "eval/dpo-seed0",
+        "eval/sparsepo-seed0",
+    ):
         assert (output / stage / "stage.json").is_file(), stage
     pairs = [json.loads(line) for line in (output / "data" / "pairs.jsonl").read_text().splitlines()]
     assert pairs and all(p["p_positive_chosen"] > p["p_positive_rejected"] for p in pairs)
@@ -122,7 +150,10 @@ def test_the_pipeline_trains_evaluates_and_reports_end_to_end(straight_run):
     # benchmarks evaluate with lm-eval's default seeds (its few-shot examples), not the training seed
     config = benchmarks["config"]
     assert (config["random_seed"], config["numpy_seed"], config["torch_seed"], config["fewshot_seed"]) == (
-        0, 1234, 1234, 1234,
+        0,
+        1234,
+        1234,
+        1234,
     )
     assert (sentiment["harness"]["method_family"], sentiment["harness"]["beta"]) == ("dpo", 0.1)
     assert sentiment["harness"]["training_health"] == []
@@ -134,7 +165,9 @@ def test_the_pipeline_trains_evaluates_and_reports_end_to_end(straight_run):
     assert "## Leaderboard (baseline: dpo)" in stdout and "| ⚠ sparsepo | tiny-llama |" in stdout
     summary = json.loads((output / "summary.json").read_text())
     assert [(p["family"], p["beta"]) for p in summary["frontier"]] == [
-        ("base", None), ("dpo", 0.1), ("sparsepo-learned-common", 0.1)
+        ("base", None),
+        ("dpo", 0.1),
+        ("sparsepo-learned-common", 0.1),
     ]
     assert {r["run"]: r["health"] for r in summary["training"]} == {"dpo-seed0": "ok", "sparsepo-seed0": "flagged"}
     assert (output / "frontier.svg").read_text().startswith("<svg")

@@ -38,8 +38,13 @@ def path_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("paths")
     config = folder / "run.yaml"
     config.write_text(yaml.safe_dump(checkpoint_config(folder / "out")))
-    done = subprocess.run([sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"], env=ENV,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return folder / "out", config, done.stdout
 
@@ -50,8 +55,9 @@ def test_checkpoints_are_evaluated_with_their_step(path_run):
         steps = sorted(p.name for p in (output / "eval" / label / "steps").iterdir())
         assert steps == ["step-2", "step-4"], label
         for step in (2, 4):
-            harness = json.loads((output / "eval" / label / "steps" / f"step-{step}" / "sentiment" /
-                                  "results.json").read_text())["harness"]
+            harness = json.loads(
+                (output / "eval" / label / "steps" / f"step-{step}" / "sentiment" / "results.json").read_text()
+            )["harness"]
             assert (harness["step"], harness["final"]) == (step, False)
             assert harness["model_spec"].endswith(f"train/{label}/checkpoints/step-{step}")
         final = json.loads((output / "eval" / label / "sentiment" / "results.json").read_text())["harness"]
@@ -67,8 +73,9 @@ def test_the_summary_holds_a_matched_kl_verdict_per_method(path_run):
     assert {"kl", "delta", "low", "high", "covers", "seeds", "margin", "verdict"} <= set(verdict)
     assert verdict["seeds"] == [0, 1] and verdict["margin"] == 0.05 and verdict["steps"] == [0, 2, 4, 6]
     assert verdict["verdict"] in ("better", "worse", "equivalent", "inconclusive")
-    assert verdict["kl"] == pytest.approx(next(
-        p["kl_to_ref"]["value"] for p in summary["frontier"] if p["family"] == "dpo"), abs=1e-4)
+    assert verdict["kl"] == pytest.approx(
+        next(p["kl_to_ref"]["value"] for p in summary["frontier"] if p["family"] == "dpo"), abs=1e-4
+    )
     paths = summary["paths"]  # what the verdicts read: every run's points from the base model's (step 0)
     assert set(paths) == {"dpo-seed0", "dpo-seed1", "tdpo-seed0", "tdpo-seed1"}
     assert [p["step"] for p in paths["tdpo-seed1"]] == [0, 2, 4, 6] and paths["tdpo-seed1"][0]["kl"] == 0
@@ -76,7 +83,8 @@ def test_the_summary_holds_a_matched_kl_verdict_per_method(path_run):
         scores = json.loads((output / "eval" / "tdpo-seed1" / f"{step}sentiment" / "results.json").read_text())
         reported = scores["results"]["sentiment"]
         assert (point["kl"], point["reward"]) == pytest.approx(
-            (reported["kl_to_ref,none"], reported["positive_rate,none"]), abs=1e-4)
+            (reported["kl_to_ref,none"], reported["positive_rate,none"]), abs=1e-4
+        )
     assert stdout.startswith("## Verdicts at matched KL (baseline: dpo)") or "## Verdicts at matched KL" in stdout
     # the leaderboard's rows are final models only
     rows = {(r["method"], r["benchmark"]) for r in summary["leaderboard"]["rows"]}
@@ -86,7 +94,11 @@ def test_the_summary_holds_a_matched_kl_verdict_per_method(path_run):
     chart = ET.fromstring((output / "paths.svg").read_text())  # the report's paths chart, standalone
     lines = [element for element in chart.iter() if element.get("class") == "join"]
     assert sorted(line.find("{*}title").text for line in lines) == [
-        "dpo seed 0", "dpo seed 1", "tdpo seed 0", "tdpo seed 1"]
+        "dpo seed 0",
+        "dpo seed 1",
+        "tdpo seed 0",
+        "tdpo seed 1",
+    ]
 
 
 def test_every_run_lists_every_health_check(path_run):
@@ -94,8 +106,16 @@ def test_every_run_lists_every_health_check(path_run):
     for health in sorted(output.glob("train/*/health.json")):
         checks = json.loads(health.read_text())["checks"]
         names = {check["name"] for check in checks}
-        assert {"zero_masks", "small_multiplier", "flat_margins", "inflated_beta", "concentrated_weights",
-                "static_masks", "kl_drift", "anchor_coverage"} <= names, health
+        assert {
+            "zero_masks",
+            "small_multiplier",
+            "flat_margins",
+            "inflated_beta",
+            "concentrated_weights",
+            "static_masks",
+            "kl_drift",
+            "anchor_coverage",
+        } <= names, health
         assert all(check["outcome"] in ("pass", "flag", "n/a") for check in checks)
 
 
@@ -103,8 +123,13 @@ def test_running_again_skips_the_checkpoints_already_evaluated(path_run):
     output, config, stdout = path_run
     markers = {p: p.stat().st_mtime_ns for p in output.glob("eval/**/stage.json")}
     assert any("steps" in p.parts for p in markers)
-    again = subprocess.run([sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"], env=ENV,
-                           capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0 and again.stdout == stdout
     assert {p: p.stat().st_mtime_ns for p in output.glob("eval/**/stage.json")} == markers
 
@@ -135,8 +160,13 @@ def test_other_evaluation_settings_in_the_same_folder_reuse_no_checkpoint_result
     for samples in (1, 2):
         config["eval"]["sentiment"]["samples_per_prompt"] = samples
         (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
-        done = subprocess.run([sys.executable, "-m", "tokenpo", "run", str(tmp_path / "run.yaml"), "--no-progress"],
-                              env=ENV, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [sys.executable, "-m", "tokenpo", "run", str(tmp_path / "run.yaml"), "--no-progress"],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     evaluated = tmp_path / "out" / "eval" / "dpo-seed0"
     rows = (evaluated / "steps" / "step-2" / "sentiment" / "samples" / "sentiment.jsonl").read_text().splitlines()
@@ -148,8 +178,12 @@ def test_other_evaluation_settings_in_the_same_folder_reuse_no_checkpoint_result
 def test_the_experiment_record_is_the_runs_own_verdicts_paths_health_and_time(path_run, tmp_path):
     output, _, _ = path_run
     script = Path(__file__).resolve().parents[1] / "scripts" / "experiment_record.py"
-    done = subprocess.run([sys.executable, str(script), str(output), "--wall-seconds", "61.5"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), str(output), "--wall-seconds", "61.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     record, summary = json.loads(done.stdout), json.loads((output / "summary.json").read_text())
     assert record["paths"] == summary["paths"] and record["baseline"] == "dpo"
@@ -160,8 +194,11 @@ def test_the_experiment_record_is_the_runs_own_verdicts_paths_health_and_time(pa
     assert {"kl", "delta", "low", "high", "covers", "seeds", "margin", "verdict"} <= set(record["verdicts"]["tdpo"])
     assert set(record["health"]) == {"dpo-seed0", "dpo-seed1", "tdpo-seed0", "tdpo-seed1"}
     assert (record["wall_seconds"], record["wall_seconds_measured"]) == (61.5, True)
-    summed = json.loads(subprocess.run([sys.executable, str(script), str(output)], capture_output=True, text=True,
-                                       timeout=120, check=True).stdout)
+    summed = json.loads(
+        subprocess.run(
+            [sys.executable, str(script), str(output)], capture_output=True, text=True, timeout=120, check=True
+        ).stdout
+    )
     # A run's evaluation stage includes its checkpoints' (eval/NAME/steps/step-N): counted once.
     run_eval = summary["seconds"]["eval/tdpo-seed1"]
     assert run_eval >= sum(summary["seconds"][f"eval/tdpo-seed1/steps/step-{n}"] for n in (2, 4))

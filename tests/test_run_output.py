@@ -68,9 +68,10 @@ def test_no_eta_until_every_stage_to_come_has_one_of_its_kind_timed():
         assert _eta(display) is None
         _stage(clock, "data", "data", 30)
         run.advance()
-        with progress.task("train dpo", unit="stage", kind="train"), progress.task(
-            "training", total=10, unit="step"
-        ) as steps:
+        with (
+            progress.task("train dpo", unit="stage", kind="train"),
+            progress.task("training", total=10, unit="step") as steps,
+        ):
             clock.now += 50
             steps.advance(5)  # half way: the trainings could be estimated, the evaluations cannot
             assert _eta(display) is None
@@ -114,9 +115,10 @@ def test_a_stage_boundary_after_fast_or_skipped_stages_gives_no_huge_eta():
         _stage(clock, "evaluate base", "eval", 120, steps=40)
         run.advance()
         etas = []
-        with progress.task("evaluate dpo", unit="stage", kind="eval"), progress.task(
-            "requests", total=400, unit="req"
-        ) as requests:
+        with (
+            progress.task("evaluate dpo", unit="stage", kind="eval"),
+            progress.task("requests", total=400, unit="req") as requests,
+        ):
             for _ in range(4):
                 etas.append(_eta(display))
                 clock.now += 10
@@ -129,8 +131,18 @@ def test_on_the_quickstarts_stage_times_the_eta_follows_the_time_left():
     """The seconds each stage of a quickstart took on 2 CPU cores (its stage.json files). tqdm's
     extrapolation said 1:18:44 left at 04:23, when 17 minutes were; here: nothing until an evaluation
     has been timed, then never more than four minutes off."""
-    took = [("data", 32.4), ("benchmark-data", 0.5), ("train", 33.2), ("train", 33.1), ("train", 164.4),
-            ("eval", 230.4), ("eval", 296.5), ("eval", 403.2), ("eval", 92.5), ("report", 0.5)]
+    took = [
+        ("data", 32.4),
+        ("benchmark-data", 0.5),
+        ("train", 33.2),
+        ("train", 33.1),
+        ("train", 164.4),
+        ("eval", 230.4),
+        ("eval", 296.5),
+        ("eval", 403.2),
+        ("eval", 92.5),
+        ("report", 0.5),
+    ]
     kinds = tuple("" if kind == "report" else kind for kind, _ in took)
     clock = Clock()
     display = RunProgress(io.StringIO(), clock=clock, tick=3600)
@@ -233,8 +245,9 @@ def test_library_output_goes_to_the_log_and_the_harness_keeps_the_terminal(tmp_p
     assert shown == [f"library messages and warnings: {log}", "data: 1 of 24 prompts gave no pair"]
     assert terminal.out == ""
     written = log.read_text()
-    assert re.search(rf"^{TIMESTAMP} WARNING lm_eval.tasks._index: Task 'gsm8k' overrides existing task$", written,
-                     re.M)
+    assert re.search(
+        rf"^{TIMESTAMP} WARNING lm_eval.tasks._index: Task 'gsm8k' overrides existing task$", written, re.M
+    )
     assert re.search(rf"^{TIMESTAMP} WARNING some_library: a library's own warning$", written, re.M)
     assert re.search(rf"^{TIMESTAMP} WARNING py.warnings: .*UserWarning: a library's warning", written, re.M)
     assert "Generating test split: 100%" in written and "a library's print\n" in written
@@ -244,20 +257,45 @@ def test_library_output_goes_to_the_log_and_the_harness_keeps_the_terminal(tmp_p
 
 def _tiny_run(folder: Path, benchmarks: Path) -> Path:
     suite = folder / "suite.yaml"  # gsm8k's generation settings make lm-eval warn that the task is overridden
-    suite.write_text(yaml.safe_dump({"limit": 1, "tasks": [
-        {"task": "gsm8k", "generation_kwargs": {"until": ["Question:"], "do_sample": False, "max_gen_toks": 8}},
-    ]}))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "limit": 1,
+                "tasks": [
+                    {
+                        "task": "gsm8k",
+                        "generation_kwargs": {"until": ["Question:"], "do_sample": False, "max_gen_toks": 8},
+                    },
+                ],
+            }
+        )
+    )
     config = {
         "name": "tiny",
         "output_dir": str(folder / "out"),
         "model": "tiny-llama",
-        "data": {"sentiment": {"train_prompts": 24, "eval_prompts": 4, "completions_per_prompt": 3,
-                               "max_new_tokens": 8, "min_margin": 0.0}},
+        "data": {
+            "sentiment": {
+                "train_prompts": 24,
+                "eval_prompts": 4,
+                "completions_per_prompt": 3,
+                "max_new_tokens": 8,
+                "min_margin": 0.0,
+            }
+        },
         "methods": [{"name": "dpo", "method": {"name": "dpo", "beta": 0.1}}],
-        "training": {"learning_rate": 1.0e-3, "per_device_batch_size": 2, "max_steps": 2, "max_length": 32,
-                     "max_prompt_length": 16},
-        "eval": {"sentiment": {"samples_per_prompt": 1, "max_new_tokens": 6}, "suite": str(suite),
-                 "data_dir": str(benchmarks)},
+        "training": {
+            "learning_rate": 1.0e-3,
+            "per_device_batch_size": 2,
+            "max_steps": 2,
+            "max_length": 32,
+            "max_prompt_length": 16,
+        },
+        "eval": {
+            "sentiment": {"samples_per_prompt": 1, "max_new_tokens": 6},
+            "suite": str(suite),
+            "data_dir": str(benchmarks),
+        },
     }
     path = folder / "run.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -272,8 +310,14 @@ def _machine_path_in(name: str) -> bool:
 def test_a_run_shows_only_its_own_line_and_notes_and_logs_the_libraries(benchmarks_dir, tmp_path):
     config = _tiny_run(tmp_path, benchmarks_dir)
     # run outside a git clone: lm-eval's `git describe` then says "fatal: not a git repository" on stderr
-    done = subprocess.run([sys.executable, "-m", "tokenpo", "run", str(config)], env=ENV, capture_output=True,
-                          text=True, timeout=600, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "tokenpo", "run", str(config)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     output = tmp_path / "out"
     shown = _segments(done.stderr)
@@ -292,14 +336,23 @@ def test_a_run_shows_only_its_own_line_and_notes_and_logs_the_libraries(benchmar
     folders = sorted(p.relative_to(output) for p in output.rglob("*") if p.is_dir())
     assert [str(p) for p in folders if _machine_path_in(p.name)] == []
     assert {p.name for p in (output / "eval" / "base" / "benchmarks").iterdir() if p.is_dir()} == {
-        ".cache", "samples", "tiny-llama"
+        ".cache",
+        "samples",
+        "tiny-llama",
     }
     assert {p.name for p in (output / "eval" / "dpo-seed0" / "benchmarks").iterdir() if p.is_dir()} == {
-        ".cache", "samples", "final"
+        ".cache",
+        "samples",
+        "final",
     }
 
-    again = subprocess.run([sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"], env=ENV,
-                           capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [sys.executable, "-m", "tokenpo", "run", str(config), "--no-progress"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert _segments(again.stderr) == [f"library messages and warnings: {output / LOG}"]  # all done earlier
     assert (output / LOG).read_text().startswith(log)  # appended

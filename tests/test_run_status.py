@@ -57,13 +57,21 @@ def test_a_second_run_in_the_same_folder_is_refused_and_a_killed_one_leaves_no_l
     refused = pytest.raises(HarnessError, match=r"another `harness run` \(pid \d+\) is running in this folder")
     with local.running(tmp_path), refused, local.running(tmp_path):
         pass
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import time, pathlib
         from tokenpo.harness.pipeline import local
         with local.running(pathlib.Path({str(tmp_path)!r})):
             print("holding", flush=True)
             time.sleep(60)
-        """)], stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline() == "holding\n"
     assert local.running_pid(tmp_path) == holder.pid
     holder.kill()
@@ -82,7 +90,8 @@ def test_eval_uses_the_runs_prepared_data_then_the_default_then_says_what_to_run
         data_source(None, False, str(model))
     assert str(refused.value) == (
         f"no prepared benchmark data (looked in {tmp_path / 'default'}) and the hub cannot be reached: run "
-        "`harness data prepare --from DIR` (DIR: the benchmark data folder), or pass --data-dir FOLDER")
+        "`harness data prepare --from DIR` (DIR: the benchmark data folder), or pass --data-dir FOLDER"
+    )
     (tmp_path / "default").mkdir()
     (tmp_path / "default" / "manifest.json").write_text(json.dumps({}))
     assert data_source(None, False, str(model)) == tmp_path / "default"

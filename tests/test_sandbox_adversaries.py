@@ -97,12 +97,7 @@ def test_tests_that_catch_exceptions_cannot_swallow_a_program_that_is_gone_or_fo
     tests = "for x in range(3):\n    try:\n        add(x, x)\n    except Exception:\n        pass\n"
     gone = run_program(CodeJob("import os\ndef add(a, b):\n    os._exit(0)\n", tests, "", ("add",)), LIMITS)
     assert gone.reason == "exited with status 0 before its tests ended (sys.exit or os._exit)", gone.reason
-    forging = (
-        "import os, struct\n"
-        "def add(a, b):\n"
-        "    os.write(3, struct.pack('>I', 9) + b'not json!')\n"
-        "    return 0\n"
-    )
+    forging = "import os, struct\ndef add(a, b):\n    os.write(3, struct.pack('>I', 9) + b'not json!')\n    return 0\n"
     forged = run_program(CodeJob(forging, tests, "", ("add",)), LIMITS)
     assert not forged.passed and forged.reason.startswith("forged: the program's answer is not plain data"), forged
 
@@ -390,7 +385,7 @@ def test_the_sandbox_page_documents_every_protection():
     assert rows == set(PROTECTIONS)
 
 
-UNPRIVILEGED_DRIVER = '''
+UNPRIVILEGED_DRIVER = """
 import os, sys, types
 # only the judge, not the package (whose __init__ files import torch and lm-eval)
 for name in ("tokenpo", "tokenpo.evals", "tokenpo.evals.judges"):
@@ -409,7 +404,7 @@ try:
     run_many(["pass\\n"], limits, require=["uid"])
 except IsolationMissing as error:
     print(error)
-'''
+"""
 
 
 def test_an_unprivileged_user_gets_every_protection_but_a_uid_and_a_cgroup():

@@ -47,11 +47,17 @@ def test_a_sweep_can_leave_the_baseline_as_it_is():
 @pytest.mark.parametrize(
     ("sweep", "report", "message"),
     [
-        ({"grid": {"method.beta": [0.05, 0.5]}}, None,
-         "run.yaml: report: baseline 'dpo' is swept into dpo-beta0.05, dpo-beta0.5: name one of them"),
+        (
+            {"grid": {"method.beta": [0.05, 0.5]}},
+            None,
+            "run.yaml: report: baseline 'dpo' is swept into dpo-beta0.05, dpo-beta0.5: name one of them",
+        ),
         ({"grid": {"method.mask_l1": [0.1]}, "methods": ["sparsepo"]}, None, "run.yaml: sweep: sparsepo-mask_l10.1"),
-        ({"grid": {"method.beta": ["high"]}, "methods": ["sparsepo"]}, None,
-         "run.yaml: sweep: sparsepo-betahigh.method.beta: expected a number"),
+        (
+            {"grid": {"method.beta": ["high"]}, "methods": ["sparsepo"]},
+            None,
+            "run.yaml: sweep: sparsepo-betahigh.method.beta: expected a number",
+        ),
         ({"grid": {"beta": [0.1]}}, None, "run.yaml: sweep.grid: beta: expected method.KEY or training.KEY"),
         ({"grid": {"method.beta": []}}, None, "run.yaml: sweep.grid: method.beta: expected a non-empty list"),
         ({"grid": {"method.beta": [0.1]}, "methods": ["ipo"]}, None, "run.yaml: sweep: methods: 'ipo' is not one"),

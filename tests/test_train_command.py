@@ -33,9 +33,7 @@ def test_train_writes_the_run_folder_and_then_finds_it_done(tiny_model_dirs, tmp
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [1, 2] and (run / "DONE").is_file()
     recorded = (run / "config.yaml").read_text()
-    assert (
-        "beta: 0.2" in recorded and "mask: activation" in recorded and "vocab_chunk_tokens: 512" in recorded
-    )
+    assert "beta: 0.2" in recorded and "mask: activation" in recorded and "vocab_chunk_tokens: 512" in recorded
     assert main(["train", "--config", config, "--no-progress", "method.beta=0.2"]) == 0
     assert "already holds this finished run" in capsys.readouterr().out
 

@@ -52,8 +52,12 @@ def test_the_quickstart_methods_learn_real_pairs(smollm2_path, hh_pairs, tmp_pat
     record_property("health_flags", sorted(f"{name} {metric}" for (name, metric), o in outcomes.items() if o == "flag"))
     learning = {"zero_masks", "small_multiplier", "flat_margins", "kl_drift"}
     assert not [key for key, outcome in outcomes.items() if key[0] in learning and outcome == "flag"], outcomes
-    assert {name for name, _ in outcomes} >= learning | {"inflated_beta", "concentrated_weights", "static_masks",
-                                                         "anchor_coverage"}
+    assert {name for name, _ in outcomes} >= learning | {
+        "inflated_beta",
+        "concentrated_weights",
+        "static_masks",
+        "anchor_coverage",
+    }
     if "mask/u_zero_fraction" in rows[-1]:
         nonzero = 1 - sum(row["mask/u_zero_fraction"] for row in rows) / len(rows)
         scores = [json.loads(line) for line in (result.run_dir / "token_scores.jsonl").read_text().splitlines()]

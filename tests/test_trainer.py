@@ -98,8 +98,16 @@ def test_every_method_learns_the_training_pairs(tiny_model_dirs, tmp_path, name)
     assert health["steps"] == 5
     # Every check is recorded, whichever the method; no check of learning flags these four pairs.
     outcomes = {check["name"]: check["outcome"] for check in health["checks"]}
-    assert set(outcomes) == {"zero_masks", "small_multiplier", "flat_margins", "inflated_beta",
-                             "concentrated_weights", "static_masks", "kl_drift", "anchor_coverage"}
+    assert set(outcomes) == {
+        "zero_masks",
+        "small_multiplier",
+        "flat_margins",
+        "inflated_beta",
+        "concentrated_weights",
+        "static_masks",
+        "kl_drift",
+        "anchor_coverage",
+    }
     assert outcomes["anchor_coverage"] == ("pass" if name.startswith("tidpo") else "n/a")
     flagged = {check["name"] for check in health["checks"] if check["outcome"] == "flag"}
     if name.startswith("tidpo"):
@@ -207,9 +215,7 @@ def test_a_finished_run_is_returned_as_it_is_and_another_config_is_refused(tiny_
 
 def test_a_non_finite_loss_stops_naming_the_step_and_leaves_nothing_half_written(tiny_model_dirs, tmp_path):
     # A huge learning rate blows the weights up after the first update: step 2's loss is not finite.
-    config = TrainConfig(
-        DPOConfig(), settings(learning_rate=1e30, max_grad_norm=None, max_steps=4, save_every=1)
-    )
+    config = TrainConfig(DPOConfig(), settings(learning_rate=1e30, max_grad_norm=None, max_steps=4, save_every=1))
     with pytest.raises(TrainingError, match=r"^step 2: the (loss|gradient norm) is not finite"):
         train(config, tiny_model_dirs["llama"], examples(4), tmp_path / "run")
     run = tmp_path / "run"

@@ -121,13 +121,18 @@ def test_the_pipelines_truncated_pairs_hold_no_end_of_text(scripted, tmp_path):
     scores = [[0.1, 0.5, 0.9] for _ in PROMPTS]
     pairs, stats = build_pairs(PROMPTS, continuations, scores, min_margin=0.0)
     assert stats.truncated == 3 and len(pairs) == 3
-    assert [(p["chosen_truncated"], p["rejected_truncated"]) for p in pairs] == [(False, False), (False, False),
-                                                                                (True, True)]
+    assert [(p["chosen_truncated"], p["rejected_truncated"]) for p in pairs] == [
+        (False, False),
+        (False, False),
+        (True, True),
+    ]
     write_jsonl(tmp_path / "pairs.jsonl", pairs)
     examples = load_preferences(str(tmp_path / "pairs.jsonl")).examples
     for example, tokens in zip(examples, tokenize_examples(examples, tokenizer, NO_LIMIT), strict=True):
-        for truncated, ids in ((example.chosen_truncated, tokens.chosen_ids),
-                               (example.rejected_truncated, tokens.rejected_ids)):
+        for truncated, ids in (
+            (example.chosen_truncated, tokens.chosen_ids),
+            (example.rejected_truncated, tokens.rejected_ids),
+        ):
             if truncated:
                 assert tokenizer.eos_token_id not in ids and ENDOFTEXT not in ids and len(ids) == CAP
             else:
@@ -145,25 +150,44 @@ def test_sentiment_data_stage_writes_the_flags_and_counts_the_cut(scripted, tmp_
     monkeypatch.setattr(judge, "score_texts", lambda texts, classifier: [0.1 * (i % 3) for i in range(len(texts))])
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("".join(p + "\n" for p in [*PROMPTS, "held out"]))
-    config = from_mapping(RunConfig, {
-        "name": "t", "methods": [{"name": "dpo", "method": {"name": "dpo"}}],
-        "data": {"sentiment": {"prompts": str(prompts), "train_prompts": 3, "eval_prompts": 1,
-                               "completions_per_prompt": 3, "max_new_tokens": CAP, "min_margin": 0.0}},
-    }, "test")
+    config = from_mapping(
+        RunConfig,
+        {
+            "name": "t",
+            "methods": [{"name": "dpo", "method": {"name": "dpo"}}],
+            "data": {
+                "sentiment": {
+                    "prompts": str(prompts),
+                    "train_prompts": 3,
+                    "eval_prompts": 1,
+                    "completions_per_prompt": 3,
+                    "max_new_tokens": CAP,
+                    "min_margin": 0.0,
+                }
+            },
+        },
+        "test",
+    )
     summary = work.sentiment_pairs(config, "unused", tmp_path)
     assert (summary["continuations"], summary["truncated"]) == (9, 3)
     rows = [json.loads(line) for line in (tmp_path / "generations.jsonl").read_text().splitlines()]
     assert [row["truncated"] for row in rows] == [False] * 6 + [True] * 3
     pairs = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
-    assert [(p["chosen_truncated"], p["rejected_truncated"]) for p in pairs] == [(False, False), (False, False),
-                                                                                (True, True)]
+    assert [(p["chosen_truncated"], p["rejected_truncated"]) for p in pairs] == [
+        (False, False),
+        (False, False),
+        (True, True),
+    ]
 
 
 # --- records -------------------------------------------------------------------------------------
 
 PLAIN = {"prompt": "Say hi.", "chosen": " Hi", "rejected": " No"}
-CHAT = {"prompt": [{"role": "user", "content": "Say hi."}], "chosen": [{"role": "assistant", "content": "Hi"}],
-        "rejected": [{"role": "assistant", "content": "No"}]}
+CHAT = {
+    "prompt": [{"role": "user", "content": "Say hi."}],
+    "chosen": [{"role": "assistant", "content": "Hi"}],
+    "rejected": [{"role": "assistant", "content": "No"}],
+}
 
 
 def _jsonl(path: Path, *records: dict) -> str:
@@ -172,8 +196,9 @@ def _jsonl(path: Path, *records: dict) -> str:
 
 
 def test_a_record_flags_its_completions_and_absent_or_null_means_complete(tmp_path):
-    path = _jsonl(tmp_path / "p.jsonl", {**PLAIN, "chosen_truncated": True}, {**PLAIN, "rejected_truncated": None},
-                  PLAIN)
+    path = _jsonl(
+        tmp_path / "p.jsonl", {**PLAIN, "chosen_truncated": True}, {**PLAIN, "rejected_truncated": None}, PLAIN
+    )
     flags = [(e.chosen_truncated, e.rejected_truncated) for e in load_preferences(path).examples]
     assert flags == [(True, False), (False, False), (False, False)]
 
@@ -195,8 +220,11 @@ def test_a_truncated_conversational_record_is_an_error_not_ignored(tmp_path):
     assert str(caught.value) == (
         f"{path}:1: rejected_truncated: truncated completions are supported for plain-text records only"
     )
-    hh = {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: go",
-          "chosen_truncated": True}
+    hh = {
+        "chosen": "\n\nHuman: hi\n\nAssistant: hello",
+        "rejected": "\n\nHuman: hi\n\nAssistant: go",
+        "chosen_truncated": True,
+    }
     with pytest.raises(DataError, match=r"h\.jsonl:1: chosen_truncated: truncated completions are supported"):
         load_preferences(_jsonl(tmp_path / "h.jsonl", hh), fmt="hh-rlhf-chat")
     assert load_preferences(_jsonl(tmp_path / "h2.jsonl", hh), fmt="hh-rlhf").examples[0].chosen_truncated
@@ -224,8 +252,11 @@ def test_the_switch_marks_every_plain_text_completion_and_without_it_eos_comes_l
         assert pair.chosen_ids[-1] == eos and pair.rejected_ids[-1] == eos
 
     switched = load_preferences(path, truncated_completions=True).examples
-    assert [(e.chosen_truncated, e.rejected_truncated) for e in switched] == [(True, True), (True, True),
-                                                                             (False, False)]
+    assert [(e.chosen_truncated, e.rejected_truncated) for e in switched] == [
+        (True, True),
+        (True, True),
+        (False, False),
+    ]
     pairs = tokenize_examples(switched, tiny_tokenizer, NO_LIMIT)
     for pair in pairs[:2]:
         assert eos not in pair.chosen_ids and eos not in pair.rejected_ids
@@ -248,10 +279,15 @@ def test_harness_run_keeps_the_flags_in_its_pairs_file(tmp_path, tiny_tokenizer)
     from tokenpo.harness.pipeline.work import file_pairs
 
     path = _jsonl(tmp_path / "p.jsonl", PLAIN, {**PLAIN, "chosen": " Hello", "rejected_truncated": False})
-    config = from_mapping(RunConfig, {
-        "name": "t", "methods": [{"name": "dpo", "method": {"name": "dpo"}}],
-        "data": {"path": path, "truncated_completions": True},
-    }, "test")
+    config = from_mapping(
+        RunConfig,
+        {
+            "name": "t",
+            "methods": [{"name": "dpo", "method": {"name": "dpo"}}],
+            "data": {"path": path, "truncated_completions": True},
+        },
+        "test",
+    )
     folder = tmp_path / "data"
     folder.mkdir()
     file_pairs(config, folder)
@@ -270,8 +306,14 @@ def test_harness_train_honours_the_switch(switch, tmp_path, tiny_model_dirs, mon
 
     def fake_train(config, model, examples, output, config_record):
         trained.extend(examples)
-        return SimpleNamespace(already_done=False, steps=0, resumed_from=None, run_dir=tmp_path, final_dir=tmp_path,
-                               metrics_path=tmp_path / "metrics.jsonl")
+        return SimpleNamespace(
+            already_done=False,
+            steps=0,
+            resumed_from=None,
+            run_dir=tmp_path,
+            final_dir=tmp_path,
+            metrics_path=tmp_path / "metrics.jsonl",
+        )
 
     monkeypatch.setattr(command, "train_with_cards", fake_train)
     data = _jsonl(tmp_path / "p.jsonl", PLAIN, {**PLAIN, "chosen": " Hello"})

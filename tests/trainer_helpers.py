@@ -43,16 +43,13 @@ BAD = [
 
 def examples(count: int = 8) -> list[PreferenceExample]:
     return [
-        PreferenceExample(PROMPTS[i % 8], GOOD[i % 8], BAD[i % 8], source="test", location=i + 1)
-        for i in range(count)
+        PreferenceExample(PROMPTS[i % 8], GOOD[i % 8], BAD[i % 8], source="test", location=i + 1) for i in range(count)
     ]
 
 
 def write_jsonl(path: Path, items: list[PreferenceExample]) -> Path:
     path.write_text(
-        "".join(
-            json.dumps({"prompt": e.prompt, "chosen": e.chosen, "rejected": e.rejected}) + "\n" for e in items
-        )
+        "".join(json.dumps({"prompt": e.prompt, "chosen": e.chosen, "rejected": e.rejected}) + "\n" for e in items)
     )
     return path
 

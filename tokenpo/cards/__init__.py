@@ -50,8 +50,11 @@ def run_parts(run_dir: str | Path, scores: CardScores | None = None, repo_id: st
     ``base_weights`` as :func:`read_trained` takes it."""
     model = read_trained(run_dir, base_weights)
     training = load_run(run_dir) if (Path(run_dir) / "metrics.jsonl").is_file() else None
-    picture = (token_picture(training.token_scores, model.name, common_mask=bool(training.common_mask))
-               if training is not None else None)
+    picture = (
+        token_picture(training.token_scores, model.name, common_mask=bool(training.common_mask))
+        if training is not None
+        else None
+    )
     return CardParts(model, training, scores, repo_id=repo_id, adapter=adapter), picture
 
 

@@ -17,20 +17,28 @@ CHAR = 7.2  # advance of one character at FONT_SIZE in a monospace font
 FONT_SIZE = 12
 LINE = 18
 PAIRS = 2
-KIND_TITLES = {"mask_u": "SparsePO mask m_u (reward)", "mask_d": "SparsePO mask m_d (KL)", "weight": "TI-DPO weight",
-               "logratio": "log π/π_ref per token"}
+KIND_TITLES = {
+    "mask_u": "SparsePO mask m_u (reward)",
+    "mask_d": "SparsePO mask m_d (KL)",
+    "weight": "TI-DPO weight",
+    "logratio": "log π/π_ref per token",
+}
 COMMON_MASK_TITLE = "SparsePO mask, one for reward and KL (m_u = m_d)"
 
 
-def token_picture(rows: Sequence[TokenScores], run_name: str, pairs: int = PAIRS,
-                  common_mask: bool = False) -> str | None:
+def token_picture(
+    rows: Sequence[TokenScores], run_name: str, pairs: int = PAIRS, common_mask: bool = False
+) -> str | None:
     """The SVG of the first ``pairs`` pairs of ``rows``, one block per pair and score kind, chosen above
     rejected; the darkest token is the pair's largest score. None when the run logged no token scores.
     ``common_mask``: the run's SparsePO masks are one (``TrainingRun.common_mask``), so ``mask_d`` repeats
     ``mask_u`` and only ``mask_u`` is drawn, titled as the common mask (as the report draws it)."""
     examples = list(dict.fromkeys(row.example for row in rows))[:pairs]
-    kinds = [kind for kind in dict.fromkeys(kind for row in rows for kind in row.scores)
-             if not (common_mask and kind == "mask_d")]
+    kinds = [
+        kind
+        for kind in dict.fromkeys(kind for row in rows for kind in row.scores)
+        if not (common_mask and kind == "mask_d")
+    ]
     titles = {**KIND_TITLES, "mask_u": COMMON_MASK_TITLE} if common_mask else KIND_TITLES
     if not examples or not kinds:
         return None

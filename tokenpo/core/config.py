@@ -260,9 +260,7 @@ def _convert_tagged(options: list[type], value: Any, path: str) -> Any:
         for literal in typing.get_args(typing.get_type_hints(option)[tag]):
             by_tag[literal] = option
     if tag not in value:
-        raise _ConfigProblem(
-            f"{path}.{tag}" if path else tag, f"required key is missing; one of {', '.join(by_tag)}"
-        )
+        raise _ConfigProblem(f"{path}.{tag}" if path else tag, f"required key is missing; one of {', '.join(by_tag)}")
     if value[tag] not in by_tag:
         raise _ConfigProblem(
             f"{path}.{tag}" if path else tag, f"expected one of {', '.join(by_tag)}; got {value[tag]!r}"
@@ -282,9 +280,7 @@ def _convert_dataclass(cls: type, value: Any, path: str) -> Any:
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        raise _ConfigProblem(
-            path or cls.__name__, f"expected a mapping of keys, got {_kind(value)} {value!r}"
-        )
+        raise _ConfigProblem(path or cls.__name__, f"expected a mapping of keys, got {_kind(value)} {value!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     prefix = f"{path}." if path else ""

@@ -37,8 +37,11 @@ class Cores:
     limited_by: str  # "machine", "affinity", "cgroup", "slurm"
 
 
-def usable_cores(cgroup_root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup"),
-                 environ: dict[str, str] | None = None) -> Cores:
+def usable_cores(
+    cgroup_root: Path = Path("/sys/fs/cgroup"),
+    proc_cgroup: Path = Path("/proc/self/cgroup"),
+    environ: dict[str, str] | None = None,
+) -> Cores:
     """The smallest of: the machine's cores, the affinity mask, the cgroup CPU quota (rounded up) and
     Slurm's ``SLURM_CPUS_PER_TASK`` inside a Slurm job."""
     environ = os.environ if environ is None else environ

@@ -36,31 +36,52 @@ from tokenpo.trainers.config import DPOConfig, LoraSettings, SparsePOConfig, TDP
 SECTIONS: tuple[tuple[str, type, str], ...] = (
     ("harness train", TrainJob, "The YAML of `harness train --config FILE` (see `configs/train-*.yaml`)."),
     ("harness run", RunConfig, "The YAML of `harness run FILE` (see `configs/quickstart.yaml`)."),
-    ("data", DataConfig, "The preference data, read alike by `harness train` and `harness run`: exactly one of "
-                         "`path` and `sentiment`."),
+    (
+        "data",
+        DataConfig,
+        "The preference data, read alike by `harness train` and `harness run`: exactly one of `path` and `sentiment`.",
+    ),
     ("data.sentiment", SentimentPairs, "SparsePO's sentiment-control pairs, built offline by `harness run`."),
     ("method: dpo", DPOConfig, "DPO, conservative DPO (`label_smoothing`) and IPO (`loss: ipo`)."),
     ("method: tdpo", TDPOConfig, "TDPO-1 and TDPO-2: token-level KL to the reference."),
     ("method: sparsepo", SparsePOConfig, "SparsePO: token masks on the reward (m_u) and KL (m_d) terms."),
-    ("method: tidpo", TIDPOConfig, "TI-DPO: importance-weighted log-ratios, TDPO-2's KL term, a triplet term "
-                                   "on sampled anchors."),
+    (
+        "method: tidpo",
+        TIDPOConfig,
+        "TI-DPO: importance-weighted log-ratios, TDPO-2's KL term, a triplet term on sampled anchors.",
+    ),
     ("training", TrainingConfig, "Settings every method shares. Batch sizes count preference pairs."),
     ("training.lora", LoraSettings, "LoRA adapters through peft."),
     ("methods[]", MethodRun, "One method of `harness run`: its settings, its own `training` keys, its seeds."),
     ("eval", EvalConfig, "What `harness run` evaluates every model (the base and each trained one) on."),
     ("eval.sentiment", SentimentEval, "The sentiment evaluation on the held-out openings."),
-    ("eval.server", ServerConfig, "The vllm-server backend (`eval.backend: vllm-server`, `harness eval --backend "
-                                  "vllm-server`): a vLLM server from its own environment, or a running one."),
+    (
+        "eval.server",
+        ServerConfig,
+        "The vllm-server backend (`eval.backend: vllm-server`, `harness eval --backend "
+        "vllm-server`): a vLLM server from its own environment, or a running one.",
+    ),
     ("report", ReportConfig, "The leaderboard and the HTML report of `harness run`."),
     ("executor", ExecutorConfig, "Where `harness run` executes its stages (docs/clusters.md)."),
-    ("executor.slurm", SlurmSettings, "Stages as Slurm jobs through submitit: trainings as one job array, each "
-                                      "evaluation after its training, the report after all; `harness run` again "
-                                      "submits only what is neither finished nor queued."),
-    ("sweep", SweepConfig, "A grid of `harness run`: each swept `methods[]` entry becomes one run per combination "
-                           "of the grid's values, named after them (`dpo-beta0.05-learning_rate5e-07`), each "
-                           "trained once per seed; the leaderboard aggregates seeds and draws the β frontier."),
-    ("suite files", SuiteFile, "A suite YAML (`harness eval --suite FILE`, `eval.suite`); the built-in ones "
-                               "are in `tokenpo/evals/suites/`."),
+    (
+        "executor.slurm",
+        SlurmSettings,
+        "Stages as Slurm jobs through submitit: trainings as one job array, each "
+        "evaluation after its training, the report after all; `harness run` again "
+        "submits only what is neither finished nor queued.",
+    ),
+    (
+        "sweep",
+        SweepConfig,
+        "A grid of `harness run`: each swept `methods[]` entry becomes one run per combination "
+        "of the grid's values, named after them (`dpo-beta0.05-learning_rate5e-07`), each "
+        "trained once per seed; the leaderboard aggregates seeds and draws the β frontier.",
+    ),
+    (
+        "suite files",
+        SuiteFile,
+        "A suite YAML (`harness eval --suite FILE`, `eval.suite`); the built-in ones are in `tokenpo/evals/suites/`.",
+    ),
     ("suite files: tasks[]", TaskSettings, "A task of a suite given as a mapping, with settings of its own."),
 )
 

@@ -20,6 +20,8 @@ def main() -> int:
         if (error.name or "").startswith("tokenpo"):
             raise
         # `python -m tokenpo` in a clone, with a Python that has not installed the package's dependencies.
-        sys.exit(f"error: {error.name} is not installed in {sys.executable}: run the harness of the quickstart's "
-                 "environment (.tox/quickstart/bin/harness), or install the package (docs/quickstart.md#set-up)")
+        sys.exit(
+            f"error: {error.name} is not installed in {sys.executable}: run the harness of the quickstart's "
+            "environment (.tox/quickstart/bin/harness), or install the package (docs/quickstart.md#set-up)"
+        )
     return run_command()

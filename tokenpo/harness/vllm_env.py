@@ -95,9 +95,7 @@ def vllm_python(given: str | None = None, cache_dir: str | os.PathLike[str] | No
         python = json.loads(record.read_text())["python"]
         if Path(python).is_file():
             return python
-    raise HarnessError(
-        f"no vLLM environment: run `harness vllm install` (or pass --vllm-python / set ${PYTHON_ENV})"
-    )
+    raise HarnessError(f"no vLLM environment: run `harness vllm install` (or pass --vllm-python / set ${PYTHON_ENV})")
 
 
 def server_backend(settings: ServerConfig) -> ServerBackend:

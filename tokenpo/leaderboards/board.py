@@ -96,8 +96,13 @@ class SmokeCheck:
     raw: dict[str, float]  # row label → raw headline value (mean over seeds)
 
     def record(self) -> dict:
-        return {"benchmark": self.benchmark.name, "label": self.benchmark.label, "items": self.items,
-                "metrics": list(self.benchmark.metrics), "raw": self.raw}
+        return {
+            "benchmark": self.benchmark.name,
+            "label": self.benchmark.label,
+            "items": self.items,
+            "metrics": list(self.benchmark.metrics),
+            "raw": self.raw,
+        }
 
 
 @dataclass
@@ -132,8 +137,12 @@ class Leaderboard:
         endpoint): the same paths, baseline, margin, health flags and bootstrap settings as ``verdicts``."""
         flags = {(row.model, row.method): row.problems() for row in self.rows}
         return matched_kl(
-            self.results, self.baseline, Intervals(self.confidence, self.n_boot, self.seed), self.margin,
-            flagged=lambda model, method: flags.get((model, method)), reward_metric=reward_metric,
+            self.results,
+            self.baseline,
+            Intervals(self.confidence, self.n_boot, self.seed),
+            self.margin,
+            flagged=lambda model, method: flags.get((model, method)),
+            reward_metric=reward_metric,
         )
 
     def baseline_row(self, row: Row) -> Row | None:

@@ -20,8 +20,9 @@ def result_files(folder: Path) -> list[Path]:
         return [folder / "results.json"]
     if (newest := latest_lmeval_file(folder)) is not None:
         return [newest]
-    children = sorted((child for child in folder.iterdir() if child.is_dir() and not superseded(child)),
-                      key=_natural_order)
+    children = sorted(
+        (child for child in folder.iterdir() if child.is_dir() and not superseded(child)), key=_natural_order
+    )
     return [file for child in children for file in result_files(child)]
 
 

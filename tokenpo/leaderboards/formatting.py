@@ -90,8 +90,19 @@ def verdict_rows(board: Leaderboard) -> list[list[str]]:
     ]
 
 
-VERDICT_HEAD = ["method", "model", "judge", "KL (baseline's final)", "method's path KL", "reward there",
-                "baseline's reward", "Δ", "interval covers", "seeds", "verdict"]
+VERDICT_HEAD = [
+    "method",
+    "model",
+    "judge",
+    "KL (baseline's final)",
+    "method's path KL",
+    "reward there",
+    "baseline's reward",
+    "Δ",
+    "interval covers",
+    "seeds",
+    "verdict",
+]
 
 
 def verdict_intro(board: Leaderboard) -> str:

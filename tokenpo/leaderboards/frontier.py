@@ -54,8 +54,13 @@ def point_interval(estimate: Estimate) -> Interval:
 
 def interval_record(interval: Interval) -> dict:
     """A point's interval as a JSON object: value, ends (4 decimals), ``ci`` (how) and ``covers``."""
-    return {"value": _round(interval.value), "low": _round(interval.low), "high": _round(interval.high),
-            "ci": interval.how, "covers": interval.covers}
+    return {
+        "value": _round(interval.value),
+        "low": _round(interval.low),
+        "high": _round(interval.high),
+        "ci": interval.how,
+        "covers": interval.covers,
+    }
 
 
 @dataclass

@@ -34,13 +34,17 @@ def seed_disagreement(effective_betas: Mapping[int | None, float | None]) -> lis
     ratio = known[high] / known[low]
     if ratio <= SEED_DISAGREEMENT:
         return []
-    return [{
-        "metric": "effective_beta",
-        "value": ratio,
-        "problem": (f"seed_disagreement: the seeds' effective β differ {ratio:.1f}× (seed {high}: {known[high]:.3g}, "
-                    f"seed {low}: {known[low]:.3g}; bound {SEED_DISAGREEMENT:g}×): the method's behaviour is set "
-                    "by each seed's random start"),
-    }]
+    return [
+        {
+            "metric": "effective_beta",
+            "value": ratio,
+            "problem": (
+                f"seed_disagreement: the seeds' effective β differ {ratio:.1f}× (seed {high}: {known[high]:.3g}, "
+                f"seed {low}: {known[low]:.3g}; bound {SEED_DISAGREEMENT:g}×): the method's behaviour is set "
+                "by each seed's random start"
+            ),
+        }
+    ]
 
 
 def parse_flags(raw: object, where: str) -> list[dict] | None:

@@ -57,9 +57,7 @@ class Estimate:
     seeds: int | None = None  # the fewest training seeds of a trained row behind it; None: untrained only
 
     @classmethod
-    def without_interval(
-        cls, value: float, reason: str, covers: str = PROMPTS, seeds: int | None = None
-    ) -> Estimate:
+    def without_interval(cls, value: float, reason: str, covers: str = PROMPTS, seeds: int | None = None) -> Estimate:
         """A value whose data cannot support an interval (``stats.why_no_interval``), saying why."""
         return cls(value, math.nan, math.nan, math.nan, "none", no_interval=reason, covers=covers, seeds=seeds)
 
@@ -262,8 +260,9 @@ class Intervals:
         reason = why_no_interval(n_items, se)
         if reason is not None:
             return Estimate.without_interval(value, reason, covers, seeds)
-        return Estimate(value, max(floor, value - self.z * se), value + self.z * se, se, "stderr",
-                        covers=covers, seeds=seeds)
+        return Estimate(
+            value, max(floor, value - self.z * se), value + self.z * se, se, "stderr", covers=covers, seeds=seeds
+        )
 
     def mean(self, parts: Mapping[str, Estimate]) -> Estimate:
         """Mean of estimates over independent item sets (benchmarks, keyed by label): a stratified
@@ -287,8 +286,7 @@ class Intervals:
             samples = np.mean([e.samples for e in estimates], axis=0)
             low, high = percentile_interval(samples, self.confidence)
             how = "paired bootstrap" if any(e.how == "paired bootstrap" for e in estimates) else "bootstrap"
-            return Estimate(value, low, high, float(samples.std(ddof=1)), how, samples, covers=covers_all,
-                            seeds=seeds)
+            return Estimate(value, low, high, float(samples.std(ddof=1)), how, samples, covers=covers_all, seeds=seeds)
         se = math.sqrt(sum(e.se**2 for e in estimates)) / len(estimates)
         return Estimate(value, value - self.z * se, value + self.z * se, se, "stderr", covers=covers_all, seeds=seeds)
 

@@ -47,8 +47,10 @@ def matched_reward(kl: np.ndarray, reward: np.ndarray, target: np.ndarray) -> np
     out = np.full(target.shape, np.nan)
     for k in range(root.shape[1] - 1):
         a, b = root[:, k], root[:, k + 1]
-        inside = np.isnan(out) & (np.minimum(a, b) - SAME_VALUE_TOLERANCE <= aim) & (
-            aim <= np.maximum(a, b) + SAME_VALUE_TOLERANCE
+        inside = (
+            np.isnan(out)
+            & (np.minimum(a, b) - SAME_VALUE_TOLERANCE <= aim)
+            & (aim <= np.maximum(a, b) + SAME_VALUE_TOLERANCE)
         )
         span = b - a
         flat = np.abs(span) <= SAME_VALUE_TOLERANCE
@@ -90,8 +92,10 @@ class RunPath:
 
     def points(self) -> list[tuple[int | None, float, float]]:
         """(step, KL, reward) of each evaluated step, as reported."""
-        return [(r.step, r.metrics[(self.task, KL_METRIC)].value, r.metrics[(self.task, REWARD_METRIC)].value)
-                for r in self.results]
+        return [
+            (r.step, r.metrics[(self.task, KL_METRIC)].value, r.metrics[(self.task, REWARD_METRIC)].value)
+            for r in self.results
+        ]
 
 
 def has_kl(result: Result, task: str) -> bool:
@@ -127,9 +131,11 @@ def path_records(results: Sequence[Result]) -> dict[str, list[dict]]:
     records = {}
     for path in paths:
         base = base_result(results, path.model, path.task)
-        start = [] if base is None else [
-            (0, base.metrics[(path.task, KL_METRIC)].value, base.metrics[(path.task, REWARD_METRIC)].value)
-        ]
+        start = (
+            []
+            if base is None
+            else [(0, base.metrics[(path.task, KL_METRIC)].value, base.metrics[(path.task, REWARD_METRIC)].value)]
+        )
         label = f"{path.method}-seed{path.seed}" if path.seed is not None else path.method
         records[f"{path.task}/{label}" if several_tasks else label] = [
             {"step": step, "kl": _round(kl), "reward": _round(reward)} for step, kl, reward in start + path.points()
@@ -139,8 +145,10 @@ def path_records(results: Sequence[Result]) -> dict[str, list[dict]]:
 
 def base_result(results: Sequence[Result], model: str, task: str) -> Result | None:
     """The untrained base model's final result on ``task`` for ``model`` (the paths' step 0)."""
-    return next((r for r in results if not r.trained and r.model == model and r.checkpoint_step is None
-                 and has_kl(r, task)), None)
+    return next(
+        (r for r in results if not r.trained and r.model == model and r.checkpoint_step is None and has_kl(r, task)),
+        None,
+    )
 
 
 # --- the comparison ------------------------------------------------------------------------------------
@@ -234,8 +242,9 @@ class _PathData:
     def __init__(self, rows: dict[str, list[RunPath]], base: Result | None, task: str, reward: str = REWARD_METRIC):
         self.reward = reward
         results = [r for paths in rows.values() for path in paths for r in path.results]
-        scored = [r.items.get((task, metric)) for r in [*results, *([base] if base else [])]
-                  for metric in (reward, KL_METRIC)]
+        scored = [
+            r.items.get((task, metric)) for r in [*results, *([base] if base else [])] for metric in (reward, KL_METRIC)
+        ]
         self.usable = bool(scored) and all(s is not None for s in scored)
         if not self.usable:
             return
@@ -299,8 +308,9 @@ def matched_kl(
             for method in sorted(rows):
                 if method == baseline:
                     continue
-                compared = _compare(task, model, method, baseline, rows, results, intervals, margin, flagged, notes,
-                                    reward_metric)
+                compared = _compare(
+                    task, model, method, baseline, rows, results, intervals, margin, flagged, notes, reward_metric
+                )
                 if compared is not None:
                     comparisons.append(compared)
     return comparisons
@@ -311,18 +321,37 @@ def _common_steps(paths: list[RunPath], label: str, notes: list[str]) -> list[Ru
     steps = [set(p.steps[:-1]) for p in paths]
     common = set.intersection(*steps) if steps else set()
     if any(s != common for s in steps):
-        notes.append(f"{label}: seeds were evaluated at different checkpoints; the path uses the steps all have "
-                     f"({sorted(common)})")
-    return [RunPath(p.model, p.method, p.seed, p.task,
-                    tuple(r for r in p.results[:-1] if r.step in common) + p.results[-1:]) for p in paths]
+        notes.append(
+            f"{label}: seeds were evaluated at different checkpoints; the path uses the steps all have "
+            f"({sorted(common)})"
+        )
+    return [
+        RunPath(
+            p.model, p.method, p.seed, p.task, tuple(r for r in p.results[:-1] if r.step in common) + p.results[-1:]
+        )
+        for p in paths
+    ]
 
 
-def _compare(task, model, method, baseline, rows, results, intervals: Intervals, margin, flagged, notes,
-             reward_metric=REWARD_METRIC):
+def _compare(
+    task,
+    model,
+    method,
+    baseline,
+    rows,
+    results,
+    intervals: Intervals,
+    margin,
+    flagged,
+    notes,
+    reward_metric=REWARD_METRIC,
+):
     label = f"{task}: {method} vs {baseline} ({model}) at matched KL"
     mine = _common_steps(sorted(rows[method], key=lambda p: repr(p.seed)), label, notes)
-    theirs = [RunPath(p.model, p.method, p.seed, p.task, p.results[-1:])
-              for p in sorted(rows[baseline], key=lambda p: repr(p.seed))]
+    theirs = [
+        RunPath(p.model, p.method, p.seed, p.task, p.results[-1:])
+        for p in sorted(rows[baseline], key=lambda p: repr(p.seed))
+    ]
     base = base_result(results, model, task)
     data = _PathData({method: mine, baseline: theirs}, base, task, reward_metric)
     if not data.usable:
@@ -334,8 +363,10 @@ def _compare(task, model, method, baseline, rows, results, intervals: Intervals,
     value = reward - baseline_reward
     covers, seeds = coverage([comparison.path, comparison.target])
     if not math.isfinite(value):
-        reason = (f"{baseline}'s final KL {kl:.3g} is outside {method}'s path (KL {span[0]:.3g}–{span[1]:.3g}; "
-                  "never extrapolated)")
+        reason = (
+            f"{baseline}'s final KL {kl:.3g} is outside {method}'s path (KL {span[0]:.3g}–{span[1]:.3g}; "
+            "never extrapolated)"
+        )
         estimate = Estimate.without_interval(value, reason, covers, seeds)
     else:
         unit = "prompt" if data.n_prompts < data.n_items else "item"
@@ -343,8 +374,21 @@ def _compare(task, model, method, baseline, rows, results, intervals: Intervals,
     problems = "; ".join(p for p in (flagged(model, method), flagged(model, baseline)) if p)
     steps = ([0] if base is not None else []) + list(mine[0].steps)
     return MatchedKL(
-        task, model, method, baseline, kl, span, reward, baseline_reward, estimate, [p.seed for p in mine],
-        [p.seed for p in theirs], margin, verdict(estimate, margin, problems or None), steps, reward_metric,
+        task,
+        model,
+        method,
+        baseline,
+        kl,
+        span,
+        reward,
+        baseline_reward,
+        estimate,
+        [p.seed for p in mine],
+        [p.seed for p in theirs],
+        margin,
+        verdict(estimate, margin, problems or None),
+        steps,
+        reward_metric,
     )
 
 
@@ -371,16 +415,18 @@ class _Comparison:
         return float(target_kl[0, -1]), at, float(target_reward[0, -1]), (float(kl.min()), float(kl.max()))
 
 
-def _interval(comparison: _Comparison, value: float, n_prompts: int, unit: str, intervals: Intervals,
-              names: tuple) -> Estimate:
+def _interval(
+    comparison: _Comparison, value: float, n_prompts: int, unit: str, intervals: Intervals, names: tuple
+) -> Estimate:
     """``value`` with the two-level interval of the comparison's Δ (resamples off the path count against
     both ends), unless the prompts, the path or the variation cannot support one."""
     covers, seeds = coverage([comparison.path, comparison.target])
     reason = why_no_interval(n_prompts, math.inf, unit)
     if reason is None:
         stream = ("matched-kl", names[0], comparison.path.identity, comparison.target.identity)
-        samples = intervals.replicates(comparison.delta, [comparison.path.seeds, comparison.target.seeds],
-                                       n_prompts, stream)
+        samples = intervals.replicates(
+            comparison.delta, [comparison.path.seeds, comparison.target.seeds], n_prompts, stream
+        )
         low, high = interval_with_unknowns(samples, intervals.confidence)
         if not (math.isfinite(low) and math.isfinite(high)):
             reason = f"the matched KL falls outside {names[2]}'s path in {np.isnan(samples).mean():.0%} of resamples"
@@ -389,5 +435,6 @@ def _interval(comparison: _Comparison, value: float, n_prompts: int, unit: str, 
     if reason is not None:
         return Estimate.without_interval(value, reason, covers, seeds)
     defined = samples[~np.isnan(samples)]
-    return Estimate(value, low, high, float(defined.std(ddof=1)), "paired bootstrap", samples, covers=covers,
-                    seeds=seeds)
+    return Estimate(
+        value, low, high, float(defined.std(ddof=1)), "paired bootstrap", samples, covers=covers, seeds=seeds
+    )

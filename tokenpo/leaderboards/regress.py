@@ -120,9 +120,7 @@ def _compare_metric(report: RegressReport, task: str, metric: str) -> Comparison
     higher = base.is_higher_better(task, metric)
     if higher is None:
         higher = True
-        report.notes.append(
-            f"{task} {metric}: direction unknown (no higher_is_better); assumed higher is better"
-        )
+        report.notes.append(f"{task} {metric}: direction unknown (no higher_is_better); assumed higher is better")
     sign = 1.0 if higher else -1.0
     base_value, cand_value = base.metrics[(task, metric)], cand.metrics[(task, metric)]
     comparison = Comparison(task, metric, higher, base_value.value, cand_value.value, how="", n=None)
@@ -146,9 +144,7 @@ def _compare_metric(report: RegressReport, task: str, metric: str) -> Comparison
         se = math.hypot(base_value.stderr, cand_value.stderr) * POINTS
         comparison.test = drop_test(delta, se, report.max_drop, report.alpha)
         comparison.n = cand_value.n
-        comparison.how = (
-            "stderr z (no shared items)" if base_items and cand_items else "stderr z (no per-item scores)"
-        )
+        comparison.how = "stderr z (no shared items)" if base_items and cand_items else "stderr z (no per-item scores)"
         return comparison
     comparison.how = "untested: no per-item scores and no stderr"
     report.notes.append(f"{task} {metric}: untested (no per-item scores in both and no stderr)")
@@ -201,10 +197,7 @@ def format_report(report: RegressReport) -> str:
             )
         )
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines += [
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in table
-    ]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in table]
     lines += [f"note: {note}" for note in report.notes]
     failed = [c for c in report.comparisons if c.regressed]
     verdict = (

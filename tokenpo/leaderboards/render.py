@@ -77,17 +77,21 @@ def markdown(board: Leaderboard) -> str:
     columns = board.benchmarks
     out = []
     if board.verdicts:
-        out += [f"## Verdicts at matched KL (baseline: {board.baseline})", "", verdict_intro(board), "",
-                _md_row(VERDICT_HEAD), _md_row(["---"] * len(VERDICT_HEAD))]
+        out += [
+            f"## Verdicts at matched KL (baseline: {board.baseline})",
+            "",
+            verdict_intro(board),
+            "",
+            _md_row(VERDICT_HEAD),
+            _md_row(["---"] * len(VERDICT_HEAD)),
+        ]
         out += [_md_row(cells) for cells in verdict_rows(board)]
         out.append("")
     average = ["average"] if board.has_average else []
     head = ["method", "model", "seeds", *[b.label for b in columns], *average]
     out += [f"## Leaderboard (baseline: {board.baseline})", "", _md_row(head), _md_row(["---"] * len(head))]
     for row in board.rows:
-        cells = [
-            fmt_score(c.score, c.score_sd) if (c := cell_of(row, b.name)) else "missing" for b in columns
-        ]
+        cells = [fmt_score(c.score, c.score_sd) if (c := cell_of(row, b.name)) else "missing" for b in columns]
         out.append(
             _md_row(
                 [
@@ -112,13 +116,15 @@ def markdown(board: Leaderboard) -> str:
                 continue
             cells = [
                 fmt_delta_verdict(c.delta, board.cell_verdict(row, c.delta, b.random))
-                if (c := cell_of(row, b.name)) else "missing"
+                if (c := cell_of(row, b.name))
+                else "missing"
                 for b in columns
             ]
             mean = [fmt_delta_verdict(row.average_delta, board.cell_verdict(row, row.average_delta, None))]
             covers = sorted({c.delta.covers for c in row.cells.values() if c.delta is not None})
-            out.append(_md_row([method_label(row), row.model, *cells, *(mean if average else []),
-                                "; ".join(covers) or "—"]))
+            out.append(
+                _md_row([method_label(row), row.model, *cells, *(mean if average else []), "; ".join(covers) or "—"])
+            )
     if columns:
         out += ["", "### Headline metrics, raw (mean over seeds)", ""]
         out += [

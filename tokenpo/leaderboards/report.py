@@ -77,9 +77,7 @@ def build_html(board: Leaderboard, runs: Sequence[TrainingRun] = (), base_model:
 
 def _method_colours(board: Leaderboard) -> dict[str, str]:
     # Every method of the results, not only leaderboard rows: judge-only ones appear in the frontier.
-    methods = list(
-        dict.fromkeys([board.baseline, *(row.method for row in board.rows), *board.tidy["method"]])
-    )
+    methods = list(dict.fromkeys([board.baseline, *(row.method for row in board.rows), *board.tidy["method"]]))
     return colours_for(methods)
 
 

@@ -101,9 +101,10 @@ def table_section(board: Leaderboard, colours: dict[str, str]) -> str:
     legend = "".join(f"<li>{escape(line)}</li>" for line in legend_lines(board))
     smoke = "".join(f"<li>{escape(line)}</li>" for line in smoke_lines(board))
     smoke_block = (
-        f'<h3>Smoke checks</h3><p>Run on too few items for an interval; in the tidy table, not compared.</p>'
+        f"<h3>Smoke checks</h3><p>Run on too few items for an interval; in the tidy table, not compared.</p>"
         f'<ul class="legend">{smoke}</ul>'
-        if smoke else ""
+        if smoke
+        else ""
     )
     notes = "".join(f"<li>{escape(note)}</li>" for note in board.notes)
     notes_block = f'<h3>Notes</h3><ul class="notes">{notes}</ul>' if notes else ""
@@ -129,7 +130,13 @@ def _health_badge(row: Row) -> str:
 
 
 def _score_cell(
-    score, sd, delta, title: str, verdict: Verdict, extra: str = "", raw: float | None = None,
+    score,
+    sd,
+    delta,
+    title: str,
+    verdict: Verdict,
+    extra: str = "",
+    raw: float | None = None,
     against_flagged: bool = False,
 ) -> str:
     """Normalised score (± sd over seeds), its interval, the raw headline value, the Δ to baseline with
@@ -271,8 +278,10 @@ def paths_section(board: Leaderboard) -> str | None:
     colours = colours_for(methods)
     charts = _path_charts(board, paths, colours, standalone=False)
     for title, series in curves:
-        lines = [(f"{method} seed {seed}", steps, scores, colours[method])
-                 for (method, seed), (steps, scores) in series.items()]
+        lines = [
+            (f"{method} seed {seed}", steps, scores, colours[method])
+            for (method, seed), (steps, scores) in series.items()
+        ]
         charts.append(line_chart(title, lines, "step", "normalised score"))
     return (
         '<section id="paths"><h2>Paths over training</h2><p>Every run evaluated at its saved checkpoints '
@@ -300,10 +309,21 @@ def _path_charts(board: Leaderboard, paths: list[RunPath], colours: dict[str, st
     for task, model in sorted({(p.task, p.model) for p in paths}):
         base = base_result(board.results, model, task)
         origin = [] if base is None else [ErrorPoint(0.0, base.metrics[(task, REWARD_METRIC)].value, label="0")]
-        series = [_path_series(path, colours[path.method], origin) for path in paths
-                  if (path.task, path.model) == (task, model)]
-        charts.append(scatter_chart(f"{task}: each run's path ({model})", series, "KL to reference (nats)",
-                                    "positive rate", standalone=standalone, kind="paths"))
+        series = [
+            _path_series(path, colours[path.method], origin)
+            for path in paths
+            if (path.task, path.model) == (task, model)
+        ]
+        charts.append(
+            scatter_chart(
+                f"{task}: each run's path ({model})",
+                series,
+                "KL to reference (nats)",
+                "positive rate",
+                standalone=standalone,
+                kind="paths",
+            )
+        )
     return charts
 
 

@@ -135,9 +135,7 @@ def curves_section(runs: Sequence[TrainingRun]) -> str | None:
             charts.append(line_chart(key, series, "step", key))
     skipped = len(keys) - MAX_CURVES
     more = f"<p>{skipped} more logged metrics are in the runs' metrics.jsonl.</p>" if skipped > 0 else ""
-    names = ", ".join(
-        f"{escape(run.name)} ({escape(run.method or 'method not recorded')})" for run in with_metrics
-    )
+    names = ", ".join(f"{escape(run.name)} ({escape(run.method or 'method not recorded')})" for run in with_metrics)
     return (
         f'<section id="training"><h2>Training curves</h2><p>Runs: {names}.</p>'
         f'<div class="charts">{"".join(charts)}</div>{more}</section>'
@@ -162,13 +160,9 @@ def tokens_section(runs: Sequence[TrainingRun]) -> str | None:
         for example in examples:
             rows = [row for row in run.token_scores if row.example == example]
             for kind in kinds:
-                scale = max(
-                    (max(row.scores[kind], default=0.0) for row in rows if kind in row.scores), default=0.0
-                )
+                scale = max((max(row.scores[kind], default=0.0) for row in rows if kind in row.scores), default=0.0)
                 lines = [
-                    _token_line(row, kind, scale)
-                    for row in sorted(rows, key=lambda r: r.side)
-                    if kind in row.scores
+                    _token_line(row, kind, scale) for row in sorted(rows, key=lambda r: r.side) if kind in row.scores
                 ]
                 parts.append(
                     f'<div class="pair"><div class="pairhead">example {example} · {escape(kinds[kind])} '
@@ -204,8 +198,7 @@ def _score_stats(rows: Sequence[TokenScores], kinds: Mapping[str, str]) -> str:
     for kind in kinds:
         by_side = {
             side: np.concatenate(
-                [np.asarray(r.scores[kind]) for r in rows if r.side == side and kind in r.scores]
-                or [np.zeros(0)]
+                [np.asarray(r.scores[kind]) for r in rows if r.side == side and kind in r.scores] or [np.zeros(0)]
             )
             for side in ("chosen", "rejected")
         }
@@ -222,12 +215,9 @@ def _score_stats(rows: Sequence[TokenScores], kinds: Mapping[str, str]) -> str:
             f"{escape(display_token(t, byte_level).strip() or repr(t))} ({s:.2f})"
             for s, t in sorted(pairs, reverse=True)[:5]
         )
-        means = " / ".join(
-            f"{by_side[s].mean():.3f}" if by_side[s].size else "—" for s in ("chosen", "rejected")
-        )
+        means = " / ".join(f"{by_side[s].mean():.3f}" if by_side[s].size else "—" for s in ("chosen", "rejected"))
         lines.append(
-            f"<tr><td>{escape(kinds[kind])}</td><td>{means}</td><td>{np.mean(values == 0):.1%}</td>"
-            f"<td>{top}</td></tr>"
+            f"<tr><td>{escape(kinds[kind])}</td><td>{means}</td><td>{np.mean(values == 0):.1%}</td><td>{top}</td></tr>"
         )
     return (
         '<table class="stats"><thead><tr><th>score</th><th>mean chosen / rejected</th><th>exact zeros</th>'
@@ -249,16 +239,12 @@ def _token_line(row: TokenScores, kind: str, scale: float) -> str:
 
 
 def is_byte_level(token_lists) -> bool:
-    return any(
-        marker in token for tokens in token_lists for token in tokens for marker in _BYTE_LEVEL_MARKERS
-    )
+    return any(marker in token for tokens in token_lists for token in tokens for marker in _BYTE_LEVEL_MARKERS)
 
 
 def _byte_decoder() -> dict[str, int]:
     """The inverse of GPT-2's byte → printable-character table."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
-    )
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
     codes = printable[:]
     extra = 0
     for byte in range(256):

@@ -124,8 +124,7 @@ class Result:
         for key, value in other.metrics.items():
             if key in self.metrics:
                 raise ResultsError(
-                    f"{other.source}: task {key[0]!r} metric {key[1]!r} of run {self.label} "
-                    f"is also in {self.source}"
+                    f"{other.source}: task {key[0]!r} metric {key[1]!r} of run {self.label} is also in {self.source}"
                 )
             self.metrics[key] = value
         self.items.update(other.items)
@@ -174,9 +173,7 @@ def load_single(path: str | Path) -> Result:
     """The one result at ``path`` (a ``ResultsError`` when it holds several)."""
     results = load_results(path)
     if len(results) != 1:
-        raise ResultsError(
-            f"{path}: holds {len(results)} results ({', '.join(r.model for r in results)}); give one"
-        )
+        raise ResultsError(f"{path}: holds {len(results)} results ({', '.join(r.model for r in results)}); give one")
     return results[0]
 
 

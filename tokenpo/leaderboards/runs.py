@@ -83,11 +83,7 @@ def load_run(path: str | Path) -> TrainingRun:
     metrics_file, scores_file = path / "metrics.jsonl", path / "token_scores.jsonl"
     if not metrics_file.is_file() and not scores_file.is_file():
         raise ResultsError(f"{path}: neither metrics.jsonl nor token_scores.jsonl inside")
-    metrics = (
-        pd.DataFrame.from_records(list(_metric_rows(metrics_file)))
-        if metrics_file.is_file()
-        else pd.DataFrame()
-    )
+    metrics = pd.DataFrame.from_records(list(_metric_rows(metrics_file))) if metrics_file.is_file() else pd.DataFrame()
     scores = list(_token_scores(scores_file)) if scores_file.is_file() else []
     method = _method_block(path / "config.yaml")
     run = TrainingRun(
@@ -126,12 +122,14 @@ def _read_health(path: Path, run: TrainingRun) -> None:
         if not isinstance(check, dict) or not isinstance(check.get("name"), str):
             raise ResultsError(f"{path}: checks[{i}].name: missing or not a string")
         if check.get("outcome") not in _OUTCOMES:
-            raise ResultsError(f"{path}: checks[{i}].outcome: expected one of {', '.join(_OUTCOMES)}, "
-                               f"got {check.get('outcome')!r}")
+            raise ResultsError(
+                f"{path}: checks[{i}].outcome: expected one of {', '.join(_OUTCOMES)}, got {check.get('outcome')!r}"
+            )
     run.health = health.parse_flags(data["flags"], f"{path}: flags")
     run.health_steps, run.checks = steps, checks
-    run.effective_beta, run.anchor_coverage = finite_number(data.get("effective_beta")), finite_number(
-        data.get("anchor_coverage")
+    run.effective_beta, run.anchor_coverage = (
+        finite_number(data.get("effective_beta")),
+        finite_number(data.get("anchor_coverage")),
     )
 
 
@@ -241,9 +239,7 @@ def _metric_rows(path: Path) -> Iterator[dict]:
 def _token_scores(path: Path) -> Iterator[TokenScores]:
     for number, row in json_lines(path):
         where = f"{path}:{number}"
-        example, side, method, tokens, scores = (
-            row.get(k) for k in ("example", "side", "method", "tokens", "scores")
-        )
+        example, side, method, tokens, scores = (row.get(k) for k in ("example", "side", "method", "tokens", "scores"))
         if isinstance(example, bool) or not isinstance(example, int):
             raise ResultsError(f"{where}: example: missing or not an integer")
         if side not in SIDES:
@@ -259,6 +255,4 @@ def _token_scores(path: Path) -> Iterator[TokenScores]:
                 raise ResultsError(f"{where}: scores.{kind}: expected a list of numbers")
             if len(values) != len(tokens):
                 raise ResultsError(f"{where}: scores.{kind}: {len(values)} values for {len(tokens)} tokens")
-        yield TokenScores(
-            example, side, method, tuple(tokens), {k: tuple(map(float, v)) for k, v in scores.items()}
-        )
+        yield TokenScores(example, side, method, tuple(tokens), {k: tuple(map(float, v)) for k, v in scores.items()})

@@ -88,9 +88,7 @@ def read_samples(path: Path, task: str, wanted: list[str], notes: list[str]) -> 
             metric, filter_name = key.split(",", 1)
             if key in row:
                 raw = row[key]
-            elif metric in row and (
-                row_filter == filter_name or (row_filter is None and len(filters_of[metric]) == 1)
-            ):
+            elif metric in row and (row_filter == filter_name or (row_filter is None and len(filters_of[metric]) == 1)):
                 raw = row[metric]
             else:
                 continue

@@ -121,9 +121,7 @@ def _x_axis(frame: _Frame, ticks: Sequence[float], label: str) -> list[str]:
     parts = [f'<line x1="{frame.left}" x2="{frame.right}" y1="{frame.bottom}" y2="{frame.bottom}" class="axisline"/>']
     for tick in ticks:
         x = frame.x(tick)
-        parts.append(
-            f'<text x="{x:.1f}" y="{frame.bottom + 14}" text-anchor="middle" class="tick">{tick:g}</text>'
-        )
+        parts.append(f'<text x="{x:.1f}" y="{frame.bottom + 14}" text-anchor="middle" class="tick">{tick:g}</text>')
     centre = (frame.left + frame.right) / 2
     parts.append(
         f'<text x="{centre:.0f}" y="{frame.height - 8}" text-anchor="middle" class="axis">{escape(label)}</text>'
@@ -140,9 +138,7 @@ def bar_chart(
     y_label: str,
 ) -> str:
     """Vertical bars with interval whiskers; each bar's value and interval in its tooltip."""
-    tops = [v for v in values if math.isfinite(v)] + [
-        h for i in intervals if i for h in i if math.isfinite(h)
-    ]
+    tops = [v for v in values if math.isfinite(v)] + [h for i in intervals if i for h in i if math.isfinite(h)]
     ticks = nice_ticks(0.0, max([1.0, *tops]))
     frame = _Frame(0, len(values), 0.0, ticks[-1])
     parts = _open(title, "bars") + _y_axis(frame, ticks, y_label)
@@ -168,8 +164,7 @@ def bar_chart(
             f"{escape(_short(label))}</text>"
         )
     parts.append(
-        f'<line x1="{MARGIN["left"]}" x2="{WIDTH - MARGIN["right"]}" y1="{bottom}" y2="{bottom}" '
-        'class="axisline"/>'
+        f'<line x1="{MARGIN["left"]}" x2="{WIDTH - MARGIN["right"]}" y1="{bottom}" y2="{bottom}" class="axisline"/>'
     )
     return "\n".join([*parts, "</svg>"])
 

@@ -66,9 +66,7 @@ def build_leaderboard(
     if not loaded:
         raise ResultsError("no results given")
     known_columns = (
-        benchmarks
-        if isinstance(benchmarks, Sequence) and not isinstance(benchmarks, str)
-        else load_columns(benchmarks)
+        benchmarks if isinstance(benchmarks, Sequence) and not isinstance(benchmarks, str) else load_columns(benchmarks)
     )
     builder = _Builder(loaded, baseline, list(known_columns), confidence, n_boot, seed, margin)
     board = builder.build()
@@ -116,17 +114,31 @@ class _Builder:
         )
         flags = {(row.model, row.method): row.problems() for row in rows}
         verdicts = matched_kl(
-            self.results, self.baseline, self.intervals, self.margin,
-            flagged=lambda model, method: flags.get((model, method)), notes=self.notes,
+            self.results,
+            self.baseline,
+            self.intervals,
+            self.margin,
+            flagged=lambda model, method: flags.get((model, method)),
+            notes=self.notes,
         )
         checkpoints = len(self.results) - len(self.finals)
         if checkpoints:
-            self.notes.append(f"{checkpoints} result(s) of checkpoints evaluated on the way: in the runs' paths "
-                              "(matched-KL verdicts, the report's curves), not in the table")
+            self.notes.append(
+                f"{checkpoints} result(s) of checkpoints evaluated on the way: in the runs' paths "
+                "(matched-KL verdicts, the report's curves), not in the table"
+            )
         notes = self._health_notes(rows) + [note for r in self.results for note in r.notes] + self.notes
         return Leaderboard(
-            columns, rows, tidy_table(self.results), notes, self.baseline, self.confidence, list(self.results),
-            margin=self.margin, verdicts=verdicts, smoke=smoke,
+            columns,
+            rows,
+            tidy_table(self.results),
+            notes,
+            self.baseline,
+            self.confidence,
+            list(self.results),
+            margin=self.margin,
+            verdicts=verdicts,
+            smoke=smoke,
         )
 
     def _smoke_checks(self, rows: list[Row], columns: list[Benchmark]) -> list[SmokeCheck]:
@@ -138,8 +150,11 @@ class _Builder:
         checks = []
         for benchmark in columns:
             present = [row for row in rows if benchmark.name in row.cells]
-            counts = [_items_per_task(run, row.cells[benchmark.name]) for row in present
-                      for run in row.runs_for[benchmark.name]]
+            counts = [
+                _items_per_task(run, row.cells[benchmark.name])
+                for row in present
+                for run in row.runs_for[benchmark.name]
+            ]
             if counts and all(n is not None and n < MIN_ITEMS_FOR_INTERVAL for n in counts):
                 raw = {row.label: row.cells[benchmark.name].raw for row in present}
                 checks.append(SmokeCheck(benchmark, max(counts), raw))
@@ -151,9 +166,7 @@ class _Builder:
     # --- rows and cells -------------------------------------------------------------------------
     def _rows(self) -> list[Row]:
         grouped: dict[tuple[str, str], Row] = {}
-        for result in sorted(
-            self.finals, key=lambda r: (r.model, r.method, -1 if r.seed is None else r.seed)
-        ):
+        for result in sorted(self.finals, key=lambda r: (r.model, r.method, -1 if r.seed is None else r.seed)):
             row = grouped.setdefault((result.model, result.method), Row(result.model, result.method, []))
             row.runs.append(result)
             row.is_baseline = result.method == self.baseline
@@ -180,8 +193,7 @@ class _Builder:
         if len(present) < len(row.runs):
             missing = [run.seed for run in row.runs if tasks[run.seed] is None]
             self.notes.append(
-                f"{benchmark.label}: {row.label} seeds {missing} lack it; "
-                f"mean over seeds {[r.seed for r in present]}"
+                f"{benchmark.label}: {row.label} seeds {missing} lack it; mean over seeds {[r.seed for r in present]}"
             )
         names = {tasks[run.seed] for run in present}
         if len(names) > 1:
@@ -194,9 +206,7 @@ class _Builder:
         for run in present:
             missing_metrics = [m for m in benchmark.metrics if (task, m) not in run.metrics]
             if missing_metrics:
-                self.notes.append(
-                    f"{benchmark.label}: {run.label} has task {task} but not {missing_metrics}; left out"
-                )
+                self.notes.append(f"{benchmark.label}: {run.label} has task {task} but not {missing_metrics}; left out")
                 return None
             raws.append(float(np.mean([run.metrics[(task, m)].value for m in benchmark.metrics])))
         scores = [normalised_score(raw, benchmark.random) for raw in raws]
@@ -224,9 +234,7 @@ class _Builder:
         se = reported_stderr(runs, cell.task, benchmark)
         seeds = _training_seeds(runs)
         if se is None:
-            self.notes.append(
-                f"{benchmark.label}: {row.label} has neither per-item scores nor stderr; no interval"
-            )
+            self.notes.append(f"{benchmark.label}: {row.label} has neither per-item scores nor stderr; no interval")
             return Estimate.without_interval(cell.score.value, NO_ITEM_DATA, seeds=seeds)
         # A normalised score is never below 0, nor is its interval.
         return self.intervals.from_stderr(cell.score.value, se, cell.n, seeds, floor=0.0)
@@ -354,9 +362,7 @@ class _Builder:
     def _note_unregistered(self, rows: list[Row]) -> None:
         known = {task for b in self.known_columns for task in b.tasks}
         inner = {t for r in self.results for children in r.subtasks.values() for t in children}
-        others = sorted(
-            {t for r in self.results for t in r.top_level_tasks if t not in known and t not in inner}
-        )
+        others = sorted({t for r in self.results for t in r.top_level_tasks if t not in known and t not in inner})
         if others:
             self.notes.append(f"tasks not in the benchmark catalog (tidy table only): {', '.join(others)}")
 
@@ -378,15 +384,13 @@ class _Builder:
                     shots[run.label] = run.n_shot.get(row.cells[benchmark.name].task)
             if len({str(s) for s in shots.values()}) > 1:
                 self.notes.append(
-                    f"{benchmark.label}: n-shot differs: "
-                    + ", ".join(f"{label} {s}" for label, s in shots.items())
+                    f"{benchmark.label}: n-shot differs: " + ", ".join(f"{label} {s}" for label, s in shots.items())
                 )
 
 
 def _training_seeds(runs: Sequence[Result]) -> int | None:
     """How many training seeds the runs hold; None when none of them was trained (the base model)."""
     return len(runs) if any(run.trained for run in runs) else None
-
 
 
 def _items_per_task(run: Result, cell: Cell) -> int | None:

@@ -93,5 +93,3 @@ def main(path, output_bytes):
     except SystemExit as exit_:  # the program ended itself during a test: the tests did not pass
         _exit_as_python_would(exit_.code)
     _exit_as_python_would(0)
-
-

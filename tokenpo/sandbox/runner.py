@@ -176,9 +176,7 @@ def _as_job(item: CodeJob | str) -> CodeJob:
     return item if isinstance(item, CodeJob) else CodeJob(program=item)
 
 
-def run_program(
-    program: CodeJob | str, limits: SandboxLimits = DEFAULT_LIMITS, require: Sequence[str] = ()
-) -> Outcome:
+def run_program(program: CodeJob | str, limits: SandboxLimits = DEFAULT_LIMITS, require: Sequence[str] = ()) -> Outcome:
     """Run one program (and its tests) in a sandbox."""
     return run_many([program], limits, workers=1, description=None, require=require)[0]
 
@@ -249,8 +247,9 @@ def run_many(
             results[index] = _run(jobs[index], limits, launcher, own_uid, without)
         except Exception as error:  # whatever one sample did, every other sample still gets its result
             launcher.close()
-            results[index] = Outcome(False, wire.safe_text(f"error: the judge failed on this sample: {error!r}", 500),
-                                     None, 0.0, "unknown")
+            results[index] = Outcome(
+                False, wire.safe_text(f"error: the judge failed on this sample: {error!r}", 500), None, 0.0, "unknown"
+            )
         with lock:
             bar.advance()
 

@@ -34,9 +34,7 @@ class AnchorPool:
         return step % self.every == 0
 
     @torch.no_grad()
-    def sample(
-        self, policy: nn.Module, prompts: list[list[int]], pad_id: int, eos_id: int | None
-    ) -> list[list[int]]:
+    def sample(self, policy: nn.Module, prompts: list[list[int]], pad_id: int, eos_id: int | None) -> list[list[int]]:
         """One sampled completion per prompt, cut after its first EOS (kept, as in the data)."""
         width = max(len(prompt) for prompt in prompts)
         device = next(policy.parameters()).device
@@ -69,9 +67,7 @@ class AnchorPool:
             completions.append(row or [eos_id if eos_id is not None else pad_id])
         return completions
 
-    def store(
-        self, indices: list[int], completions: list[list[int]], reference_logps: list[list[float]], step: int
-    ):
+    def store(self, indices: list[int], completions: list[list[int]], reference_logps: list[list[float]], step: int):
         for index, completion, logps in zip(indices, completions, reference_logps, strict=True):
             self.anchors[index] = Anchor(completion, logps, step)
 

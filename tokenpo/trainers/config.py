@@ -132,8 +132,10 @@ class SparsePOConfig:
     beta: float = field(default=0.1, metadata={"help": "β: the strength of the penalty to the reference"})
     mask: Literal["activation", "learned"] = field(
         default="learned",
-        metadata={"help": "learned: a head on the reference's hidden states; activation: the frozen "
-                  "reference's activations at `hooks` (one mask for both terms)"},
+        metadata={
+            "help": "learned: a head on the reference's hidden states; activation: the frozen "
+            "reference's activations at `hooks` (one mask for both terms)"
+        },
     )
     heads: Literal["common", "independent"] = field(
         default="common",
@@ -145,21 +147,27 @@ class SparsePOConfig:
     )
     hook_aggregation: Literal["by-type", "flat"] = field(
         default="by-type",
-        metadata={"help": "activation masks: average within each hook type, then across types (by-type), "
-                  "or over all points at once (flat)"},
+        metadata={
+            "help": "activation masks: average within each hook type, then across types (by-type), "
+            "or over all points at once (flat)"
+        },
     )
     layers: list[int] | None = field(
         default=None, metadata={"help": "activation masks: the decoder layers read; null: all"}
     )
     mask_position: Literal["prediction", "token"] = field(
         default="prediction",
-        metadata={"help": "prediction: token y_t's mask from the states at t−1, whose logits predict y_t "
-                  "(official); token: from the states at t"},
+        metadata={
+            "help": "prediction: token y_t's mask from the states at t−1, whose logits predict y_t "
+            "(official); token: from the states at t"
+        },
     )
     lambda_u: float = field(
         default=0.0,
-        metadata={"help": "λ_u: L1 weight on the reward mask m_u (learned masks only; a common mask is penalised "
-                  "(λ_u + λ_d)/2 · ‖m‖₁, as the official code)"},
+        metadata={
+            "help": "λ_u: L1 weight on the reward mask m_u (learned masks only; a common mask is penalised "
+            "(λ_u + λ_d)/2 · ‖m‖₁, as the official code)"
+        },
     )
     lambda_d: float = field(
         default=0.0, metadata={"help": "λ_d: L1 weight on the KL mask m_d (learned masks only; see lambda_u)"}
@@ -167,18 +175,24 @@ class SparsePOConfig:
     mask_dropout: float = field(default=0.01, metadata={"help": "learned masks: dropout in the mask head, in [0, 1)"})
     head_init: Literal["official", "average"] = field(
         default="official",
-        metadata={"help": "official: the head's weights drawn from N(0, σ²), σ = head_init_std; average: ours "
-                  "(tokenpo.trainers.masks.MaskHead)"},
+        metadata={
+            "help": "official: the head's weights drawn from N(0, σ²), σ = head_init_std; average: ours "
+            "(tokenpo.trainers.masks.MaskHead)"
+        },
     )
     head_init_std: float | None = field(
         default=None,
-        metadata={"help": "σ of head_init: official; null: the model's initializer_range (what the official code "
-                  "ends up with)"},
+        metadata={
+            "help": "σ of head_init: official; null: the model's initializer_range (what the official code "
+            "ends up with)"
+        },
     )
     head_learning_rate: float | None = field(
         default=None,
-        metadata={"help": "the mask head's learning rate; null: the policy's (the official single optimiser); 0: the "
-                  "head stays at its initialisation (the control that shows whether the head learns)"},
+        metadata={
+            "help": "the mask head's learning rate; null: the policy's (the official single optimiser); 0: the "
+            "head stays at its initialisation (the control that shows whether the head learns)"
+        },
     )
     head_weight_decay: float = field(
         default=0.01, metadata={"help": "AdamW weight decay of the mask head's weights (not its bias and norm)"}
@@ -190,9 +204,7 @@ class SparsePOConfig:
             resolve_points(self.hooks)
         except ValueError as error:
             raise ConfigValueError("hooks", str(error)) from None
-        _require(
-            self.layers is None or len(self.layers) > 0, "layers", "must be null (all layers) or non-empty"
-        )
+        _require(self.layers is None or len(self.layers) > 0, "layers", "must be null (all layers) or non-empty")
         for name in ("lambda_u", "lambda_d", "head_weight_decay"):
             value = getattr(self, name)
             _require(value >= 0, name, f"must be non-negative, got {value}")
@@ -258,13 +270,17 @@ class TIDPOConfig:
     )
     weight_span: Literal["sequence", "completion"] = field(
         default="sequence",
-        metadata={"help": "the tokens weights are normalised over: prompt and completion (released code) or the "
-                  "completion only"},
+        metadata={
+            "help": "the tokens weights are normalised over: prompt and completion (released code) or the "
+            "completion only"
+        },
     )
     importance_source: Literal["policy", "reference"] = field(
         default="policy",
-        metadata={"help": "attribution from the policy every step (released code) or from the reference, once per "
-                  "example, cached"},
+        metadata={
+            "help": "attribution from the policy every step (released code) or from the reference, once per "
+            "example, cached"
+        },
     )
     anchor_every: int = field(
         default=1, metadata={"help": "anchors are sampled from the policy every N-th step (1: every step, as released)"}
@@ -276,13 +292,17 @@ class TIDPOConfig:
     triplet_margin: float = field(default=0.001, metadata={"help": "the triplet loss's margin"})
     triplet_alignment: Literal["pairwise", "truncate", "mean"] = field(
         default="pairwise",
-        metadata={"help": "triplet distances over the tokens both completions have (pairwise, released), the tokens "
-                  "all three have (truncate), or length-normalised sums (mean)"},
+        metadata={
+            "help": "triplet distances over the tokens both completions have (pairwise, released), the tokens "
+            "all three have (truncate), or length-normalised sums (mean)"
+        },
     )
     variant: Literal["tdpo2-kl", "weighted-dpo"] = field(
         default="tdpo2-kl",
-        metadata={"help": "tdpo2-kl: the released objective with TDPO-2's KL term; weighted-dpo: the printed "
-                  "formula without it"},
+        metadata={
+            "help": "tdpo2-kl: the released objective with TDPO-2's KL term; weighted-dpo: the printed "
+            "formula without it"
+        },
     )
     kl_alpha: float = field(
         default=0.5, metadata={"help": "α: the weight of TDPO-2's token-level KL term (≥ 0; variant tdpo2-kl)"}
@@ -333,13 +353,14 @@ class TrainingConfig:
     per_device_batch_size: int = field(default=4, metadata={"help": "preference pairs per process and micro-batch"})
     gradient_accumulation_steps: int = field(
         default=1,
-        metadata={"help": "micro-batches per optimiser step; global batch = per_device_batch_size × processes × "
-                  "this"},
+        metadata={"help": "micro-batches per optimiser step; global batch = per_device_batch_size × processes × this"},
     )
     epochs: float = field(
         default=1.0,
-        metadata={"help": "passes over the data, may be fractional: ⌈epochs × steps per epoch⌉ steps, an epoch "
-                  "being the whole global batches the pairs fill"},
+        metadata={
+            "help": "passes over the data, may be fractional: ⌈epochs × steps per epoch⌉ steps, an epoch "
+            "being the whole global batches the pairs fill"
+        },
     )
     max_steps: int | None = field(default=None, metadata={"help": "optimiser steps; overrides epochs when set"})
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = field(
@@ -368,33 +389,39 @@ class TrainingConfig:
     )
     precompute_reference: bool = field(
         default=True,
-        metadata={"help": "reference log-probs a method can cache (DPO/IPO, TI-DPO's weighted term) are computed "
-                  "once before training; false runs the reference live every step, as TRL by default"},
+        metadata={
+            "help": "reference log-probs a method can cache (DPO/IPO, TI-DPO's weighted term) are computed "
+            "once before training; false runs the reference live every step, as TRL by default"
+        },
     )
     disable_dropout: bool = field(
         default=True, metadata={"help": "set the policy's dropout (LoRA's too) to 0, as the reference's"}
     )
     lora: LoraSettings | None = field(
         default=None,
-        metadata={"help": "LoRA adapters instead of full fine-tuning; the reference is then the base model with "
-                  "adapters disabled; null: full fine-tuning"},
+        metadata={
+            "help": "LoRA adapters instead of full fine-tuning; the reference is then the base model with "
+            "adapters disabled; null: full fine-tuning"
+        },
     )
     save_every: int = field(
         default=0, metadata={"help": "a checkpoint every N steps (for resuming); 0: only the final model"}
     )
-    keep_checkpoints: int | None = field(
-        default=None, metadata={"help": "keep the newest N checkpoints; null: all"}
-    )
+    keep_checkpoints: int | None = field(default=None, metadata={"help": "keep the newest N checkpoints; null: all"})
     save_only_model: bool = field(
         default=False,
-        metadata={"help": "checkpoints hold the model (and mask head) without the optimiser, scheduler and RNG state, "
-                  "as transformers' save_only_model: a third of the disk, evaluated as any checkpoint, but a killed "
-                  "run starts again from step 0"},
+        metadata={
+            "help": "checkpoints hold the model (and mask head) without the optimiser, scheduler and RNG state, "
+            "as transformers' save_only_model: a third of the disk, evaluated as any checkpoint, but a killed "
+            "run starts again from step 0"
+        },
     )
     resume: Literal["auto", "never"] = field(
         default="auto",
-        metadata={"help": "auto: continue an unfinished run of the same configuration from its last checkpoint; "
-                  "never: refuse a folder that holds one"},
+        metadata={
+            "help": "auto: continue an unfinished run of the same configuration from its last checkpoint; "
+            "never: refuse a folder that holds one"
+        },
     )
     vocab_chunk_tokens: int = field(
         default=512, metadata={"help": "positions per block in the log-prob and token-KL kernels (memory vs speed)"}

@@ -38,8 +38,15 @@ from tokenpo.trainers.forward import (
 from tokenpo.trainers.methods import Method, MethodOutput, Stat, StepTensors, split_pairs
 
 # TRL's metric names, in TRL's order: what every metrics.jsonl row starts with.
-PAIR_METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                "logps/chosen", "logps/rejected")
+PAIR_METRICS = (
+    "loss",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "rewards/accuracies",
+    "logps/chosen",
+    "logps/rejected",
+)
 
 
 @dataclass
@@ -83,9 +90,7 @@ class Engine:
 
     # ------------------------------------------------------------------ one micro-batch
 
-    def micro_step(
-        self, indices: list[int], policy: nn.Module | None = None
-    ) -> tuple[MethodOutput, StepTensors]:
+    def micro_step(self, indices: list[int], policy: nn.Module | None = None) -> tuple[MethodOutput, StepTensors]:
         """Forwards and the method's loss for the pairs ``indices`` (no backward)."""
         policy = policy if policy is not None else self.policy
         attribution = self.needs.attribution == "policy"
@@ -166,8 +171,9 @@ class Engine:
         with (
             torch.no_grad(),
             reference_of(self._unwrapped_policy(), self.reference) as reference,
-            captured_activations(reference, points, needs.activation_layers) if points else contextlib.nullcontext()
-            as capture,
+            captured_activations(reference, points, needs.activation_layers)
+            if points
+            else contextlib.nullcontext() as capture,
         ):
             output = grid_forward(
                 reference,
@@ -277,9 +283,7 @@ class Engine:
             embeds = None
             if attribution:
                 embeds = input_embeddings(reference)(batch["input_ids"]).detach().requires_grad_(True)
-            output = grid_forward(
-                reference, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds
-            )
+            output = grid_forward(reference, batch["input_ids"], batch["attention_mask"], grid, inputs_embeds=embeds)
             logps = L.token_logps(output.logits.detach(), grid.targets, self.block)
             weights = self._token_weights(output.logits, grid, batch, embeds, retain=False) if attribution else None
         return self._split_rows(indices, grid.mask, logps=logps, weights=weights)
@@ -333,9 +337,7 @@ class Engine:
     def pair_stats(out: MethodOutput, x: StepTensors) -> dict[str, Stat]:
         """TRL's metric names plus the method's own, as (sum, count) over pairs."""
         r = out.result
-        chosen_logps, rejected_logps = split_pairs(
-            L.masked_sum(x.policy_logps, x.mask)
-        )
+        chosen_logps, rejected_logps = split_pairs(L.masked_sum(x.policy_logps, x.mask))
         count = torch.tensor(float(r.losses.numel()), device=r.losses.device)
         stats = {
             "loss": (r.losses.detach().float().sum(), count),

@@ -291,8 +291,14 @@ def zero_masks(rows: Rows, context: HealthContext) -> list[HealthCheck]:
 def small_multiplier(rows: Rows, context: HealthContext) -> list[HealthCheck]:
     prefixes = _multiplier_prefixes(rows, context)
     if not prefixes:
-        return [_na("small_multiplier", "mask/u_chosen_mean", SMALL_MULTIPLIER,
-                    f"{context.display} has no token masks or weights")]
+        return [
+            _na(
+                "small_multiplier",
+                "mask/u_chosen_mean",
+                SMALL_MULTIPLIER,
+                f"{context.display} has no token masks or weights",
+            )
+        ]
     records = []
     for prefix in prefixes:
         metric = f"{prefix}chosen_mean"
@@ -317,8 +323,14 @@ def small_multiplier(rows: Rows, context: HealthContext) -> list[HealthCheck]:
 def inflated_beta(rows: Rows, context: HealthContext) -> list[HealthCheck]:
     prefixes = _multiplier_prefixes(rows, context, reward_only=True)
     if not prefixes:
-        return [_na("inflated_beta", "mask/u_chosen_mean", INFLATED_MULTIPLIER,
-                    f"{context.display} has no token masks or weights: its multiplier is 1")]
+        return [
+            _na(
+                "inflated_beta",
+                "mask/u_chosen_mean",
+                INFLATED_MULTIPLIER,
+                f"{context.display} has no token masks or weights: its multiplier is 1",
+            )
+        ]
     (prefix,) = prefixes
     metric = f"{prefix}chosen_mean"
     multiplier = _pair_mean(rows[-WINDOW:], prefix)
@@ -341,8 +353,14 @@ def concentrated_weights(rows: Rows, context: HealthContext) -> list[HealthCheck
     elif context.method == "tidpo":
         metrics = ["weights/top_share"]
     else:
-        return [_na("concentrated_weights", "weights/top_share", CONCENTRATED_SHARE,
-                    f"{context.display} has no token masks or weights")]
+        return [
+            _na(
+                "concentrated_weights",
+                "weights/top_share",
+                CONCENTRATED_SHARE,
+                f"{context.display} has no token masks or weights",
+            )
+        ]
     records = []
     for metric in metrics:
         share = _mean(rows[-WINDOW:], metric)
@@ -381,11 +399,23 @@ def flat_margins(rows: Rows, context: HealthContext) -> list[HealthCheck]:
 
 def static_masks(rows: Rows, context: HealthContext) -> list[HealthCheck]:
     if context.method != "sparsepo":
-        return [_na("static_masks", "mask/u_zero_fraction", STATIC_ZERO_FRACTION,
-                    f"{context.display} has no learned mask head")]
+        return [
+            _na(
+                "static_masks",
+                "mask/u_zero_fraction",
+                STATIC_ZERO_FRACTION,
+                f"{context.display} has no learned mask head",
+            )
+        ]
     if not context.learned_masks:
-        return [_na("static_masks", "mask/u_zero_fraction", STATIC_ZERO_FRACTION,
-                    "activation masks are constants of the frozen reference: they are not meant to move")]
+        return [
+            _na(
+                "static_masks",
+                "mask/u_zero_fraction",
+                STATIC_ZERO_FRACTION,
+                "activation masks are constants of the frozen reference: they are not meant to move",
+            )
+        ]
     penalty = (
         "λ_u = λ_d = 0: nothing rewards sparsity"
         if context.lambdas_zero
@@ -501,7 +531,8 @@ class HealthMonitor:
         """Add a step's metrics; return the flags raised for the first time."""
         self.rows.append(row)
         new = [
-            record for record in check(self.rows, self.context)
+            record
+            for record in check(self.rows, self.context)
             if record.flag is not None and (record.name, record.metric) not in self.reported
         ]
         self.reported.update((record.name, record.metric) for record in new)

@@ -28,6 +28,7 @@ _ALL_POINTS = [f"{kind}.{point}" for kind in HOOK_TYPES for point in HOOK_POINTS
 # Read once per forward, not per decoder block: ``layers`` does not restrict them.
 MODEL_LEVEL_POINTS = ("residual.embeddings", "residual.final_norm", "logits.logits")
 
+
 def resolve_points(selection: Sequence[str]) -> list[str]:
     """``"type"`` or ``"type.point"`` entries → the ``"type.point"`` names they select, in ``HOOK_POINTS`` order.
 

@@ -138,9 +138,11 @@ class _Rotary:
     def of(cls, attention: nn.Module, layout: _Layout | None) -> _Rotary | None:
         """The rotary of ``attention``, or None where it is not available as described above."""
         function = getattr(sys.modules.get(type(attention).__module__), "apply_rotary_pos_emb", None)
-        if layout is None or not callable(function) or _parameters(_python_function(function))[:4] != [
-            "q", "k", "cos", "sin"
-        ]:
+        if (
+            layout is None
+            or not callable(function)
+            or _parameters(_python_function(function))[:4] != ["q", "k", "cos", "sin"]
+        ):
             return None
         parameters = _parameters(attention.forward)
         if "position_embeddings" not in parameters:

@@ -119,9 +119,7 @@ class Trainer:
         reference = None
         if t.lora is None:  # every method reads the reference (once, or every step); LoRA disables adapters
             reference = acc.prepare_model(load_reference(self.model_path, t), evaluation_mode=True)
-        groups = [
-            {"params": [p for p in policy.parameters() if p.requires_grad], "weight_decay": t.weight_decay}
-        ]
+        groups = [{"params": [p for p in policy.parameters() if p.requires_grad], "weight_decay": t.weight_decay}]
         for head in heads.values():
             method = self.config.method
             for group in head.parameter_groups(method.head_weight_decay):
@@ -177,9 +175,7 @@ class Trainer:
                 self.health.update(row)  # a resumed run's earlier steps count, but were reported before
         self.precompute()
         if self.config.training.report_to:
-            self.accelerator.init_trackers(
-                self.run_folder.root.name, config=_flat(dataclasses.asdict(self.config))
-            )
+            self.accelerator.init_trackers(self.run_folder.root.name, config=_flat(dataclasses.asdict(self.config)))
         total = self.schedule.total_steps
         label = f"training {self.method_label}"
         with progress.task(label, total=total, unit="step", done=start, shown=self.shown) as bar:
@@ -237,9 +233,7 @@ class Trainer:
                 f"(earlier checkpoints are kept)"
             )
         parameters = [p for module in modules for p in module.parameters() if p.requires_grad]
-        grad_norm = acc.clip_grad_norm_(
-            parameters, t.max_grad_norm if t.max_grad_norm is not None else math.inf
-        )
+        grad_norm = acc.clip_grad_norm_(parameters, t.max_grad_norm if t.max_grad_norm is not None else math.inf)
         grad_norm = float(grad_norm)
         if not math.isfinite(grad_norm):
             raise TrainingError(
@@ -263,8 +257,7 @@ class Trainer:
         values = torch.stack([torch.stack([stats[k][0].float(), stats[k][1].float()]) for k in keys])
         values = self.accelerator.reduce(values.to(self.accelerator.device), reduction="sum")
         result = {
-            k: float(v[0] / v[1]) if v[1] > 0 else float("nan")
-            for k, v in zip(keys, values.tolist(), strict=True)
+            k: float(v[0] / v[1]) if v[1] > 0 else float("nan") for k, v in zip(keys, values.tolist(), strict=True)
         }
         extra = {k: result[k] for k in keys if k not in PAIR_METRICS}
         return {**{k: result[k] for k in PAIR_METRICS}, **extra}

@@ -72,15 +72,11 @@ class MaskHead(nn.Module):
     def forward(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
         """(N, K, H) states of each of ``num_layers`` layers → (heads, N, K) non-negative masks."""
         if len(hidden_states) != self.num_layers:
-            raise ValueError(
-                f"mask head expects {self.num_layers} layers of states, got {len(hidden_states)}"
-            )
+            raise ValueError(f"mask head expects {self.num_layers} layers of states, got {len(hidden_states)}")
         mixed = None
         for layer, states in enumerate(hidden_states):
             normed = self.norm(states.detach().to(self.weight.dtype))
-            scores = (
-                torch.einsum("nkh,eh->enk", normed, self.weight[:, layer]) + self.bias[:, layer, None, None]
-            )
+            scores = torch.einsum("nkh,eh->enk", normed, self.weight[:, layer]) + self.bias[:, layer, None, None]
             term = self.dropout(torch.relu(scores)) * self.mixer[:, layer, None, None]
             mixed = term if mixed is None else mixed + term
         return self.dropout(torch.relu(mixed))

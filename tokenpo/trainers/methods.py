@@ -123,7 +123,7 @@ class Needs:
 
     @property
     def reference(self) -> Literal["cached", "live"]:
-        """"cached": per-token reference log-probs suffice, computed once per example; "live": the
+        """ "cached": per-token reference log-probs suffice, computed once per example; "live": the
         reference runs every step (its logits, hidden states or activations)."""
         live = self.token_kl or self.hidden_states or self.activation_points is not None
         return "live" if live else "cached"

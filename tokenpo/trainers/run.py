@@ -94,4 +94,3 @@ def new_accelerator(mixed_precision: str, **kwargs) -> Accelerator:
         )
         mixed_precision = "no"
     return Accelerator(mixed_precision=mixed_precision, **kwargs)
-

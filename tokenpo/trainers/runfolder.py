@@ -49,7 +49,12 @@ from tokenpo.trainers.health import HealthCheck, HealthFlag, HealthReport
 
 # Settings that change how a run is kept or shown, not what it computes.
 _NOT_FINGERPRINTED = {
-    "save_every", "keep_checkpoints", "save_only_model", "resume", "report_to", "token_scores_examples"
+    "save_every",
+    "keep_checkpoints",
+    "save_only_model",
+    "resume",
+    "report_to",
+    "token_scores_examples",
 }
 
 
@@ -130,14 +135,11 @@ class RunFolder:
         if latest is None:
             if resume == "never" and self.metrics.is_file():
                 raise TrainingError(
-                    f"{self.root}: holds an unfinished run and training.resume is 'never'; "
-                    "choose another output folder"
+                    f"{self.root}: holds an unfinished run and training.resume is 'never'; choose another output folder"
                 )
             return None
         if resume == "never":
-            raise TrainingError(
-                f"{self.root}: holds checkpoints of an unfinished run and training.resume is 'never'"
-            )
+            raise TrainingError(f"{self.root}: holds checkpoints of an unfinished run and training.resume is 'never'")
         if checkpoint_state(latest)["fingerprint"] != fingerprint:
             raise TrainingError(
                 f"{self.root}: holds checkpoints of another configuration, model or data "
@@ -166,9 +168,7 @@ class RunFolder:
         if not self.checkpoints.is_dir():
             return []
         return [
-            int(p.name[5:])
-            for p in self.checkpoints.iterdir()
-            if p.name.startswith("step-") and p.name[5:].isdigit()
+            int(p.name[5:]) for p in self.checkpoints.iterdir() if p.name.startswith("step-") and p.name[5:].isdigit()
         ]
 
     # ---------------------------------------------------------------- writing

@@ -52,9 +52,7 @@ class SuiteFile:
     num_fewshot: int | None = field(
         default=None, metadata={"help": "few-shot examples for every task; null: each task's own"}
     )
-    apply_chat_template: bool = field(
-        default=False, metadata={"help": "format prompts with the model's chat template"}
-    )
+    apply_chat_template: bool = field(default=False, metadata={"help": "format prompts with the model's chat template"})
 
     def __post_init__(self) -> None:
         _check_tasks(self.tasks)

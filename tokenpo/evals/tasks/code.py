@@ -51,9 +51,7 @@ class PromptedProgram(str):
 
 def build_predictions(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
     """The program is the prompt followed by each completion (lm-eval's ``create_test`` filter)."""
-    return [
-        [PromptedProgram.continuing(doc["prompt"], r) for r in resp] for resp, doc in zip(resps, docs, strict=True)
-    ]
+    return [[PromptedProgram.continuing(doc["prompt"], r) for r in resp] for resp, doc in zip(resps, docs, strict=True)]
 
 
 def build_predictions_instruct(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:

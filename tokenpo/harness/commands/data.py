@@ -26,8 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     check = actions.add_parser("check", help="validate a preference file and print counts and token lengths")
     check.add_argument("file", help="JSONL, JSON, CSV (optionally .gz), Parquet, or a hub dataset id")
     add_loading_arguments(check)
-    check.add_argument("--model", default=DEFAULT_MODEL,
-                       help=f"model whose tokenizer counts tokens (default {DEFAULT_MODEL})")
+    check.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"model whose tokenizer counts tokens (default {DEFAULT_MODEL})"
+    )
     add_field_options(check, TrainingConfig, "max_length", "max_prompt_length")
     check.set_defaults(run=_check)
 
@@ -53,8 +54,9 @@ def load_reporting_rejects(
 ) -> LoadedPreferences:
     """Load ``file``; when records were skipped, say how many and write them to ``rejects`` (default:
     ``NAME.rejects.jsonl`` in the working folder)."""
-    loaded = load_preferences(file, fmt=fmt, split=split, skip_invalid=skip_invalid,
-                              truncated_completions=truncated_completions)
+    loaded = load_preferences(
+        file, fmt=fmt, split=split, skip_invalid=skip_invalid, truncated_completions=truncated_completions
+    )
     if loaded.rejected:
         name = Path(file).name.split(".")[0] or "data"
         rejects_path = Path(rejects or f"{name}.rejects.jsonl")
@@ -73,8 +75,14 @@ def _check(args: argparse.Namespace) -> int:
         from tokenpo.harness.errors import HarnessError
 
         raise HarnessError(f"--max-length/--max-prompt-length: {error}") from error
-    loaded = load_reporting_rejects(args.file, fmt=args.format, split=args.split, skip_invalid=args.skip_invalid,
-                                    truncated_completions=args.truncated_completions, rejects=args.rejects)
+    loaded = load_reporting_rejects(
+        args.file,
+        fmt=args.format,
+        split=args.split,
+        skip_invalid=args.skip_invalid,
+        truncated_completions=args.truncated_completions,
+        rejects=args.rejects,
+    )
     tokenizer = load_tokenizer(resolve_model(args.model))
     pairs = tokenize_examples(loaded.examples, tokenizer, policy)
     conversational = sum(example.conversational for example in loaded.examples)
@@ -84,10 +92,14 @@ def _check(args: argparse.Namespace) -> int:
     print(f"tokenizer:   {args.model}")
     print(f"\n{'tokens':18}{'min':>8}{'mean':>10}{'p50':>8}{'p95':>8}{'max':>8}")
     for name, stats in length_statistics(pairs).items():
-        print(f"{name:18}{stats['min']:8.0f}{stats['mean']:10.1f}{stats['p50']:8.0f}{stats['p95']:8.0f}{stats['max']:8.0f}")
+        print(
+            f"{name:18}{stats['min']:8.0f}{stats['mean']:10.1f}{stats['p50']:8.0f}{stats['p95']:8.0f}{stats['max']:8.0f}"
+        )
     truncated = sum(pair.truncated for pair in pairs)
-    print(f"\ntruncated at max_length={policy.max_length}, max_prompt_length={policy.max_prompt_length}: "
-          f"{truncated} of {len(pairs)} pairs ({100 * truncated / len(pairs):.1f}%)")
+    print(
+        f"\ntruncated at max_length={policy.max_length}, max_prompt_length={policy.max_prompt_length}: "
+        f"{truncated} of {len(pairs)} pairs ({100 * truncated / len(pairs):.1f}%)"
+    )
     return 0
 
 

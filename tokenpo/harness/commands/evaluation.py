@@ -99,8 +99,11 @@ def _run_mirrors(model: str | None) -> list[Path]:
     if model is None or not Path(model).is_dir():
         return []
     folder = Path(model)
-    return [parent / "benchmark-data" / "mirror" for parent in list(folder.parents)[:3]
-            if (parent / "benchmark-data" / "mirror").is_dir()]
+    return [
+        parent / "benchmark-data" / "mirror"
+        for parent in list(folder.parents)[:3]
+        if (parent / "benchmark-data" / "mirror").is_dir()
+    ]
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -42,9 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a benchmark catalog: the columns and their headline metrics (default: the packaged one)",
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
-    parser.add_argument(
-        "--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)"
-    )
+    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument(
         "--margin",

@@ -23,12 +23,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a key, e.g. eval.suite=null")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--stage", help="run only this stage (data, train/NAME-seedS, eval/LABEL, report), as a job "
-                       "of the slurm executor does")
-    which.add_argument("--status", action="store_true", help="each stage's state (slurm: queued, running, done, "
-                       "failed with its log's last lines) and exit")
-    parser.add_argument("--wait", action="store_true", help="slurm: after submitting, wait until every stage has "
-                        "finished or one has failed")
+    which.add_argument(
+        "--stage",
+        help="run only this stage (data, train/NAME-seedS, eval/LABEL, report), as a job of the slurm executor does",
+    )
+    which.add_argument(
+        "--status",
+        action="store_true",
+        help="each stage's state (slurm: queued, running, done, failed with its log's last lines) and exit",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="slurm: after submitting, wait until every stage has finished or one has failed",
+    )
     parser.set_defaults(run=_run, display=_run_display)
 
 
@@ -99,8 +107,10 @@ def next_steps(pipeline, config: str, overrides: list[str]) -> str:
     output = pipeline.config.output
     harness = harness_command()
     baseline_runs = sorted((Path(output) / "train").glob(f"{pipeline.config.report.baseline}-seed*/final"))
-    lines = [f"{harness} leaderboard {shlex.quote(output)} --baseline {pipeline.config.report.baseline}",
-             f"{harness} run {shlex.join([config, *overrides])} --status"]
+    lines = [
+        f"{harness} leaderboard {shlex.quote(output)} --baseline {pipeline.config.report.baseline}",
+        f"{harness} run {shlex.join([config, *overrides])} --status",
+    ]
     if baseline_runs and pipeline.benchmark_data() is not None:
         lines.insert(1, f"{harness} eval --model {shlex.quote(str(baseline_runs[0]))} --tasks gsm8k --limit 2")
     if baseline_runs:

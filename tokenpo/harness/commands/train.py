@@ -52,9 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Train with the YAML configuration FILE plus key=value overrides (e.g. method.beta=0.2).",
     )
     parser.add_argument("--config", help="YAML file: model, data, output_dir, method, training")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="override a key, e.g. training.max_steps=10"
-    )
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a key, e.g. training.max_steps=10")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=_train)
 
@@ -102,8 +100,12 @@ def top_token_lines(path: Path, kinds: tuple[str, ...] = ("mask_u", "mask_d", "w
     lines = []
     for kind in kinds:
         for side in ("chosen", "rejected"):
-            scored = [(value, token) for row in rows if row["side"] == side and kind in row["scores"]
-                      for token, value in zip(row["tokens"], row["scores"][kind], strict=True)]
+            scored = [
+                (value, token)
+                for row in rows
+                if row["side"] == side and kind in row["scores"]
+                for token, value in zip(row["tokens"], row["scores"][kind], strict=True)
+            ]
             if scored:
                 top = sorted(scored, key=lambda item: -item[0])[:count]
                 lines.append(f"highest {kind} ({side}): " + ", ".join(f"{token!r} {value:.3g}" for value, token in top))

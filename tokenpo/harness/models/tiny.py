@@ -105,9 +105,7 @@ def build_tiny_model(family: str = "llama", seed: int = 0) -> tuple[PreTrainedMo
         )
         model_cls: type[PreTrainedModel] = LlamaForCausalLM
     elif family == "gpt2":
-        config = GPT2Config(
-            vocab_size=len(tokenizer), n_embd=64, n_layer=3, n_head=4, n_positions=512, **special
-        )
+        config = GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=3, n_head=4, n_positions=512, **special)
         model_cls = GPT2LMHeadModel
     else:
         raise ValueError(f"unknown tiny model family {family!r}; expected 'llama' or 'gpt2'")

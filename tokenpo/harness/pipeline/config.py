@@ -34,9 +34,11 @@ class SentimentPairs:
 
     prompts: str = field(
         default="builtin",
-        metadata={"help": "builtin (80 openings written for this project), a text file (one prompt per line), or "
-                  "a review CSV (IMDB-style: text, is_valid): the first prompt_words words of each review, "
-                  "those with is_valid true held out"},
+        metadata={
+            "help": "builtin (80 openings written for this project), a text file (one prompt per line), or "
+            "a review CSV (IMDB-style: text, is_valid): the first prompt_words words of each review, "
+            "those with is_valid true held out"
+        },
     )
     prompt_words: int = field(default=8, metadata={"help": "words of each review that make an opening (CSV only)"})
     train_prompts: int = field(
@@ -44,8 +46,10 @@ class SentimentPairs:
     )
     eval_prompts: int = field(
         default=24,
-        metadata={"help": "held-out openings (the next ones of a list; a CSV's is_valid reviews): the positive rate "
-                  "and KL of every model are measured on these"},
+        metadata={
+            "help": "held-out openings (the next ones of a list; a CSV's is_valid reviews): the positive rate "
+            "and KL of every model are measured on these"
+        },
     )
     completions_per_prompt: int = field(
         default=4, metadata={"help": "continuations the base model samples per opening (at least 2)"}
@@ -59,12 +63,12 @@ class SentimentPairs:
     )
     classifier: str | None = field(
         default=None,
-        metadata={"help": "a text-classification model (hub id or folder) that scores sentiment, here and in "
-                  "eval.sentiment; null: VADER, offline"},
+        metadata={
+            "help": "a text-classification model (hub id or folder) that scores sentiment, here and in "
+            "eval.sentiment; null: VADER, offline"
+        },
     )
-    batch_size: int = field(
-        default=16, metadata={"help": "prompts per generation batch, here and in eval.sentiment"}
-    )
+    batch_size: int = field(default=16, metadata={"help": "prompts per generation batch, here and in eval.sentiment"})
 
     def __post_init__(self) -> None:
         for name in ("train_prompts", "eval_prompts", "max_new_tokens", "batch_size", "prompt_words"):
@@ -91,20 +95,25 @@ class DataConfig:
     )
     format: Literal[FORMATS] = field(  # type: ignore[valid-type]
         default="auto",
-        metadata={"help": "record format; auto decides per record (lists: conversational, an HH dialogue without "
-                  "prompt: hh-rlhf, else standard)"},
+        metadata={
+            "help": "record format; auto decides per record (lists: conversational, an HH dialogue without "
+            "prompt: hh-rlhf, else standard)"
+        },
     )
     split: str = field(default="train", metadata={"help": "split of a hub dataset"})
     skip_invalid: bool = field(
         default=False,
-        metadata={"help": "skip malformed records instead of stopping; they are counted and written to a rejects "
-                  "JSONL file"},
+        metadata={
+            "help": "skip malformed records instead of stopping; they are counted and written to a rejects JSONL file"
+        },
     )
     limit: int | None = field(default=None, metadata={"help": "only the first N valid pairs (quick runs); null: all"})
     truncated_completions: bool = field(
         default=False,
-        metadata={"help": "true: every plain-text completion was cut at a length limit, so no end-of-text is "
-                  "appended (per record: chosen_truncated / rejected_truncated)"},
+        metadata={
+            "help": "true: every plain-text completion was cut at a length limit, so no end-of-text is "
+            "appended (per record: chosen_truncated / rejected_truncated)"
+        },
     )
     sentiment: SentimentPairs | None = field(
         default=None,
@@ -128,8 +137,9 @@ class MethodRun:
     """One method to train: its hyper-parameters, its own training overrides, and its seeds."""
 
     name: str = field(
-        metadata={"help": "the method's name in the run: lower-case letters, digits, '.', '_', '-'; its models are "
-                  "NAME-seedS"}
+        metadata={
+            "help": "the method's name in the run: lower-case letters, digits, '.', '_', '-'; its models are NAME-seedS"
+        }
     )
     method: MethodConfig = field(
         metadata={"help": "the method (name: dpo, tdpo, sparsepo or tidpo) and its keys, as harness train's method"}
@@ -160,10 +170,12 @@ class SentimentEval:
     )
     mixed_precision: Literal["no", "bf16"] = field(
         default="no",
-        metadata={"help": "no: sampling and the KL in the models' float32; bf16: both under bf16 autocast (float32 "
-                  "weights, bf16 matmuls), about 2.4x faster on a CPU with native bf16, but the KL reads low (bf16 "
-                  "logits round away part of the two models' difference: 7-10% low on SmolLM2-135M, "
-                  "docs/experiments/imdb-matched-kl.md)"},
+        metadata={
+            "help": "no: sampling and the KL in the models' float32; bf16: both under bf16 autocast (float32 "
+            "weights, bf16 matmuls), about 2.4x faster on a CPU with native bf16, but the KL reads low (bf16 "
+            "logits round away part of the two models' difference: 7-10% low on SmolLM2-135M, "
+            "docs/experiments/imdb-matched-kl.md)"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -180,8 +192,10 @@ class ServerConfig:
 
     python: str | None = field(
         default=None,
-        metadata={"help": "the vLLM environment's interpreter; null: $HARNESS_VLLM_PYTHON, else the one "
-                  "`harness vllm install` made"},
+        metadata={
+            "help": "the vLLM environment's interpreter; null: $HARNESS_VLLM_PYTHON, else the one "
+            "`harness vllm install` made"
+        },
     )
     base_url: str | None = field(
         default=None, metadata={"help": "a running OpenAI-compatible server (http://HOST:PORT/v1); null: start one"}
@@ -193,8 +207,10 @@ class ServerConfig:
     max_model_len: int = field(default=2048, metadata={"help": "the server's context length in tokens"})
     dtype: Literal["float32", "bfloat16", "float16"] | None = field(
         default=None,
-        metadata={"help": "the started server's weights dtype (float32, bfloat16, float16); null: the model's own "
-                  "(config.json), as the hf backend and plain lm_eval load it"},
+        metadata={
+            "help": "the started server's weights dtype (float32, bfloat16, float16); null: the model's own "
+            "(config.json), as the hf backend and plain lm_eval load it"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -209,8 +225,10 @@ class EvalConfig:
 
     sentiment: SentimentEval | None = field(
         default_factory=SentimentEval,
-        metadata={"help": "positive rate and sequence KL to the base model on the held-out openings (without "
-                  "sentiment data: the last built-in ones); null: none"},
+        metadata={
+            "help": "positive rate and sequence KL to the base model on the held-out openings (without "
+            "sentiment data: the last built-in ones); null: none"
+        },
     )
     suite: str | None = field(
         default=None, metadata={"help": "a built-in suite (smoke, paper) or a suite YAML file; null: no benchmarks"}
@@ -218,8 +236,10 @@ class EvalConfig:
     limit: int | None = field(default=None, metadata={"help": "at most N documents per task; null: the suite's limit"})
     data_dir: str | None = field(
         default=None,
-        metadata={"help": "benchmark files laid out as ../shared/benchmarks, prepared offline by the run; "
-                  "benchmarks run only when it and suite are set"},
+        metadata={
+            "help": "benchmark files laid out as ../shared/benchmarks, prepared offline by the run; "
+            "benchmarks run only when it and suite are set"
+        },
     )
     when_unavailable: Literal["skip", "error"] = field(
         default="skip",
@@ -228,14 +248,18 @@ class EvalConfig:
     batch_size: int = field(default=8, metadata={"help": "lm-eval's batch size"})
     backend: Literal["hf", "vllm", "vllm-server"] = field(
         default="hf",
-        metadata={"help": "hf: transformers in this process; vllm: vLLM in this process (an environment with "
-                  "vLLM); vllm-server: a vLLM server from its own environment (see server)"},
+        metadata={
+            "help": "hf: transformers in this process; vllm: vLLM in this process (an environment with "
+            "vLLM); vllm-server: a vLLM server from its own environment (see server)"
+        },
     )
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "the vllm-server backend"})
     shards: int = field(
         default=1,
-        metadata={"help": "answer in this many processes (each its own model or server) on disjoint parts of the "
-                  "requests, then score them together: the same results as one process"},
+        metadata={
+            "help": "answer in this many processes (each its own model or server) on disjoint parts of the "
+            "requests, then score them together: the same results as one process"
+        },
     )
     apply_chat_template: bool | None = field(
         default=None, metadata={"help": "format prompts with the model's chat template; null: as the suite says"}
@@ -246,15 +270,19 @@ class EvalConfig:
     )
     checkpoints: Literal["final", "all"] | int = field(
         default="final",
-        metadata={"help": "which models of a training run are evaluated: final (the final model), all (every saved "
-                  "checkpoint too: training.save_every, keep_checkpoints null), or N (the checkpoints every N steps, "
-                  "a multiple of save_every); they make each run's (KL, reward) path, the matched-KL verdicts and "
-                  "the report's curves over steps"},
+        metadata={
+            "help": "which models of a training run are evaluated: final (the final model), all (every saved "
+            "checkpoint too: training.save_every, keep_checkpoints null), or N (the checkpoints every N steps, "
+            "a multiple of save_every); they make each run's (KL, reward) path, the matched-KL verdicts and "
+            "the report's curves over steps"
+        },
     )
     checkpoint_benchmarks: bool = field(
         default=True,
-        metadata={"help": "evaluate checkpoints on the suite too (benchmark curves over steps); false: the judges "
-                  "(sentiment) only"},
+        metadata={
+            "help": "evaluate checkpoints on the suite too (benchmark curves over steps); false: the judges "
+            "(sentiment) only"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -280,8 +308,10 @@ class ReportConfig:
     html: bool = field(default=True, metadata={"help": "write report.html"})
     equivalence_margin: float = field(
         default=DEFAULT_MARGIN,
-        metadata={"help": "the verdicts' equivalence margin in the headline metric's units (0.05: five points of "
-                  "positive rate): equivalent when the whole interval of Δ lies inside ±margin"},
+        metadata={
+            "help": "the verdicts' equivalence margin in the headline metric's units (0.05: five points of "
+            "positive rate): equivalent when the whole interval of Δ lies inside ±margin"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -312,8 +342,10 @@ class RunConfig:
     )
     sweep: SweepConfig | None = field(
         default=None,
-        metadata={"help": "a grid over method and training keys: each swept method becomes one run per "
-                  "combination of values (and seed); null: the methods as listed"},
+        metadata={
+            "help": "a grid over method and training keys: each swept method becomes one run per "
+            "combination of values (and seed); null: the methods as listed"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -340,14 +372,21 @@ class RunConfig:
             training = {**to_mapping(self.training), **run.training}
             save_every, keep = training.get("save_every", 0), training.get("keep_checkpoints")
             if not save_every:
-                raise field_error("eval", f"checkpoints: {every}, but method {run.name!r} saves none "
-                                          "(set training.save_every)")
+                raise field_error(
+                    "eval", f"checkpoints: {every}, but method {run.name!r} saves none (set training.save_every)"
+                )
             if keep is not None:
-                raise field_error("eval", f"checkpoints: {every}, but method {run.name!r} keeps only the newest "
-                                          f"{keep} (set training.keep_checkpoints: null)")
+                raise field_error(
+                    "eval",
+                    f"checkpoints: {every}, but method {run.name!r} keeps only the newest "
+                    f"{keep} (set training.keep_checkpoints: null)",
+                )
             if isinstance(every, int) and every % save_every:
-                raise field_error("eval", f"checkpoints: every {every} steps, but method {run.name!r} saves every "
-                                          f"{save_every} (a multiple of training.save_every is needed)")
+                raise field_error(
+                    "eval",
+                    f"checkpoints: every {every} steps, but method {run.name!r} saves every "
+                    f"{save_every} (a multiple of training.save_every is needed)",
+                )
 
     def _expand_sweep(self, sweep: SweepConfig) -> None:
         expanded = expand_entries([to_mapping(run) for run in self.methods], sweep)

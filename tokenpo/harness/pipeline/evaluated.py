@@ -30,15 +30,34 @@ class EvaluatedModel:
     @classmethod
     def trained(cls, run, seed: int, stage: Stage, summary: dict) -> EvaluatedModel:
         """A trained run's final model as its finished training stage recorded it."""
-        return cls(f"{run.name}-seed{seed}", run.name, seed, summary["final"], stage.key, run.method.label,
-                   run.method.beta, summary.get("health"), summary.get("effective_beta"), summary.get("steps", 0),
-                   True, stage.folder)
+        return cls(
+            f"{run.name}-seed{seed}",
+            run.name,
+            seed,
+            summary["final"],
+            stage.key,
+            run.method.label,
+            run.method.beta,
+            summary.get("health"),
+            summary.get("effective_beta"),
+            summary.get("steps", 0),
+            True,
+            stage.folder,
+        )
 
     def metadata(self, config: RunConfig) -> dict:
         """The results' ``harness`` block: what the leaderboard groups, pairs, flags and orders by."""
-        metadata = {"model_spec": config.model if self.method == BASE else self.path,
-                    "base_model": config.model, "method": self.method, "seed": self.seed, "run": config.name,
-                    "method_family": self.family, "beta": self.beta, "step": self.step, "final": self.final}
+        metadata = {
+            "model_spec": config.model if self.method == BASE else self.path,
+            "base_model": config.model,
+            "method": self.method,
+            "seed": self.seed,
+            "run": config.name,
+            "method_family": self.family,
+            "beta": self.beta,
+            "step": self.step,
+            "final": self.final,
+        }
         if self.health is not None:
             metadata["training_health"] = self.health
         if self.effective_beta is not None:

@@ -19,8 +19,9 @@ from tokenpo.core.config import field_error
 class SlurmSettings:
     """How stages become Slurm jobs (through ``submitit``)."""
 
-    partition: str | None = field(default=None, metadata={"help": "the partition (sbatch --partition); null: the "
-                                                                   "cluster's default"})
+    partition: str | None = field(
+        default=None, metadata={"help": "the partition (sbatch --partition); null: the cluster's default"}
+    )
     account: str | None = field(default=None, metadata={"help": "the account jobs are charged to; null: yours"})
     train_minutes: int = field(default=240, metadata={"help": "time limit of a training job, minutes"})
     eval_minutes: int = field(default=240, metadata={"help": "time limit of an evaluation (and data, report) job"})
@@ -31,8 +32,9 @@ class SlurmSettings:
     nodes: int = field(default=1, metadata={"help": "nodes per training job (multi-node needs accelerate_config)"})
     processes_per_node: int = field(
         default=1,
-        metadata={"help": "training processes per node through `accelerate launch` (one per GPU); 1: in the job's "
-                  "own process"},
+        metadata={
+            "help": "training processes per node through `accelerate launch` (one per GPU); 1: in the job's own process"
+        },
     )
     accelerate_config: str | None = field(
         default=None,
@@ -64,7 +66,9 @@ class ExecutorConfig:
 
     kind: Literal["local", "slurm"] = field(
         default="local",
-        metadata={"help": "local: every stage here, one after another; slurm: each unfinished stage a Slurm job "
-                  "(training as a job array, evaluation after its training, the report after all)"},
+        metadata={
+            "help": "local: every stage here, one after another; slurm: each unfinished stage a Slurm job "
+            "(training as a job array, evaluation after its training, the report after all)"
+        },
     )
     slurm: SlurmSettings = field(default_factory=SlurmSettings, metadata={"help": "the Slurm executor's settings"})

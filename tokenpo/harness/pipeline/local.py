@@ -67,8 +67,11 @@ def status(pipeline: Any) -> list[StageState]:
             seconds = stage.summary().get("seconds")
             states.append(StageState(planned.name, "done", detail=f"{seconds:.0f} s" if seconds is not None else ""))
         elif key_file.is_file() and key_file.read_text().strip() == stage.key:
-            states.append(StageState(planned.name, "running", detail=f"pid {pid}") if pid is not None else
-                          StageState(planned.name, "stopped", detail="stopped midway; `harness run` continues it"))
+            states.append(
+                StageState(planned.name, "running", detail=f"pid {pid}")
+                if pid is not None
+                else StageState(planned.name, "stopped", detail="stopped midway; `harness run` continues it")
+            )
         elif marker.is_file() or key_file.is_file():
             states.append(StageState(planned.name, "outdated", detail="its inputs changed; `harness run` redoes it"))
         else:

@@ -86,8 +86,9 @@ class RunProgress:
     tick: seconds between redraws while nothing is reported (default 1 on a terminal, 10 otherwise:
     a log file need not get a line a second)."""
 
-    def __init__(self, file: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-                 tick: float | None = None) -> None:
+    def __init__(
+        self, file: TextIO | None = None, clock: Callable[[], float] = time.monotonic, tick: float | None = None
+    ) -> None:
         self.file = file or own_stderr()
         self.clock = clock
         self.tick = tick if tick is not None else (1.0 if _is_terminal(self.file) else 10.0)
@@ -162,7 +163,7 @@ class RunProgress:
         if len(self.stack) > 1 and self.stack[1].status.get("state") != SKIPPED:
             planned = run.kinds[self.stages_started - 1] if self.stages_started <= len(run.kinds) else ""
             running = (planned, self.clock() - self.started_at[id(self.stack[1])])  # the plan says what counts
-        return self.times.left(running, run.kinds[self.stages_started:])
+        return self.times.left(running, run.kinds[self.stages_started :])
 
     # ---------------------------------------------------------------- drawing
 

@@ -102,9 +102,11 @@ class Pipeline:
         # before it. "" leaves a stage out: one an earlier run finished (no work left), and the report, the
         # only one of its kind and last (it would hide the ETA for the whole run; it takes seconds).
         kinds = tuple("" if stage.kind == "report" or self.stage_done(stage.name) else stage.kind for stage in plan)
-        with running(self.output), library_output_to(self.output / LOG), progress.task(
-            f"run {self.config.name}", total=len(plan), unit="stage", kinds=kinds
-        ) as self.stages:
+        with (
+            running(self.output),
+            library_output_to(self.output / LOG),
+            progress.task(f"run {self.config.name}", total=len(plan), unit="stage", kinds=kinds) as self.stages,
+        ):
             for stage in plan:
                 self.run_stage(stage.name)
         return self.result
@@ -185,10 +187,15 @@ class Pipeline:
     def _data_stage(self) -> Stage:
         data = self.config.data
         stage = self.data_stage()
-        self._timed(stage, "data: " + ("sentiment-control pairs" if data.sentiment else data.path), lambda: (
-            sentiment_pairs(self.config, self.base_path, stage.folder) if data.sentiment
-            else file_pairs(self.config, stage.folder)
-        ))
+        self._timed(
+            stage,
+            "data: " + ("sentiment-control pairs" if data.sentiment else data.path),
+            lambda: (
+                sentiment_pairs(self.config, self.base_path, stage.folder)
+                if data.sentiment
+                else file_pairs(self.config, stage.folder)
+            ),
+        )
         return stage
 
     def _benchmark_source(self) -> Path | None:
@@ -210,9 +217,11 @@ class Pipeline:
         from tokenpo.evals.data.prepare import prepare_benchmarks
 
         stage = self.stage_for("benchmark-data")
-        self._timed(stage, "benchmarks: offline data", lambda: {
-            "prepared": sorted(prepare_benchmarks(self.benchmark_source, stage.folder / "mirror").manifest)
-        })
+        self._timed(
+            stage,
+            "benchmarks: offline data",
+            lambda: {"prepared": sorted(prepare_benchmarks(self.benchmark_source, stage.folder / "mirror").manifest)},
+        )
         return stage.folder / "mirror"
 
     def _train_stage(self, run, seed: int, training, data: Stage) -> EvaluatedModel:
@@ -221,16 +230,25 @@ class Pipeline:
 
         name = f"{run.name}-seed{seed}"
         config = TrainConfig(run.method, training)
-        record = {"model": self.config.model, "data": str(data.folder / "pairs.jsonl"), "name": name,
-                  **to_mapping(config)}
+        record = {
+            "model": self.config.model,
+            "data": str(data.folder / "pairs.jsonl"),
+            "name": name,
+            **to_mapping(config),
+        }
         stage = self.train_stage(run, training)
 
         def work() -> dict:
             examples = load_preferences(str(data.folder / "pairs.jsonl")).examples
             result = train_with_cards(config, self.base_path, examples, stage.folder, config_record=record)
-            return {"steps": result.steps, "resumed_from": result.resumed_from, "final": str(result.final_dir),
-                    "health": [flag.as_dict() for flag in result.health], "effective_beta": result.effective_beta,
-                    "anchor_coverage": result.anchor_coverage}
+            return {
+                "steps": result.steps,
+                "resumed_from": result.resumed_from,
+                "final": str(result.final_dir),
+                "health": [flag.as_dict() for flag in result.health],
+                "effective_beta": result.effective_beta,
+                "anchor_coverage": result.anchor_coverage,
+            }
 
         summary = self._timed(stage, f"train {run.name} (seed {seed})", work)
         return EvaluatedModel.trained(run, seed, stage, summary)
@@ -239,20 +257,28 @@ class Pipeline:
         from tokenpo.trainers import TrainConfig
 
         name = f"{run.name}-seed{training.seed}"
-        inputs = {"base": self.base_key, "data": self.data_stage().key,
-                  "config": to_mapping(TrainConfig(run.method, training))}
+        inputs = {
+            "base": self.base_key,
+            "data": self.data_stage().key,
+            "config": to_mapping(TrainConfig(run.method, training)),
+        }
         return self._stage(f"train/{name}", self.output / "train" / name, inputs)
 
     def eval_stage(self, label: str, model_key: str) -> Stage:
-        inputs = {"model": model_key, "data": self.data_stage().key, "eval": to_mapping(self.config.eval),
-                  "benchmarks": str(self.benchmark_data())}
+        inputs = {
+            "model": model_key,
+            "data": self.data_stage().key,
+            "eval": to_mapping(self.config.eval),
+            "benchmarks": str(self.benchmark_data()),
+        }
         return self._stage(f"eval/{label}", self.output / "eval" / label, inputs)
 
     def report_stage(self) -> Stage:
         """The report's marker (``report/stage.json``): it rewrites the files at the run's top each time it runs."""
         evaluations = [self.stage_for(f"eval/{label}").key for label in (BASE, *self.training_names())]
-        return self._stage("report", self.output / "report", {"evaluations": evaluations,
-                                                              "report": to_mapping(self.config.report)})
+        return self._stage(
+            "report", self.output / "report", {"evaluations": evaluations, "report": to_mapping(self.config.report)}
+        )
 
     def stage_for(self, name: str) -> Stage:
         """The stage ``name``'s folder and fingerprint, known before anything has run."""
@@ -281,9 +307,11 @@ class Pipeline:
             for checkpoint in self._checkpoints(model):
                 # Each checkpoint is a stage of its own inside this one: a killed evaluation resumes after the
                 # checkpoints it finished.
-                step = self._stage(f"{stage.name}/step-{checkpoint.step}",
-                                   folder / CHECKPOINTS / f"step-{checkpoint.step}",
-                                   {"evaluation": stage.key, "step": checkpoint.step})
+                step = self._stage(
+                    f"{stage.name}/step-{checkpoint.step}",
+                    folder / CHECKPOINTS / f"step-{checkpoint.step}",
+                    {"evaluation": stage.key, "step": checkpoint.step},
+                )
                 if not step.done():
                     step.prepare()
                     started = time.monotonic()
@@ -314,8 +342,9 @@ class Pipeline:
         metadata = model.metadata(self.config)
         summary: dict[str, Any] = {}
         if settings.sentiment is not None:
-            summary["sentiment"] = sentiment_eval(self.config, self.base_path, model, data.folder,
-                                                  folder / "sentiment", metadata)
+            summary["sentiment"] = sentiment_eval(
+                self.config, self.base_path, model, data.folder, folder / "sentiment", metadata
+            )
         if benchmark_data is not None and (model.final or settings.checkpoint_benchmarks):
             summary["benchmarks"] = self._benchmark_eval(model, benchmark_data, folder / "benchmarks", metadata)
         return summary
@@ -326,9 +355,20 @@ class Pipeline:
 
         settings = self.config.eval
         server = server_backend(settings.server) if settings.backend == "vllm-server" else None
-        run = evaluate(model.path, suite=settings.suite, output_dir=out, data_dir=data_dir, limit=settings.limit,
-                       backend=settings.backend, batch_size=settings.batch_size, server=server, shards=settings.shards,
-                       apply_chat_template=settings.apply_chat_template, seed=settings.seed, metadata=metadata)
+        run = evaluate(
+            model.path,
+            suite=settings.suite,
+            output_dir=out,
+            data_dir=data_dir,
+            limit=settings.limit,
+            backend=settings.backend,
+            batch_size=settings.batch_size,
+            server=server,
+            shards=settings.shards,
+            apply_chat_template=settings.apply_chat_template,
+            seed=settings.seed,
+            metadata=metadata,
+        )
         return {"tasks": sorted(run.results["results"])}
 
     def _report_stage(self, results: list[Path]) -> None:
@@ -343,6 +383,7 @@ class Pipeline:
         if self.stages is not None:
             self.stages.advance()
 
+
 def check_inputs(config: RunConfig, source: str) -> None:
     """Files the configuration names must exist before anything runs (a missing one names its key)."""
     data = config.data
@@ -354,9 +395,11 @@ def check_inputs(config: RunConfig, source: str) -> None:
     prompts = data.sentiment.prompts if data.sentiment is not None else "builtin"
     if prompts != "builtin" and not Path(prompts).is_file():
         raise HarnessError(f"{source}: data.sentiment.prompts: no such file: {prompts}")
-    if config.eval.data_dir is not None and config.eval.when_unavailable == "error" and not Path(
-        config.eval.data_dir
-    ).is_dir():
+    if (
+        config.eval.data_dir is not None
+        and config.eval.when_unavailable == "error"
+        and not Path(config.eval.data_dir).is_dir()
+    ):
         raise HarnessError(f"{source}: eval.data_dir: no such folder: {config.eval.data_dir}")
     if config.eval.suite is not None:
         from tokenpo.evals.suites import load_suite

@@ -53,9 +53,7 @@ def load_prompts(spec: str) -> list[str]:
 def split_prompts(prompts: Sequence[str], settings: SentimentPairs) -> tuple[list[str], list[str]]:
     needed = settings.train_prompts + settings.eval_prompts
     if len(prompts) < needed:
-        raise HarnessError(
-            f"data.sentiment: {len(prompts)} prompts, but train_prompts + eval_prompts = {needed}"
-        )
+        raise HarnessError(f"data.sentiment: {len(prompts)} prompts, but train_prompts + eval_prompts = {needed}")
     return list(prompts[: settings.train_prompts]), list(prompts[settings.train_prompts : needed])
 
 
@@ -63,8 +61,10 @@ def prompt_sets(settings: SentimentPairs) -> tuple[list[str], list[str]]:
     """Training and held-out prompts: openings of a review CSV, or the first lines of a prompt list."""
     if settings.prompts.lower().endswith(".csv"):
         train, held_out = review_openings(settings.prompts, settings.prompt_words)
-        for name, have, want in (("train_prompts", train, settings.train_prompts),
-                                 ("eval_prompts", held_out, settings.eval_prompts)):
+        for name, have, want in (
+            ("train_prompts", train, settings.train_prompts),
+            ("eval_prompts", held_out, settings.eval_prompts),
+        ):
             if len(have) < want:
                 raise HarnessError(
                     f"{settings.prompts}: data.sentiment.{name}: {want} wanted, the file has {len(have)}"
@@ -217,9 +217,15 @@ def build_pairs(
             continue
         margins.append(margin)
         pairs.append(
-            {"prompt": prompt, "chosen": chosen.text, "rejected": rejected.text,
-             "chosen_truncated": chosen.truncated, "rejected_truncated": rejected.truncated,
-             "p_positive_chosen": values[best], "p_positive_rejected": values[worst]}
+            {
+                "prompt": prompt,
+                "chosen": chosen.text,
+                "rejected": rejected.text,
+                "chosen_truncated": chosen.truncated,
+                "rejected_truncated": rejected.truncated,
+                "p_positive_chosen": values[best],
+                "p_positive_rejected": values[worst],
+            }
         )
     truncated = sum(item.truncated for sampled in continuations for item in sampled)
     stats = PairStats(len(prompts), len(pairs), below, sum(margins) / len(margins) if margins else 0.0, truncated)

@@ -25,8 +25,10 @@ class SweepConfig:
 
     grid: dict[str, list[Any]] = field(
         default_factory=dict,
-        metadata={"help": "KEY: [values] with KEY method.X or training.X (e.g. method.beta, "
-                  "training.learning_rate); every combination of values is a run named after them"},
+        metadata={
+            "help": "KEY: [values] with KEY method.X or training.X (e.g. method.beta, "
+            "training.learning_rate); every combination of values is a run named after them"
+        },
     )
     seeds: list[int] | None = field(
         default=None, metadata={"help": "the seeds of every swept run; null: each method's own seeds"}

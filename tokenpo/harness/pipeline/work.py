@@ -36,8 +36,15 @@ def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
     train_prompts, eval_prompts = prompt_sets(settings)
     model, tokenizer = load_causal_lm(base_path), load_tokenizer(base_path)
     continuations = sample_continuations(
-        model, tokenizer, train_prompts, settings.completions_per_prompt, settings.max_new_tokens,
-        settings.temperature, settings.top_k, settings.batch_size, seed=config.training.seed,
+        model,
+        tokenizer,
+        train_prompts,
+        settings.completions_per_prompt,
+        settings.max_new_tokens,
+        settings.temperature,
+        settings.top_k,
+        settings.batch_size,
+        seed=config.training.seed,
         description="continuations sampled",
     )
     flat = [item.text for sampled in continuations for item in sampled]
@@ -47,11 +54,14 @@ def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
     pairs, stats = build_pairs(train_prompts, continuations, scores, settings.min_margin)
     if not pairs:
         raise HarnessError("data.sentiment: no prompt gave a pair above min_margin; lower it or sample more")
-    write_jsonl(folder / "generations.jsonl", [
-        {"prompt": p, "completion": c.text, "truncated": c.truncated, "p_positive": s}
-        for p, sampled, values in zip(train_prompts, continuations, scores, strict=True)
-        for c, s in zip(sampled, values, strict=True)
-    ])
+    write_jsonl(
+        folder / "generations.jsonl",
+        [
+            {"prompt": p, "completion": c.text, "truncated": c.truncated, "p_positive": s}
+            for p, sampled, values in zip(train_prompts, continuations, scores, strict=True)
+            for c, s in zip(sampled, values, strict=True)
+        ],
+    )
     write_jsonl(folder / "pairs.jsonl", pairs)
     (folder / "eval_prompts.txt").write_text("".join(p + "\n" for p in eval_prompts), encoding="utf-8")
     if stats.below_margin:
@@ -59,17 +69,29 @@ def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
             f"data: {stats.below_margin} of {stats.prompts} prompts gave no pair (best − worst "
             f"P(positive) < {settings.min_margin}); listed in data/generations.jsonl"
         )
-    return {"pairs": stats.pairs, "prompts": stats.prompts, "below_margin": stats.below_margin,
-            "mean_margin": round(stats.mean_margin, 4), "eval_prompts": len(eval_prompts),
-            "continuations": len(flat), "truncated": stats.truncated}
+    return {
+        "pairs": stats.pairs,
+        "prompts": stats.prompts,
+        "below_margin": stats.below_margin,
+        "mean_margin": round(stats.mean_margin, 4),
+        "eval_prompts": len(eval_prompts),
+        "continuations": len(flat),
+        "truncated": stats.truncated,
+    }
+
 
 def file_pairs(config: RunConfig, folder: Path) -> dict:
     """The preference file's valid pairs (the first ``data.limit``); invalid records to rejects.jsonl when skipped."""
     from tokenpo.trainers.data import load_preferences, write_rejects
 
     data = config.data
-    loaded = load_preferences(data.path, fmt=data.format, split=data.split, skip_invalid=data.skip_invalid,
-                              truncated_completions=data.truncated_completions)
+    loaded = load_preferences(
+        data.path,
+        fmt=data.format,
+        split=data.split,
+        skip_invalid=data.skip_invalid,
+        truncated_completions=data.truncated_completions,
+    )
     if loaded.rejected:
         write_rejects(loaded.rejected, folder / "rejects.jsonl")
         progress.note(
@@ -78,11 +100,19 @@ def file_pairs(config: RunConfig, folder: Path) -> dict:
         )
     examples = loaded.examples[: data.limit] if data.limit else loaded.examples
     # The flags travel with the pairs, so training on data/pairs.jsonl gives the tokens data.path gives.
-    write_jsonl(folder / "pairs.jsonl", [
-        {"prompt": e.prompt, "chosen": e.chosen, "rejected": e.rejected,
-         "chosen_truncated": e.chosen_truncated, "rejected_truncated": e.rejected_truncated}
-        for e in examples
-    ])
+    write_jsonl(
+        folder / "pairs.jsonl",
+        [
+            {
+                "prompt": e.prompt,
+                "chosen": e.chosen,
+                "rejected": e.rejected,
+                "chosen_truncated": e.chosen_truncated,
+                "rejected_truncated": e.rejected_truncated,
+            }
+            for e in examples
+        ],
+    )
     return {"pairs": len(examples), "records": loaded.total, "skipped": len(loaded.rejected)}
 
 
@@ -145,7 +175,8 @@ def sentiment_eval(config: RunConfig, base_path: str, model: Any, data_folder: P
     prompts_file = data_folder / "eval_prompts.txt"
     # Without sentiment-control data, the last built-in openings serve as held-out prompts.
     prompts = (
-        load_prompts(str(prompts_file)) if prompts_file.is_file()
+        load_prompts(str(prompts_file))
+        if prompts_file.is_file()
         else load_prompts("builtin")[-SentimentPairs.eval_prompts :]
     )
     policy, tokenizer = load_causal_lm(model.path), load_tokenizer(model.path)
@@ -153,20 +184,34 @@ def sentiment_eval(config: RunConfig, base_path: str, model: Any, data_folder: P
     pairs_settings = config.data.sentiment or SentimentPairs()
     with eval_autocast(settings.mixed_precision, policy):
         continuations = sample_continuations(
-            policy, tokenizer, prompts, settings.samples_per_prompt, settings.max_new_tokens, settings.temperature,
-            batch_size=settings.batch_size or pairs_settings.batch_size, seed=1_000 + (model.seed or 0),
+            policy,
+            tokenizer,
+            prompts,
+            settings.samples_per_prompt,
+            settings.max_new_tokens,
+            settings.temperature,
+            batch_size=settings.batch_size or pairs_settings.batch_size,
+            seed=1_000 + (model.seed or 0),
             description="samples (sentiment)",
         )
     out.mkdir(parents=True, exist_ok=True)
     texts = out / "generations.jsonl"
-    write_jsonl(texts, [{"prompt": p, "completion": c.text}
-                        for p, group in zip(prompts, continuations, strict=True) for c in group])
+    write_jsonl(
+        texts,
+        [{"prompt": p, "completion": c.text} for p, group in zip(prompts, continuations, strict=True) for c in group],
+    )
     models = (policy, reference, tokenizer)
     with eval_autocast(settings.mixed_precision, policy):
-        scored = judge_sentiment(texts, out, pairs_settings.classifier, models,
-                                 metadata={**metadata, "mixed_precision": settings.mixed_precision})
-    return {key: scored["results"]["sentiment"].get(f"{key},none")
-            for key in ("positive_rate", "p_positive", "kl_to_ref")}
+        scored = judge_sentiment(
+            texts,
+            out,
+            pairs_settings.classifier,
+            models,
+            metadata={**metadata, "mixed_precision": settings.mixed_precision},
+        )
+    return {
+        key: scored["results"]["sentiment"].get(f"{key},none") for key in ("positive_rate", "p_positive", "kl_to_ref")
+    }
 
 
 def eval_autocast(mixed_precision: str, model: Any):

@@ -20,9 +20,7 @@ def collate_pairs(pairs: Sequence[TokenizedPair], pad_token_id: int) -> dict[str
     return collate_sequences(sequences, pad_token_id)
 
 
-def collate_sequences(
-    sequences: Sequence[tuple[list[int], list[int]]], pad_token_id: int
-) -> dict[str, torch.Tensor]:
+def collate_sequences(sequences: Sequence[tuple[list[int], list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Right-padded (prompt ids, completion ids) rows: the same three tensors as :func:`collate_pairs`."""
     width = max(len(prompt) + len(completion) for prompt, completion in sequences)
     input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)

@@ -105,9 +105,7 @@ def parse_record(raw: RawRecord, fmt: str = "auto") -> PreferenceExample:
         raise fail("rejected", "identical to chosen")
     csv = data_format(raw.source) == "csv"
     chosen_truncated, rejected_truncated = (_flag(record, field, fail, csv) for field in TRUNCATED_FIELDS)
-    return PreferenceExample(
-        prompt, chosen, rejected, raw.source, raw.location, chosen_truncated, rejected_truncated
-    )
+    return PreferenceExample(prompt, chosen, rejected, raw.source, raw.location, chosen_truncated, rejected_truncated)
 
 
 def _detect(record: dict[str, Any]) -> str:
@@ -201,6 +199,8 @@ def _is_empty(completion: Text) -> bool:
 
 
 def _type_name(value: Any) -> str:
-    return "null" if value is None else {"str": "string", "dict": "object", "list": "list"}.get(
-        type(value).__name__, type(value).__name__
+    return (
+        "null"
+        if value is None
+        else {"str": "string", "dict": "object", "list": "list"}.get(type(value).__name__, type(value).__name__)
     )

@@ -72,16 +72,21 @@ def render_example(example: PreferenceExample, tokenizer: PreTrainedTokenizerBas
     if not example.conversational:
         return RenderedExample(example.prompt, example.chosen, example.rejected, templated=False)
     if tokenizer.chat_template is None:
-        raise DataError(example.source, example.location, "chosen",
-                        "conversational record, but the tokenizer has no chat template")
+        raise DataError(
+            example.source, example.location, "chosen", "conversational record, but the tokenizer has no chat template"
+        )
     prompt = tokenizer.apply_chat_template(example.prompt, add_generation_prompt=True, tokenize=False)
     completions = []
     for field in ("chosen", "rejected"):
         full = tokenizer.apply_chat_template(example.prompt + getattr(example, field), tokenize=False)
         if not full.startswith(prompt):
-            raise DataError(example.source, example.location, field,
-                            "the chat template does not render the prompt as a prefix of the conversation")
-        completions.append(full[len(prompt):])
+            raise DataError(
+                example.source,
+                example.location,
+                field,
+                "the chat template does not render the prompt as a prefix of the conversation",
+            )
+        completions.append(full[len(prompt) :])
     return RenderedExample(prompt, completions[0], completions[1], templated=True)
 
 
