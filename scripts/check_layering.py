@@ -239,6 +239,9 @@ def _shown(path: Path, root: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     root = Path(args[0]).resolve() if args else ROOT
+    if not (root / TOP).is_dir():  # a wrong folder would otherwise pass with nothing checked
+        print(f"error: {root}: no {TOP}/ package folder to check", file=sys.stderr)
+        return 2
     print(f"package graph of {TOP} (a -> b: a module of a imports one of b):")
     for line in describe(root):
         print(f"  {line}")

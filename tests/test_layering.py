@@ -109,6 +109,11 @@ def test_the_check_passes_on_tokenpo_and_prints_the_package_graph():
     assert any(line.startswith("  cards -> core, leaderboards  (") for line in lines)
 
 
+def test_a_folder_without_the_package_is_refused_not_passed(tmp_path, capsys):
+    assert layering.main([str(tmp_path)]) == 2
+    assert f"{tmp_path}: no tokenpo/ package folder to check" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("package", ["tokenpo.trainers", "tokenpo.evals", "tokenpo.cards"])
 def test_importing_a_package_loads_none_above_it(package):
     above = {"tokenpo.trainers": ("leaderboards", "cards", "harness"), "tokenpo.evals": ("leaderboards", "cards",
