@@ -5,7 +5,7 @@ training seeds are drawn with replacement, then its prompts (all samples of a pr
 Δ draws the prompts both rows share once for both, and the seeds of rows with the same seeds once
 for both (paired by seed and prompt). Without per-item scores, normal intervals from the reported
 stderrs. Where the data cannot support an interval (too few prompts, or no variation:
-``stats.why_no_interval``) there is none, and the reason instead.
+``stat_rules.why_no_interval``) there is none, and the reason instead.
 
 Every estimate records what its interval covers (``covers``) and how many training seeds stand
 behind it (``seeds``): a claim about a method (a ``*``, "better", "worse") needs at least
@@ -58,7 +58,7 @@ class Estimate:
 
     @classmethod
     def without_interval(cls, value: float, reason: str, covers: str = PROMPTS, seeds: int | None = None) -> Estimate:
-        """A value whose data cannot support an interval (``stats.why_no_interval``), saying why."""
+        """A value whose data cannot support an interval (``stat_rules.why_no_interval``), saying why."""
         return cls(value, math.nan, math.nan, math.nan, "none", no_interval=reason, covers=covers, seeds=seeds)
 
     @property

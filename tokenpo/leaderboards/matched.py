@@ -19,6 +19,9 @@ baseline's final KL and the matched point. A resample whose matched KL falls out
 path could hold any value: it counts against both ends of the interval (as −∞ for the low end, +∞
 for the high end), so the interval widens honestly, and when more than the tail's share of resamples
 has no matched point there is no interval. The verdict words are ``verdicts``'s.
+
+Why one module: the path, the matched point, its bootstrap and the rule for resamples without a
+matched point are one computation, checked against this docstring in one read.
 """
 
 from __future__ import annotations

@@ -4,9 +4,13 @@ One leaderboard row per ``(model, method)``; its seeds aggregate to mean ± sd. 
 benchmark's headline score, normalised as the Open LLM Leaderboard v2 does, with a confidence
 interval, and its difference to the baseline row (a method, ``dpo`` by default) with a paired
 bootstrap interval over the items both share (computed in ``intervals``). Where the items cannot
-support an interval (too few, or no variation: ``stats.why_no_interval``) there is none, no
+support an interval (too few, or no variation: ``stat_rules.why_no_interval``) there is none, no
 significance, and the reason instead. Anything missing or mismatched becomes a note. The rows,
 cells and notes built here are the classes of ``board``.
+
+Why one module: the builder's steps (cells, Δ to the baseline, averages, notes) share one pass over the
+results and its record of what is missing or mismatched; apart, each would work out again which items
+two rows share.
 """
 
 from __future__ import annotations

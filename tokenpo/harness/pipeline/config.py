@@ -4,6 +4,9 @@ Every key is checked when the file is read (unknown key, wrong type, bad value: 
 the key, exit 2), then the typed objects are passed down; nothing re-reads the YAML later. Each
 field's help is in its metadata; ``docs/configuration.md`` is generated from it. The ``data`` block
 (:class:`DataConfig`) is ``harness train``'s too.
+
+Why one module: it is declarations only (fields, their help, their checks), the one place a reader
+looks up what a run setting means; most of its length is help text.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ Layout of ``OUT/``::
     harness-run.lock  held by the local run working here (its pid inside)
     harness.log       what the libraries wrote during local runs (warnings, log records), appended
     leaderboard.md, report.html, summary.json
+
+Why one module: :class:`Pipeline` keeps each stage's folder, fingerprint and work side by side, so what
+makes a stage run again is read beside what it does.
 """
 
 from __future__ import annotations
