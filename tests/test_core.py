@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tokenpo"
 NOT_USER_ERRORS = {
     *("WireError", "ProgramGone", "ProgramError", "CallbackError", "IsolationMissing"),
     *("_ConfigProblem", "_FieldError"),
+    "RequestError",  # the judge's chat server answers it as an HTTP error; it never reaches the command line
 }
 
 

@@ -1,15 +1,17 @@
-"""``harness judge passk|sentiment|rouge``: the task judges on files, each writing a result folder."""
+"""``harness judge passk|sentiment|rouge|winrate``: the task judges, each writing a result folder."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from pathlib import Path
 
 from tokenpo.harness.errors import HarnessError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("judge", help="score files with a judge: pass@k, sentiment, ROUGE")
+    parser = subparsers.add_parser("judge", help="score with a judge: pass@k, sentiment, ROUGE, win rate")
     judges = parser.add_subparsers(dest="judge", metavar="JUDGE", required=True)
     out_help = "result folder: results.json + samples/JUDGE.jsonl"
 
@@ -50,6 +52,54 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rouge.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     rouge.add_argument("--seed", type=int, default=0)
     rouge.set_defaults(run=_rouge)
+
+    winrate = judges.add_parser(
+        "winrate",
+        help="win rate of a candidate's answers against a baseline's, judged pairwise (docs/winrate.md)",
+    )
+    winrate.add_argument(
+        "--prompts",
+        required=True,
+        metavar="SET",
+        help="hh-helpful (Anthropic-HH helpful-base test, first turn), ifeval, a JSONL of {prompt, id}, "
+        "or hub:ORG/NAME[:SPLIT]",
+    )
+    winrate.add_argument("--limit", type=int, help="the first N prompts")
+    winrate.add_argument(
+        "--from",
+        dest="benchmarks",
+        metavar="DIR",
+        default=os.environ.get("HARNESS_BENCHMARKS"),
+        help="the benchmark data folder for hh-helpful and ifeval (default: $HARNESS_BENCHMARKS)",
+    )
+    for side in ("candidate", "baseline"):
+        group = winrate.add_mutually_exclusive_group(required=True)
+        group.add_argument(f"--{side}", metavar="MODEL", help=f"model spec: the {side}'s answers are generated here")
+        group.add_argument(f"--{side}-answers", metavar="FILE", help=f"JSONL of {{prompt_id, answer}}: the {side}'s")
+    winrate.add_argument("--max-new-tokens", type=int, default=256, help="answer length cap (default 256)")
+    winrate.add_argument("--batch-size", type=int, default=8, help="answers generated per batch (default 8)")
+    judge = winrate.add_mutually_exclusive_group(required=True)
+    judge.add_argument(
+        "--judge-url", metavar="URL", help="an OpenAI-compatible endpoint, e.g. https://api.openai.com/v1"
+    )
+    judge.add_argument(
+        "--judge-serve", metavar="MODEL", help="serve this model spec as the judge here (the hf backend's chat server)"
+    )
+    judge.add_argument("--reward-model", metavar="MODEL", help="a sequence-classification reward model as the judge")
+    winrate.add_argument("--judge-model", metavar="NAME", help="the judge model's name at --judge-url")
+    winrate.add_argument(
+        "--judge-key-env", metavar="VAR", help="environment variable holding the endpoint's key (e.g. OPENAI_API_KEY)"
+    )
+    winrate.add_argument("--judge-max-tokens", type=int, default=512, help="judge reply cap (default 512)")
+    winrate.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per judge call (default 60)")
+    winrate.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples of the prompts (default 1000)"
+    )
+    winrate.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    winrate.add_argument(
+        "--out", required=True, help="result folder: results.json, samples/winrate.jsonl, judgments.jsonl"
+    )
+    winrate.set_defaults(run=_winrate)
 
 
 def _ks(text: str) -> list[int]:
@@ -130,3 +180,101 @@ def _rouge(args: argparse.Namespace) -> int:
     )
     print(f"written: {args.out}")
     return 0
+
+
+def _winrate(args: argparse.Namespace) -> int:
+    from tokenpo.evals.judges.winrate import answers, prompts, run
+    from tokenpo.evals.judges.winrate.endpoint import ChatEndpoint
+    from tokenpo.evals.judges.winrate.reward import RewardModelJudge
+    from tokenpo.evals.judges.winrate.server import serve_chat_model
+    from tokenpo.harness.models import resolve_model
+
+    if args.judge_url and not args.judge_model:
+        raise HarnessError("--judge-model: name the judge model served at --judge-url")
+    if args.bootstrap < 1 or (args.limit is not None and args.limit < 1):
+        raise HarnessError("--bootstrap and --limit: expected positive integers")
+    benchmarks = Path(args.benchmarks) if args.benchmarks else None
+    prompt_set = prompts.load_prompt_set(args.prompts, benchmarks, args.limit)
+    sides, generation = {}, {}
+    for side in ("candidate", "baseline"):
+        spec, answers_file = getattr(args, side), getattr(args, f"{side}_answers")
+        if answers_file:
+            sides[side] = answers.read_answers(Path(answers_file), prompt_set)
+            generation[side] = {"answers": answers_file}
+        else:
+            path = str(resolve_model(spec))
+            generated = answers.generate_answers(path, prompt_set, args.max_new_tokens, args.batch_size)
+            sides[side] = {a.prompt_id: a for a in generated}
+            generation[side] = {"model": spec, "max_new_tokens": args.max_new_tokens, "decoding": "greedy"}
+    pairs = run.answer_pairs(prompt_set, sides["candidate"], sides["baseline"])
+    out = Path(args.out)
+    metadata = {
+        "prompts": args.prompts,
+        "limit": args.limit,
+        "candidate": generation["candidate"],
+        "baseline": generation["baseline"],
+    }
+    if args.reward_model:
+        reward_judge = RewardModelJudge(str(resolve_model(args.reward_model)))
+        outcomes, rewards = run.judge_pairs_with_reward_model(pairs, reward_judge)
+        results = run.write_winrate(
+            out,
+            pairs,
+            outcomes,
+            {"kind": "reward-model", **reward_judge.settings()},
+            rewards=rewards,
+            n_boot=args.bootstrap,
+            seed=args.seed,
+            metadata=metadata,
+        )
+    else:
+        with contextlib.ExitStack() as stack:
+            if args.judge_serve:
+                served = str(resolve_model(args.judge_serve))
+                url, model = stack.enter_context(serve_chat_model(served)), Path(served).resolve().name
+            else:
+                url, model = args.judge_url, args.judge_model
+            endpoint = ChatEndpoint(
+                url, model, args.judge_key_env, max_tokens=args.judge_max_tokens, timeout=args.judge_timeout
+            )
+            endpoint.check()
+            out.mkdir(parents=True, exist_ok=True)
+            outcomes, unjudged, judgments = run.judge_pairs_with_llm(pairs, endpoint, out / run.JOURNAL)
+        judge_record = run.llm_judge_record(endpoint)
+        if args.judge_serve:
+            judge_record["served"] = args.judge_serve  # a local folder's URL means nothing later
+        results = run.write_winrate(
+            out,
+            pairs,
+            outcomes,
+            judge_record,
+            judgments=judgments,
+            unjudged=unjudged,
+            n_boot=args.bootstrap,
+            seed=args.seed,
+            metadata=metadata,
+        )
+    _print_winrate(results["harness"])
+    print(f"written: {args.out}")
+    return 0
+
+
+def _print_winrate(harness: dict) -> None:
+    if not harness["judged_pairs"]:
+        print("no pair was judged: no reply held a verdict in both orders (samples/winrate.jsonl, judgments.jsonl)")
+    for name, label in (("win_rate_percent", "win rate"), ("lc_win_rate_percent", "length-controlled win rate")):
+        rate = harness[name]
+        if rate is None:
+            continue
+        print(f"{label}: {rate['value']:.1f} % [{rate['low']:.1f}, {rate['high']:.1f}] (95 % over prompts)")
+    print(f"pairs judged: {harness['judged_pairs']} of {harness['pairs']} (unjudged: {harness['unjudged_pairs']})")
+    bias = harness.get("position_bias")
+    if bias:
+        print(
+            f"position bias: the first answer chosen in {_share(bias['first_share'])} of {bias['decisive']} "
+            f"decisive judgments; the orders disagree on {_share(bias['flip_share'])} of {bias['pairs']} pairs"
+        )
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
