@@ -58,21 +58,21 @@ def test_the_built_in_model_judges_dpo_against_the_base_through_a_real_local_ser
     # Every pair asked in both orders, each judgment recorded with the judge's reply.
     assert len(samples) == PROMPTS and len(journal) == 2 * PROMPTS
     assert {(row["prompt_id"], row["order"]) for row in journal} == {
-        (row["prompt_id"], order) for row in samples for order in ("candidate_first", "baseline_first")
+        (row["prompt_key"], order) for row in samples for order in ("candidate_first", "baseline_first")
     }
     assert all(row["reply"] is not None or row["error"] for row in journal)
     assert results["configs"]["winrate"]["kind"] == "llm" and results["configs"]["winrate"]["served"] == smollm2_path
     # The numbers follow from the judgments: each pair's outcome from its two verdicts, the rate their mean.
     judged = {}
     for row in samples:
-        orders = {j["order"]: j for j in journal if j["prompt_id"] == row["prompt_id"]}
+        orders = {j["order"]: j for j in journal if j["prompt_id"] == row["prompt_key"]}
         first, second = (
-            Judgment(row["prompt_id"], order, orders[order]["reply"], orders[order]["verdict"], orders[order]["error"])
+            Judgment(row["prompt_key"], order, orders[order]["reply"], orders[order]["verdict"], orders[order]["error"])
             for order in ("candidate_first", "baseline_first")
         )
-        assert row["win_rate"] == pair_outcome(first, second)
-        if row["win_rate"] is not None:
-            judged[row["prompt_id"]] = row["win_rate"]
+        assert row.get("win_rate") == pair_outcome(first, second) and row["judged"] == ("win_rate" in row)
+        if row["judged"]:
+            judged[row["prompt_key"]] = row["win_rate"]
     assert harness["judged_pairs"] == len(judged) and harness["unjudged_pairs"] == PROMPTS - len(judged)
     if judged:
         expected = 100 * sum(judged.values()) / len(judged)

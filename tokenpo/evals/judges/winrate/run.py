@@ -4,8 +4,9 @@
 killed run asks only what it had not); ``judge_pairs_with_reward_model`` scores both answers with a
 reward model. ``write_winrate`` writes what every judge of this package writes: ``OUT/results.json``
 (lm-eval's shape, task ``winrate``, plus the ``harness`` block) and ``OUT/samples/winrate.jsonl``, one
-row per pair. Rates in ``results.json`` are proportions (0–1) like every other metric there; the
-intervals and the printed table say percent, as AlpacaEval reports them.
+row per pair (``win_rate``, the pair's outcome, only on the pairs judged: the leaderboard's items).
+Rates in ``results.json`` are proportions (0–1) like every other metric there; the intervals and the
+printed table say percent, as AlpacaEval reports them.
 """
 
 from __future__ import annotations
@@ -152,14 +153,16 @@ def write_winrate(
         pid = pair.prompt.prompt_id
         row: dict[str, Any] = {
             "doc_id": index,
-            "prompt_id": pid,
+            "prompt_key": pid,  # the prompt set's id; a samples file's prompt_id is an integer grouping of items
             "prompt": pair.prompt.text,
             "candidate": pair.candidate.text,
             "baseline": pair.baseline.text,
             "candidate_length": pair.candidate.length,
             "baseline_length": pair.baseline.length,
-            "win_rate": outcomes.get(pid),
+            "judged": pid in outcomes,
         }
+        if pid in outcomes:  # an unjudged pair is no item of the rate: it has no score, not a score of None
+            row["win_rate"] = outcomes[pid]
         for order in ORDERS if judgments is not None else ():
             judgment = by_order.get((pid, order))
             row[f"{order}_verdict"] = judgment and judgment.verdict
