@@ -61,7 +61,11 @@ def test_the_built_in_model_judges_dpo_against_the_base_through_a_real_local_ser
         (row["prompt_key"], order) for row in samples for order in ("candidate_first", "baseline_first")
     }
     assert all(row["reply"] is not None or row["error"] for row in journal)
-    assert results["configs"]["winrate"]["kind"] == "llm" and results["configs"]["winrate"]["served"] == smollm2_path
+    assert "base_url" not in results["configs"]["winrate"]  # a served judge is its folder, not its port
+    assert (
+        results["configs"]["winrate"]["kind"] == "llm"
+        and Path(results["configs"]["winrate"]["served"]).resolve() == Path(smollm2_path).resolve()
+    )
     # The numbers follow from the judgments: each pair's outcome from its two verdicts, the rate their mean.
     judged = {}
     for row in samples:

@@ -11,6 +11,11 @@ from typing import Any
 import pytest
 from judge_stand_in import Answer, completion, stand_in_server
 
+from tokenpo.evals.errors import EvalError
+from tokenpo.evals.judges.winrate.answers import Answer as ModelAnswer
+from tokenpo.evals.judges.winrate.endpoint import ChatEndpoint
+from tokenpo.evals.judges.winrate.prompts import Prompt
+from tokenpo.evals.judges.winrate.run import AnswerPair, judge_pairs_with_llm, served_identity
 from tokenpo.evals.judges.winrate.stats import length_controlled_win_rate
 from tokenpo.harness.cli import main
 
@@ -158,3 +163,22 @@ def test_a_prompt_without_a_baseline_answer_is_refused_in_one_line(files, tmp_pa
         assert stand_in.chat_requests() == []
     error = capsys.readouterr().err.strip()
     assert error == "error: baseline answers: prompt_id: no answer to 1 of 8 prompts: q7"
+
+
+def test_a_judge_served_here_resumes_at_another_port_but_a_hosted_one_at_another_url_is_another_judge(tmp_path):
+    pairs = [AnswerPair(Prompt(f"q{i}", q), ModelAnswer(f"q{i}", "long one"), ModelAnswer(f"q{i}", "short"))
+             for i, q in enumerate(QUESTIONS[:3])]  # fmt: skip
+    journal = tmp_path / "judgments.jsonl"
+    with stand_in_server(respond=prefers_longer) as (url, first):
+        endpoint = ChatEndpoint(url, "judge", retry_wait=0.0)
+        judge_pairs_with_llm(pairs, endpoint, journal, served_identity(endpoint, "/models/judge"))
+    with stand_in_server(respond=prefers_longer) as (url, second):  # the same model, served at a new port
+        endpoint = ChatEndpoint(url, "judge", retry_wait=0.0)
+        outcomes, _, _ = judge_pairs_with_llm(pairs, endpoint, journal, served_identity(endpoint, "/models/judge"))
+        assert (
+            len(first.chat_requests()) == 6
+            and second.chat_requests() == []
+            and outcomes == dict.fromkeys(("q0", "q1", "q2"), 1.0)
+        )
+        with pytest.raises(EvalError, match=r"judgments\.jsonl"):  # a hosted judge is its URL: another judge
+            judge_pairs_with_llm(pairs, endpoint, journal)

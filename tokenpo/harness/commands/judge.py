@@ -229,8 +229,8 @@ def _winrate(args: argparse.Namespace) -> int:
         )
     else:
         with contextlib.ExitStack() as stack:
-            if args.judge_serve:
-                served = str(resolve_model(args.judge_serve))
+            served = str(resolve_model(args.judge_serve)) if args.judge_serve else None
+            if served is not None:
                 url, model = stack.enter_context(serve_chat_model(served)), Path(served).resolve().name
             else:
                 url, model = args.judge_url, args.judge_model
@@ -238,16 +238,14 @@ def _winrate(args: argparse.Namespace) -> int:
                 url, model, args.judge_key_env, max_tokens=args.judge_max_tokens, timeout=args.judge_timeout
             )
             endpoint.check()
+            identity = run.served_identity(endpoint, served) if served is not None else None
             out.mkdir(parents=True, exist_ok=True)
-            outcomes, unjudged, judgments = run.judge_pairs_with_llm(pairs, endpoint, out / run.JOURNAL)
-        judge_record = run.llm_judge_record(endpoint)
-        if args.judge_serve:
-            judge_record["served"] = args.judge_serve  # a local folder's URL means nothing later
+            outcomes, unjudged, judgments = run.judge_pairs_with_llm(pairs, endpoint, out / run.JOURNAL, identity)
         results = run.write_winrate(
             out,
             pairs,
             outcomes,
-            judge_record,
+            run.llm_judge_record(endpoint, identity),
             judgments=judgments,
             unjudged=unjudged,
             n_boot=args.bootstrap,

@@ -63,11 +63,18 @@ def answer_pairs(
 
 
 def judge_pairs_with_llm(
-    pairs: Sequence[AnswerPair], endpoint: ChatEndpoint, journal_path: Path
+    pairs: Sequence[AnswerPair],
+    endpoint: ChatEndpoint,
+    journal_path: Path,
+    identity: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, float], list[str], list[Judgment]]:
     """Both orders of every pair, asked of ``endpoint`` (the journal's judgments reused): the outcomes by
-    prompt, the prompts left unjudged (a failed or unparseable order), and every judgment."""
-    journal = JudgmentJournal(journal_path, judge_key(endpoint.model, endpoint.settings()))
+    prompt, the prompts left unjudged (a failed or unparseable order), and every judgment.
+
+    ``identity`` is what makes two runs' judges the same judge (default: the endpoint's settings, its URL
+    included); a model the harness serves itself is identified by its folder, as its URL's port changes
+    from run to run."""
+    journal = JudgmentJournal(journal_path, judge_key(endpoint.model, identity or endpoint.settings()))
     judgments: list[Judgment] = []
     with progress.task("pairs judged (both orders)", total=2 * len(pairs), unit="judgment") as shown:
         for pair in pairs:
@@ -203,6 +210,13 @@ def _interval_record(interval: Any) -> dict[str, Any]:
     return {"value": interval.value, "low": interval.low, "high": interval.high, "covers": interval.covers}
 
 
-def llm_judge_record(endpoint: ChatEndpoint) -> dict[str, Any]:
-    """What the results record of an LLM judge: its endpoint settings (never a key) and the prompt."""
-    return {"kind": "llm", **endpoint.settings(), "template": TEMPLATE_VERSION, "template_sha256": template_sha256()}
+def served_identity(endpoint: ChatEndpoint, model_folder: str) -> dict[str, Any]:
+    """A served model's judge identity: its folder and decoding, not the URL it happened to get."""
+    return {**{k: v for k, v in endpoint.settings().items() if k != "base_url"}, "served": model_folder}
+
+
+def llm_judge_record(endpoint: ChatEndpoint, identity: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the results record of an LLM judge: its identity (default: the endpoint's settings; never a
+    key) and the prompt."""
+    settings = identity or endpoint.settings()
+    return {"kind": "llm", **settings, "template": TEMPLATE_VERSION, "template_sha256": template_sha256()}
