@@ -15,6 +15,7 @@ from tokenpo.evals.judges.winrate.answers import (
     count_tokens,
     generate_answers,
     read_answers,
+    write_answers,
 )
 from tokenpo.evals.judges.winrate.prompts import (
     Prompt,
@@ -302,3 +303,19 @@ def test_reward_judge_refuses_other_heads(tmp_path):
 
     with pytest.raises(EvalError, match="num_labels"):
         RewardModelJudge(_save_tiny_classifier(tmp_path / "rm", 3))
+
+
+def test_written_answers_read_back_equal_in_the_prompts_order(tmp_path):
+    prompts = [Prompt("b", "second?"), Prompt("a", "first?")]
+    answers = [Answer("a", "Yes, first.", 4, False), Answer("b", "No — «second».", 6, True)]
+    path = write_answers(tmp_path / "answers.jsonl", prompts, answers)
+    assert [json.loads(line)["prompt_id"] for line in path.read_text().splitlines()] == ["b", "a"]
+    assert read_answers(path, prompts) == {answer.prompt_id: answer for answer in answers}
+    with pytest.raises(ValueError, match="exactly once"):
+        write_answers(tmp_path / "twice.jsonl", prompts, [answers[0], answers[0]])
+
+
+def test_an_answers_truncated_flag_that_is_not_a_boolean_is_refused_naming_the_line(tmp_path):
+    path = _write_lines(tmp_path / "answers.jsonl", [json.dumps({"prompt_id": "a", "answer": "x", "truncated": "no"})])
+    with pytest.raises(EvalError, match=r"answers.jsonl:1: truncated: expected true, false or null"):
+        read_answers(path)

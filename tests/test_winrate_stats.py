@@ -151,4 +151,6 @@ def test_paired_bootstrap_equals_an_independent_numpy_resampling():
     reference = bootstrap_mean(outcomes.tolist(), n_boot=n_boot, confidence=0.9, seed=5)
     assert wr_interval.bounds == pytest.approx((100 * reference.low, 100 * reference.high))
     assert wr_interval.stderr == pytest.approx(100 * reference.stderr)
+    # The refitted rate's standard error is its replicates' spread (what the leaderboard's interval uses).
+    assert lc_interval.stderr == pytest.approx(np.std(lc, ddof=1), abs=1e-7)
     assert (result["n_pairs"], result["n_boot"], result["penalised_resamples"]) == (n, n_boot, 0)

@@ -55,6 +55,9 @@ class Benchmark:
     note: str = ""  # what the headline choice is, shown under the table
     data: Mirror | None = None
     task_files: tuple[str, ...] = ()  # official lm-eval task files, relative to lm_eval/tasks
+    # The score itself compares a model with the baseline (a win rate): the baseline's row shows the
+    # reference instead of a score of its own, and no Δ is taken.
+    versus_baseline: bool = False
 
     @property
     def is_column(self) -> bool:
@@ -82,6 +85,13 @@ class _Entry:
     random: Any = field(default=None, metadata={"help": "the score of random guessing, in [0, 1)"})
     average: bool = field(default=True, metadata={"help": "whether it counts in the leaderboard's average"})
     note: str = field(default="", metadata={"help": "what the headline choice is, shown under the table"})
+    versus_baseline: bool = field(
+        default=False,
+        metadata={
+            "help": "the score compares a model with the baseline (a win rate): the baseline's row shows "
+            "'reference', no Δ is taken"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.label is None:
@@ -117,6 +127,7 @@ class _Entry:
             note=self.note,
             data=self.data,
             task_files=self.task_files or (),
+            versus_baseline=self.versus_baseline,
         )
 
 

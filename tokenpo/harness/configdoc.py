@@ -15,6 +15,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from tokenpo.core.config import field_help
+from tokenpo.evals.judges.winrate.choice import JudgeChoice
 from tokenpo.evals.suites import SuiteFile, TaskSettings
 from tokenpo.harness.commands.train import TrainJob
 from tokenpo.harness.pipeline.config import (
@@ -26,6 +27,7 @@ from tokenpo.harness.pipeline.config import (
     SentimentEval,
     SentimentPairs,
     ServerConfig,
+    WinrateEval,
 )
 from tokenpo.harness.pipeline.executor import ExecutorConfig, SlurmSettings
 from tokenpo.harness.pipeline.sweep import SweepConfig
@@ -55,6 +57,18 @@ SECTIONS: tuple[tuple[str, type, str], ...] = (
     ("methods[]", MethodRun, "One method of `harness run`: its settings, its own `training` keys, its seeds."),
     ("eval", EvalConfig, "What `harness run` evaluates every model (the base and each trained one) on."),
     ("eval.sentiment", SentimentEval, "The sentiment evaluation on the held-out openings."),
+    (
+        "eval.winrate",
+        WinrateEval,
+        "The win rate against the baseline (docs/winrate.md): every final model answers the prompt set "
+        "(stage `answers/LABEL`), every model but the baseline's is judged against the baseline model of "
+        "its seed in both orders (stage `winrate/LABEL`); the leaderboard, report and cards show it.",
+    ),
+    (
+        "eval.winrate.judge",
+        JudgeChoice,
+        "Who decides each pair (also `harness judge winrate`'s `--judge-url`/`--judge-serve`/`--reward-model`).",
+    ),
     (
         "eval.server",
         ServerConfig,

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 
 from tokenpo.leaderboards.board import Cell, Leaderboard, Row
+from tokenpo.leaderboards.columns import Benchmark
 from tokenpo.leaderboards.formatting import (
     NORMALISATION,
     VERDICT_HEAD,
@@ -72,6 +73,11 @@ def cell_of(row: Row, name: str) -> Cell | None:
     return row.cells.get(name)
 
 
+def absent(row: Row, benchmark: Benchmark) -> str:
+    """What a row without a score in ``benchmark``'s column shows: the baseline is a win rate's reference."""
+    return "reference" if row.is_baseline and benchmark.versus_baseline else "missing"
+
+
 def markdown(board: Leaderboard) -> str:
     """The verdicts at matched KL first (the comparison a run can make), then the table, Δ, raw values."""
     columns = board.benchmarks
@@ -91,7 +97,7 @@ def markdown(board: Leaderboard) -> str:
     head = ["method", "model", "seeds", *[b.label for b in columns], *average]
     out += [f"## Leaderboard (baseline: {board.baseline})", "", _md_row(head), _md_row(["---"] * len(head))]
     for row in board.rows:
-        cells = [fmt_score(c.score, c.score_sd) if (c := cell_of(row, b.name)) else "missing" for b in columns]
+        cells = [fmt_score(c.score, c.score_sd) if (c := cell_of(row, b.name)) else absent(row, b) for b in columns]
         out.append(
             _md_row(
                 [
@@ -132,7 +138,7 @@ def markdown(board: Leaderboard) -> str:
             _md_row(["---"] * (len(columns) + 2)),
         ]
         for row in board.rows:
-            cells = [f"{c.raw:.4f}" if (c := cell_of(row, b.name)) else "missing" for b in columns]
+            cells = [f"{c.raw:.4f}" if (c := cell_of(row, b.name)) else absent(row, b) for b in columns]
             out.append(_md_row([method_label(row), row.model, *cells]))
     out += ["", *[f"- {line}" for line in legend_lines(board)]]
     if board.smoke:

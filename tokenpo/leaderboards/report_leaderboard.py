@@ -63,7 +63,8 @@ def table_section(board: Leaderboard, colours: dict[str, str]) -> str:
         for b in board.benchmarks:
             cell = row.cells.get(b.name)
             if cell is None:
-                cells.append('<td class="missing">missing</td>')
+                reference = row.is_baseline and b.versus_baseline
+                cells.append('<td class="missing">reference</td>' if reference else '<td class="missing">missing</td>')
                 continue
             cells.append(
                 _score_cell(

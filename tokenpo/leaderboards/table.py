@@ -372,7 +372,11 @@ class _Builder:
 
     def _note_mismatches(self, rows: list[Row], columns: list[Benchmark]) -> None:
         for benchmark in columns:
-            lacking = [row.label for row in rows if benchmark.name not in row.cells]
+            lacking = [
+                row.label
+                for row in rows
+                if benchmark.name not in row.cells and not (row.is_baseline and benchmark.versus_baseline)
+            ]
             if lacking:
                 self.notes.append(f"{benchmark.label}: missing for {', '.join(lacking)}")
             present = [row for row in rows if benchmark.name in row.cells]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 from pathlib import Path
 
@@ -184,13 +183,15 @@ def _rouge(args: argparse.Namespace) -> int:
 
 def _winrate(args: argparse.Namespace) -> int:
     from tokenpo.evals.judges.winrate import answers, prompts, run
-    from tokenpo.evals.judges.winrate.endpoint import ChatEndpoint
-    from tokenpo.evals.judges.winrate.reward import RewardModelJudge
-    from tokenpo.evals.judges.winrate.server import serve_chat_model
     from tokenpo.harness.models import resolve_model
 
     if args.judge_url and not args.judge_model:
         raise HarnessError("--judge-model: name the judge model served at --judge-url")
+    if not args.judge_url and (args.judge_model or args.judge_key_env):
+        flag = "--judge-model" if args.judge_model else "--judge-key-env"
+        raise HarnessError(f"{flag}: applies only with --judge-url (a judge served here or a reward model has none)")
+    if args.judge_max_tokens < 1 or not args.judge_timeout > 0:
+        raise HarnessError("--judge-max-tokens and --judge-timeout: expected positive numbers")
     if args.bootstrap < 1 or (args.limit is not None and args.limit < 1):
         raise HarnessError("--bootstrap and --limit: expected positive integers")
     benchmarks = Path(args.benchmarks) if args.benchmarks else None
@@ -206,52 +207,23 @@ def _winrate(args: argparse.Namespace) -> int:
             generated = answers.generate_answers(path, prompt_set, args.max_new_tokens, args.batch_size)
             sides[side] = {a.prompt_id: a for a in generated}
             generation[side] = {"model": spec, "max_new_tokens": args.max_new_tokens, "decoding": "greedy"}
-    pairs = run.answer_pairs(prompt_set, sides["candidate"], sides["baseline"])
-    out = Path(args.out)
-    metadata = {
-        "prompts": args.prompts,
-        "limit": args.limit,
-        "candidate": generation["candidate"],
-        "baseline": generation["baseline"],
-    }
-    if args.reward_model:
-        reward_judge = RewardModelJudge(str(resolve_model(args.reward_model)))
-        outcomes, rewards = run.judge_pairs_with_reward_model(pairs, reward_judge)
-        results = run.write_winrate(
-            out,
-            pairs,
-            outcomes,
-            {"kind": "reward-model", **reward_judge.settings()},
-            rewards=rewards,
-            n_boot=args.bootstrap,
-            seed=args.seed,
-            metadata=metadata,
-        )
-    else:
-        with contextlib.ExitStack() as stack:
-            served = str(resolve_model(args.judge_serve)) if args.judge_serve else None
-            if served is not None:
-                url, model = stack.enter_context(serve_chat_model(served)), Path(served).resolve().name
-            else:
-                url, model = args.judge_url, args.judge_model
-            endpoint = ChatEndpoint(
-                url, model, args.judge_key_env, max_tokens=args.judge_max_tokens, timeout=args.judge_timeout
-            )
-            endpoint.check()
-            identity = run.served_identity(endpoint, served) if served is not None else None
-            out.mkdir(parents=True, exist_ok=True)
-            outcomes, unjudged, judgments = run.judge_pairs_with_llm(pairs, endpoint, out / run.JOURNAL, identity)
-        results = run.write_winrate(
-            out,
-            pairs,
-            outcomes,
-            run.llm_judge_record(endpoint, identity),
-            judgments=judgments,
-            unjudged=unjudged,
-            n_boot=args.bootstrap,
-            seed=args.seed,
-            metadata=metadata,
-        )
+    judge = run.JudgeChoice(
+        url=args.judge_url,
+        model=args.judge_model,
+        key_env=args.judge_key_env,
+        serve=str(resolve_model(args.judge_serve)) if args.judge_serve else None,
+        reward_model=str(resolve_model(args.reward_model)) if args.reward_model else None,
+        max_tokens=args.judge_max_tokens,
+        timeout=args.judge_timeout,
+    )
+    results = run.judge_and_write(
+        run.answer_pairs(prompt_set, sides["candidate"], sides["baseline"]),
+        judge,
+        Path(args.out),
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        metadata={"prompts": args.prompts, "limit": args.limit, **generation},
+    )
     _print_winrate(results["harness"])
     print(f"written: {args.out}")
     return 0

@@ -25,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--stage",
-        help="run only this stage (data, train/NAME-seedS, eval/LABEL, report), as a job of the slurm executor does",
+        help="run only this stage (data, benchmark-data, train/NAME-seedS, eval/LABEL, answers/LABEL, winrate/LABEL, "
+        "report), as a job of the slurm executor does",
     )
     which.add_argument(
         "--status",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tokenpo.core.config import ConfigError, field_error, from_mapping, to_mapping
+from tokenpo.evals.judges.winrate.choice import JudgeChoice
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL
 from tokenpo.harness.pipeline.executor import ExecutorConfig
@@ -223,6 +224,37 @@ class ServerConfig:
 
 
 @dataclass
+class WinrateEval:
+    """Each model's answers to a prompt set, judged pairwise against the baseline's (docs/winrate.md)."""
+
+    judge: JudgeChoice = field(metadata={"help": "who decides each pair: one of url (with model), serve, reward_model"})
+    prompts: str = field(
+        default="hh-helpful",
+        metadata={
+            "help": "hh-helpful (Anthropic-HH helpful-base test, first turn) or ifeval, read from eval.data_dir; "
+            "a JSONL of {prompt, id}; or hub:ORG/NAME[:SPLIT]"
+        },
+    )
+    limit: int | None = field(default=100, metadata={"help": "the first N prompts; null: all"})
+    max_new_tokens: int = field(default=256, metadata={"help": "an answer's maximum length in new tokens"})
+    batch_size: int = field(default=8, metadata={"help": "answers generated per batch"})
+    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples of the prompts"})
+    seed: int = field(default=0, metadata={"help": "the bootstrap's seed"})
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "batch_size", "bootstrap"):
+            if getattr(self, name) < 1:
+                raise field_error(name, f"must be at least 1, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 1:
+            raise field_error("limit", f"must be positive or null, got {self.limit}")
+
+    @property
+    def needs_benchmarks(self) -> bool:
+        """Whether the prompts are read from the benchmark data folder (eval.data_dir)."""
+        return self.prompts in ("hh-helpful", "ifeval")
+
+
+@dataclass
 class EvalConfig:
     """What every model (the base and each trained one) is evaluated on."""
 
@@ -278,6 +310,13 @@ class EvalConfig:
             "checkpoint too: training.save_every, keep_checkpoints null), or N (the checkpoints every N steps, "
             "a multiple of save_every); they make each run's (KL, reward) path, the matched-KL verdicts and "
             "the report's curves over steps"
+        },
+    )
+    winrate: WinrateEval | None = field(
+        default=None,
+        metadata={
+            "help": "the win rate of each final model (the base model too) against the baseline of its seed, "
+            "judged pairwise in both orders, length-controlled (docs/winrate.md); null: none"
         },
     )
     checkpoint_benchmarks: bool = field(

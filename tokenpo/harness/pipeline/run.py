@@ -11,6 +11,8 @@ Layout of ``OUT/``::
     train/NAME-seedS/ trainer run folders
     eval/LABEL/       sentiment/ and benchmarks/ result folders per model (LABEL: base, NAME-seedS), and with
                       eval.checkpoints the same per checkpoint in eval/NAME-seedS/steps/step-N/
+    answers/LABEL/    with eval.winrate: the final model's answers to the prompt set (answers.jsonl)
+    winrate/LABEL/    with eval.winrate: the win-rate result folder against the baseline of LABEL's seed
     report/           the report stage's marker
     slurm/            with the slurm executor: the frozen config, jobs.json, submitit's job folders
     harness-run.lock  held by the local run working here (its pid inside)
@@ -44,7 +46,15 @@ from tokenpo.harness.pipeline.evaluated import EvaluatedModel
 from tokenpo.harness.pipeline.progress import SKIPPED
 from tokenpo.harness.pipeline.quiet import LOG, library_output_to
 from tokenpo.harness.pipeline.stages import PlannedStage, Stage
-from tokenpo.harness.pipeline.work import file_pairs, sentiment_eval, sentiment_pairs, train_with_cards, write_report
+from tokenpo.harness.pipeline.work import (
+    file_pairs,
+    sentiment_eval,
+    sentiment_pairs,
+    train_with_cards,
+    winrate_notes,
+    winrate_records,
+    write_report,
+)
 
 CHECKPOINTS = "steps"  # eval/LABEL/steps/step-N/: a trained model's checkpoints evaluated on the way
 
@@ -73,10 +83,9 @@ class Pipeline:
             for index, run in enumerate(config.methods)
             for seed in run.seeds
         ]
-        self.benchmark_source = self._benchmark_source()
-        evaluations = 1 + len(self.trainings)  # the base model and every trained one
-        self.total_stages = 1 + (self.benchmark_source is not None) + len(self.trainings) + evaluations + 1
         self.result = PipelineResult(self.output, "", None)
+        self.benchmark_source = self._benchmark_source()
+        self.winrate = self._winrate_settings()
         self.stages: progress.Task | None = None  # the run-level task, when the whole run goes here
 
     # ---------------------------------------------------------------- the stages
@@ -88,11 +97,29 @@ class Pipeline:
         stages += [PlannedStage("train", name, ("data",)) for name in self.training_names()]
         stages.append(PlannedStage("eval", BASE, prepared))
         stages += [PlannedStage("eval", name, (*prepared, f"train/{name}")) for name in self.training_names()]
-        stages.append(PlannedStage("report", "", tuple(s.name for s in stages if s.kind == "eval")))
+        if self.winrate is not None:
+            stages.append(PlannedStage("answers", BASE))
+            stages += [PlannedStage("answers", name, (f"train/{name}",)) for name in self.training_names()]
+            stages += [
+                PlannedStage("winrate", label, (f"answers/{label}", f"answers/{self.winrate_baseline(label)}"))
+                for label in self.judged_labels()
+            ]
+        stages.append(PlannedStage("report", "", tuple(s.name for s in stages if s.kind in ("eval", "winrate"))))
         return stages
 
     def training_names(self) -> list[str]:
         return [f"{run.name}-seed{seed}" for run, seed, _ in self.trainings]
+
+    def judged_labels(self) -> list[str]:
+        """The models whose answers are judged against the baseline's: all but the baseline's own."""
+        baseline = self.config.report.baseline
+        return [label for label in (BASE, *self.training_names()) if label.rpartition("-seed")[0] != baseline]
+
+    def winrate_baseline(self, label: str) -> str:
+        """The baseline model ``label`` is judged against: the baseline's of the same seed, else its first."""
+        run = next(run for run in self.config.methods if run.name == self.config.report.baseline)
+        _, _, seed = label.rpartition("-seed")
+        return f"{run.name}-seed{seed if seed.isdigit() and int(seed) in run.seeds else run.seeds[0]}"
 
     def run(self) -> PipelineResult:
         """Every stage here, one after another (the local executor); what the libraries write meanwhile
@@ -130,6 +157,10 @@ class Pipeline:
             self._train_stage(run, seed, training, self.data_stage())
         elif stage.kind == "eval":
             self._eval_stage(self.evaluated_model(stage.model), self.data_stage(), self.benchmark_data())
+        elif stage.kind == "answers":
+            self._answers_stage(stage.model)
+        elif stage.kind == "winrate":
+            self._winrate_stage(stage.model)
         else:
             self._report_stage(self.result_folders())
 
@@ -162,6 +193,7 @@ class Pipeline:
             evaluated = self.output / "eval" / label
             models = [evaluated, *sorted(evaluated.glob(f"{CHECKPOINTS}/step-*"), key=_step_of)]
             folders += [model / kind for model in models for kind in ("sentiment", "benchmarks")]
+            folders.append(self.output / "winrate" / label)
         return [folder for folder in folders if (folder / "results.json").is_file()]
 
     def _stage(self, name: str, folder: Path, inputs: Any) -> Stage:
@@ -268,20 +300,40 @@ class Pipeline:
         return self._stage(f"train/{name}", self.output / "train" / name, inputs)
 
     def eval_stage(self, label: str, model_key: str) -> Stage:
+        # The win rate is stages of its own: setting or changing it evaluates no model again.
+        evaluation = {key: value for key, value in to_mapping(self.config.eval).items() if key != "winrate"}
         inputs = {
             "model": model_key,
             "data": self.data_stage().key,
-            "eval": to_mapping(self.config.eval),
+            "eval": evaluation,
             "benchmarks": str(self.benchmark_data()),
         }
         return self._stage(f"eval/{label}", self.output / "eval" / label, inputs)
 
+    def answers_stage(self, label: str) -> Stage:
+        from tokenpo.harness.pipeline.winrate import answer_settings
+
+        model_key = self.base_key if label == BASE else self.stage_for(f"train/{label}").key
+        inputs = {"model": model_key, "answers": answer_settings(self.winrate, self._winrate_data())}
+        return self._stage(f"answers/{label}", self.output / "answers" / label, inputs)
+
+    def winrate_stage(self, label: str) -> Stage:
+        settings = self.winrate
+        inputs = {
+            "candidate": self.answers_stage(label).key,
+            "baseline": self.answers_stage(self.winrate_baseline(label)).key,
+            "judge": to_mapping(settings.judge),
+            "bootstrap": [settings.bootstrap, settings.seed],
+        }
+        return self._stage(f"winrate/{label}", self.output / "winrate" / label, inputs)
+
     def report_stage(self) -> Stage:
         """The report's marker (``report/stage.json``): it rewrites the files at the run's top each time it runs."""
         evaluations = [self.stage_for(f"eval/{label}").key for label in (BASE, *self.training_names())]
-        return self._stage(
-            "report", self.output / "report", {"evaluations": evaluations, "report": to_mapping(self.config.report)}
-        )
+        inputs: dict[str, Any] = {"evaluations": evaluations, "report": to_mapping(self.config.report)}
+        if self.winrate is not None:  # absent otherwise, so a run without win rate keeps its report's key
+            inputs["winrate"] = [self.winrate_stage(label).key for label in self.judged_labels()]
+        return self._stage("report", self.output / "report", inputs)
 
     def stage_for(self, name: str) -> Stage:
         """The stage ``name``'s folder and fingerprint, known before anything has run."""
@@ -296,6 +348,12 @@ class Pipeline:
         if stage.kind == "eval":
             model_key = self.base_key if stage.model == BASE else self.stage_for(f"train/{stage.model}").key
             return self.eval_stage(stage.model, model_key)
+        if stage.kind in ("answers", "winrate") and self.winrate is None:
+            raise HarnessError(f"{self.source}: no stage {name}: eval.winrate is not set (or its prompts are skipped)")
+        if stage.kind == "answers":
+            return self.answers_stage(stage.model)
+        if stage.kind == "winrate":
+            return self.winrate_stage(stage.model)
         return self.report_stage()
 
     def stage_done(self, name: str) -> bool:
@@ -374,11 +432,65 @@ class Pipeline:
         )
         return {"tasks": sorted(run.results["results"])}
 
+    def _winrate_settings(self):
+        """``eval.winrate``, or None when it is not set or its prompts need an ``eval.data_dir`` that is not a
+        folder (skipped with a note, as the benchmarks are; ``when_unavailable: error`` stopped the run before)."""
+        settings = self.config.eval.winrate
+        if settings is None or not settings.needs_benchmarks:
+            return settings
+        data_dir = self.config.eval.data_dir
+        if data_dir is None or not Path(data_dir).is_dir():
+            self.result.notes.append(
+                f"win rate skipped: its prompts ({settings.prompts}) are read from eval.data_dir, "
+                + ("which is not set" if data_dir is None else f"and {data_dir} is not a folder")
+            )
+            return None
+        return settings
+
+    def _winrate_data(self) -> Path | None:
+        return Path(self.config.eval.data_dir) if self.config.eval.data_dir is not None else None
+
+    def _answers_stage(self, label: str) -> None:
+        from tokenpo.harness.pipeline.winrate import write_model_answers
+
+        model, stage = self.evaluated_model(label), self.answers_stage(label)
+        self._timed(
+            stage,
+            f"answers of {label}",
+            lambda: write_model_answers(self.winrate, self._winrate_data(), model.path, stage.folder),
+        )
+
+    def _winrate_stage(self, label: str) -> None:
+        from tokenpo.harness.pipeline.winrate import judge_against_baseline
+
+        baseline, stage = self.winrate_baseline(label), self.winrate_stage(label)
+        candidate_answers, baseline_answers = self.answers_stage(label), self.answers_stage(baseline)
+        for answers in (candidate_answers, baseline_answers):
+            if not answers.done():
+                raise HarnessError(f"{self.output}: {stage.name} needs {answers.name}, which has not finished")
+        metadata = self.evaluated_model(label).metadata(self.config) | {
+            "candidate": {"label": label, **candidate_answers.summary()},
+            "baseline": {"label": baseline, **baseline_answers.summary()},
+        }
+        self._timed(
+            stage,
+            f"win rate of {label} against {baseline}",
+            lambda: judge_against_baseline(
+                self.winrate,
+                self._winrate_data(),
+                candidate_answers.folder,
+                baseline_answers.folder,
+                stage.folder,
+                metadata,
+            ),
+        )
+
     def _report_stage(self, results: list[Path]) -> None:
         stage = self.report_stage()  # always rewritten (cheap); its marker tells a scheduler it is done
         with progress.task("leaderboard and report", unit="stage", kind=PlannedStage.parse(stage.name).kind):
             written = write_report(self.config, self.output, results, self.base_weights)
             self.result.leaderboard, self.result.report = written
+            self.result.notes += winrate_notes(winrate_records(self.output))
             if not stage.done():
                 stage.prepare()
                 stage.finish({"results": [str(path) for path in results]})
@@ -404,6 +516,9 @@ def check_inputs(config: RunConfig, source: str) -> None:
         and not Path(config.eval.data_dir).is_dir()
     ):
         raise HarnessError(f"{source}: eval.data_dir: no such folder: {config.eval.data_dir}")
+    winrate = config.eval.winrate
+    if winrate is not None and winrate.prompts.endswith((".jsonl", ".gz")) and not Path(winrate.prompts).is_file():
+        raise HarnessError(f"{source}: eval.winrate.prompts: no such file: {winrate.prompts}")
     if config.eval.suite is not None:
         from tokenpo.evals.suites import load_suite
 

@@ -19,16 +19,18 @@ from tokenpo.core.files import write_atomic
 MARKER = "stage.json"
 KEY_FILE = "stage-key"  # written first: a killed stage's partial work is recognised as ours
 
-StageKind = Literal["data", "benchmark-data", "train", "eval", "report"]
-_KINDS: tuple[StageKind, ...] = ("data", "benchmark-data", "train", "eval", "report")
-_OF_A_MODEL: tuple[StageKind, ...] = ("train", "eval")  # the kinds named after the model they train or evaluate
+StageKind = Literal["data", "benchmark-data", "train", "eval", "answers", "winrate", "report"]
+_KINDS: tuple[StageKind, ...] = ("data", "benchmark-data", "train", "eval", "answers", "winrate", "report")
+# The kinds named after the model they train, evaluate, make answer or judge.
+_OF_A_MODEL: tuple[StageKind, ...] = ("train", "eval", "answers", "winrate")
 
 
 @dataclass(frozen=True)
 class PlannedStage:
-    """A stage of the run: its kind, the model a ``train`` or ``eval`` stage is for (``NAME-seedS``, or
-    ``base`` for eval), and the stages whose output it reads: what an executor schedules. Its name
-    (``data``, ``benchmark-data``, ``train/NAME-seedS``, ``eval/LABEL``, ``report``) is how a stage is
+    """A stage of the run: its kind, the model a ``train``, ``eval``, ``answers`` or ``winrate`` stage is for
+    (``NAME-seedS``, or ``base`` but for train), and the stages whose output it reads: what an executor
+    schedules. Its name (``data``, ``benchmark-data``, ``train/NAME-seedS``, ``eval/LABEL``,
+    ``answers/LABEL``, ``winrate/LABEL``, ``report``) is how a stage is
     asked for on the command line (``harness run --stage``) and recorded (``slurm/jobs.json``); it is
     read back only by :meth:`parse`."""
 

@@ -269,6 +269,8 @@ def write_report(
         "paths": path_records(board.results),
         "frontier": frontier_records(points),
         "training": mask_weight_records(runs),
+        # Each judged model's pairs, how many the judge decided, and its position bias (eval.winrate).
+        "winrate": winrate_records(output),
         "leaderboard": json.loads(render(board, "json")),
         # Every stage's own time, also of stages an earlier, interrupted invocation finished.
         "seconds": {
@@ -282,6 +284,40 @@ def write_report(
     return leaderboard, report
 
 
+def winrate_records(output: Path) -> dict[str, dict[str, Any]]:
+    """Per judged model (``winrate/LABEL``): its baseline, the pairs judged of all, both rates and the position
+    bias, as its result recorded them."""
+    records = {}
+    for path in sorted((output / "winrate").glob("*/results.json")):
+        harness = json.loads(path.read_text())["harness"]
+        records[path.parent.name] = {
+            "baseline": harness["baseline"]["label"],
+            "pairs": harness["pairs"],
+            "judged_pairs": harness["judged_pairs"],
+            "win_rate_percent": harness["win_rate_percent"],
+            "lc_win_rate_percent": harness["lc_win_rate_percent"],
+            "position_bias": harness.get("position_bias"),
+        }
+    return records
+
+
+def winrate_notes(records: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per judged model: what its win rate rests on (the pairs decided, the judge's first-position
+    share), so an unjudged or lopsided comparison is seen where the leaderboard is read."""
+    notes = []
+    for label, record in records.items():
+        bias = record["position_bias"] or {}
+        share = bias.get("first_share")
+        first = (
+            f"; the judge chose the first answer in {share:.0%} of its decisive judgments" if share is not None else ""
+        )
+        notes.append(
+            f"win rate of {label} against {record['baseline']}: {record['judged_pairs']} of {record['pairs']} pairs "
+            f"judged in both orders{first}"
+        )
+    return notes
+
+
 def base_model_line(spec: str, origin: WeightsOrigin | None) -> str:
     """The report's line naming the base model (a built-in by its hub id) and where its weights came from."""
     builtin = BUILTIN_MODELS.get(spec)
@@ -290,13 +326,15 @@ def base_model_line(spec: str, origin: WeightsOrigin | None) -> str:
 
 def write_cards(output: Path, baseline: str, base_weights: WeightsOrigin | None = None) -> list[Path]:
     """The model card of every finished training run (``train/NAME/final/README.md``) with its evaluation
-    against the baseline run of the same seed (all the baseline's seeds when that one is missing).
-    ``base_weights`` stands in for the origin a run folder trained before it was recorded does not hold: the
-    train stages' keys include the base model's manifest, so their runs started from these weights."""
+    (benchmarks, judges, the win rate) against the baseline run of the same seed (all the baseline's seeds
+    when that one is missing). ``base_weights`` stands in for the origin a run folder trained before it was
+    recorded does not hold: the train stages' keys include the base model's manifest, so their runs started
+    from these weights."""
     from tokenpo.cards import write_run_card
 
     evaluated = {
         folder.name: [path for kind in ("benchmarks", "sentiment") if (path := folder / kind / "results.json").exists()]
+        + [path for path in (output / "winrate" / folder.name / "results.json",) if path.exists()]
         for folder in sorted((output / "eval").glob("*"))
     }
     cards = []

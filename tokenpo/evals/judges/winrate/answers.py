@@ -11,6 +11,7 @@ generating model's tokenizer's count) is reported for information only and never
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokenpo.core import progress
+from tokenpo.core.files import write_atomic
 from tokenpo.evals.data.converters import read_jsonl
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.judges.winrate.prompts import Prompt
@@ -65,7 +67,7 @@ def load_generator(model_path: str | os.PathLike[str]) -> tuple[PreTrainedModel,
     return model.to(_device()).eval(), tokenizer
 
 
-def _end_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+def end_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """Every id that ends an answer: the generation config's (an int or a list, e.g. Llama 3's end of turn)
     and the tokenizer's end-of-text."""
     configured = model.generation_config.eos_token_id
@@ -77,15 +79,18 @@ def _end_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list
     return ids
 
 
+def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Mapping[str, str]]) -> list[int]:
+    """``messages`` in the tokenizer's chat template with the assistant's turn opened, as token ids."""
+    rendered = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+    # The template writes any BOS itself: adding special tokens again would double it.
+    return tokenizer(rendered, add_special_tokens=False)["input_ids"]
+
+
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     """The prompt as the model sees it: one user turn in its chat template with the assistant's turn opened;
     a tokenizer without a template gets the bare text (with its usual special tokens)."""
     if getattr(tokenizer, "chat_template", None):
-        rendered = tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
-        )
-        # The template writes any BOS itself: adding special tokens again would double it.
-        return tokenizer(rendered, add_special_tokens=False)["input_ids"]
+        return chat_prompt_ids(tokenizer, [{"role": "user", "content": text}])
     return tokenizer(text, add_special_tokens=True)["input_ids"]
 
 
@@ -110,7 +115,7 @@ def generate_with(
     if not getattr(tokenizer, "chat_template", None):
         progress.note("the candidate's tokenizer has no chat template: prompts are given as bare text")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    end_ids = _end_ids(model, tokenizer)
+    end_ids = end_token_ids(model, tokenizer)
     # A config of our own, not the model's: its sampling settings (temperature, top_p, repetition
     # penalty) would make "greedy" mean something different for each model.
     config = GenerationConfig(
@@ -174,6 +179,20 @@ def generation_settings(
     }
 
 
+def write_answers(path: Path, prompts: Sequence[Prompt], answers: Sequence[Answer]) -> Path:
+    """One line per answer, ``{prompt_id, prompt, answer, tokens, truncated}``, in the order of ``prompts``
+    (each prompt answered exactly once), written atomically: :func:`read_answers` reads it back equal."""
+    by_id = {answer.prompt_id: answer for answer in answers}
+    if sorted(by_id) != sorted(p.prompt_id for p in prompts) or len(by_id) != len(answers):
+        raise ValueError(f"{path}: the answers do not answer each of the {len(prompts)} prompts exactly once")
+    rows = [
+        {"prompt_id": p.prompt_id, "prompt": p.text, "answer": by_id[p.prompt_id].text,
+         "tokens": by_id[p.prompt_id].tokens, "truncated": by_id[p.prompt_id].truncated}
+        for p in prompts
+    ]  # fmt: skip
+    return write_atomic(Path(path), "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
 def _answer_text(where: str, record: Mapping[str, Any]) -> str:
     for name in ANSWER_FIELDS:
         if name in record:
@@ -187,7 +206,8 @@ def read_answers(path: Path, prompts: Sequence[Prompt] | None = None) -> dict[st
     """Answers from a JSONL file (optionally ``.gz``), keyed by prompt id.
 
     Each line: ``{"prompt_id": …, "answer": …}`` (``completion`` is read as ``answer``; an optional
-    integer ``tokens`` is kept). A line without ``prompt_id`` but with the prompt's ``prompt`` text (as in
+    integer ``tokens`` and boolean ``truncated`` are kept: :func:`write_answers`'s lines read back whole).
+    A line without ``prompt_id`` but with the prompt's ``prompt`` text (as in
     the sentiment judge's input records, ``{prompt, completion}``) is matched to the one prompt of
     ``prompts`` with that text (both stripped). The sentiment judge's ``samples/*.jsonl`` hold scores, not texts:
     they are not answers. Texts are stripped, as generated answers are.
@@ -210,7 +230,10 @@ def read_answers(path: Path, prompts: Sequence[Prompt] | None = None) -> dict[st
         tokens = record.get("tokens")
         if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
             raise EvalError(where, "tokens", "expected a count (an integer, 0 or more)")
-        answers[prompt_id] = Answer(prompt_id, _answer_text(where, record), tokens)
+        truncated = record.get("truncated")
+        if truncated is not None and not isinstance(truncated, bool):
+            raise EvalError(where, "truncated", "expected true, false or null")
+        answers[prompt_id] = Answer(prompt_id, _answer_text(where, record), tokens, truncated)
         lines[prompt_id] = number
     return answers
 

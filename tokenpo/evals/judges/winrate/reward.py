@@ -116,8 +116,7 @@ class RewardModelJudge:
 
     def compare(self, prompt: str, candidate: str, baseline: str) -> float:
         """The candidate's outcome against the baseline on ``prompt``: 1, 0, or 0.5 on a tie."""
-        candidate_reward, baseline_reward = self.scores([prompt, prompt], [candidate, baseline])
-        return self.outcome(candidate, baseline, candidate_reward, baseline_reward)
+        return self.compare_many([prompt], [candidate], [baseline])[0][0]
 
     def compare_many(
         self, prompts: Sequence[str], candidates: Sequence[str], baselines: Sequence[str]

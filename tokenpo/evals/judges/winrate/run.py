@@ -1,16 +1,18 @@
 """A win-rate judgment from end to end: pair the answers, judge every pair, score, write the result folder.
 
-``judge_pairs_with_llm`` asks an OpenAI-compatible judge both orders of every pair (journaled, so a
-killed run asks only what it had not); ``judge_pairs_with_reward_model`` scores both answers with a
-reward model. ``write_winrate`` writes what every judge of this package writes: ``OUT/results.json``
-(lm-eval's shape, task ``winrate``, plus the ``harness`` block) and ``OUT/samples/winrate.jsonl``, one
-row per pair (``win_rate``, the pair's outcome, only on the pairs judged: the leaderboard's items).
-Rates in ``results.json`` are proportions (0–1) like every other metric there; the intervals and the
-printed table say percent, as AlpacaEval reports them.
+:func:`judge_and_write` is the whole of it for a :class:`JudgeChoice` (what ``harness judge winrate``
+and the pipeline's win-rate stages run). ``judge_pairs_with_llm`` asks an OpenAI-compatible judge both
+orders of every pair (journaled, so a killed run asks only what it had not);
+``judge_pairs_with_reward_model`` scores both answers with a reward model. ``write_winrate`` writes what
+every judge of this package writes: ``OUT/results.json`` (lm-eval's shape, task ``winrate``, plus the
+``harness`` block) and ``OUT/samples/winrate.jsonl``, one row per pair (``win_rate``, the pair's outcome,
+only on the pairs judged: the leaderboard's items). Rates in ``results.json`` are proportions (0–1) like
+every other metric there; the intervals and the printed table say percent, as AlpacaEval reports them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from typing import Any
 from tokenpo.core import progress
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.judges.winrate.answers import LENGTH_UNIT, Answer
+from tokenpo.evals.judges.winrate.choice import JudgeChoice
 from tokenpo.evals.judges.winrate.endpoint import ChatEndpoint
 from tokenpo.evals.judges.winrate.journal import JudgmentJournal, judge_key
 from tokenpo.evals.judges.winrate.prompts import Prompt
@@ -34,6 +37,7 @@ from tokenpo.evals.judges.winrate.protocol import (
     position_bias,
 )
 from tokenpo.evals.judges.winrate.reward import RewardModelJudge
+from tokenpo.evals.judges.winrate.server import serve_chat_model
 from tokenpo.evals.judges.winrate.stats import paired_bootstrap
 from tokenpo.evals.results import harness_version, judge_results, write_results, write_samples
 
@@ -150,8 +154,8 @@ def write_winrate(
         rate, controlled = scored["win_rate"], scored["length_controlled_win_rate"]
         metrics = {
             "win_rate": (rate.value / 100, (rate.stderr or 0.0) / 100),
-            # A refitted model's rate: its spread is the bootstrap interval, not a standard error.
-            "lc_win_rate": (controlled.value / 100, float("nan")),
+            # A refitted model's rate: its standard error is the bootstrap replicates' spread.
+            "lc_win_rate": (controlled.value / 100, (controlled.stderr or 0.0) / 100),
         }
     results = judge_results(TASK, metrics, len(judged), dict(judge), {"win_rate": True, "lc_win_rate": True})
     by_order = _by_order(judgments or [])
@@ -220,3 +224,43 @@ def llm_judge_record(endpoint: ChatEndpoint, identity: Mapping[str, Any] | None 
     key) and the prompt."""
     settings = identity or endpoint.settings()
     return {"kind": "llm", **settings, "template": TEMPLATE_VERSION, "template_sha256": template_sha256()}
+
+
+def judge_and_write(
+    pairs: Sequence[AnswerPair],
+    judge: JudgeChoice,
+    out_dir: Path,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    metadata: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Judge every pair with ``judge`` and write the result folder ``out_dir`` (:func:`write_winrate`); an
+    LLM judge's judgments are journaled in ``out_dir``, so a second call asks only what the first did not."""
+    if judge.reward_model:
+        reward_judge = RewardModelJudge(judge.reward_model)
+        outcomes, rewards = judge_pairs_with_reward_model(pairs, reward_judge)
+        record = {"kind": "reward-model", **reward_judge.settings()}
+        return write_winrate(out_dir, pairs, outcomes, record, rewards=rewards, n_boot=n_boot, seed=seed,
+                             metadata=metadata)  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        if judge.serve:
+            url, model = stack.enter_context(serve_chat_model(judge.serve)), Path(judge.serve).resolve().name
+        else:
+            url, model = judge.url, judge.model
+        endpoint = ChatEndpoint(url, model, judge.key_env, max_tokens=judge.max_tokens, timeout=judge.timeout)
+        endpoint.check()
+        identity = served_identity(endpoint, judge.serve) if judge.serve else None
+        out_dir.mkdir(parents=True, exist_ok=True)
+        outcomes, unjudged, judgments = judge_pairs_with_llm(pairs, endpoint, out_dir / JOURNAL, identity)
+    return write_winrate(
+        out_dir,
+        pairs,
+        outcomes,
+        llm_judge_record(endpoint, identity),
+        judgments=judgments,
+        unjudged=unjudged,
+        n_boot=n_boot,
+        seed=seed,
+        metadata=metadata,
+    )

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from tokenpo.evals.errors import EvalError
+from tokenpo.evals.judges.winrate.answers import chat_prompt_ids, end_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,9 @@ class ChatModel:
         dtype: Any = "auto" if self.device.type == "cuda" else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
         generation = self.model.generation_config
-        eos = generation.eos_token_id if generation.eos_token_id is not None else self.tokenizer.eos_token_id
-        self.eos_ids: list[int] = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        self.eos_ids: list[int] = end_token_ids(self.model, self.tokenizer)
         pad = generation.pad_token_id if generation.pad_token_id is not None else self.tokenizer.pad_token_id
-        self.pad_id: int | None = pad if pad is not None else (self.eos_ids[0] if self.eos_ids else None)
+        self.pad_id: int = pad if pad is not None else self.eos_ids[0]
         self.context: int = getattr(self.model.config, "max_position_embeddings", None) or int(
             self.tokenizer.model_max_length
         )
@@ -82,10 +82,9 @@ class ChatModel:
     ) -> Generated:
         from transformers import GenerationConfig
 
-        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        # The template writes the special tokens (BOS included) itself: the tokenizer must not add them again.
-        inputs = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt").to(self.device)
-        prompt_tokens = int(inputs["input_ids"].shape[1])
+        input_ids = torch.tensor([chat_prompt_ids(self.tokenizer, messages)], device=self.device)
+        inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+        prompt_tokens = int(input_ids.shape[1])
         room = self.context - prompt_tokens
         if room < 1:
             message = f"the prompt has {prompt_tokens} tokens; the model's context is {self.context} tokens"
@@ -102,7 +101,7 @@ class ChatModel:
             temperature=temperature if sampled else 1.0,
             top_p=top_p if sampled else 1.0,
             top_k=0 if sampled else None,
-            eos_token_id=self.eos_ids or None,
+            eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id,
         )
         devices = [self.device.index or 0] if self.device.type == "cuda" else []

@@ -211,7 +211,8 @@ def paired_bootstrap(
     Returns ``win_rate`` and ``length_controlled_win_rate`` (``Interval``s, covers ``prompts``; the win
     rate's ``stderr`` is 100 × the outcomes' standard error), ``glm`` (the full data's ``LengthGLM``),
     ``penalised_resamples`` (resamples whose GLM needed the separation penalty), ``n_pairs``, ``n_boot``,
-    ``confidence`` and ``seed``.
+    ``confidence`` and ``seed``. The length-controlled rate's ``stderr`` is the standard deviation of its
+    bootstrap replicates (ddof 1; None with one resample).
     """
     y = _outcomes(outcomes)
     cand = _lengths("candidate_lengths", candidate_lengths, y.size)
@@ -242,7 +243,11 @@ def paired_bootstrap(
     lc_low, lc_high = percentile_interval(replicates[:, 1], confidence)
     return {
         "win_rate": Interval(100.0 * mean, wr_low, wr_high, "bootstrap", covers="prompts", stderr=100.0 * stderr),
-        "length_controlled_win_rate": Interval(glm.win_rate, lc_low, lc_high, "bootstrap", covers="prompts"),
+        # A refitted model's rate has no closed-form standard error: the bootstrap replicates' standard
+        # deviation stands for it (what a reader of results.json, or the leaderboard, combines).
+        "length_controlled_win_rate": Interval(
+            glm.win_rate, lc_low, lc_high, "bootstrap", covers="prompts", stderr=_replicate_sd(replicates[:, 1])
+        ),
         "glm": glm,
         "penalised_resamples": penalised,
         "n_pairs": int(y.size),
@@ -250,3 +255,7 @@ def paired_bootstrap(
         "confidence": confidence,
         "seed": seed,
     }
+
+
+def _replicate_sd(replicates: np.ndarray) -> float | None:
+    return float(np.std(replicates, ddof=1)) if replicates.size > 1 else None
