@@ -15,6 +15,8 @@ from tokenpo.core.config import load_config
 from tokenpo.harness.pipeline.config import RunConfig
 from tokenpo.harness.pipeline.run import Pipeline
 
+REPO = Path(__file__).resolve().parents[1]
+
 QUESTIONS = [f"question {i}: what is {i} plus {i}?" for i in range(12)]
 
 
@@ -136,3 +138,30 @@ def test_hh_prompts_without_the_benchmark_folder_skip_the_win_rate_with_a_note(c
     assert pipeline.result.notes == [
         "win rate skipped: its prompts (hh-helpful) are read from eval.data_dir, which is not set"
     ]
+
+
+def test_the_documented_quickstart_win_rate_command_adds_only_the_win_rate_stages(
+    smollm2_path, benchmarks_dir, monkeypatch
+):
+    # docs/winrate.md's command, as a newcomer pastes it after the quickstart (not run here: 25 minutes).
+    import re
+    import shlex
+
+    text = (REPO / "docs" / "winrate.md").read_text()
+    command = next(line for line in re.findall(r"^harness run .*$", text, re.M) if "eval.winrate=" in line)
+    words = shlex.split(command)
+    assert words[:3] == ["harness", "run", "configs/quickstart.yaml"]
+    monkeypatch.chdir(REPO)  # the quickstart's paths (../shared/benchmarks) are relative to the repository
+    monkeypatch.setenv("HARNESS_BENCHMARKS", str(benchmarks_dir))
+    pipeline = Pipeline(load_config(RunConfig, words[2], words[3:]), words[2])
+    quickstart = Pipeline(load_config(RunConfig, words[2]), words[2])
+    added = [stage.name for stage in pipeline.plan() if stage.kind in ("answers", "winrate")]
+    assert added == [
+        "answers/base", "answers/dpo-seed0", "answers/sparsepo-seed0", "answers/tidpo-seed0",
+        "winrate/base", "winrate/sparsepo-seed0", "winrate/tidpo-seed0",
+    ]  # fmt: skip
+    # Every stage the quickstart has keeps its key: its trained and evaluated models are reused.
+    for stage in quickstart.plan():
+        if stage.kind != "report":
+            assert pipeline.stage_for(stage.name).key == quickstart.stage_for(stage.name).key, stage.name
+    assert pipeline.winrate.limit == 16 and pipeline.winrate.judge.serve == "smollm2-135m-instruct"
