@@ -134,8 +134,8 @@ def test_train_job_round_trips_through_yaml_with_every_default_filled_in(tmp_pat
         ("training.max_prompt_length=2000", "training.max_prompt_length: must be below max_length (1024)"),
         ("training.lora.r=0", "training.lora.r: must be positive, got 0"),
         (
-            "training.report_to=[mlflow]",
-            "training.report_to[0]: expected one of tensorboard, wandb; got 'mlflow'",
+            "training.report_to=[comet_ml]",
+            "training.report_to[0]: expected one of tensorboard, wandb, trackio, mlflow; got 'comet_ml'",
         ),
     ],
 )

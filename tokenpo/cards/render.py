@@ -18,7 +18,7 @@ from tokenpo.cards.scores import CardScores, data_notes, model_index, score_tabl
 from tokenpo.cards.trained import TrainedModel
 from tokenpo.core.weights import WeightsOrigin
 from tokenpo.leaderboards.formatting import NORMALISATION, smoke_lines
-from tokenpo.leaderboards.runs import TrainingRun, mask_weight_records
+from tokenpo.leaderboards.runs import HELD_OUT_PREFIX, TrainingRun, mask_weight_records
 
 CARD = "README.md"
 PICTURE = "token-picture.svg"
@@ -118,6 +118,9 @@ def _weights_note(base: str, origin: WeightsOrigin, adapter: bool) -> str:
 
 
 def _data_phrase(model: TrainedModel) -> str:
+    if model.mixture:
+        parts = [f"{m['drawn']} from `{m['label']}` (weight {m['weight']:g})" for m in model.mixture]
+        return f"a mixture of {sum(m['drawn'] for m in model.mixture)} preference pairs: " + ", ".join(parts)
     if model.data_id:
         return f"the preference dataset [{model.data_id}](https://huggingface.co/datasets/{model.data_id})"
     if model.data_path is None:
@@ -178,12 +181,17 @@ def _curves(run: TrainingRun) -> list[str]:
     frame = run.metrics.drop_duplicates("step", keep="last").set_index("step").sort_index()
     record = mask_weight_records([run])[0]
     window = record["window"]
+    held_out = HELD_OUT_PREFIX + "loss" in frame.columns and frame[HELD_OUT_PREFIX + "loss"].notna().any()
     rows = []
     for key in [k for k in CURVES if k in frame.columns] + [k for k in record["metrics"] if k not in CURVES]:
         values = frame[key].dropna() if key in frame.columns else None
         if values is None or values.empty:
             continue
-        rows.append(f"| `{key}` | {values.iloc[0]:.4g} | {values.iloc[-window:].mean():.4g} |")
+        row = f"| `{key}` | {values.iloc[0]:.4g} | {values.iloc[-window:].mean():.4g} |"
+        if held_out:
+            evaluated = frame[HELD_OUT_PREFIX + key].dropna() if HELD_OUT_PREFIX + key in frame.columns else None
+            row += f" {evaluated.iloc[-1]:.4g} |" if evaluated is not None and not evaluated.empty else " — |"
+        rows.append(row)
     if not rows:
         return []
     health = run.health_status
@@ -191,8 +199,14 @@ def _curves(run: TrainingRun) -> list[str]:
     verdict = {"ok": "every training-health check passed", "flagged": f"**flagged** ({flags})"}.get(
         health, "not checked"
     )
-    return ["", f"Training curves (first logged step, and the mean of the last {window}); health: {verdict}.", "",
-            "| metric | first | last |", "|---|---:|---:|", *rows]  # fmt: skip
+    if held_out:
+        step = int(frame[HELD_OUT_PREFIX + "loss"].dropna().index[-1])
+        head = ["| metric | first | last | held-out pairs |", "|---|---:|---:|---:|"]
+        about = f" and the held-out pairs' value at their last evaluation (step {step})"
+    else:
+        head, about = ["| metric | first | last |", "|---|---:|---:|"], ""
+    return ["", f"Training curves (first logged step, and the mean of the last {window}){about}; health: {verdict}.",
+            "", *head, *rows]  # fmt: skip
 
 
 def _loading(parts: CardParts) -> str:

@@ -12,6 +12,7 @@ import yaml
 
 from tokenpo.cards.errors import CardError
 from tokenpo.core.builtin_models import BUILTIN_MODELS
+from tokenpo.core.run_layout import MIXTURE_RECORD
 from tokenpo.core.weights import WeightsOrigin, WeightsOriginError
 
 # A hub id: "org/name" (not a path that exists here).
@@ -32,6 +33,12 @@ class TrainedModel:
     pairs: int | None  # preference pairs in a local data file
     # Where the base model's weights came from (config.yaml's base_weights); None: as their owner saved them
     base_weights: WeightsOrigin | None = None
+
+    @property
+    def mixture(self) -> list[dict[str, Any]] | None:
+        """The data mixture the run trained on (``data_mixture`` in config.yaml): per source its ``label``,
+        ``weight``, ``available`` and ``drawn`` pairs; None for one source."""
+        return self.config.get(MIXTURE_RECORD)
 
     @property
     def method(self) -> dict[str, Any]:

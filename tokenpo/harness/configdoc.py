@@ -22,6 +22,7 @@ from tokenpo.harness.pipeline.config import (
     DataConfig,
     EvalConfig,
     MethodRun,
+    MixtureSource,
     ReportConfig,
     RunConfig,
     SentimentEval,
@@ -41,9 +42,16 @@ SECTIONS: tuple[tuple[str, type, str], ...] = (
     (
         "data",
         DataConfig,
-        "The preference data, read alike by `harness train` and `harness run`: exactly one of `path` and `sentiment`.",
+        "The preference data, read alike by `harness train` and `harness run`: exactly one of `path`, `mixture` and "
+        "`sentiment`; held-out pairs by `eval_fraction` or `eval_path`.",
     ),
     ("data.sentiment", SentimentPairs, "SparsePO's sentiment-control pairs, built offline by `harness run`."),
+    (
+        "data.mixture[]",
+        MixtureSource,
+        "A source of a data mixture (docs/training.md#mixtures-and-hub-subsets): counts fixed by the weights, "
+        "pairs drawn with data.seed.",
+    ),
     ("method: dpo", DPOConfig, "DPO, conservative DPO (`label_smoothing`) and IPO (`loss: ipo`)."),
     ("method: tdpo", TDPOConfig, "TDPO-1 and TDPO-2: token-level KL to the reference."),
     ("method: sparsepo", SparsePOConfig, "SparsePO: token masks on the reward (m_u) and KL (m_d) terms."),

@@ -14,6 +14,7 @@ import numpy as np
 
 from tokenpo.leaderboards import health
 from tokenpo.leaderboards.runs import (
+    HELD_OUT_PREFIX,
     MASK_KEYS,
     OUTCOME_KEYS,
     SUMMARY_WINDOW,
@@ -123,14 +124,17 @@ def curves_section(runs: Sequence[TrainingRun]) -> str | None:
     logged = list(dict.fromkeys(c for run in with_metrics for c in run.metrics.columns))
     keys = [k for k in CURVES if k in logged]
     keys += [k for k in logged if k.startswith(CURVE_FAMILIES) and k not in keys]
-    colours = colours_for(run.name for run in with_metrics)
+    held_out = [run for run in with_metrics if any(c.startswith(HELD_OUT_PREFIX) for c in run.metrics.columns)]
+    colours = colours_for([*(run.name for run in with_metrics), *(held_out_label(run.name) for run in held_out)])
     charts = []
     for key in keys[:MAX_CURVES]:
         series = []
         for run in with_metrics:
-            frame = run.metrics[["step", key]].dropna() if key in run.metrics else None
-            if frame is not None and not frame.empty:
-                series.append((run.name, frame["step"].tolist(), frame[key].tolist(), colours[run.name]))
+            # The held-out pairs' value (training.eval_steps) beside the training batches', in one chart.
+            for column, label in ((key, run.name), (HELD_OUT_PREFIX + key, held_out_label(run.name))):
+                frame = run.metrics[["step", column]].dropna() if column in run.metrics else None
+                if frame is not None and not frame.empty:
+                    series.append((label, frame["step"].tolist(), frame[column].tolist(), colours[label]))
         if series:
             charts.append(line_chart(key, series, "step", key))
     skipped = len(keys) - MAX_CURVES
@@ -140,6 +144,10 @@ def curves_section(runs: Sequence[TrainingRun]) -> str | None:
         f'<section id="training"><h2>Training curves</h2><p>Runs: {names}.</p>'
         f'<div class="charts">{"".join(charts)}</div>{more}</section>'
     )
+
+
+def held_out_label(run: str) -> str:
+    return f"{run} (held-out)"
 
 
 # --- token pictures ----------------------------------------------------------------------------

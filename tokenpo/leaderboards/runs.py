@@ -25,6 +25,8 @@ MASK_KEYS = tuple(
 WEIGHT_KEYS = ("weights/chosen_mean", "weights/rejected_mean", "weights/max")
 OUTCOME_KEYS = ("rewards/margins", "rewards/accuracies")
 SUMMARY_WINDOW = 5  # "last": the mean over this many last logged steps
+# The held-out pairs' metrics in a step's row (training.eval_steps): TRL's names, eval_loss, eval_rewards/…
+HELD_OUT_PREFIX = "eval_"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ and resume policy) and ``loop`` (the Trainer: build, step, log, checkpoint); one
 ``engine`` (a micro-batch's forwards, the reference cache, anchors), which runs what ``methods``
 declare they need and calls their ``losses`` (on the autograd ``kernels``). Around them: ``forward``
 (loading models, forwards on the completion grid), ``activations``/``hookpoints`` (MaPO masks),
-``masks`` (the learned mask head), ``anchors`` (TI-DPO's anchors), ``health``, ``config``, ``data``.
+``masks`` (the learned mask head), ``anchors`` (TI-DPO's anchors), ``health``, ``config``, ``data``;
+``evaluation`` (held-out pairs, every ``training.eval_steps``; ``evaluate_checkpoint`` for a saved one).
 """
 
 from tokenpo.trainers.config import (
@@ -26,7 +27,7 @@ from tokenpo.trainers.config import (
     TrainingConfig,
 )
 from tokenpo.trainers.errors import TrainingError
-from tokenpo.trainers.run import train
+from tokenpo.trainers.run import evaluate_checkpoint, train
 from tokenpo.trainers.runfolder import TrainResult
 
 __all__ = [
@@ -39,5 +40,6 @@ __all__ = [
     "TrainResult",
     "TrainingConfig",
     "TrainingError",
+    "evaluate_checkpoint",
     "train",
 ]

@@ -426,12 +426,24 @@ class TrainingConfig:
     vocab_chunk_tokens: int = field(
         default=512, metadata={"help": "positions per block in the log-prob and token-KL kernels (memory vs speed)"}
     )
+    eval_steps: int = field(
+        default=0,
+        metadata={
+            "help": "with held-out pairs (data.eval_fraction or data.eval_path): evaluate them every N steps "
+            "and after the last step (TRL's eval_loss, eval_rewards/*, eval_logps/* and the method's own, in "
+            "metrics.jsonl); 0: after the last step only"
+        },
+    )
     token_scores_examples: int = field(
         default=4,
         metadata={"help": "training pairs whose per-token scores under the final policy go to token_scores.jsonl"},
     )
-    report_to: list[Literal["tensorboard", "wandb"]] = field(
-        default_factory=list, metadata={"help": "trackers that also receive the metrics (accelerate's log_with)"}
+    report_to: list[Literal["tensorboard", "wandb", "trackio", "mlflow"]] = field(
+        default_factory=list,
+        metadata={
+            "help": "trackers that also receive every metrics.jsonl row (accelerate's log_with); each needs its "
+            "extra (pip install 'tokenpo-harness[NAME]'); their local files go under RUN/trackers/"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -459,10 +471,15 @@ class TrainingConfig:
             f"must be 0 (only the final model) or positive, got {self.save_every}",
         )
         _require(
+            self.eval_steps >= 0, "eval_steps", f"must be 0 (after the last step) or positive, got {self.eval_steps}"
+        )
+        _require(
             self.token_scores_examples >= 0,
             "token_scores_examples",
             f"must be non-negative, got {self.token_scores_examples}",
         )
+        repeated = sorted({name for name in self.report_to if self.report_to.count(name) > 1})
+        _require(not repeated, "report_to", f"lists {', '.join(repeated)} more than once")
         _require(
             self.max_prompt_length < self.max_length,
             "max_prompt_length",

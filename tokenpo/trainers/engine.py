@@ -65,7 +65,8 @@ class Engine:
     """Runs micro-batches for one method; the caller owns the optimiser, run folder and checkpoints.
 
     ``reference`` is the frozen reference model, or None when the policy is a LoRA model (its
-    adapters are disabled instead).
+    adapters are disabled instead). ``anchored``: whether TI-DPO's anchors (sampled for the training
+    pairs, by their index) enter the loss; an engine over held-out pairs has none.
     """
 
     def __init__(
@@ -78,8 +79,10 @@ class Engine:
         pairs: Sequence[TokenizedPair],
         pad_token_id: int,
         eos_token_id: int | None,
+        anchored: bool = True,
     ):
         self.config, self.method, self.needs, self.accelerator = config, method, method.needs, accelerator
+        self.anchor_pool = method.anchors if anchored else None
         self.policy, self.reference, self.pairs = policy, reference, pairs
         self.pad_token_id, self.eos_token_id = pad_token_id, eos_token_id
         self.block = config.training.vocab_chunk_tokens
@@ -198,7 +201,7 @@ class Engine:
         return terms
 
     def _anchored(self, indices: list[int]) -> list[int]:
-        pool = self.method.anchors
+        pool = self.anchor_pool
         return [i for i in indices if pool is not None and i in pool.anchors]
 
     def _anchor_terms(
@@ -268,7 +271,7 @@ class Engine:
                 progress(len(indices) * self.accelerator.num_processes)
         entries = gather_object(local) if self.accelerator.num_processes > 1 else local
         self.cache = dict(entries)
-        if self.cached_reference and not self.needs.anchors:
+        if self.cached_reference and not (self.needs.anchors and self.anchor_pool is not None):
             self.reference = None
 
     def _reference_entries(self, indices: list[int]) -> list[dict]:
@@ -359,6 +362,17 @@ def add_stats(total: dict[str, Stat], new: dict[str, Stat]) -> dict[str, Stat]:
         else:
             total[key] = (value, count)
     return total
+
+
+def reduce_stats(stats: dict[str, Stat], accelerator: Accelerator) -> dict[str, float]:
+    """(sum, count) statistics of this process's micro-batches → means over every process: TRL's pair metrics
+    first, in TRL's order, then the method's own. Every process must hold the same keys (a collective)."""
+    keys = sorted(stats)
+    values = torch.stack([torch.stack([stats[k][0].float(), stats[k][1].float()]) for k in keys])
+    values = accelerator.reduce(values.to(accelerator.device), reduction="sum")
+    result = {k: float(v[0] / v[1]) if v[1] > 0 else float("nan") for k, v in zip(keys, values.tolist(), strict=True)}
+    extra = {k: result[k] for k in keys if k not in PAIR_METRICS}
+    return {**{k: result[k] for k in PAIR_METRICS}, **extra}
 
 
 def _left_pad(scores: torch.Tensor, length: int) -> torch.Tensor:

@@ -28,8 +28,9 @@ from tokenpo.core import progress
 from tokenpo.core.run_layout import ADAPTER
 from tokenpo.trainers.config import TrainConfig
 from tokenpo.trainers.data import TokenizedPair
-from tokenpo.trainers.engine import PAIR_METRICS, Engine, add_stats
+from tokenpo.trainers.engine import Engine, add_stats, reduce_stats
 from tokenpo.trainers.errors import TrainingError
+from tokenpo.trainers.evaluation import evaluate_pairs
 from tokenpo.trainers.forward import disable_dropout, load_policy, load_reference
 from tokenpo.trainers.health import HealthContext, HealthMonitor, HealthReport
 from tokenpo.trainers.methods import Method, build_method, trainable_modules
@@ -97,8 +98,10 @@ class Trainer:
         run: RunFolder,
         accelerator: Accelerator,
         fingerprint: str,
+        eval_pairs: Sequence[TokenizedPair] = (),
     ):
         self.config, self.model_path, self.pairs, self.tokenizer = config, model_path, pairs, tokenizer
+        self.eval_pairs = eval_pairs
         self.run_folder, self.accelerator, self.fingerprint = run, accelerator, fingerprint
         self.shown = accelerator.is_local_main_process  # one process draws progress
         self.schedule = Schedule.of(config, len(pairs), accelerator.num_processes)
@@ -142,23 +145,25 @@ class Trainer:
         # Model weights go to the Hugging Face files of the checkpoint; accelerate keeps the rest.
         acc.register_save_state_pre_hook(lambda models, weights, folder: weights.clear())
         acc.register_load_state_pre_hook(lambda models, folder: models.clear())
-        self.engine = Engine(
-            self.config,
-            self.method,
-            acc,
-            self.policy,
-            reference,
-            self.pairs,
-            self.tokenizer.pad_token_id,
-            self.tokenizer.eos_token_id,
-        )
+        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        self.engine = Engine(self.config, self.method, acc, self.policy, reference, self.pairs, pad, eos)
+        # The held-out pairs get an engine of their own: its own reference cache, and no anchors (TI-DPO's
+        # are sampled for training pairs, by their index).
+        self.eval_engine = None
+        if self.eval_pairs:
+            self.eval_engine = Engine(
+                self.config, self.method, acc, self.policy, reference, self.eval_pairs, pad, eos, anchored=False
+            )
 
     def precompute(self) -> None:
-        """The engine's reference cache, filled once before the first step (when the method uses one)."""
+        """The engines' reference caches, filled once before the first step (when the method uses one)."""
         if not self.engine.needs_cache:
             return
-        with progress.task("reference log-probs", total=len(self.pairs), unit="pair", shown=self.shown) as bar:
-            self.engine.precompute(bar.advance)
+        engines = [("reference log-probs", self.engine), ("reference log-probs (held-out)", self.eval_engine)]
+        for label, engine in engines:
+            if engine is not None:
+                with progress.task(label, total=len(engine.pairs), unit="pair", shown=self.shown) as bar:
+                    engine.precompute(bar.advance)
 
     # ---------------------------------------------------------------- the loop
 
@@ -181,6 +186,8 @@ class Trainer:
         with progress.task(label, total=total, unit="step", done=start, shown=self.shown) as bar:
             for step in range(start, total):
                 row = self.step(step)
+                if self._evaluates_after(step + 1):
+                    row.update(self.evaluate())
                 self._log(row)
                 if self.accelerator.is_main_process:
                     for flag in self.health.update(row):
@@ -199,6 +206,18 @@ class Trainer:
             resumed_from=start if resume_from is not None else None,
             report=health,
         )
+
+    def _evaluates_after(self, steps: int) -> bool:
+        """Whether the held-out pairs are evaluated after ``steps`` steps: every ``eval_steps``, and the last."""
+        every = self.config.training.eval_steps
+        return self.eval_engine is not None and (
+            steps == self.schedule.total_steps or bool(every and steps % every == 0)
+        )
+
+    def evaluate(self) -> dict[str, float]:
+        """The held-out pairs under the current policy: the ``eval_`` metrics (:mod:`tokenpo.trainers.evaluation`)."""
+        modules = [self.policy, *self.heads.values()]
+        return evaluate_pairs(self.eval_engine, modules, self.config.training.per_device_batch_size)
 
     def _anchored_pairs(self) -> list[int] | None:
         """TI-DPO: the training pairs that ever had an anchor, the keys of its pool (it keeps each pair's
@@ -246,21 +265,10 @@ class Trainer:
         return {
             "step": step + 1,
             "epoch": round(self.schedule.epoch(step + 1), 6),
-            **self._reduce(stats),
+            **reduce_stats(stats, acc),
             "grad_norm": grad_norm,
             "learning_rate": learning_rate,
         }
-
-    def _reduce(self, stats: dict) -> dict[str, float]:
-        """(sum, count) statistics of this process's micro-batches → means over every process."""
-        keys = sorted(stats)
-        values = torch.stack([torch.stack([stats[k][0].float(), stats[k][1].float()]) for k in keys])
-        values = self.accelerator.reduce(values.to(self.accelerator.device), reduction="sum")
-        result = {
-            k: float(v[0] / v[1]) if v[1] > 0 else float("nan") for k, v in zip(keys, values.tolist(), strict=True)
-        }
-        extra = {k: result[k] for k in keys if k not in PAIR_METRICS}
-        return {**{k: result[k] for k in PAIR_METRICS}, **extra}
 
     # ---------------------------------------------------------------- outputs
 

@@ -30,6 +30,7 @@ the same fingerprint resumes from its latest checkpoint that holds the training 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -55,6 +56,7 @@ _NOT_FINGERPRINTED = {
     "resume",
     "report_to",
     "token_scores_examples",
+    "eval_steps",  # when the held-out pairs are evaluated; the held-out pairs themselves are fingerprinted
 }
 
 
@@ -90,12 +92,21 @@ class TrainResult:
         return self.report.anchor_coverage
 
 
-def fingerprint_of(config: TrainConfig, model_path: str, pairs: Sequence[TokenizedPair]) -> str:
+def fingerprint_of(
+    config: TrainConfig,
+    model_path: str,
+    pairs: Sequence[TokenizedPair],
+    eval_pairs: Sequence[TokenizedPair] = (),
+) -> str:
+    """What a run computes: its settings (not how it is kept or shown), the model, the training pairs' tokens,
+    and the held-out pairs' tokens when there are any (absent, the fingerprint is the one a run without them
+    had before held-out pairs existed)."""
     settings = dataclasses.asdict(config)
     for key in _NOT_FINGERPRINTED:
         settings["training"].pop(key)
     token_ids = ([pair.prompt_ids, pair.chosen_ids, pair.rejected_ids] for pair in pairs)
-    return fingerprint({"config": settings, "model": str(model_path)}, token_ids)[:32]
+    held_out = ([["held-out"], pair.prompt_ids, pair.chosen_ids, pair.rejected_ids] for pair in eval_pairs)
+    return fingerprint({"config": settings, "model": str(model_path)}, itertools.chain(token_ids, held_out))[:32]
 
 
 class RunFolder:

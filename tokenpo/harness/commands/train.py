@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenpo.core.config import field_error, load_config, to_mapping
-from tokenpo.harness.commands.data import load_reporting_rejects
+from tokenpo.core.run_layout import MIXTURE_RECORD
 from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
 from tokenpo.harness.pipeline.config import DataConfig
+from tokenpo.harness.pipeline.pairs import held_out_examples, read_pairs
 from tokenpo.harness.pipeline.work import train_with_cards
 from tokenpo.trainers import TrainConfig
 from tokenpo.trainers.config import DPOConfig, MethodConfig, TrainingConfig
@@ -61,22 +62,15 @@ def _train(args: argparse.Namespace) -> int:
     job = load_config(TrainJob, args.config, args.overrides)
     model_path = resolve_model(job.model)
     output = Path(job.output_dir)
-    examples = load_reporting_rejects(
-        job.data.path,
-        fmt=job.data.format,
-        split=job.data.split,
-        skip_invalid=job.data.skip_invalid,
-        truncated_completions=job.data.truncated_completions,
-        rejects=str(output / "rejects.jsonl"),
-    ).examples
-    if job.data.limit is not None:
-        examples = examples[: job.data.limit]
+    read = read_pairs(job.data, output / "rejects.jsonl")
+    examples, held_out = held_out_examples(job.data, read.examples)
     result = train_with_cards(
         TrainConfig(job.method, job.training),
         str(model_path),
         examples,
         output,
-        config_record=to_mapping(job),
+        config_record=to_mapping(job) | ({MIXTURE_RECORD: read.mixture} if read.mixture is not None else {}),
+        eval_examples=held_out,
     )
     if result.already_done:
         print(f"{output}: already holds this finished run ({result.steps} steps); nothing to do")

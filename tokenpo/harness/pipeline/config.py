@@ -90,8 +90,29 @@ class SentimentPairs:
 
 
 @dataclass
+class MixtureSource:
+    """One source of ``data.mixture``: a preference file or hub dataset, and its weight in the mix."""
+
+    path: str = field(metadata={"help": "JSONL, JSON, CSV (optionally .gz), Parquet, or a hub dataset id"})
+    weight: float = field(default=1.0, metadata={"help": "its share of the mixture is weight / the weights' sum"})
+    name: str | None = field(default=None, metadata={"help": "the hub dataset's subset (configuration) name"})
+    split: str = field(default="train", metadata={"help": "split of a hub dataset"})
+    format: Literal[FORMATS] = field(  # type: ignore[valid-type]
+        default="auto", metadata={"help": "record format, as data.format"}
+    )
+    limit: int | None = field(default=None, metadata={"help": "only its first N valid pairs are drawn from"})
+
+    def __post_init__(self) -> None:
+        if not (self.weight >= 0 and self.weight < float("inf")):
+            raise field_error("weight", f"must be a finite number ≥ 0, got {self.weight}")
+        if self.limit is not None and self.limit < 1:
+            raise field_error("limit", f"must be positive, got {self.limit}")
+
+
+@dataclass
 class DataConfig:
-    """Exactly one source: a preference ``path`` (file or hub dataset) or ``sentiment`` pairs."""
+    """Exactly one source: a preference ``path`` (file or hub dataset), a ``mixture`` of several, or
+    ``sentiment`` pairs."""
 
     path: str | None = field(
         default=None,
@@ -105,13 +126,17 @@ class DataConfig:
         },
     )
     split: str = field(default="train", metadata={"help": "split of a hub dataset"})
+    name: str | None = field(default=None, metadata={"help": "the hub dataset's subset (configuration) name"})
     skip_invalid: bool = field(
         default=False,
         metadata={
             "help": "skip malformed records instead of stopping; they are counted and written to a rejects JSONL file"
         },
     )
-    limit: int | None = field(default=None, metadata={"help": "only the first N valid pairs (quick runs); null: all"})
+    limit: int | None = field(
+        default=None,
+        metadata={"help": "only the first N valid pairs (quick runs; of a mixture: its size); null: all"},
+    )
     truncated_completions: bool = field(
         default=False,
         metadata={
@@ -123,12 +148,53 @@ class DataConfig:
         default=None,
         metadata={"help": "instead of path, sentiment-control pairs built from the base model (harness run only)"},
     )
+    mixture: list[MixtureSource] | None = field(
+        default=None,
+        metadata={
+            "help": "instead of path, several sources mixed by weight: counts fixed by the weights (largest "
+            "remainder), the pairs drawn with data.seed; limit: the mixture's size (default: the largest "
+            "no source runs short of); recorded in data/mixture.json and the model card"
+        },
+    )
+    eval_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "hold out this share of the pairs (after limit): ⌈fraction × pairs⌉ drawn with data.seed, "
+            "evaluated during training (training.eval_steps), never trained on; null: none"
+        },
+    )
+    eval_path: str | None = field(
+        default=None,
+        metadata={"help": "held-out pairs from their own file or hub dataset (format and skip_invalid as path's)"},
+    )
+    eval_split: str = field(default="test", metadata={"help": "the split of a hub dataset at eval_path"})
+    seed: int = field(
+        default=0,
+        metadata={"help": "the data's own seed (not a method's training seed): eval_fraction's and mixture's draws"},
+    )
 
     def __post_init__(self) -> None:
-        if (self.path is None) == (self.sentiment is None):
+        if sum(source is not None for source in (self.path, self.sentiment, self.mixture)) != 1:
             raise field_error(
-                "path", "give exactly one of data.path (a preference file or hub dataset) and data.sentiment"
+                "path",
+                "give exactly one of data.path (a preference file or hub dataset), data.mixture and data.sentiment",
             )
+        if self.mixture is not None:
+            if not self.mixture:
+                raise field_error("mixture", "list at least one source")
+            weights = [source.weight for source in self.mixture]
+            if not sum(weights) > 0:
+                raise field_error("mixture", f"the weights must sum to a positive number, got {weights}")
+            if self.name is not None:
+                raise field_error("name", "give each mixture source its own name")
+        if self.eval_fraction is not None and not 0 < self.eval_fraction < 1:
+            raise field_error("eval_fraction", f"must lie strictly between 0 and 1, got {self.eval_fraction}")
+        if self.eval_fraction is not None and self.eval_path is not None:
+            raise field_error("eval_path", "give at most one of eval_fraction and eval_path")
+        if self.eval_path is not None and self.sentiment is not None:
+            raise field_error("eval_path", "applies to data.path; hold sentiment pairs out with eval_fraction")
+        if self.name is not None and self.sentiment is not None:
+            raise field_error("name", "applies to a hub dataset at data.path")
         if self.limit is not None and self.limit < 1:
             raise field_error("limit", f"must be positive, got {self.limit}")
         if self.truncated_completions and self.sentiment is not None:

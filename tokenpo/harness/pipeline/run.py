@@ -6,7 +6,8 @@ stopped, because the trainer resumes from its checkpoints and the evaluator from
 
 Layout of ``OUT/``::
 
-    data/             pairs.jsonl (+ generations.jsonl, eval_prompts.txt for sentiment control)
+    data/             pairs.jsonl (+ generations.jsonl, eval_prompts.txt for sentiment control; eval_pairs.jsonl
+                      with held-out pairs; mixture.json with data.mixture)
     benchmark-data/   the offline benchmark mirror (when eval.data_dir is set)
     train/NAME-seedS/ trainer run folders
     eval/LABEL/       sentiment/ and benchmarks/ result folders per model (LABEL: base, NAME-seedS), and with
@@ -37,12 +38,14 @@ from tokenpo.core import progress
 from tokenpo.core.config import to_mapping
 from tokenpo.core.files import write_atomic
 from tokenpo.core.fingerprint import fingerprint
+from tokenpo.core.run_layout import MIXTURE_RECORD
 from tokenpo.core.weights import read_weights_origin
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import resolve_model
 from tokenpo.harness.models.store import MANIFEST
 from tokenpo.harness.pipeline.config import BASE, RunConfig, method_training, seeded
 from tokenpo.harness.pipeline.evaluated import EvaluatedModel
+from tokenpo.harness.pipeline.pairs import HELD_OUT, MIXTURE
 from tokenpo.harness.pipeline.progress import SKIPPED
 from tokenpo.harness.pipeline.quiet import LOG, library_output_to
 from tokenpo.harness.pipeline.stages import PlannedStage, Stage
@@ -57,6 +60,18 @@ from tokenpo.harness.pipeline.work import (
 )
 
 CHECKPOINTS = "steps"  # eval/LABEL/steps/step-N/: a trained model's checkpoints evaluated on the way
+# Settings added after run folders were made, with the values that leave a stage's work as it was: left
+# out of the stage's key at those values, so upgrading the harness does not redo (move aside) finished
+# stages.
+LATER_KEYS: dict[str, dict[str, Any]] = {
+    "data": {"name": None, "mixture": None, "eval_fraction": None, "eval_path": None, "eval_split": "test", "seed": 0},
+    "training": {"eval_steps": 0},
+}
+
+
+def settled(mapping: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """``mapping`` without the ``later`` keys that hold their do-nothing value."""
+    return {key: value for key, value in mapping.items() if not (key in later and value == later[key])}
 
 
 @dataclass
@@ -217,14 +232,15 @@ class Pipeline:
         return summary
 
     def data_stage(self) -> Stage:
-        return self._stage("data", self.output / "data", {"base": self.base_key, "data": to_mapping(self.config.data)})
+        data = settled(to_mapping(self.config.data), LATER_KEYS["data"])
+        return self._stage("data", self.output / "data", {"base": self.base_key, "data": data})
 
     def _data_stage(self) -> Stage:
         data = self.config.data
         stage = self.data_stage()
         self._timed(
             stage,
-            "data: " + ("sentiment-control pairs" if data.sentiment else data.path),
+            "data: " + ("sentiment-control pairs" if data.sentiment else data.path or "mixture"),
             lambda: (
                 sentiment_pairs(self.config, self.base_path, stage.folder)
                 if data.sentiment
@@ -271,11 +287,23 @@ class Pipeline:
             "name": name,
             **to_mapping(config),
         }
+        if (data.folder / MIXTURE).is_file():
+            record[MIXTURE_RECORD] = json.loads((data.folder / MIXTURE).read_text())
         stage = self.train_stage(run, training)
 
         def work() -> dict:
             examples = load_preferences(str(data.folder / "pairs.jsonl")).examples
-            result = train_with_cards(config, self.base_path, examples, stage.folder, config_record=record)
+            held_out = data.folder / HELD_OUT
+            eval_examples = load_preferences(str(held_out)).examples if held_out.is_file() else []
+            result = train_with_cards(
+                config,
+                self.base_path,
+                examples,
+                stage.folder,
+                config_record=record,
+                eval_examples=eval_examples,
+                tracker_group=self.config.name,
+            )
             return {
                 "steps": result.steps,
                 "resumed_from": result.resumed_from,
@@ -292,11 +320,9 @@ class Pipeline:
         from tokenpo.trainers import TrainConfig
 
         name = f"{run.name}-seed{training.seed}"
-        inputs = {
-            "base": self.base_key,
-            "data": self.data_stage().key,
-            "config": to_mapping(TrainConfig(run.method, training)),
-        }
+        config = to_mapping(TrainConfig(run.method, training))
+        config["training"] = settled(config["training"], LATER_KEYS["training"])
+        inputs = {"base": self.base_key, "data": self.data_stage().key, "config": config}
         return self._stage(f"train/{name}", self.output / "train" / name, inputs)
 
     def eval_stage(self, label: str, model_key: str) -> Stage:
@@ -488,7 +514,8 @@ class Pipeline:
     def _report_stage(self, results: list[Path]) -> None:
         stage = self.report_stage()  # always rewritten (cheap); its marker tells a scheduler it is done
         with progress.task("leaderboard and report", unit="stage", kind=PlannedStage.parse(stage.name).kind):
-            written = write_report(self.config, self.output, results, self.base_weights)
+            # The trackers hear of the evaluation once, not at every rewrite of an unchanged report.
+            written = write_report(self.config, self.output, results, self.base_weights, not stage.done())
             self.result.leaderboard, self.result.report = written
             self.result.notes += winrate_notes(winrate_records(self.output))
             if not stage.done():
@@ -502,11 +529,12 @@ class Pipeline:
 def check_inputs(config: RunConfig, source: str) -> None:
     """Files the configuration names must exist before anything runs (a missing one names its key)."""
     data = config.data
-    if data.path is not None:
-        from tokenpo.trainers.data.readers import data_format
+    from tokenpo.trainers.data.readers import data_format
 
-        if data_format(data.path) != "hub" and not Path(data.path).is_file():
-            raise HarnessError(f"{source}: data.path: no such file: {data.path}")
+    named = [("data.path", data.path)] + [(f"data.mixture[{i}].path", m.path) for i, m in enumerate(data.mixture or [])]
+    for key, path in named:
+        if path is not None and data_format(path) != "hub" and not Path(path).is_file():
+            raise HarnessError(f"{source}: {key}: no such file: {path}")
     prompts = data.sentiment.prompts if data.sentiment is not None else "builtin"
     if prompts != "builtin" and not Path(prompts).is_file():
         raise HarnessError(f"{source}: data.sentiment.prompts: no such file: {prompts}")

@@ -21,6 +21,7 @@ from tokenpo.core.weights import WeightsOrigin, describe_base_model
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import load_causal_lm, load_tokenizer
 from tokenpo.harness.pipeline.config import BASE, RunConfig, SentimentPairs
+from tokenpo.harness.pipeline.pairs import HELD_OUT, MIXTURE, held_out_examples, held_out_part, pair_record, read_pairs
 from tokenpo.harness.pipeline.sentiment import build_pairs, load_prompts, prompt_sets, sample_continuations, write_jsonl
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
     pairs, stats = build_pairs(train_prompts, continuations, scores, settings.min_margin)
     if not pairs:
         raise HarnessError("data.sentiment: no prompt gave a pair above min_margin; lower it or sample more")
+    pairs, held_out = held_out_part(config.data, pairs, "data.sentiment pairs")
     write_jsonl(
         folder / "generations.jsonl",
         [
@@ -63,6 +65,8 @@ def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
         ],
     )
     write_jsonl(folder / "pairs.jsonl", pairs)
+    if held_out:
+        write_jsonl(folder / HELD_OUT, held_out)
     (folder / "eval_prompts.txt").write_text("".join(p + "\n" for p in eval_prompts), encoding="utf-8")
     if stats.below_margin:
         progress.note(
@@ -70,7 +74,8 @@ def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
             f"P(positive) < {settings.min_margin}); listed in data/generations.jsonl"
         )
     return {
-        "pairs": stats.pairs,
+        "pairs": len(pairs),
+        "held_out": len(held_out),
         "prompts": stats.prompts,
         "below_margin": stats.below_margin,
         "mean_margin": round(stats.mean_margin, 4),
@@ -81,39 +86,21 @@ def sentiment_pairs(config: RunConfig, base_path: str, folder: Path) -> dict:
 
 
 def file_pairs(config: RunConfig, folder: Path) -> dict:
-    """The preference file's valid pairs (the first ``data.limit``); invalid records to rejects.jsonl when skipped."""
-    from tokenpo.trainers.data import load_preferences, write_rejects
-
+    """The valid pairs of ``data.path`` (the first ``data.limit``) or of ``data.mixture``, less the held-out
+    ones: ``pairs.jsonl`` and ``eval_pairs.jsonl``; invalid records to rejects.jsonl when skipped, the
+    mixture's make-up to mixture.json."""
     data = config.data
-    loaded = load_preferences(
-        data.path,
-        fmt=data.format,
-        split=data.split,
-        skip_invalid=data.skip_invalid,
-        truncated_completions=data.truncated_completions,
-    )
-    if loaded.rejected:
-        write_rejects(loaded.rejected, folder / "rejects.jsonl")
-        progress.note(
-            f"data: skipped {len(loaded.rejected)} invalid records of {loaded.total}; "
-            f"written to {folder / 'rejects.jsonl'}"
-        )
-    examples = loaded.examples[: data.limit] if data.limit else loaded.examples
+    read = read_pairs(data, folder / "rejects.jsonl")
+    examples, held_out = held_out_examples(data, read.examples)
     # The flags travel with the pairs, so training on data/pairs.jsonl gives the tokens data.path gives.
-    write_jsonl(
-        folder / "pairs.jsonl",
-        [
-            {
-                "prompt": e.prompt,
-                "chosen": e.chosen,
-                "rejected": e.rejected,
-                "chosen_truncated": e.chosen_truncated,
-                "rejected_truncated": e.rejected_truncated,
-            }
-            for e in examples
-        ],
-    )
-    return {"pairs": len(examples), "records": loaded.total, "skipped": len(loaded.rejected)}
+    for name, part in (("pairs.jsonl", examples), (HELD_OUT, held_out)):
+        if part or name == "pairs.jsonl":
+            write_jsonl(folder / name, [pair_record(e) for e in part])
+    summary = {"pairs": len(examples), "held_out": len(held_out), "records": read.records, "skipped": read.skipped}
+    if read.mixture is not None:
+        write_atomic(folder / MIXTURE, json.dumps(read.mixture, indent=1) + "\n")
+        summary["mixture"] = {source["label"]: source["drawn"] for source in read.mixture}
+    return summary
 
 
 def train_with_cards(
@@ -122,6 +109,8 @@ def train_with_cards(
     examples: Sequence[PreferenceExample],
     run_dir: str | os.PathLike[str],
     config_record: Mapping | None = None,
+    eval_examples: Sequence[PreferenceExample] = (),
+    tracker_group: str | None = None,
 ) -> TrainResult:
     """:func:`tokenpo.trainers.train` (same arguments), then the run's model cards
     (:func:`write_training_cards`): what ``harness train`` and the pipeline's train stage run. A training
@@ -129,7 +118,15 @@ def train_with_cards(
     from tokenpo.trainers import train
 
     try:
-        result = train(config, model_path, examples, run_dir, config_record=config_record)
+        result = train(
+            config,
+            model_path,
+            examples,
+            run_dir,
+            config_record=config_record,
+            eval_examples=eval_examples,
+            tracker_group=tracker_group,
+        )
     except Exception:
         # The training's own error is the one to report: a card that cannot be written now will be
         # written when the run is resumed.
@@ -233,11 +230,17 @@ def eval_autocast(mixed_precision: str, model: Any):
 
 
 def write_report(
-    config: RunConfig, output: Path, results: list[Path], base_weights: WeightsOrigin | None = None
+    config: RunConfig,
+    output: Path,
+    results: list[Path],
+    base_weights: WeightsOrigin | None = None,
+    log_to_trackers: bool = False,
 ) -> tuple[str, Path | None]:
     """leaderboard.md, report.html, frontier.svg and summary.json of the run, and the trained models' cards;
     the leaderboard's markdown and the report's path (None without html). ``base_weights``: where the base
-    model's weights came from (its manifest), said in the report's header, the summary and the cards."""
+    model's weights came from (its manifest), said in the report's header, the summary and the cards.
+    ``log_to_trackers``: also log each trained model's evaluation to its ``training.report_to`` trackers
+    (:mod:`tokenpo.harness.pipeline.tracking`; the caller asks once per change of the report's inputs)."""
     from tokenpo.leaderboards.frontier import frontier_points, frontier_records, frontier_svg
     from tokenpo.leaderboards.matched import path_records
     from tokenpo.leaderboards.render import render
@@ -281,6 +284,10 @@ def write_report(
     }
     write_atomic(output / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
     write_cards(output, baseline, base_weights)
+    if log_to_trackers:
+        from tokenpo.harness.pipeline.tracking import log_evaluations
+
+        log_evaluations(config, "config", output, board)
     return leaderboard, report
 
 

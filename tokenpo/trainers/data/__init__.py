@@ -4,6 +4,7 @@ from tokenpo.trainers.data.collate import collate_pairs, collate_sequences
 from tokenpo.trainers.data.errors import DataError
 from tokenpo.trainers.data.loader import LoadedPreferences, Rejected, load_preferences, write_rejects
 from tokenpo.trainers.data.records import FORMATS, PreferenceExample, mark_truncated, parse_record
+from tokenpo.trainers.data.split import held_out_split
 from tokenpo.trainers.data.tokenize import (
     TokenizedPair,
     TruncationPolicy,
@@ -23,6 +24,7 @@ __all__ = [
     "TruncationPolicy",
     "collate_pairs",
     "collate_sequences",
+    "held_out_split",
     "length_statistics",
     "load_preferences",
     "mark_truncated",

@@ -47,13 +47,14 @@ def load_preferences(
     split: str = "train",
     skip_invalid: bool = False,
     truncated_completions: bool = False,
+    name: str | None = None,
 ) -> LoadedPreferences:
     """Every example of ``source``. A bad record raises :class:`DataError` unless ``skip_invalid``,
     in which case it is returned in ``rejected`` for the caller to report and write out.
     ``truncated_completions``: every plain-text completion was cut at a length limit (see
-    :func:`mark_truncated`), whatever its record says."""
+    :func:`mark_truncated`), whatever its record says. ``name``: a hub dataset's subset (configuration)."""
     loaded = LoadedPreferences(examples=[])
-    for raw in read_records(source, split=split):
+    for raw in read_records(source, split=split, name=name):
         try:
             example = parse_record(raw, fmt)
             loaded.examples.append(mark_truncated(example) if truncated_completions else example)

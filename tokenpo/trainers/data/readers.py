@@ -38,12 +38,15 @@ def data_format(path: str) -> str:
     return "hub"
 
 
-def read_records(source: str, split: str = "train") -> Iterator[RawRecord]:
-    """Every record of ``source``: a file with a known suffix, or a hub dataset id."""
+def read_records(source: str, split: str = "train", name: str | None = None) -> Iterator[RawRecord]:
+    """Every record of ``source``: a file with a known suffix, or a hub dataset id (or a dataset folder) with
+    its subset ``name`` (``datasets.load_dataset``'s configuration name)."""
     kind = data_format(source)
     if kind == "hub":
-        yield from _read_hub(source, split)
+        yield from _read_hub(source, split, name)
         return
+    if name is not None:
+        raise DataError(source, None, "name", f"a subset ({name!r}) applies to hub datasets, not to files")
     path = Path(source)
     if not path.is_file():
         raise DataError(source, None, "file", "no such file")
@@ -179,12 +182,33 @@ def _read_parquet(source: str, raw: bytes) -> Iterator[RawRecord]:
         yield RawRecord(source, f"record {number}", row)
 
 
-def _read_hub(source: str, split: str) -> Iterator[RawRecord]:
+def _read_hub(source: str, split: str, name: str | None) -> Iterator[RawRecord]:
+    import datasets
+
+    if name is not None:
+        subsets = _subsets(source)
+        if subsets is not None and name not in subsets:
+            raise DataError(source, None, "name", f"no subset {name!r}; the dataset has {', '.join(subsets)}")
+    try:
+        dataset = datasets.load_dataset(source, name, split=split)
+    except Exception as err:  # the hub's errors vary by cause; all mean "cannot read this source"
+        subset = f"subset {name!r}, " if name is not None else ""
+        problem = f"cannot load hub dataset ({subset}split {split!r}): {_one_line(err)}"
+        raise DataError(source, None, "dataset", problem) from err
+    label = f"{source}[{name}:{split}]" if name is not None else f"{source}[{split}]"
+    for number, row in enumerate(dataset, start=1):
+        yield RawRecord(label, f"record {number}", dict(row))
+
+
+def _subsets(source: str) -> list[str] | None:
+    """The dataset's subset (configuration) names, None when they cannot be listed (offline, no access)."""
     import datasets
 
     try:
-        dataset = datasets.load_dataset(source, split=split)
-    except Exception as err:  # the hub's errors vary by cause; all mean "cannot read this source"
-        raise DataError(source, None, "dataset", f"cannot load hub dataset (split {split!r}): {err}") from err
-    for number, row in enumerate(dataset, start=1):
-        yield RawRecord(f"{source}[{split}]", f"record {number}", dict(row))
+        return list(datasets.get_dataset_config_names(source))
+    except Exception:  # unlisted is not an error here: load_dataset says what is wrong, if anything
+        return None
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())[:300]
