@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from tokenpo.evals.evaluation import Evaluation, RunFolders, select_suite
+from tokenpo.evals.generation import applying_to_loads
 from tokenpo.evals.identity import claim_folder, run_identity
 from tokenpo.evals.language_model import answering_model
 from tokenpo.evals.result_folder import write_result_folder
+from tokenpo.evals.results import LmEvalLayout
 from tokenpo.evals.resume import ResumableLM
 from tokenpo.evals.shards import answer_in_shards
 from tokenpo.evals.suites import Suite
@@ -30,13 +32,15 @@ from tokenpo.sandbox import SandboxLimits
 
 @dataclass
 class EvalRun:
-    """What :func:`evaluate` produced: the folder, lm-eval's results (no samples) and the reuse counts."""
+    """What :func:`evaluate` produced: the folder, lm-eval's results (no samples) and the reuse counts, and
+    the folder's files under lm-eval's own names (None for a shard, which writes no results)."""
 
     output_dir: Path
     results: dict[str, Any]
     reused_requests: int = 0
     computed_requests: int = 0
     sample_files: list[Path] = field(default_factory=list)
+    lm_eval_layout: LmEvalLayout | None = None
 
 
 def evaluate(
@@ -59,6 +63,10 @@ def evaluate(
     server: ServerBackend | None = None,
     shards: int = 1,
     shard: tuple[int, int] | None = None,
+    gen_kwargs: dict[str, Any] | None = None,
+    system_instruction: str | None = None,
+    fewshot_as_multiturn: bool | None = None,
+    predict_only: bool = False,
 ) -> EvalRun:
     """Evaluate ``model`` on ``tasks`` or a ``suite`` and write a result folder (docs/file-formats.md).
 
@@ -74,6 +82,14 @@ def evaluate(
     shards: answer the requests in that many processes (each with its own model or server) on disjoint
         parts, then score them all here: the same answers and results as one process.
     shard: ``(i, n)``: be the i-th of n such processes (answers journaled, no results written).
+    gen_kwargs: generation arguments for every generative task (lm-eval's ``--gen_kwargs`` as a mapping;
+        :func:`tokenpo.evals.generation.parse_gen_kwargs` reads its ``k=v,k=v``); they update the suite's
+        ``gen_kwargs``, and a suite task's own ``generation_kwargs`` win over both.
+    system_instruction: a system instruction before every prompt (None: the suite's; lm-eval's none).
+    fewshot_as_multiturn: with a chat template, few-shot examples as turns of the chat (True) or one
+        user turn (False); None: the suite's, else lm-eval's default (True).
+    predict_only: answers without metrics (lm-eval's ``--predict_only``): the samples are written,
+        every metric is lm-eval's placeholder ``bypass``; for judges that score the answers later.
     metadata: extra keys for the results' ``harness`` block (``model_spec``, ``method``, ``run``, …).
     Re-running into the same ``output_dir`` reuses every model answer already journaled there.
     """
@@ -93,6 +109,10 @@ def evaluate(
         sandbox=sandbox or LM_EVAL_LIMITS,
         metadata=metadata,
         server=server,
+        gen_kwargs=gen_kwargs,
+        system_instruction=system_instruction,
+        fewshot_as_multiturn=fewshot_as_multiturn,
+        predict_only=predict_only,
     )
     return run_evaluation(evaluation, shards=shards, shard=shard)
 
@@ -113,13 +133,17 @@ def run_evaluation(evaluation: Evaluation, shards: int = 1, shard: tuple[int, in
         results, tracker = score_with_lm_eval(lm, evaluation, configs)
     if shard is not None:  # its scores count placeholders for the other shards' answers: never written
         return EvalRun(evaluation.output_dir, {}, lm.reused, lm.computed)
-    body, sample_files = write_result_folder(evaluation, configs, identity, journal, results, tracker)
-    return EvalRun(evaluation.output_dir, body, lm.reused, lm.computed, sample_files)
+    body, sample_files, layout = write_result_folder(evaluation, configs, identity, journal, results, tracker)
+    return EvalRun(evaluation.output_dir, body, lm.reused, lm.computed, sample_files, layout)
 
 
 def score_with_lm_eval(lm: Any, evaluation: Evaluation, configs: TaskConfigs) -> tuple[dict[str, Any], Any]:
     """lm-eval's results (samples logged) for ``evaluation``'s tasks answered by ``lm``, and lm-eval's
-    ``EvaluationTracker`` (its own record of chat template, system instruction, multi-turn few-shot)."""
+    ``EvaluationTracker`` (its own record of chat template, system instruction, multi-turn few-shot).
+
+    The generation arguments reach the tasks through the task manager (task by task, see
+    :mod:`tokenpo.evals.generation`), not ``simple_evaluate``'s ``gen_kwargs``, which would overrule
+    a suite's own per-task values; for a run without those the two are the same update."""
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
@@ -129,9 +153,12 @@ def score_with_lm_eval(lm: Any, evaluation: Evaluation, configs: TaskConfigs) ->
         tasks=task_names(evaluation),
         num_fewshot=evaluation.fewshot,
         limit=evaluation.documents,
-        task_manager=configs.task_manager(),
+        task_manager=applying_to_loads(configs.task_manager(), evaluation.generation),
         log_samples=True,
+        system_instruction=evaluation.instruction,
         apply_chat_template=evaluation.chat_template,
+        fewshot_as_multiturn=evaluation.multiturn,
+        predict_only=evaluation.predict_only,
         confirm_run_unsafe_code=True,  # code runs only inside our sandbox (tokenpo.evals.tasks.code)
         bootstrap_iters=1000,
         evaluation_tracker=tracker,

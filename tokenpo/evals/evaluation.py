@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenpo.evals.errors import EvalError
+from tokenpo.evals.generation import GenerationPlan, gen_kwargs_problem
 from tokenpo.evals.suites import Suite, load_suite, parse_tasks
 from tokenpo.evals.vllm_server import ServerBackend
 from tokenpo.sandbox import SandboxLimits
@@ -25,6 +26,7 @@ LM_EVAL_DEFAULT_SEEDS = {
     "fewshot_random_seed": 1234,
 }
 SEED_ARGUMENTS = tuple(LM_EVAL_DEFAULT_SEEDS)
+LM_EVAL_FEWSHOT_AS_MULTITURN = True  # simple_evaluate's default (its command line's too, with a chat template)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,21 @@ class Evaluation:
     sandbox: SandboxLimits
     metadata: dict[str, Any] | None
     server: ServerBackend | None
+    gen_kwargs: dict[str, Any] | None = None
+    system_instruction: str | None = None
+    fewshot_as_multiturn: bool | None = None
+    predict_only: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse what lm-eval's command line refuses, naming the flag, before anything is loaded."""
+        if self.gen_kwargs is not None and (problem := gen_kwargs_problem(self.gen_kwargs)):
+            raise EvalError("--gen-kwargs", "", problem)
+        if self.instruction is not None and not self.instruction.strip():
+            raise EvalError("--system-instruction", "", "expected text")
+        if self._multiturn_choice is True and not self.chat_template:
+            where = "--fewshot-as-multiturn" if self.fewshot_as_multiturn else f"suite {self.suite.name}"
+            problem = "true needs the chat template (--apply-chat-template; turns exist only in a chat), as in lm-eval"
+            raise EvalError(where, "fewshot_as_multiturn" if self.fewshot_as_multiturn is None else "", problem)
 
     @property
     def model_is_named(self) -> bool:
@@ -67,6 +84,41 @@ class Evaluation:
     def chat_template(self) -> bool:
         """Whether prompts go through the model's chat template: the argument's choice, else the suite's."""
         return self.suite.apply_chat_template if self.apply_chat_template is None else self.apply_chat_template
+
+    @property
+    def instruction(self) -> str | None:
+        """The system instruction before every prompt: the argument's, else the suite's (None: none)."""
+        return self.system_instruction if self.system_instruction is not None else self.suite.system_instruction
+
+    @property
+    def multiturn(self) -> bool:
+        """With a chat template, few-shot examples as turns of the chat: the argument's choice, else the
+        suite's, else lm-eval's default."""
+        choice = self._multiturn_choice
+        return LM_EVAL_FEWSHOT_AS_MULTITURN if choice is None else choice
+
+    @property
+    def _multiturn_choice(self) -> bool | None:
+        """The few-shot turns asked for: the argument's, else the suite's (None: neither says)."""
+        return self.fewshot_as_multiturn if self.fewshot_as_multiturn is not None else self.suite.fewshot_as_multiturn
+
+    @property
+    def generation(self) -> GenerationPlan:
+        """The generation arguments each generative task gets (:mod:`tokenpo.evals.generation`)."""
+        return GenerationPlan(self.gen_kwargs or {}, self.suite.gen_kwargs or {}, self.suite.task_generation_kwargs())
+
+    @property
+    def prompting(self) -> dict[str, Any]:
+        """How prompts are made and answers generated beyond the tasks' files, where it differs from a plain
+        lm-eval run: generation arguments, system instruction, few-shot turns. Only what differs, so the
+        journals and claims of runs that set none of these keep their names."""
+        chosen = {
+            "gen_kwargs": self.generation.general,
+            "system_instruction": self.instruction,
+            "fewshot_as_multiturn": self.multiturn,
+        }
+        plain = {"gen_kwargs": {}, "system_instruction": None, "fewshot_as_multiturn": LM_EVAL_FEWSHOT_AS_MULTITURN}
+        return {key: value for key, value in chosen.items() if value != plain[key]}
 
     @property
     def documents(self) -> int | None:

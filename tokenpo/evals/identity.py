@@ -4,8 +4,9 @@ Two uses, one description:
 
 - the answer journal's name (:func:`journal_digest`): an answer is reused only by a request to the
   same weights (or hub id at the same resolved revision), tokenizer, model and generation config,
-  chat template, dtype, seeds, batch size, device and lm-eval version -- the request itself is in
-  each entry's key;
+  chat template, dtype, seeds, batch size, device, lm-eval version and prompting (generation
+  arguments, system instruction, few-shot turns, where they differ from lm-eval's defaults) -- the
+  request itself (its prompt and generation arguments) is in each entry's key;
 - the result folder's claim (:func:`claim_folder`): a run into a folder that holds the answers or
   results of a different model, data, task configuration or settings refuses instead of mixing them.
 
@@ -18,7 +19,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -133,11 +134,20 @@ def lm_eval_version() -> str:
     return version("lm_eval")
 
 
-def journal_digest(model: Mapping[str, Any], seeds: Mapping[str, Any], computation: Mapping[str, Any]) -> str:
+def journal_digest(
+    model: Mapping[str, Any],
+    seeds: Mapping[str, Any],
+    computation: Mapping[str, Any],
+    prompting: Mapping[str, Any] | None = None,
+) -> str:
     """The answer journal's name part: the model's identity, the seeds, how answers are computed
-    (batch size and device: padding and kernels move log-likelihoods in their last bits) and the
-    lm-eval version."""
-    return fingerprint({"model": model, "seeds": seeds, "computation": computation, "lm_eval": lm_eval_version()})[:32]
+    (batch size and device: padding and kernels move log-likelihoods in their last bits), the
+    lm-eval version and the prompting settings that differ from lm-eval's defaults
+    (:attr:`Evaluation.prompting`; none: the name journals had before these settings existed)."""
+    parts = {"model": model, "seeds": seeds, "computation": computation, "lm_eval": lm_eval_version()}
+    if prompting:
+        parts["prompting"] = prompting
+    return fingerprint(parts)[:32]
 
 
 def claim_folder(output_dir: Path, claim: Mapping[str, Any]) -> None:
@@ -187,6 +197,7 @@ class RunIdentity:
     settings: dict[str, Any]
     data: dict[str, Any]
     tasks: str
+    prompting: dict[str, Any] = field(default_factory=dict)
 
     def claim(self) -> dict[str, Any]:
         """The folder's claim (:func:`claim_folder`). Settings come before tasks: the sandbox limits are in
@@ -194,8 +205,10 @@ class RunIdentity:
         return {"model": self.model, "data": self.data, "settings": self.settings, "tasks": self.tasks}
 
     def journal(self, cache: Path) -> Path:
-        """The answer journal in ``cache`` of every run with this model, these seeds and this computation."""
-        return Path(cache) / f"requests-{journal_digest(self.model, self.seeds, self.computation)}.jsonl"
+        """The answer journal in ``cache`` of every run with this model, these seeds, this computation and
+        this prompting."""
+        digest = journal_digest(self.model, self.seeds, self.computation, self.prompting)
+        return Path(cache) / f"requests-{digest}.jsonl"
 
 
 def run_identity(
@@ -211,7 +224,8 @@ def run_identity(
         "device": str(getattr(answering.lm, "device", evaluation.device)),
     }
     # What can change an answer or a score (the tasks chosen and --limit only select items: a run
-    # with more items into the same folder reuses the answers it has).
+    # with more items into the same folder reuses the answers it has; --predict-only changes neither: a
+    # scored run into a predict-only run's folder reuses its answers).
     settings = {
         "computation": computation,
         "num_fewshot": evaluation.fewshot,
@@ -219,6 +233,7 @@ def run_identity(
         "seeds": evaluation.seeds,
         "lm_eval": lm_eval_version(),
         "sandbox": asdict(evaluation.sandbox),
+        **evaluation.prompting,
     }
     data = {"source": "offline" if configs.offline else "online", "checksums": configs.checksums}
-    return RunIdentity(model, computation, evaluation.seeds, settings, data, tasks_digest)
+    return RunIdentity(model, computation, evaluation.seeds, settings, data, tasks_digest, evaluation.prompting)

@@ -14,7 +14,13 @@ from typing import Any
 from tokenpo.core.catalog import headlines, load_catalog
 from tokenpo.evals.evaluation import Evaluation
 from tokenpo.evals.identity import RunIdentity
-from tokenpo.evals.results import harness_version, link_lm_eval_layout, write_results, write_samples
+from tokenpo.evals.results import (
+    LmEvalLayout,
+    harness_version,
+    link_lm_eval_layout,
+    write_results,
+    write_samples,
+)
 from tokenpo.evals.task_files import task_names
 from tokenpo.evals.tasks.configs import TaskConfigs
 
@@ -26,24 +32,27 @@ def write_result_folder(
     journal: Path,
     results: dict[str, Any],
     tracker: Any,
-) -> tuple[dict[str, Any], list[Path]]:
+) -> tuple[dict[str, Any], list[Path], LmEvalLayout]:
     """Write ``evaluation``'s result folder from lm-eval's ``results`` (and its ``EvaluationTracker``).
 
-    Returns what ``results.json`` holds and the sample files written."""
-    results = {
-        **results,
-        **lm_eval_tracker_fields(results, tracker, evaluation.model),
-        "config": {**results["config"], "batch_size": evaluation.batch_size},
+    Returns what ``results.json`` holds, the sample files written and the same files under lm-eval's names.
+    ``config.gen_kwargs`` is what lm-eval records there for its ``--gen_kwargs`` (they reach the tasks
+    another way here, :func:`tokenpo.evals.api.score_with_lm_eval`)."""
+    config = {
+        **results["config"],
+        "batch_size": evaluation.batch_size,
+        "gen_kwargs": evaluation.generation.general or None,
     }
-    harness = harness_block(evaluation, configs, identity, journal, results["results"])
+    results = {**results, **lm_eval_tracker_fields(results, tracker, evaluation.model), "config": config}
+    harness = harness_block(evaluation, configs, identity, journal, results)
     sample_files = [
         write_samples(evaluation.output_dir, task, rows) for task, rows in results.get("samples", {}).items()
     ]
     results_path = write_results(evaluation.output_dir, results, harness)
-    link_lm_eval_layout(evaluation.output_dir, results["model_name_sanitized"], results_path, sample_files)
+    layout = link_lm_eval_layout(evaluation.output_dir, results["model_name_sanitized"], results_path, sample_files)
     body = {k: v for k, v in results.items() if k != "samples"}
     body["harness"] = harness
-    return body, sample_files
+    return body, sample_files, layout
 
 
 def harness_block(
@@ -51,9 +60,10 @@ def harness_block(
     configs: TaskConfigs,
     identity: RunIdentity,
     journal: Path,
-    scores: dict[str, Any],
+    results: dict[str, Any],
 ) -> dict[str, Any]:
-    """The ``harness`` block of ``results.json`` (``scores``: lm-eval's ``results``, per task)."""
+    """The ``harness`` block of ``results.json`` (``results``: lm-eval's)."""
+    scores = results["results"]
     model = evaluation.model
     named = evaluation.model_is_named
     used = {configs.tasks.get(n) for n in scores} | {configs.tasks.get(n) for n in task_names(evaluation)}
@@ -79,6 +89,24 @@ def harness_block(
         "batch_size": evaluation.batch_size,
         "journal": journal.name,
         "sandbox": asdict(evaluation.sandbox),
+        **prompting_block(evaluation, results["configs"]),
+    }
+
+
+def prompting_block(evaluation: Evaluation, configs: dict[str, Any]) -> dict[str, Any]:
+    """How prompts were made and answers generated (lm-eval's ``--system_instruction``,
+    ``--fewshot_as_multiturn``, ``--gen_kwargs``, ``--predict_only``): the values the run used, and for
+    every generative task each generation argument set by the suite or the evaluation, with its source."""
+    generation = evaluation.generation
+    return {
+        "system_instruction": evaluation.instruction,
+        "fewshot_as_multiturn": evaluation.multiturn,
+        "gen_kwargs": {
+            "given": dict(generation.given) or None,
+            "suite": dict(generation.suite) or None,
+            "tasks": generation.record(configs),
+        },
+        "predict_only": evaluation.predict_only,
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,25 +66,38 @@ def write_results(out_dir: Path, results: Mapping[str, Any], harness: Mapping[st
     return path
 
 
-def link_lm_eval_layout(out_dir: Path, model_folder: str, results_path: Path, sample_files: Iterable[Path]) -> Path:
+@dataclass(frozen=True)
+class LmEvalLayout:
+    """The files of a result folder under lm-eval's own names: ``MODEL/results_DATE.json`` and, per task,
+    ``MODEL/samples_TASK_DATE.jsonl`` (``date_id``: lm-eval's ``EvaluationTracker.date_id``)."""
+
+    folder: Path
+    date_id: str
+    results: Path
+    samples: dict[str, Path]
+
+
+def link_lm_eval_layout(
+    out_dir: Path, model_folder: str, results_path: Path, sample_files: Iterable[Path]
+) -> LmEvalLayout:
     """Give the result folder lm-eval's own layout too: ``MODEL/results_DATE.json`` and
     ``MODEL/samples_TASK_DATE.jsonl`` (as ``lm_eval --output_path OUT`` names them), so lm-eval's
     tooling finds them. They are hard links to ``results.json`` and ``samples/TASK.jsonl`` (copies
-    where the file system has no links): the same bytes, GPQA redaction included. Returns the folder."""
+    where the file system has no links): the same bytes, GPQA redaction included."""
     import shutil
     from datetime import datetime
 
     folder = Path(out_dir) / model_folder
     folder.mkdir(parents=True, exist_ok=True)
     date_id = datetime.now().isoformat().replace(":", "-")
-    pairs = [(results_path, folder / f"results_{date_id}.json")]
-    pairs += [(path, folder / f"samples_{path.stem}_{date_id}.jsonl") for path in sample_files]
+    samples = {path.stem: (path, folder / f"samples_{path.stem}_{date_id}.jsonl") for path in sample_files}
+    pairs = [(results_path, folder / f"results_{date_id}.json"), *samples.values()]
     for source, target in pairs:
         try:
             os.link(source, target)
         except OSError:
             shutil.copyfile(source, target)
-    return folder
+    return LmEvalLayout(folder, date_id, pairs[0][1], {task: target for task, (_, target) in samples.items()})
 
 
 def judge_results(

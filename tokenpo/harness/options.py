@@ -3,7 +3,8 @@
 ``add_field_options(parser, TrainingConfig, "max_length", "max_prompt_length")`` adds
 ``--max-length`` and ``--max-prompt-length`` with the fields' types, defaults and help; a
 ``Literal`` field gets its values as choices, a ``bool`` field that defaults to false a flag.
-The options are read as ``args.max_length`` etc., the fields' own names.
+The options are read as ``args.max_length`` etc., the fields' own names. ``aliases`` gives a field
+more spellings (``{"batch_size": ("--batch_size",)}``: lm-eval's, so its command lines carry over).
 """
 
 from __future__ import annotations
@@ -11,25 +12,31 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from tokenpo.core.config import field_help
 
 
-def add_field_options(parser: argparse.ArgumentParser, cls: type, *names: str) -> None:
-    """One option per field of ``cls`` named in ``names`` (``--snake-name``), in that order."""
+def add_field_options(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    *names: str,
+    aliases: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """One option per field of ``cls`` named in ``names`` (``--snake-name``, and its ``aliases``), in that order."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     for name in names:
         field = fields[name]
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        flag = "--" + name.replace("_", "-")
+        flags = ["--" + name.replace("_", "-"), *(aliases or {}).get(name, ())]
         annotation = _without_none(hints[name])
         help_text = field_help(field)
         if annotation is bool:
             if default is not False:
                 raise TypeError(f"{cls.__name__}.{name}: a flag's field must default to false")
-            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            parser.add_argument(*flags, dest=name, action="store_true", help=help_text)
             continue
         if typing.get_origin(annotation) is Literal:
             choices = typing.get_args(annotation)
@@ -42,7 +49,7 @@ def add_field_options(parser: argparse.ArgumentParser, cls: type, *names: str) -
             help_text = help_text.replace("null:", "not given:")  # the help speaks YAML; here null is no option
         else:
             help_text = f"{help_text} (default: {default})"
-        parser.add_argument(flag, dest=name, type=kind, choices=choices, default=default, help=help_text)
+        parser.add_argument(*flags, dest=name, type=kind, choices=choices, default=default, help=help_text)
 
 
 def _without_none(annotation: Any) -> Any:

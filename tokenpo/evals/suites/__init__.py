@@ -12,6 +12,7 @@ from typing import Any
 
 from tokenpo.core.config import field_error, from_mapping, read_yaml
 from tokenpo.evals.errors import EvalError
+from tokenpo.evals.generation import gen_kwargs_problem
 
 SUITES_DIR = Path(__file__).parent
 
@@ -53,11 +54,32 @@ class SuiteFile:
         default=None, metadata={"help": "few-shot examples for every task; null: each task's own"}
     )
     apply_chat_template: bool = field(default=False, metadata={"help": "format prompts with the model's chat template"})
+    gen_kwargs: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "generation arguments for every generative task (lm-eval's --gen_kwargs, as a mapping); "
+            "a task's own generation_kwargs above win, the evaluation's gen_kwargs win over these"
+        },
+    )
+    system_instruction: str | None = field(
+        default=None, metadata={"help": "a system instruction before every prompt (lm-eval's --system_instruction)"}
+    )
+    fewshot_as_multiturn: bool | None = field(
+        default=None,
+        metadata={
+            "help": "with the chat template: few-shot examples as turns of the chat (true) or one user turn "
+            "(false); null: lm-eval's default (true)"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_tasks(self.tasks)
         if self.limit is not None and self.limit < 1:
             raise field_error("limit", "expected a positive integer")
+        if self.gen_kwargs is not None and (problem := gen_kwargs_problem(self.gen_kwargs)):
+            raise field_error("gen_kwargs", problem)
+        if self.system_instruction is not None and not self.system_instruction.strip():
+            raise field_error("system_instruction", "expected text (null: none)")
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,15 @@ class Suite:
     limit: int | None = None
     num_fewshot: int | None = None
     apply_chat_template: bool = False
+    gen_kwargs: dict[str, Any] | None = None
+    system_instruction: str | None = None
+    fewshot_as_multiturn: bool | None = None
+
+    def task_generation_kwargs(self) -> dict[str, dict[str, Any]]:
+        """The tasks given ``generation_kwargs`` of their own, and those (they replace the task's)."""
+        return {
+            s["task"]: s["generation_kwargs"] for s in self.tasks if isinstance(s, dict) and s.get("generation_kwargs")
+        }
 
 
 def available_suites() -> list[str]:
@@ -103,6 +134,9 @@ def load_suite(name_or_path: str) -> Suite:
         limit=suite.limit,
         num_fewshot=suite.num_fewshot,
         apply_chat_template=suite.apply_chat_template,
+        gen_kwargs=suite.gen_kwargs,
+        system_instruction=suite.system_instruction,
+        fewshot_as_multiturn=suite.fewshot_as_multiturn,
     )
 
 

@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tokenpo.harness.errors import HarnessError
 from tokenpo.harness.models import DEFAULT_MODEL, resolve_model
@@ -14,6 +15,10 @@ from tokenpo.harness.models.store import hub_reachable
 from tokenpo.harness.options import add_field_options
 from tokenpo.harness.pipeline.config import EvalConfig, ServerConfig
 from tokenpo.harness.vllm_env import server_backend
+
+if TYPE_CHECKING:
+    from tokenpo.evals import EvalRun
+    from tokenpo.evals.hub import HubTarget
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,13 +41,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--base-url", help="use a running OpenAI-compatible server (http://HOST:PORT/v1) instead")
     server.add_argument("--served-name", help="the running server's model name (default: the model folder)")
     add_field_options(server, ServerConfig, "concurrent", "max_model_len", "dtype")
-    parser.add_argument("--output", help="result folder (default: ./eval-results/MODEL-SUITE); re-running resumes")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_field_options(parser, EvalConfig, "batch_size")
-    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument("--num-fewshot", type=int, help="override every task's number of few-shot examples")
     parser.add_argument(
-        "--apply-chat-template", action="store_true", help="format prompts with the model's chat template"
+        "--output",
+        "--output_path",
+        help="result folder (default: ./eval-results/MODEL-SUITE); re-running resumes",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_field_options(parser, EvalConfig, "batch_size", aliases={"batch_size": ("--batch_size",)})
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument(
+        "--num-fewshot", "--num_fewshot", type=int, help="override every task's number of few-shot examples"
     )
     parser.add_argument(
         "--method", default="base", help="what trained the model (base, dpo, sparsepo-…), for the results"
@@ -54,7 +62,86 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=3.0,
         help="seconds each generated program of a code task may run (default 3, lm-eval's code_eval timeout)",
     )
+    _add_lm_eval_options(parser.add_argument_group("lm-eval's settings (also in lm_eval's underscore spelling)"))
+    _add_hub_options(parser.add_argument_group("results to a hub dataset, in lm-eval's layout"))
     parser.set_defaults(run=_run)
+
+
+def _add_lm_eval_options(group: argparse._ArgumentGroup) -> None:
+    """lm_eval's prompt and generation flags, each also in lm_eval's own spelling (``--gen_kwargs``)."""
+    group.add_argument(
+        "--apply-chat-template",
+        "--apply_chat_template",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="NAME",
+        help="format prompts with the model's chat template (a template NAME is not supported)",
+    )
+    group.add_argument(
+        "--fewshot-as-multiturn",
+        "--fewshot_as_multiturn",
+        nargs="?",
+        const=True,
+        default=None,
+        type=_boolean,
+        metavar="BOOL",
+        help="with the chat template: few-shot examples as turns of the chat (true, lm-eval's default) or one "
+        "user turn (false); needs --apply-chat-template",
+    )
+    add_field_options(
+        group, EvalConfig, "system_instruction", aliases={"system_instruction": ("--system_instruction",)}
+    )
+    group.add_argument(
+        "--gen-kwargs",
+        "--gen_kwargs",
+        nargs="+",
+        metavar="K=V[,K=V]",
+        help="generation arguments for every generative task, as lm_eval's --gen_kwargs (max_gen_toks=8,"
+        "temperature=0); a suite task's own generation_kwargs win; results.json records each task's",
+    )
+    group.add_argument(
+        "--predict-only",
+        "--predict_only",
+        action="store_true",
+        help="answers without metrics (samples written, every metric lm-eval's placeholder 'bypass'), "
+        "for judges; a scored run into the same --output later reuses the answers",
+    )
+    group.add_argument(
+        "--log-samples",
+        "--log_samples",
+        action="store_true",
+        help="accepted for lm_eval command lines: samples are always written (OUT/samples/TASK.jsonl)",
+    )
+
+
+def _add_hub_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--hub-results",
+        metavar="ORG/NAME",
+        help="upload results and samples to the hub dataset ORG/NAME-private (lm_eval --hf_hub_log_args "
+        "hub_results_org=ORG,details_repo_name=NAME,push_results_to_hub=True,push_samples_to_hub=True); needs a "
+        "token (hf auth login, or HF_TOKEN) and the network, checked before evaluating",
+    )
+    group.add_argument(
+        "--hub-public", action="store_true", help="a public dataset, ORG/NAME (lm-eval's public_repo=True)"
+    )
+    group.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --hub-results: evaluate, then print each file and its path in the dataset; upload nothing",
+    )
+
+
+def _boolean(text: str) -> bool:
+    """true/false (also 1/0, yes/no), as lm_eval's --fewshot_as_multiturn reads it, but any other word refused."""
+    word = text.strip().lower()
+    if word not in _TRUE | _FALSE:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return word in _TRUE
+
+
+_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
 def data_source(data_dir: str | None, online: bool, model: str | None = None) -> Path | None:
@@ -111,9 +198,12 @@ def _run(args: argparse.Namespace) -> int:
         raise HarnessError("--limit: expected a positive integer")
     if args.code_timeout <= 0:
         raise HarnessError("--code-timeout: expected a positive number of seconds")
+    settings = lm_eval_settings(args)
+    hub, token = _hub_upload(args)  # refused here, before anything is evaluated
     data_dir = data_source(args.data_dir, args.online, args.model)
-    if data_dir is not None:
-        # Offline: nothing may try the hub (datasets reads these when it is first imported).
+    if data_dir is not None and token is None:
+        # Offline: nothing may try the hub (datasets reads these when it is first imported). An upload needs
+        # the hub (lm-eval's dataset card reads the uploaded results back through datasets).
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tokenpo.evals import evaluate
@@ -139,23 +229,98 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         num_fewshot=args.num_fewshot,
-        apply_chat_template=args.apply_chat_template or None,
         seed=args.seed,
         sandbox=SandboxLimits(wall_seconds=args.code_timeout, cpu_seconds=math.ceil(args.code_timeout)),
         metadata={"model_spec": args.model, "model_path": path, "method": args.method},
         server=server_backend(_server_settings(args)) if args.backend == "vllm-server" else None,
         shards=args.shards,
+        **settings,
     )
     print(f"\nreused {run.reused_requests} answers, computed {run.computed_requests}")
-    for task, row in run.results["results"].items():
-        scores = ", ".join(
-            f"{k.split(',')[0]}[{k.split(',')[1]}]={v:.4f}"
-            for k, v in row.items()
-            if "," in k and "_stderr" not in k and isinstance(v, int | float)
-        )
-        print(f"{task:32} {scores}")
+    _print_scores(run.results)
     print(f"\nwritten: {run.output_dir / 'results.json'}")
+    if hub is not None:
+        _publish(run, hub, token, path)
     return 0
+
+
+def lm_eval_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The lm_eval flags given, as :func:`tokenpo.evals.evaluate`'s arguments (checked, one line per problem)."""
+    from tokenpo.evals.generation import parse_gen_kwargs
+
+    if isinstance(args.apply_chat_template, str):
+        raise HarnessError(
+            f"--apply-chat-template: a named template ({args.apply_chat_template!r}) is not supported; "
+            "the flag alone uses the model's own"
+        )
+    if args.output and Path(args.output).suffix == ".json":
+        raise HarnessError(f"--output: {args.output}: a result folder, not a results file (lm_eval's FILE.json form)")
+    return {
+        "apply_chat_template": args.apply_chat_template,
+        "fewshot_as_multiturn": args.fewshot_as_multiturn,
+        "system_instruction": args.system_instruction,
+        "gen_kwargs": parse_gen_kwargs(args.gen_kwargs) if args.gen_kwargs is not None else None,
+        "predict_only": args.predict_only,
+    }
+
+
+def _hub_upload(args: argparse.Namespace) -> tuple[HubTarget | None, str | None]:
+    """Where results go (None: nowhere), and the token to send them with (None: a dry run, or nowhere);
+    refused in one line without a token or the hub."""
+    from tokenpo.evals.hub import HubTarget, check_hub_access
+
+    if args.hub_results is None:
+        if args.dry_run or args.hub_public:
+            raise HarnessError(f"--{'dry-run' if args.dry_run else 'hub-public'}: only with --hub-results ORG/NAME")
+        return None, None
+    target = HubTarget.parse(args.hub_results, public=args.hub_public)
+    return target, None if args.dry_run else check_hub_access()
+
+
+def _publish(run: EvalRun, hub: HubTarget, token: str | None, model: str) -> None:
+    """Print the upload's plan, and (with a token: not a dry run) upload it."""
+    from tokenpo.evals.hub import describe_plan, hub_plan, upload_results
+
+    plan = hub_plan(run.output_dir, run.lm_eval_layout, model)
+    print(describe_plan(plan, hub))
+    if token is None:
+        print("dry run: nothing uploaded")
+        return
+    print(f"uploaded: {upload_results(plan, hub, token, model)}")
+
+
+def _print_scores(results: dict[str, Any]) -> None:
+    """Each task's metrics, and what the run's settings did that the numbers do not show."""
+    harness = results["harness"]
+    if harness["predict_only"]:
+        print(f"predict only: answers of {len(results['results'])} tasks in samples/, no metrics")
+    else:
+        for task, row in results["results"].items():
+            scores = ", ".join(
+                f"{k.split(',')[0]}[{k.split(',')[1]}]={v:.4f}"
+                for k, v in row.items()
+                if "," in k and "_stderr" not in k and isinstance(v, int | float)
+            )
+            print(f"{task:32} {scores}")
+    for line in _gen_kwargs_notes(harness["gen_kwargs"]):
+        print(line)
+
+
+def _gen_kwargs_notes(record: dict[str, Any]) -> list[str]:
+    """Where the generation arguments asked for were not used as asked: no generative task took them, or a
+    suite task kept its own value (both are in results.json; said here so that none goes unnoticed)."""
+    from tokenpo.evals.generation import FROM_SUITE_TASK
+
+    if not record["given"] and not record["suite"]:
+        return []
+    if not record["tasks"]:
+        return ["gen_kwargs: not used: none of the tasks generates (they score log-likelihoods)"]
+    return [
+        f"gen_kwargs: {task} keeps its suite entry's {key}={entry['value']!r} (asked: {entry['instead_of']!r})"
+        for task, entries in record["tasks"].items()
+        for key, entry in entries.items()
+        if entry["from"] == FROM_SUITE_TASK and "instead_of" in entry
+    ]
 
 
 def _model_label(model: str) -> str:

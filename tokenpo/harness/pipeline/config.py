@@ -392,14 +392,43 @@ class EvalConfig:
             "(sentiment) only"
         },
     )
+    gen_kwargs: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "generation arguments for every generative task of the suite, lm-eval's --gen_kwargs as a "
+            "mapping ({max_gen_toks: 256, temperature: 0}); a suite task's own generation_kwargs win; null: none"
+        },
+    )
+    system_instruction: str | None = field(
+        default=None, metadata={"help": "a system instruction before every prompt (lm-eval's --system_instruction)"}
+    )
+    fewshot_as_multiturn: bool | None = field(
+        default=None,
+        metadata={
+            "help": "with the chat template: few-shot examples as turns of the chat (true) or one user turn "
+            "(false); null: the suite's, else lm-eval's default (true)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.shards < 1:
             raise field_error("shards", f"must be a positive integer, got {self.shards}")
+        self._check_lm_eval_settings()
         if isinstance(self.checkpoints, int) and self.checkpoints < 1:
             raise field_error(
                 "checkpoints", f"must be final, all or a positive number of steps, got {self.checkpoints}"
             )
+
+    def _check_lm_eval_settings(self) -> None:
+        """gen_kwargs, system_instruction and fewshot_as_multiturn, as ``harness eval`` checks its flags."""
+        from tokenpo.evals.generation import gen_kwargs_problem
+
+        if self.gen_kwargs is not None and (problem := gen_kwargs_problem(self.gen_kwargs)):
+            raise field_error("gen_kwargs", problem)
+        if self.system_instruction is not None and not self.system_instruction.strip():
+            raise field_error("system_instruction", "expected text (null: none)")
+        if self.fewshot_as_multiturn is True and self.apply_chat_template is False:
+            raise field_error("fewshot_as_multiturn", "needs apply_chat_template (turns exist only in a chat)")
 
     def wants_checkpoint(self, step: int) -> bool:
         """Whether the checkpoint saved after ``step`` is evaluated."""

@@ -66,6 +66,7 @@ CHECKPOINTS = "steps"  # eval/LABEL/steps/step-N/: a trained model's checkpoints
 LATER_KEYS: dict[str, dict[str, Any]] = {
     "data": {"name": None, "mixture": None, "eval_fraction": None, "eval_path": None, "eval_split": "test", "seed": 0},
     "training": {"eval_steps": 0},
+    "eval": {"gen_kwargs": None, "system_instruction": None, "fewshot_as_multiturn": None},
 }
 
 
@@ -328,6 +329,7 @@ class Pipeline:
     def eval_stage(self, label: str, model_key: str) -> Stage:
         # The win rate is stages of its own: setting or changing it evaluates no model again.
         evaluation = {key: value for key, value in to_mapping(self.config.eval).items() if key != "winrate"}
+        evaluation = settled(evaluation, LATER_KEYS["eval"])
         inputs = {
             "model": model_key,
             "data": self.data_stage().key,
@@ -455,6 +457,9 @@ class Pipeline:
             apply_chat_template=settings.apply_chat_template,
             seed=settings.seed,
             metadata=metadata,
+            gen_kwargs=settings.gen_kwargs,
+            system_instruction=settings.system_instruction,
+            fewshot_as_multiturn=settings.fewshot_as_multiturn,
         )
         return {"tasks": sorted(run.results["results"])}
 
