@@ -304,7 +304,8 @@ def test_harness_train_honours_the_switch(switch, tmp_path, tiny_model_dirs, mon
 
     trained: list[PreferenceExample] = []
 
-    def fake_train(config, model, examples, output, config_record):
+    def fake_train(config, model, examples, output, config_record, eval_examples):
+        assert eval_examples == []  # no held-out pairs asked for
         trained.extend(examples)
         return SimpleNamespace(
             already_done=False,
