@@ -439,3 +439,19 @@ def test_a_group_task_record_counts_the_items_of_its_subtasks():
     assert record["results"]["mmlu"] == {"sample_len": 3, "acc,none": 0.25, "acc_stderr,none": 0.1}
     results["n-shot"]["mmlu_virology"] = 5  # subtasks that disagree: no single n-shot
     assert full.make_record(results, "mmlu", "harness", run)["n-shot"] is None
+
+
+def test_scoring_rows_compare_the_defaults_with_lm_eval_and_say_why_when_one_failed():
+    from tokenpo_bench import scoring
+
+    raw = {
+        "limit_per_subject": 2,
+        "lm_eval": {"items_per_s": 3.0, "accuracy": 0.289},
+        "harness_eval": {"items_per_s": 3.9, "accuracy": 0.289},
+    }
+    rows = {(r.contender, r.measurement): r for r in scoring.scoring_rows(raw)}
+    throughput = rows[("harness eval (hf, defaults)", "MMLU slice throughput (2 per subject)")]
+    assert throughput.ratio == pytest.approx(1.3) and throughput.verdict == MET
+    assert rows[("harness eval (hf, defaults)", "MMLU slice acc")].ratio == pytest.approx(1.0)
+    failed = scoring.scoring_rows({**raw, "lm_eval": {"error": "lm_eval exited with 1: boom"}})
+    assert next(r for r in failed if r.target).verdict == NOT_APPLICABLE

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=int, default=5, help="measured optimiser steps per run after a warm-up (default 5)"
     )
     parser.add_argument("--gsm8k-limit", type=int, default=100, help="GSM8K problems evaluated (default 100)")
+    parser.add_argument(
+        "--mmlu-limit", type=int, default=2, help="MMLU questions per subject scored, 57 subjects (default 2)"
+    )
     parser.add_argument("--shapes", default="4x256,4x512", help="training shapes, pairs x tokens (default 4x256,4x512)")
     parser.add_argument(
         "--parity-samples",
@@ -96,14 +99,14 @@ def parse_shapes(text: str) -> list:
 
 
 def _check_positive(args: argparse.Namespace) -> None:
-    for name in ("rounds", "steps", "gsm8k_limit"):
+    for name in ("rounds", "steps", "gsm8k_limit", "mmlu_limit"):
         if getattr(args, name) < 1:
             raise HarnessError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(args, name)}")
 
 
 def _run(args: argparse.Namespace) -> int:
     from tokenpo.harness.models import resolve_model
-    from tokenpo_bench import evaluation, mfu, parity, passk, training
+    from tokenpo_bench import evaluation, mfu, parity, passk, scoring, training
     from tokenpo_bench.machine import machine_info
     from tokenpo_bench.report import build_report, compare, render_table, write_report
 
@@ -118,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         "rounds": args.rounds,
         "steps": args.steps,
         "gsm8k_limit": args.gsm8k_limit,
+        "mmlu_limit": args.mmlu_limit,
         "model": args.model,
         "model_path": model_path,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -201,6 +205,9 @@ def _run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-eval-") as scratch:
             raw["eval"] = evaluation.run_eval(model_path, benchmarks, args.gsm8k_limit, Path(scratch))
         rows += evaluation.eval_rows(raw["eval"])
+        with tempfile.TemporaryDirectory(prefix="bench-scoring-") as scratch:
+            raw["eval_scoring"] = scoring.run_scoring(model_path, benchmarks, args.mmlu_limit, Path(scratch))
+        rows += scoring.scoring_rows(raw["eval_scoring"])
 
     settings["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]

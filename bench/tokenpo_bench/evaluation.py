@@ -88,9 +88,14 @@ def _timed(command: list[str], log: Path) -> float:
     return seconds
 
 
-def _scores(results_file: Path) -> dict[str, float]:
-    row = json.loads(results_file.read_text())["results"][TASK]
-    return {metric: row[metric] for metric in METRICS if metric in row}
+def _scores(results_file: Path, task: str = TASK, metrics: Sequence[str] = METRICS) -> dict[str, float]:
+    row = json.loads(results_file.read_text())["results"][task]
+    return {metric: row[metric] for metric in metrics if metric in row}
+
+
+def documents(results_file: Path) -> int:
+    """The documents a results file scored: the sum of its tasks' effective sample counts."""
+    return sum(count["effective"] for count in json.loads(results_file.read_text())["n-samples"].values())
 
 
 def _answers(samples_file: Path) -> dict[int, str]:
@@ -105,51 +110,54 @@ def agreement(ours: Mapping[int, str], theirs: Mapping[int, str]) -> float | Non
     return sum(ours[i] == theirs[i] for i in common) / len(common) if common else None
 
 
-def prepare(benchmarks: Path, scratch: Path) -> tuple[Path, Path]:
-    """The prepared GSM8K mirror and a folder of task YAMLs for plain lm-eval's ``--include_path``."""
+def prepare(benchmarks: Path, scratch: Path, task: str = TASK) -> tuple[Path, Path]:
+    """The prepared mirror of ``task``'s benchmark and a folder of task YAMLs for plain lm-eval's
+    ``--include_path``."""
     from tokenpo.evals.data.prepare import prepare_benchmarks
     from tokenpo.evals.tasks.configs import write_task_configs
 
     data = scratch / "data"
-    prepare_benchmarks(Path(benchmarks), data, only=[TASK])
+    prepare_benchmarks(Path(benchmarks), data, only=[task])
     tasks = scratch / "lm_eval_tasks"
     write_task_configs(tasks, data)
     return data, tasks
 
 
-def run_harness_eval(model_path: str, data: Path, limit: int, out: Path, options: Sequence[str]) -> dict[str, Any]:
+def run_harness_eval(
+    model_path: str, data: Path, limit: int, out: Path, options: Sequence[str], task: str = TASK
+) -> dict[str, Any]:
+    """``harness eval`` at its defaults but ``options`` (GSM8K: its answers too)."""
     command = [
-        sys.executable, "-m", "tokenpo", "eval", "--model", model_path, "--tasks", TASK, "--limit", str(limit),
+        sys.executable, "-m", "tokenpo", "eval", "--model", model_path, "--tasks", task, "--limit", str(limit),
         "--data-dir", str(data), "--output", str(out), *options,
     ]  # fmt: skip
     seconds = _timed(command, out.with_suffix(".log"))
-    return {
-        "seconds": seconds,
-        "items_per_s": limit / seconds,
-        "scores": _scores(out / "results.json"),
-        "answers": _answers(out / "samples" / f"{TASK}.jsonl"),
-        "command": " ".join(command),
-    }
+    items = documents(out / "results.json")
+    result = {"seconds": seconds, "items": items, "items_per_s": items / seconds, "command": " ".join(command)}
+    if task == TASK:
+        result |= {"scores": _scores(out / "results.json"), "answers": _answers(out / "samples" / f"{TASK}.jsonl")}
+    return result
 
 
-def run_lm_eval(model_path: str, tasks: Path, limit: int, out: Path) -> dict[str, Any]:
+def run_lm_eval(model_path: str, tasks: Path, limit: int, out: Path, task: str = TASK) -> dict[str, Any]:
+    """Plain ``lm_eval`` at its defaults (batch 1) on the same task files (GSM8K: its answers too)."""
     command = [
         sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_path}",
-        "--tasks", TASK, "--include_path", str(tasks), "--limit", str(limit), "--output_path", str(out),
+        "--tasks", task, "--include_path", str(tasks), "--limit", str(limit), "--output_path", str(out),
         "--log_samples",
     ]  # fmt: skip
     seconds = _timed(command, out.with_suffix(".log"))
     found = sorted(out.rglob("results_*.json"))
     if not found:
         raise RuntimeError(f"{out}: lm_eval wrote no results_*.json")
-    samples = sorted(out.rglob(f"samples_{TASK}_*.jsonl"))
-    return {
-        "seconds": seconds,
-        "items_per_s": limit / seconds,
-        "scores": _scores(found[-1]),
-        "answers": _answers(samples[-1]) if samples else {},
-        "command": " ".join(command),
-    }
+    items = documents(found[-1])
+    result = {"seconds": seconds, "items": items, "items_per_s": items / seconds, "command": " ".join(command)}
+    if task == TASK:
+        samples = sorted(out.rglob(f"samples_{TASK}_*.jsonl"))
+        result |= {"scores": _scores(found[-1]), "answers": _answers(samples[-1]) if samples else {}}
+    else:
+        result["results_file"] = str(found[-1])
+    return result
 
 
 def vllm_available() -> str | None:

@@ -53,7 +53,7 @@ def evaluate(
     data_dir: str | os.PathLike[str] | None = None,
     limit: int | None = None,
     backend: str = "hf",
-    batch_size: int = 8,
+    batch_size: int | str | None = None,
     device: str | None = None,
     num_fewshot: int | None = None,
     apply_chat_template: bool | None = None,
@@ -74,6 +74,8 @@ def evaluate(
     data_dir: a folder made by ``harness data prepare``: run offline on it (the official task
         definitions with only their data source redirected). None: lm-eval's tasks on the hub.
     limit: at most this many documents per task (default: the suite's, else all).
+    batch_size: one batch size for every request (an integer, or lm-eval's ``auto``); None: the hf backend's
+        per request type (:data:`tokenpo.evals.backends.DEFAULT_BATCH`), vLLM's own scheduling.
     seed: sets lm-eval's four seeds (Python, NumPy, torch, few-shot sampling); None keeps lm-eval's
         defaults (0, 1234, 1234, 1234), so few-shot examples are those of a plain ``lm_eval`` run.
     sandbox: the limits each program of a code task runs under (default: lm-eval's 3 s timeout).

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokenpo.evals.backends import batch_sizes
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.generation import GenerationPlan, gen_kwargs_problem
 from tokenpo.evals.suites import Suite, load_suite, parse_tasks
@@ -41,7 +42,7 @@ class Evaluation:
     data_dir: Path | None
     limit: int | None
     backend: str
-    batch_size: int
+    batch_size: int | str | None  # an integer, lm-eval's "auto", or None: per request type (backends)
     device: str | None
     num_fewshot: int | None
     apply_chat_template: bool | None
@@ -64,6 +65,15 @@ class Evaluation:
             where = "--fewshot-as-multiturn" if self.fewshot_as_multiturn else f"suite {self.suite.name}"
             problem = "true needs the chat template (--apply-chat-template; turns exist only in a chat), as in lm-eval"
             raise EvalError(where, "fewshot_as_multiturn" if self.fewshot_as_multiturn is None else "", problem)
+
+    @property
+    def batches(self) -> int | str | dict[str, int | str]:
+        """The batch size each request type answers with, as results and the journal's key record it: one
+        value when all share it (as for an explicit ``batch_size``), else ``{request type: size}``."""
+        if self.backend != "hf":
+            return "auto" if self.batch_size is None else self.batch_size
+        sizes = batch_sizes(self.batch_size, self.device or _default_device())
+        return next(iter(sizes.values())) if len(set(sizes.values())) == 1 else sizes
 
     @property
     def model_is_named(self) -> bool:
@@ -152,3 +162,10 @@ class RunFolders:
     @property
     def server_log(self) -> Path:
         return self.pass_dir / "vllm-server.log"
+
+
+def _default_device() -> str:
+    """The device the hf backend answers on when none is given (as :func:`tokenpo.evals.backends.build_lm`)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -54,6 +54,18 @@ def gen_kwargs_problem(mapping: Mapping[str, Any]) -> str | None:
     return None
 
 
+def prompt_settings_problem(
+    gen_kwargs: Mapping[str, Any] | None, system_instruction: str | None
+) -> tuple[str, str] | None:
+    """``(key, problem)`` for the first bad one of a suite's or an evaluation's ``gen_kwargs`` and
+    ``system_instruction`` (None: both fine), for their configuration's one-line error."""
+    if gen_kwargs is not None and (problem := gen_kwargs_problem(gen_kwargs)):
+        return "gen_kwargs", problem
+    if system_instruction is not None and not system_instruction.strip():
+        return "system_instruction", "expected text (null: none)"
+    return None
+
+
 def _parse_part(text: str, where: str) -> dict[str, Any]:
     if text.startswith("{"):
         try:

@@ -220,7 +220,7 @@ def run_identity(
     if answering.served is not None:  # what the server computes with, not what the harness process would load
         model.update(answering.served)
     computation = {
-        "batch_size": evaluation.batch_size,
+        "batch_size": evaluation.batches,
         "device": str(getattr(answering.lm, "device", evaluation.device)),
     }
     # What can change an answer or a score (the tasks chosen and --limit only select items: a run

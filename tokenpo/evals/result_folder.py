@@ -40,7 +40,7 @@ def write_result_folder(
     another way here, :func:`tokenpo.evals.api.score_with_lm_eval`)."""
     config = {
         **results["config"],
-        "batch_size": evaluation.batch_size,
+        "batch_size": evaluation.batches,
         "gen_kwargs": evaluation.generation.general or None,
     }
     results = {**results, **lm_eval_tracker_fields(results, tracker, evaluation.model), "config": config}
@@ -86,7 +86,7 @@ def harness_block(
         "data_notes": {b: note for b, note in configs.notes.items() if b in used},
         "harness_version": harness_version(),
         "backend": evaluation.backend,
-        "batch_size": evaluation.batch_size,
+        "batch_size": evaluation.batches,
         "journal": journal.name,
         "sandbox": asdict(evaluation.sandbox),
         **prompting_block(evaluation, results["configs"]),

@@ -43,6 +43,8 @@ def add_field_options(
             kind = type(choices[0])
         elif annotation in (int, float, str):
             choices, kind = None, annotation
+        elif (words := _words_besides_int(annotation)) is not None:
+            choices, kind = None, _int_or(words)
         else:
             raise TypeError(f"{cls.__name__}.{name}: {annotation!r} has no command-line form")
         if default is None:
@@ -50,6 +52,30 @@ def add_field_options(
         else:
             help_text = f"{help_text} (default: {default})"
         parser.add_argument(*flags, dest=name, type=kind, choices=choices, default=default, help=help_text)
+
+
+def _words_besides_int(annotation: Any) -> tuple[str, ...] | None:
+    """The words of an ``int | Literal["auto", …]`` field (None for any other type)."""
+    args = tuple(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    literals = [arg for arg in args if typing.get_origin(arg) is Literal]
+    if int not in args or len(literals) != 1 or len(args) != 2:
+        return None
+    return typing.get_args(literals[0])
+
+
+def _int_or(words: tuple[str, ...]):
+    """An option type reading an integer or one of ``words`` (e.g. ``--batch-size 4`` or ``auto``)."""
+
+    def read(text: str) -> int | str:
+        if text in words:
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer or {' or '.join(words)}, got {text!r}") from None
+
+    read.__name__ = "integer or " + "/".join(words)
+    return read
 
 
 def _without_none(annotation: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 from tokenpo.core.config import field_error, from_mapping, read_yaml
 from tokenpo.evals.errors import EvalError
-from tokenpo.evals.generation import gen_kwargs_problem
+from tokenpo.evals.generation import prompt_settings_problem
 
 SUITES_DIR = Path(__file__).parent
 
@@ -76,10 +76,8 @@ class SuiteFile:
         _check_tasks(self.tasks)
         if self.limit is not None and self.limit < 1:
             raise field_error("limit", "expected a positive integer")
-        if self.gen_kwargs is not None and (problem := gen_kwargs_problem(self.gen_kwargs)):
-            raise field_error("gen_kwargs", problem)
-        if self.system_instruction is not None and not self.system_instruction.strip():
-            raise field_error("system_instruction", "expected text (null: none)")
+        if problem := prompt_settings_problem(self.gen_kwargs, self.system_instruction):
+            raise field_error(*problem)
 
 
 @dataclass(frozen=True)

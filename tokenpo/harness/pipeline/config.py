@@ -346,7 +346,14 @@ class EvalConfig:
         default="skip",
         metadata={"help": "when data_dir is not a folder: skip the benchmarks (noted in the result) or stop"},
     )
-    batch_size: int = field(default=8, metadata={"help": "lm-eval's batch size"})
+    batch_size: int | Literal["auto"] | None = field(
+        default=None,
+        metadata={
+            "help": "lm-eval's batch size for every request (auto: lm-eval's largest that fits); null: per request "
+            "type, each never slower than plain lm_eval's batch of 1 on a CPU (hf on a CPU: generation 1, "
+            "log-likelihood 8; on a GPU 8 and 8; docs/performance.md)"
+        },
+    )
     backend: Literal["hf", "vllm", "vllm-server"] = field(
         default="hf",
         metadata={
@@ -413,6 +420,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.shards < 1:
             raise field_error("shards", f"must be a positive integer, got {self.shards}")
+        if isinstance(self.batch_size, int) and self.batch_size < 1:
+            raise field_error("batch_size", f"must be a positive integer, auto or null, got {self.batch_size}")
         self._check_lm_eval_settings()
         if isinstance(self.checkpoints, int) and self.checkpoints < 1:
             raise field_error(
@@ -421,12 +430,10 @@ class EvalConfig:
 
     def _check_lm_eval_settings(self) -> None:
         """gen_kwargs, system_instruction and fewshot_as_multiturn, as ``harness eval`` checks its flags."""
-        from tokenpo.evals.generation import gen_kwargs_problem
+        from tokenpo.evals.generation import prompt_settings_problem
 
-        if self.gen_kwargs is not None and (problem := gen_kwargs_problem(self.gen_kwargs)):
-            raise field_error("gen_kwargs", problem)
-        if self.system_instruction is not None and not self.system_instruction.strip():
-            raise field_error("system_instruction", "expected text (null: none)")
+        if problem := prompt_settings_problem(self.gen_kwargs, self.system_instruction):
+            raise field_error(*problem)
         if self.fewshot_as_multiturn is True and self.apply_chat_template is False:
             raise field_error("fewshot_as_multiturn", "needs apply_chat_template (turns exist only in a chat)")
 
