@@ -11,3 +11,8 @@ def native_bf16() -> bool:
     if torch.cuda.is_available():
         return True
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def default_device() -> str:
+    """Where a model runs when no device is given: the GPU when there is one, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"

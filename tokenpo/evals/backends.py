@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokenpo.core.hardware import default_device
 from tokenpo.evals.errors import EvalError
 
 BACKENDS = ("hf", "vllm")
@@ -49,10 +50,9 @@ def build_lm(
     if backend not in BACKENDS:
         raise EvalError("--backend", backend, f"unknown backend; choose one of {', '.join(BACKENDS)}")
     if backend == "hf":
-        import torch
         from lm_eval.models.huggingface import HFLM
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or default_device()
         sizes = batch_sizes(batch_size, device)
         kwargs: dict[str, Any] = {"batch_size": sizes["loglikelihood"], "device": device, "max_length": max_length}
         if isinstance(model, str):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokenpo.core.hardware import default_device
 from tokenpo.evals.backends import batch_sizes
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.generation import GenerationPlan, gen_kwargs_problem
@@ -72,7 +73,7 @@ class Evaluation:
         value when all share it (as for an explicit ``batch_size``), else ``{request type: size}``."""
         if self.backend != "hf":
             return "auto" if self.batch_size is None else self.batch_size
-        sizes = batch_sizes(self.batch_size, self.device or _default_device())
+        sizes = batch_sizes(self.batch_size, self.device or default_device())
         return next(iter(sizes.values())) if len(set(sizes.values())) == 1 else sizes
 
     @property
@@ -162,10 +163,3 @@ class RunFolders:
     @property
     def server_log(self) -> Path:
         return self.pass_dir / "vllm-server.log"
-
-
-def _default_device() -> str:
-    """The device the hf backend answers on when none is given (as :func:`tokenpo.evals.backends.build_lm`)."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

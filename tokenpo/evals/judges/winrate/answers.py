@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenpo.core import progress
 from tokenpo.core.files import write_atomic
+from tokenpo.core.hardware import default_device
 from tokenpo.evals.data.converters import read_jsonl
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.judges.winrate.prompts import Prompt
@@ -50,12 +51,6 @@ class Answer:
         return len(self.text)
 
 
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def load_generator(model_path: str | os.PathLike[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The causal LM at ``model_path`` in evaluation mode on CUDA when there is one, else CPU; float32, so
     CPU answers are the same on every run and machine family."""
@@ -64,7 +59,7 @@ def load_generator(model_path: str | os.PathLike[str]) -> tuple[PreTrainedModel,
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32)
-    return model.to(_device()).eval(), tokenizer
+    return model.to(default_device()).eval(), tokenizer
 
 
 def end_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -174,7 +169,7 @@ def generation_settings(
         "batch_size": batch_size,
         "padding": "left",
         "dtype": "float32",
-        "device": _device(),
+        "device": default_device(),
         "length_unit": LENGTH_UNIT,
     }
 

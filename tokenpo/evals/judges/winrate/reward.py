@@ -23,6 +23,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from tokenpo.core.hardware import default_device
 from tokenpo.evals.errors import EvalError
 
 PLAIN_SEPARATOR = "\n\n"
@@ -41,7 +42,7 @@ class RewardModelJudge:
             raise EvalError("reward model", "batch_size", f"expected 1 or more, got {batch_size}")
         self.model_path = str(model_path)
         self.batch_size = batch_size
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or default_device()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         model = AutoModelForSequenceClassification.from_pretrained(self.model_path, dtype=torch.float32)
         self.num_labels = int(model.config.num_labels)

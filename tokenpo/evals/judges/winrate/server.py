@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from tokenpo.core.hardware import default_device
 from tokenpo.evals.errors import EvalError
 from tokenpo.evals.judges.winrate.answers import chat_prompt_ids, end_token_ids
 
@@ -60,7 +61,7 @@ class ChatModel:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name = name
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(default_device())
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         if not getattr(self.tokenizer, "chat_template", None):
             raise EvalError(model_path, "chat_template", "the tokenizer has no chat template to build prompts with")
